@@ -1,0 +1,239 @@
+"""Herald's command handling: load the aggregates a command touches, decide, save atomically.
+
+Every command ends in exactly one recorded outcome (accepted with its events, or rejected
+with a reason code), saved in the same transaction as the events it caused. A repeated
+command id returns that first outcome and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Callable, TypeVar
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+from pydantic import ValidationError
+
+from schemas import commands as cmd
+from schemas import events as ev
+
+from domain.base import Context, HeraldAggregate, derived_id
+from domain.command_record import CommandRecord
+from domain.post import Post, PublishPolicy, hold_id_for
+from domain.rejections import Reason, Rejected
+from domain.social_account import SocialAccount
+from domain.wallet import Wallet
+from domain.workspace import Workspace
+
+A = TypeVar("A", bound=HeraldAggregate)
+
+# A client clock a little behind ours should not turn "now" into "in the past".
+CLOCK_SKEW = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Decision:
+    command_id: str
+    command_type: str
+    accepted: bool
+    reason_code: str | None = None
+    detail: str = ""
+    result: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, record: CommandRecord) -> Decision:
+        outcome = record.outcome
+        if isinstance(outcome, ev.CommandAccepted):
+            return cls(outcome.command_id, outcome.command_type, True, result=dict(outcome.result))
+        assert isinstance(outcome, ev.CommandRejected)
+        return cls(outcome.command_id, outcome.command_type, False, outcome.reason_code, outcome.detail)
+
+
+class ConflictsPersisted(RuntimeError):
+    """Concurrent writers kept changing the same aggregates; the command was not applied."""
+
+
+class HeraldApplication(Application):
+    name = "herald"
+    MAX_CONFLICT_RETRIES = 8
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        seal: Callable[[str], str] = lambda token: token,
+        policy: PublishPolicy = PublishPolicy(),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        super().__init__(env)
+        self.seal = seal
+        self.policy = policy
+        self.clock = clock
+
+    # Commands ------------------------------------------------------------------------
+
+    def handle(self, command: cmd.CommandEnvelope) -> Decision:
+        for _ in range(self.MAX_CONFLICT_RETRIES):
+            earlier = self.find(CommandRecord, command.command_id)
+            if earlier is not None:
+                return Decision.of(earlier)
+            ctx = Context(
+                command_id=command.command_id,
+                correlation_id=command.correlation_id or command.command_id,
+                workspace_id=command.workspace_id,
+                issued_by=command.issued_by,
+                now=self.clock(),
+            )
+            try:
+                changed, result = self._decide(ctx, command)
+                record = CommandRecord.accepted(ctx, command.type, result)
+            except Rejected as rejection:
+                changed = []
+                record = CommandRecord.rejected(ctx, command.type, rejection.reason, rejection.detail)
+            try:
+                self.save(record, *changed)
+            except IntegrityError:
+                continue  # someone else changed one of these aggregates first: decide again
+            return Decision.of(record)
+        raise ConflictsPersisted(f"command {command.command_id} kept conflicting with concurrent writers")
+
+    def _decide(self, ctx: Context, command: cmd.CommandEnvelope) -> tuple[list[HeraldAggregate], dict[str, Any]]:
+        if command.type not in cmd.COMMAND_TYPES:
+            raise Rejected(Reason.unknown_command_type, f"unknown command type {command.type!r}")
+        try:
+            payload = command.parsed_payload()
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in error.errors())
+            raise Rejected(Reason.invalid_payload, problems) from None
+        decide = getattr(self, f"_{type(payload).__name__}")
+        return decide(ctx, payload)
+
+    def _OpenWorkspace(self, ctx: Context, p: cmd.OpenWorkspace) -> tuple[list[HeraldAggregate], dict[str, Any]]:
+        if self.find(Workspace, ctx.workspace_id) is not None:
+            raise Rejected(Reason.workspace_exists, f"workspace {ctx.workspace_id} is already open")
+        workspace = Workspace.open(ctx, p.name, p.tier, p.timezone, dict(p.limit_overrides))
+        return [workspace, Wallet.open(ctx)], {"workspace_id": ctx.workspace_id}
+
+    def _ConnectSocialAccount(self, ctx: Context, p: cmd.ConnectSocialAccount) -> tuple[list[HeraldAggregate], dict[str, Any]]:
+        workspace = self._workspace(ctx)
+        account_id = p.social_account_id or derived_id("social_account", ctx.command_id)
+        if self.find(SocialAccount, account_id) is not None:
+            raise Rejected(Reason.account_exists, f"social account {account_id} is already connected")
+        workspace.link_account(ctx, account_id, p.platform)
+        instance_url = str(p.instance_url).rstrip("/") if p.instance_url else None
+        account = SocialAccount.connect(ctx, account_id, p.platform, p.handle, instance_url, self.seal(p.access_token))
+        return [workspace, account], {"social_account_id": account_id}
+
+    def _GrantCredits(self, ctx: Context, p: cmd.GrantCredits) -> tuple[list[HeraldAggregate], dict[str, Any]]:
+        self._workspace(ctx)
+        wallet = self._wallet(ctx)
+        grant_id = p.grant_id or derived_id("grant", ctx.command_id)
+        wallet.grant(ctx, grant_id, p.amount, p.source, p.expires_at)
+        return [wallet], {"grant_id": grant_id, "available": wallet.available}
+
+    def _SchedulePost(self, ctx: Context, p: cmd.SchedulePost) -> tuple[list[HeraldAggregate], dict[str, Any]]:
+        workspace = self._workspace(ctx)
+        post_id = p.post_id or derived_id("post", ctx.command_id)
+        if self.find(Post, post_id) is not None:
+            raise Rejected(Reason.post_exists, f"post {post_id} already exists")
+        publish_at = p.publish_at or ctx.now
+        if publish_at < ctx.now - CLOCK_SKEW:
+            raise Rejected(Reason.publish_at_in_past, f"publish_at {publish_at.isoformat()} is in the past")
+        destinations = []
+        for account_id in p.destinations:
+            account = self.find(SocialAccount, account_id) if account_id in workspace.accounts else None
+            if account is None:
+                raise Rejected(Reason.unknown_social_account, f"no social account {account_id} in this workspace")
+            destinations.append(
+                ev.Destination(
+                    destination_id=account_id,
+                    social_account_id=account_id,
+                    platform=account.platform,
+                    handle=account.handle,
+                    text=p.destination_text.get(account_id, p.text),
+                    hold_id=hold_id_for(post_id, account_id),
+                )
+            )
+        workspace.enqueue_post(ctx, post_id)
+        wallet = self._wallet(ctx)
+        for dest in destinations:
+            wallet.place_hold(ctx, dest.hold_id, post_id, dest.destination_id)
+        post = Post.schedule(ctx, post_id, p.text, [str(u) for u in p.media_urls], publish_at, destinations)
+        return [workspace, wallet, post], {"post_id": post_id, "publish_at": publish_at.isoformat()}
+
+    def _CancelPost(self, ctx: Context, p: cmd.CancelPost) -> tuple[list[HeraldAggregate], dict[str, Any]]:
+        post = self._post(ctx, p.post_id)
+        post.cancel(ctx, p.reason)
+        return [post, *self._dequeue_if_settled(ctx, post)], {"post_id": p.post_id, "status": post.status}
+
+    def _StartPublishAttempt(self, ctx: Context, p: cmd.StartPublishAttempt) -> tuple[list[HeraldAggregate], dict[str, Any]]:
+        post = self._post(ctx, p.post_id)
+        dest = post.destination(p.destination_id)
+        account = self.find(SocialAccount, dest.social_account_id)
+        if account is None:
+            raise Rejected(Reason.unknown_social_account, f"social account {dest.social_account_id} is gone")
+        connected = ev.SocialAccountConnected(
+            social_account_id=account.social_account_id,
+            platform=account.platform,
+            handle=account.handle,
+            instance_url=account.instance_url,
+            sealed_token=account.sealed_token,
+        )
+        post.start_attempt(ctx, p.destination_id, p.attempt, connected, self.policy)
+        result = {"post_id": p.post_id, "destination_id": p.destination_id, "status": dest.status}
+        return [post, *self._dequeue_if_settled(ctx, post)], result
+
+    def _RecordPublishOutcome(self, ctx: Context, p: cmd.RecordPublishOutcome) -> tuple[list[HeraldAggregate], dict[str, Any]]:
+        post = self._post(ctx, p.post_id)
+        post.record_outcome(ctx, p, self.policy)
+        result = {"post_id": p.post_id, "destination_id": p.destination_id, "status": post.destination(p.destination_id).status}
+        return [post, *self._dequeue_if_settled(ctx, post)], result
+
+    def _ConsumeHold(self, ctx: Context, p: cmd.ConsumeHold) -> tuple[list[HeraldAggregate], dict[str, Any]]:
+        wallet = self._wallet(ctx)
+        wallet.consume(ctx, p.hold_id)
+        return [wallet], {"hold_id": p.hold_id, "available": wallet.available}
+
+    def _ReleaseHold(self, ctx: Context, p: cmd.ReleaseHold) -> tuple[list[HeraldAggregate], dict[str, Any]]:
+        wallet = self._wallet(ctx)
+        wallet.release(ctx, p.hold_id, p.reason)
+        return [wallet], {"hold_id": p.hold_id, "available": wallet.available}
+
+    # Loading -------------------------------------------------------------------------
+
+    def find(self, kind: type[A], herald_id: str) -> A | None:
+        try:
+            return self.repository.get(kind.aggregate_id(herald_id))
+        except AggregateNotFoundError:
+            return None
+
+    def find_in_workspace(self, kind: type[A], herald_id: str, workspace_id: str) -> A | None:
+        """The aggregate, if it exists and belongs to the workspace (others' are invisible)."""
+        found = self.find(kind, herald_id)
+        return found if found is not None and found.workspace_id == workspace_id else None
+
+    def _workspace(self, ctx: Context) -> Workspace:
+        workspace = self.find(Workspace, ctx.workspace_id)
+        if workspace is None:
+            raise Rejected(Reason.unknown_workspace, f"no workspace {ctx.workspace_id}")
+        return workspace
+
+    def _wallet(self, ctx: Context) -> Wallet:
+        wallet = self.find(Wallet, ctx.workspace_id)
+        if wallet is None:
+            raise Rejected(Reason.unknown_workspace, f"no workspace {ctx.workspace_id}")
+        return wallet
+
+    def _post(self, ctx: Context, post_id: str) -> Post:
+        post = self.find_in_workspace(Post, post_id, ctx.workspace_id)
+        if post is None:
+            raise Rejected(Reason.unknown_post, f"no post {post_id} in this workspace")
+        return post
+
+    def _dequeue_if_settled(self, ctx: Context, post: Post) -> list[HeraldAggregate]:
+        if not post.settled:
+            return []
+        workspace = self._workspace(ctx)
+        workspace.dequeue_post(ctx, post.post_id)
+        return [workspace]

@@ -1,0 +1,34 @@
+"""CommandRecord: the first outcome of a command id, kept so a repeat has no second effect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schemas import events as ev
+
+from domain.base import Context, HeraldAggregate
+
+
+class CommandRecord(HeraldAggregate):
+    KIND = "command"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outcome: ev.CommandAccepted | ev.CommandRejected | None = None
+
+    @classmethod
+    def accepted(cls, ctx: Context, command_type: str, result: dict[str, Any]) -> CommandRecord:
+        event = ev.CommandAccepted(command_id=ctx.command_id, command_type=command_type, result=result)
+        return cls.start(ctx, ctx.command_id, event)
+
+    @classmethod
+    def rejected(cls, ctx: Context, command_type: str, reason_code: str, detail: str) -> CommandRecord:
+        event = ev.CommandRejected(
+            command_id=ctx.command_id, command_type=command_type, reason_code=reason_code, detail=detail
+        )
+        return cls.start(ctx, ctx.command_id, event)
+
+    def evolve(self, event: ev.EventData) -> None:
+        match event:
+            case ev.CommandAccepted() | ev.CommandRejected():
+                self.outcome = event

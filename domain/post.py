@@ -1,0 +1,240 @@
+"""Post: content bound for several destinations, each with its own publishing state.
+
+Per destination: pending → attempting(n) → published | retry_scheduled | failed | skipped |
+outcome_unknown; pending or retry_scheduled → cancelled. Only the expected attempt number can
+start, and only the running attempt can report an outcome, so a destination is never
+published twice whatever order commands arrive in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from schemas import events as ev
+from schemas.commands import Outcome, RecordPublishOutcome
+
+from domain.base import Context, HeraldAggregate, derived_id
+from domain.rejections import Reason, Rejected
+
+WAITING = frozenset({"pending", "retry_scheduled"})
+TERMINAL = frozenset({"published", "failed", "skipped", "cancelled"})
+
+
+def hold_id_for(post_id: str, destination_id: str) -> str:
+    return derived_id("hold", post_id, destination_id)
+
+
+def attempt_key_for(post_id: str, destination_id: str, attempt: int) -> str:
+    return derived_id("attempt", post_id, destination_id, attempt)
+
+
+@dataclass
+class DestinationState:
+    social_account_id: str
+    platform: str
+    handle: str
+    text: str
+    hold_id: str
+    due_at: datetime
+    status: str = "pending"
+    attempt: int = 0
+    platform_post_id: str | None = None
+    url: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class PublishPolicy:
+    retry_delays_s: tuple[float, ...] = (60.0, 300.0, 900.0)
+    missed_window_s: float = 3600.0
+
+
+class Post(HeraldAggregate):
+    KIND = "post"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.post_id = ""
+        self.text = ""
+        self.media_urls: list[str] = []
+        self.publish_at: datetime | None = None
+        self.destinations: dict[str, DestinationState] = {}
+        self.cancelled = False
+
+    @classmethod
+    def schedule(
+        cls,
+        ctx: Context,
+        post_id: str,
+        text: str,
+        media_urls: list[str],
+        publish_at: datetime,
+        destinations: list[ev.Destination],
+    ) -> Post:
+        scheduled = ev.PostScheduled(
+            post_id=post_id, text=text, media_urls=media_urls, publish_at=publish_at, destinations=destinations
+        )
+        return cls.start(ctx, post_id, scheduled)
+
+    @property
+    def status(self) -> str:
+        states = {d.status for d in self.destinations.values()}
+        if states & {"attempting", "outcome_unknown"}:
+            return "publishing"
+        if not states <= TERMINAL:
+            return "scheduled"
+        if states == {"published"}:
+            return "published"
+        if "published" in states:
+            return "partially_published"
+        if states == {"cancelled"}:
+            return "cancelled"
+        return "failed" if "failed" in states else "skipped"
+
+    @property
+    def settled(self) -> bool:
+        return all(d.status in TERMINAL for d in self.destinations.values())
+
+    def destination(self, destination_id: str) -> DestinationState:
+        try:
+            return self.destinations[destination_id]
+        except KeyError:
+            raise Rejected(Reason.unknown_destination, f"post {self.post_id} has no destination {destination_id}") from None
+
+    def start_attempt(
+        self, ctx: Context, destination_id: str, attempt: int, account: ev.SocialAccountConnected, policy: PublishPolicy
+    ) -> None:
+        dest = self.destination(destination_id)
+        if dest.status not in WAITING or attempt != dest.attempt + 1:
+            raise Rejected(
+                Reason.attempt_fenced,
+                f"destination is {dest.status} after attempt {dest.attempt}; attempt {attempt} cannot start",
+            )
+        late_by = (ctx.now - dest.due_at).total_seconds()
+        if late_by > policy.missed_window_s:
+            self.record(
+                ctx,
+                ev.DestinationSkipped(
+                    post_id=self.post_id, destination_id=destination_id, hold_id=dest.hold_id, reason="missed"
+                ),
+            )
+            return
+        self.record(
+            ctx,
+            ev.AttemptStarted(
+                post_id=self.post_id,
+                destination_id=destination_id,
+                attempt=attempt,
+                attempt_key=attempt_key_for(self.post_id, destination_id, attempt),
+                social_account_id=dest.social_account_id,
+                platform=account.platform,
+                handle=account.handle,
+                instance_url=account.instance_url,
+                sealed_token=account.sealed_token,
+                text=dest.text,
+                media_urls=self.media_urls,
+            ),
+        )
+
+    def record_outcome(self, ctx: Context, outcome: RecordPublishOutcome, policy: PublishPolicy) -> None:
+        dest = self.destination(outcome.destination_id)
+        if dest.status != "attempting" or outcome.attempt != dest.attempt:
+            raise Rejected(
+                Reason.outcome_fenced,
+                f"destination is {dest.status} at attempt {dest.attempt}; an outcome of attempt "
+                f"{outcome.attempt} cannot be recorded",
+            )
+        common = {"post_id": self.post_id, "destination_id": outcome.destination_id}
+        match outcome.outcome:
+            case Outcome.published:
+                assert outcome.platform_post_id
+                self.record(
+                    ctx,
+                    ev.DestinationPublished(
+                        **common,
+                        attempt=outcome.attempt,
+                        hold_id=dest.hold_id,
+                        platform_post_id=outcome.platform_post_id,
+                        url=outcome.url,
+                    ),
+                )
+            case Outcome.retry if outcome.attempt <= len(policy.retry_delays_s):
+                delay = max(policy.retry_delays_s[outcome.attempt - 1], outcome.retry_after_s or 0.0)
+                self.record(
+                    ctx,
+                    ev.RetryScheduled(
+                        **common,
+                        attempt=outcome.attempt,
+                        retry_at=ctx.now + timedelta(seconds=delay),
+                        error_kind=outcome.error_kind,
+                        detail=outcome.detail,
+                    ),
+                )
+            case Outcome.retry | Outcome.failed:
+                detail = outcome.detail
+                if outcome.outcome is Outcome.retry:
+                    detail = f"gave up after {outcome.attempt} attempts: {detail}"
+                self.record(
+                    ctx,
+                    ev.DestinationFailed(
+                        **common,
+                        attempt=outcome.attempt,
+                        hold_id=dest.hold_id,
+                        error_kind=outcome.error_kind,
+                        detail=detail,
+                    ),
+                )
+            case Outcome.skipped:
+                self.record(ctx, ev.DestinationSkipped(**common, hold_id=dest.hold_id, reason=outcome.detail or "skipped"))
+            case Outcome.unknown:
+                self.record(ctx, ev.OutcomeUnknown(**common, attempt=outcome.attempt, detail=outcome.detail))
+
+    def cancel(self, ctx: Context, reason: str) -> None:
+        cancellable = [d_id for d_id, d in self.destinations.items() if d.status in WAITING]
+        if not cancellable:
+            raise Rejected(Reason.post_not_cancellable, f"post is {self.status}; no destination is still waiting")
+        self.record(
+            ctx,
+            ev.PostCancelled(
+                post_id=self.post_id,
+                reason=reason,
+                cancelled_destinations=cancellable,
+                released_holds=[self.destinations[d].hold_id for d in cancellable],
+            ),
+        )
+
+    def evolve(self, event: ev.EventData) -> None:
+        match event:
+            case ev.PostScheduled():
+                self.post_id, self.text = event.post_id, event.text
+                self.media_urls, self.publish_at = list(event.media_urls), event.publish_at
+                self.destinations = {
+                    d.destination_id: DestinationState(
+                        d.social_account_id, d.platform, d.handle, d.text, d.hold_id, event.publish_at
+                    )
+                    for d in event.destinations
+                }
+            case ev.AttemptStarted():
+                dest = self.destinations[event.destination_id]
+                dest.status, dest.attempt = "attempting", event.attempt
+            case ev.DestinationPublished():
+                dest = self.destinations[event.destination_id]
+                dest.status, dest.platform_post_id, dest.url = "published", event.platform_post_id, event.url
+            case ev.RetryScheduled():
+                dest = self.destinations[event.destination_id]
+                dest.status, dest.due_at, dest.reason = "retry_scheduled", event.retry_at, event.detail
+            case ev.DestinationFailed():
+                dest = self.destinations[event.destination_id]
+                dest.status, dest.reason = "failed", event.detail
+            case ev.DestinationSkipped():
+                dest = self.destinations[event.destination_id]
+                dest.status, dest.reason = "skipped", event.reason
+            case ev.OutcomeUnknown():
+                dest = self.destinations[event.destination_id]
+                dest.status, dest.reason = "outcome_unknown", event.detail
+            case ev.PostCancelled():
+                self.cancelled = True
+                for destination_id in event.cancelled_destinations:
+                    dest = self.destinations[destination_id]
+                    dest.status, dest.reason = "cancelled", event.reason

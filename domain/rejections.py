@@ -1,0 +1,34 @@
+"""Why a command was rejected: a stable reason code and a human sentence."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    invalid_payload = "invalid_payload"
+    unknown_command_type = "unknown_command_type"
+    workspace_exists = "workspace_exists"
+    unknown_workspace = "unknown_workspace"
+    account_exists = "account_exists"
+    account_limit_reached = "account_limit_reached"
+    unknown_social_account = "unknown_social_account"
+    insufficient_credits = "insufficient_credits"
+    queue_full = "queue_full"
+    publish_at_in_past = "publish_at_in_past"
+    post_exists = "post_exists"
+    unknown_post = "unknown_post"
+    unknown_destination = "unknown_destination"
+    post_not_cancellable = "post_not_cancellable"
+    attempt_fenced = "attempt_fenced"
+    outcome_fenced = "outcome_fenced"
+    unknown_hold = "unknown_hold"
+    hold_already_settled = "hold_already_settled"
+    grant_exists = "grant_exists"
+
+
+class Rejected(Exception):
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail

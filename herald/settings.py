@@ -1,0 +1,62 @@
+"""Every setting Herald reads, in one place (environment prefix ``HERALD_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HERALD_", env_file=".env", extra="ignore")
+
+    # Storage. Empty database_url → embedded PostgreSQL under data_dir.
+    database_url: str = Field("", description="postgresql:// URL; empty starts the embedded server")
+    data_dir: Path = Field(Path(".herald"), description="where embedded services keep their files")
+
+    # Kafka. Empty bootstrap → embedded Tansu broker on a free local port.
+    kafka_bootstrap: str = Field("", description="host:port[,host:port]; empty starts the embedded broker")
+    topic_prefix: str = Field("herald.", description="prefix of every topic name")
+    topic_partitions: int = Field(6, ge=1)
+    topic_replication: int = Field(1, ge=1)
+    consumer_group_prefix: str = Field("herald-", description="prefix of every consumer group id")
+
+    # Consumer runtime.
+    batch_max_records: int = Field(500, ge=1)
+    poll_timeout_ms: int = Field(200, ge=1)
+
+    # Relay.
+    relay_batch_size: int = Field(500, ge=1)
+    relay_poll_interval_s: float = Field(0.2, gt=0)
+
+    # Dispatcher.
+    dispatch_interval_s: float = Field(0.5, gt=0)
+    dispatch_batch_size: int = Field(100, ge=1)
+    dispatch_redeliver_after_s: float = Field(30.0, gt=0, description="reissue a start-attempt not answered by then")
+    missed_window_s: float = Field(3600.0, gt=0, description="a destination due longer ago than this is marked missed")
+
+    # Publishing.
+    retry_delays_s: list[float] = Field([60.0, 300.0, 900.0], description="delay before each retry")
+    platform_timeout_s: float = Field(10.0, gt=0)
+    mastodon_base_url: str = Field("", description="default Mastodon instance when an account names none")
+
+    # Gateway.
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    admin_api_key: str = Field("", description="admin key; empty → one is generated and printed at start")
+
+    # Secrets. 32-byte key, base64; empty → generated once and kept in data_dir.
+    token_key: str = Field("", description="AES-256-GCM key (base64) for social-account tokens")
+
+    @property
+    def commands_topic(self) -> str:
+        return f"{self.topic_prefix}commands"
+
+    @property
+    def events_topic(self) -> str:
+        return f"{self.topic_prefix}events"
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.topic_prefix}dlq"

@@ -1,0 +1,192 @@
+"""Command contracts: the envelope every command travels in, and each command's payload.
+
+A command's ``type`` names its payload model and version, e.g. ``schedule_post.v1``.
+``command_id`` is the idempotency key: a command seen twice has one effect.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+
+Identifier = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:\-]+$")
+
+
+class Tier(StrEnum):
+    free = "free"
+    pro = "pro"
+    business = "business"
+
+
+LimitName = Literal[
+    "accounts_per_platform",
+    "queue_size",
+    "daily_generations",
+    "daily_posts_per_platform",
+    "automation_rules",
+    "monthly_credits",
+]
+
+
+class Platform(StrEnum):
+    sandbox = "sandbox"
+    mastodon = "mastodon"
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OpenWorkspace(Payload):
+    name: str = Field(min_length=1, max_length=200)
+    tier: Tier = Tier.free
+    timezone: str = "UTC"
+    limit_overrides: dict[LimitName, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict, description="tier limit name → value, overriding the tier default"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+
+
+class ConnectSocialAccount(Payload):
+    social_account_id: str | None = Field(None, description="defaults to one derived from command_id")
+    platform: Platform
+    handle: str = Field(min_length=1, max_length=200)
+    access_token: str = Field("", max_length=4000, description="sealed with AES-256-GCM before it is stored")
+    instance_url: HttpUrl | None = Field(None, description="Mastodon instance base URL")
+
+
+class GrantCredits(Payload):
+    grant_id: str | None = Field(None, description="defaults to one derived from command_id")
+    amount: int = Field(gt=0, le=1_000_000)
+    source: Literal["purchase", "monthly", "promotion", "manual"] = "manual"
+    expires_at: AwareDatetime | None = None
+
+
+class SchedulePost(Payload):
+    post_id: str | None = Field(None, description="defaults to one derived from command_id")
+    text: str = Field(min_length=1, max_length=10_000)
+    media_urls: list[HttpUrl] = Field(default_factory=list, max_length=4)
+    destinations: list[str] = Field(min_length=1, max_length=20, description="social account ids")
+    destination_text: dict[str, str] = Field(default_factory=dict, description="per-destination text override")
+    publish_at: AwareDatetime | None = Field(None, description="omitted → publish now")
+
+    @model_validator(mode="after")
+    def _destinations_are_unique_and_overrides_known(self) -> SchedulePost:
+        if len(set(self.destinations)) != len(self.destinations):
+            raise ValueError("destinations must be unique")
+        stray = sorted(set(self.destination_text) - set(self.destinations))
+        if stray:
+            raise ValueError(f"destination_text names accounts that are not destinations: {stray}")
+        return self
+
+
+class CancelPost(Payload):
+    post_id: str
+    reason: str = Field("cancelled_by_user", max_length=200)
+
+
+class StartPublishAttempt(Payload):
+    post_id: str
+    destination_id: str
+    attempt: int = Field(ge=1)
+
+
+class Outcome(StrEnum):
+    published = "published"
+    retry = "retry"
+    failed = "failed"
+    skipped = "skipped"
+    unknown = "unknown"
+
+
+class RecordPublishOutcome(Payload):
+    post_id: str
+    destination_id: str
+    attempt: int = Field(ge=1)
+    outcome: Outcome
+    platform_post_id: str | None = None
+    url: str | None = None
+    error_kind: str | None = Field(None, description="rate_limited, auth, invalid_content, transient, permanent")
+    detail: str = Field("", max_length=2000)
+    retry_after_s: float | None = Field(None, ge=0, description="platform-requested wait (e.g. Retry-After)")
+
+    @model_validator(mode="after")
+    def _published_has_platform_id(self) -> RecordPublishOutcome:
+        if self.outcome is Outcome.published and not self.platform_post_id:
+            raise ValueError("a published outcome needs platform_post_id")
+        return self
+
+
+class ConsumeHold(Payload):
+    hold_id: str
+
+
+class ReleaseHold(Payload):
+    hold_id: str
+    reason: str = Field("released", max_length=200)
+
+
+COMMAND_TYPES: dict[str, type[Payload]] = {
+    "open_workspace.v1": OpenWorkspace,
+    "connect_social_account.v1": ConnectSocialAccount,
+    "grant_credits.v1": GrantCredits,
+    "schedule_post.v1": SchedulePost,
+    "cancel_post.v1": CancelPost,
+    "start_publish_attempt.v1": StartPublishAttempt,
+    "record_publish_outcome.v1": RecordPublishOutcome,
+    "consume_hold.v1": ConsumeHold,
+    "release_hold.v1": ReleaseHold,
+}
+COMMAND_TYPE_OF: dict[type[Payload], str] = {model: name for name, model in COMMAND_TYPES.items()}
+
+
+class CommandEnvelope(BaseModel):
+    """What travels on the commands topic (key: workspace id)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    command_id: str = Identifier
+    type: str = Field(description="payload type and version, e.g. schedule_post.v1")
+    workspace_id: str = Identifier
+    issued_at: AwareDatetime
+    issued_by: str = Field(min_length=1, max_length=200)
+    correlation_id: str | None = Field(None, max_length=200)
+    payload: dict[str, Any]
+
+    def parsed_payload(self) -> Payload:
+        """The typed payload; raises KeyError for an unknown type, ValidationError for bad fields."""
+        return COMMAND_TYPES[self.type].model_validate(self.payload)
+
+    @classmethod
+    def wrap(
+        cls,
+        payload: Payload,
+        *,
+        command_id: str,
+        workspace_id: str,
+        issued_by: str,
+        issued_at: datetime,
+        correlation_id: str | None = None,
+    ) -> CommandEnvelope:
+        return cls(
+            command_id=command_id,
+            type=COMMAND_TYPE_OF[type(payload)],
+            workspace_id=workspace_id,
+            issued_at=issued_at,
+            issued_by=issued_by,
+            correlation_id=correlation_id,
+            payload=payload.model_dump(mode="json", exclude_none=True),
+        )

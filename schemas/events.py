@@ -1,0 +1,277 @@
+"""Event contracts: the data of every domain event, and the CloudEvents 1.0 envelope they travel in.
+
+The models here are the single definition of each event: the domain records exactly
+``model_dump(mode="json")`` of them, and the relay publishes that as CloudEvents ``data``.
+Event types are versioned (``herald.post.scheduled.v1``); an old version is upcast on read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Callable, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.commands import Outcome
+
+
+class EventData(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: ClassVar[str]
+
+
+EVENT_TYPES: dict[str, type[EventData]] = {}
+
+
+def event_type(name: str) -> Callable[[type[EventData]], type[EventData]]:
+    def register(model: type[EventData]) -> type[EventData]:
+        model.type = name
+        EVENT_TYPES[name] = model
+        return model
+
+    return register
+
+
+# Workspace ---------------------------------------------------------------------------
+
+
+@event_type("herald.workspace.opened.v1")
+class WorkspaceOpened(EventData):
+    name: str
+    tier: str
+    timezone: str
+    limit_overrides: dict[str, int]
+
+
+@event_type("herald.workspace.social_account_linked.v1")
+class SocialAccountLinked(EventData):
+    social_account_id: str
+    platform: str
+
+
+@event_type("herald.workspace.post_queued.v1")
+class PostQueued(EventData):
+    post_id: str
+
+
+@event_type("herald.workspace.post_left_queue.v1")
+class PostLeftQueue(EventData):
+    post_id: str
+
+
+# Social account ----------------------------------------------------------------------
+
+
+@event_type("herald.social_account.connected.v1")
+class SocialAccountConnected(EventData):
+    social_account_id: str
+    platform: str
+    handle: str
+    instance_url: str | None
+    sealed_token: str = Field(description="access token, AES-256-GCM sealed; never the plain token")
+
+
+# Wallet ------------------------------------------------------------------------------
+
+
+@event_type("herald.wallet.opened.v1")
+class WalletOpened(EventData):
+    wallet_id: str
+
+
+@event_type("herald.wallet.credits_granted.v1")
+class CreditsGranted(EventData):
+    grant_id: str
+    amount: int
+    source: str
+    expires_at: datetime | None
+
+
+@event_type("herald.wallet.hold_placed.v1")
+class HoldPlaced(EventData):
+    hold_id: str
+    post_id: str
+    destination_id: str
+    amount: int
+
+
+class Burn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    grant_id: str
+    amount: int
+
+
+@event_type("herald.wallet.hold_consumed.v1")
+class HoldConsumed(EventData):
+    hold_id: str
+    amount: int
+    burned: list[Burn] = Field(description="which grants paid, earliest-expiring first")
+
+
+@event_type("herald.wallet.hold_released.v1")
+class HoldReleased(EventData):
+    hold_id: str
+    amount: int
+    reason: str
+
+
+# Post --------------------------------------------------------------------------------
+
+
+class Destination(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    destination_id: str
+    social_account_id: str
+    platform: str
+    handle: str
+    text: str
+    hold_id: str
+
+
+@event_type("herald.post.scheduled.v1")
+class PostScheduled(EventData):
+    post_id: str
+    text: str
+    media_urls: list[str]
+    publish_at: datetime
+    destinations: list[Destination]
+
+
+@event_type("herald.post.attempt_started.v1")
+class AttemptStarted(EventData):
+    """Carries all the publisher needs, so the publisher keeps no state of its own."""
+
+    post_id: str
+    destination_id: str
+    attempt: int
+    attempt_key: str
+    social_account_id: str
+    platform: str
+    handle: str
+    instance_url: str | None
+    sealed_token: str
+    text: str
+    media_urls: list[str]
+
+
+@event_type("herald.post.destination_published.v1")
+class DestinationPublished(EventData):
+    post_id: str
+    destination_id: str
+    attempt: int
+    hold_id: str
+    platform_post_id: str
+    url: str | None
+
+
+@event_type("herald.post.retry_scheduled.v1")
+class RetryScheduled(EventData):
+    post_id: str
+    destination_id: str
+    attempt: int
+    retry_at: datetime
+    error_kind: str | None
+    detail: str
+
+
+@event_type("herald.post.destination_failed.v1")
+class DestinationFailed(EventData):
+    post_id: str
+    destination_id: str
+    attempt: int
+    hold_id: str
+    error_kind: str | None
+    detail: str
+
+
+@event_type("herald.post.destination_skipped.v1")
+class DestinationSkipped(EventData):
+    post_id: str
+    destination_id: str
+    hold_id: str
+    reason: str
+
+
+@event_type("herald.post.outcome_unknown.v1")
+class OutcomeUnknown(EventData):
+    """The platform may or may not have the post; flagged for review, never blindly re-posted."""
+
+    post_id: str
+    destination_id: str
+    attempt: int
+    detail: str
+
+
+@event_type("herald.post.cancelled.v1")
+class PostCancelled(EventData):
+    post_id: str
+    reason: str
+    cancelled_destinations: list[str]
+    released_holds: list[str]
+
+
+# Command outcomes --------------------------------------------------------------------
+
+
+@event_type("herald.command.accepted.v1")
+class CommandAccepted(EventData):
+    command_id: str
+    command_type: str
+    result: dict[str, Any]
+
+
+@event_type("herald.command.rejected.v1")
+class CommandRejected(EventData):
+    command_id: str
+    command_type: str
+    reason_code: str
+    detail: str
+
+
+# Upcasting ---------------------------------------------------------------------------
+
+# Old event type → (new type, function turning old data into new data). Empty while every
+# event is at v1; a v2 adds its v1 entry here and readers keep working on old history.
+UPCASTERS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
+
+
+def parse_event(type_name: str, data: dict[str, Any]) -> EventData:
+    """Parse stored or received event data, upcasting older versions first."""
+    while type_name in UPCASTERS:
+        type_name, upcast = UPCASTERS[type_name]
+        data = upcast(data)
+    return EVENT_TYPES[type_name].model_validate(data)
+
+
+# The envelope ------------------------------------------------------------------------
+
+
+class CloudEvent(BaseModel):
+    """CloudEvents 1.0 structured JSON, with Herald's extension attributes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    specversion: str = "1.0"
+    id: str = Field(description="stable: the same event always has the same id")
+    source: str = Field(description="/herald/<aggregate type>")
+    type: str
+    subject: str = Field(description="aggregate id")
+    time: datetime
+    datacontenttype: str = "application/json"
+    data: dict[str, Any]
+    workspaceid: str
+    aggregateid: str
+    aggregatetype: str
+    aggregateversion: int
+    position: int = Field(description="global position in the event store's notification log")
+    causationid: str = Field(description="id of the command that caused the event")
+    correlationid: str
+
+    def parsed_data(self) -> EventData:
+        return parse_event(self.type, self.data)
+
+    def kafka_headers(self) -> list[tuple[str, bytes]]:
+        """CloudEvents Kafka binding: every attribute but data as a ``ce_`` header."""
+        attributes = self.model_dump(mode="json", exclude={"data", "datacontenttype"})
+        headers = [(f"ce_{name}", str(value).encode()) for name, value in attributes.items()]
+        return [("content-type", b"application/cloudevents+json; charset=utf-8"), *headers]
