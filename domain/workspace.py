@@ -22,8 +22,11 @@ class Workspace(HeraldAggregate):
         self.waiting_posts: set[str] = set()
 
     @classmethod
-    def open(cls, ctx: Context, name: str, tier: str, timezone: str, limit_overrides: dict[str, int]) -> Workspace:
-        opened = ev.WorkspaceOpened(name=name, tier=tier, timezone=timezone, limit_overrides=limit_overrides)
+    def open(cls, ctx: Context, workspace_name: str, tier: str, timezone: str, limit_overrides: dict[str, int]) -> Workspace:
+        effective = {name: tiers.limit(tier, name, limit_overrides) for name in tiers.LIMIT_NAMES}
+        opened = ev.WorkspaceOpened(
+            name=workspace_name, tier=tier, timezone=timezone, limit_overrides=limit_overrides, limits=effective
+        )
         return cls.start(ctx, ctx.workspace_id, opened)
 
     def limit(self, name: str) -> int:

@@ -41,6 +41,7 @@ class WorkspaceOpened(EventData):
     tier: str
     timezone: str
     limit_overrides: dict[str, int]
+    limits: dict[str, int] = Field(description="the effective limits: tier defaults with overrides applied")
 
 
 @event_type("herald.workspace.social_account_linked.v1")

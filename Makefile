@@ -1,0 +1,23 @@
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test schemas clean
+
+$(BIN)/herald: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+run: $(BIN)/herald  ## start every role on the embedded PostgreSQL and broker
+	$(BIN)/herald run
+
+test: $(BIN)/herald  ## the whole suite: unit, integration (real PostgreSQL + broker), end-to-end
+	$(BIN)/pytest -q
+
+schemas: $(BIN)/herald  ## regenerate the checked-in JSON Schemas from schemas/
+	$(BIN)/python -m schemas.export
+
+clean:
+	rm -rf $(VENV) .herald .pytest_cache .hypothesis

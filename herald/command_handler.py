@@ -1,0 +1,71 @@
+"""The handler role: commands topic → domain decisions → event store.
+
+Offsets are committed to Kafka after each batch is decided. A command redelivered after a
+crash is a repeat of a known command id, which the domain answers from its record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from pydantic import ValidationError
+
+from domain.application import HeraldApplication
+from herald.consumer import dead_letter, offset_after
+from schemas.commands import CommandEnvelope
+
+log = logging.getLogger(__name__)
+
+
+class CommandHandler:
+    def __init__(
+        self,
+        *,
+        app: HeraldApplication,
+        consumer: KafkaConsumer,
+        producer: KafkaProducer,
+        topic: str,
+        dlq_topic: str,
+        poll_timeout_ms: int = 200,
+        max_records: int = 500,
+    ) -> None:
+        self.app, self.consumer, self.producer, self.dlq_topic = app, consumer, producer, dlq_topic
+        self.poll_timeout_ms, self.max_records = poll_timeout_ms, max_records
+        consumer.subscribe([topic])
+
+    def run(self, stop: threading.Event) -> None:
+        try:
+            while not stop.is_set():
+                batch = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
+                if not batch:
+                    continue
+                try:
+                    self.process(batch)
+                except Exception:  # noqa: BLE001 - database away: re-read the batch once it is back
+                    log.exception("handler: batch failed; retrying")
+                    for tp, records in batch.items():
+                        self.consumer.seek(tp, records[0].offset)
+                    stop.wait(1.0)
+        finally:
+            self.consumer.close()
+
+    def process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        for records in batch.values():
+            for record in records:
+                command = self._parse(record)
+                if command is not None:
+                    decision = self.app.handle(command)
+                    if not decision.accepted:
+                        log.info("command %s rejected: %s %s", command.command_id, decision.reason_code, decision.detail)
+        self.consumer.commit({tp: offset_after(records[-1]) for tp, records in batch.items()})
+
+    def _parse(self, record: ConsumerRecord) -> CommandEnvelope | None:
+        try:
+            return CommandEnvelope.model_validate(json.loads(record.value))
+        except (ValueError, ValidationError) as error:
+            dead_letter(self.producer, self.dlq_topic, record, "handler", f"unparseable command: {error}")
+            return None

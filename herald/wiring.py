@@ -1,0 +1,233 @@
+"""The one place that assembles Herald from its settings: stores, broker, domain, roles."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable, Iterator
+
+import httpx
+import psycopg
+from fastapi import FastAPI
+from kafka import KafkaProducer
+from psycopg_pool import ConnectionPool
+
+from domain.application import HeraldApplication
+from domain.post import PublishPolicy
+from gateway.app import GatewayDeps, create_app
+from gateway import auth
+from herald import consumer as consumer_runtime
+from herald import db, kafka_io
+from herald.command_handler import CommandHandler
+from herald.consumer import EventConsumer, EventHandler, produce_commands
+from herald.crypto import TokenCipher, load_or_create_key
+from herald.dispatch_loop import run_dispatcher
+from herald.embedded import EmbeddedBroker, start_embedded_postgres
+from herald.relay import DDL as RELAY_DDL
+from herald.relay import Relay
+from herald.settings import Settings
+from processors import dispatcher, publisher
+from processors.platforms.base import AdapterRegistry
+from processors.platforms.mastodon import MastodonAdapter
+from processors.platforms import sandbox
+from processors.platforms.sandbox import SandboxAdapter
+from processors.publisher import Publisher
+from processors.settler import settle
+from projections import queue
+
+log = logging.getLogger(__name__)
+
+ROLES = ("gateway", "handler", "relay", "processors", "projections")
+DDLS = (consumer_runtime.DDL, RELAY_DDL, queue.DDL, dispatcher.DDL, publisher.DDL, sandbox.DDL, auth.DDL)
+
+
+@contextlib.contextmanager
+def infrastructure(settings: Settings) -> Iterator[tuple[str, str]]:
+    """(database URL, Kafka bootstrap): the configured ones, or embedded ones started here."""
+    with contextlib.ExitStack() as stack:
+        database_url = settings.database_url
+        if not database_url:
+            server_url = start_embedded_postgres(settings.data_dir / "postgres")
+            db.create_database(server_url, "herald", exist_ok=True)
+            database_url = db.with_database(server_url, "herald")
+            log.info("embedded PostgreSQL at %s", database_url)
+        bootstrap = settings.kafka_bootstrap
+        if not bootstrap:
+            broker = stack.enter_context(EmbeddedBroker(log_dir=settings.data_dir))
+            bootstrap = broker.bootstrap
+            log.info("embedded Kafka-protocol broker at %s", bootstrap)
+        yield database_url, bootstrap
+
+
+@dataclass
+class Herald:
+    settings: Settings
+    database_url: str
+    kafka_bootstrap: str
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    @cached_property
+    def cipher(self) -> TokenCipher:
+        return load_or_create_key(self.settings.token_key, self.settings.data_dir)
+
+    @cached_property
+    def app(self) -> HeraldApplication:
+        policy = PublishPolicy(tuple(self.settings.retry_delays_s), self.settings.missed_window_s)
+        return HeraldApplication(db.eventsourcing_env(self.database_url), seal=self.cipher.seal, policy=policy)
+
+    @cached_property
+    def pool(self) -> ConnectionPool:
+        pool = db.connection_pool(self.database_url, max_size=10)
+        self._closers.append(pool.close)
+        return pool
+
+    @cached_property
+    def producer(self) -> KafkaProducer:
+        producer = kafka_io.make_producer(self.kafka_bootstrap)
+        self._closers.append(lambda: producer.close(timeout=5))
+        return producer
+
+    @cached_property
+    def admin_api_key(self) -> str:
+        if self.settings.admin_api_key:
+            return self.settings.admin_api_key
+        path = self.settings.data_dir / "admin.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def prepare(self) -> set[str]:
+        """Create tables and topics; returns the topics that were new."""
+        self.app  # noqa: B018 - constructing the application creates the event store tables
+        db.apply_ddl(self.database_url, *DDLS)
+        s = self.settings
+        return kafka_io.ensure_topics(
+            self.kafka_bootstrap,
+            {s.commands_topic: s.topic_partitions, s.events_topic: s.topic_partitions, s.dlq_topic: 1},
+            replication=s.topic_replication,
+        )
+
+    def close(self) -> None:
+        while self._closers:
+            with contextlib.suppress(Exception):
+                self._closers.pop()()
+
+    # Roles -----------------------------------------------------------------------------
+
+    def gateway(self) -> FastAPI:
+        return create_app(
+            GatewayDeps(
+                app=self.app,
+                pool=self.pool,
+                submit_command=lambda command: produce_commands(self.producer, self.settings.commands_topic, [command]),
+                admin_api_key=self.admin_api_key,
+                ready_checks={"postgres": self._check_postgres, "kafka": self._check_kafka},
+            )
+        )
+
+    def relay(self) -> Relay:
+        return Relay(
+            app=self.app,
+            pool=self.pool,
+            producer=self.producer,
+            topic=self.settings.events_topic,
+            batch_size=self.settings.relay_batch_size,
+            poll_interval_s=self.settings.relay_poll_interval_s,
+        )
+
+    def command_handler(self) -> CommandHandler:
+        s = self.settings
+        return CommandHandler(
+            app=self.app,
+            consumer=kafka_io.make_consumer(self.kafka_bootstrap, f"{s.consumer_group_prefix}handler", []),
+            producer=self.producer,
+            topic=s.commands_topic,
+            dlq_topic=s.dlq_topic,
+            poll_timeout_ms=s.poll_timeout_ms,
+            max_records=s.batch_max_records,
+        )
+
+    def event_consumer(self, name: str, handler: EventHandler) -> EventConsumer:
+        s = self.settings
+        return EventConsumer(
+            name=name,
+            topic=s.events_topic,
+            commands_topic=s.commands_topic,
+            dlq_topic=s.dlq_topic,
+            consumer=kafka_io.make_consumer(self.kafka_bootstrap, f"{s.consumer_group_prefix}{name}", []),
+            producer=self.producer,
+            pool=self.pool,
+            handler=handler,
+            poll_timeout_ms=s.poll_timeout_ms,
+            max_records=s.batch_max_records,
+        )
+
+    def adapters(self) -> AdapterRegistry:
+        http = httpx.Client(timeout=self.settings.platform_timeout_s)
+        self._closers.append(http.close)
+        return AdapterRegistry(
+            [
+                SandboxAdapter(self.pool),
+                MastodonAdapter(http, default_base_url=self.settings.mastodon_base_url,
+                                timeout_s=self.settings.platform_timeout_s),
+            ]
+        )
+
+    def loops(self, role: str) -> list[Callable[[threading.Event], None]]:
+        """The long-running loops one role consists of; each runs until the stop event is set."""
+        s = self.settings
+        if role == "handler":
+            return [self.command_handler().run]
+        if role == "relay":
+            return [self.relay().run]
+        if role == "processors":
+            publish = Publisher(pool=self.pool, adapters=self.adapters(), unseal=self.cipher.unseal)
+            return [
+                self.event_consumer("publisher", publish).run,
+                self.event_consumer("settler", settle).run,
+                lambda stop: run_dispatcher(
+                    self.pool, self.producer, s.commands_topic, stop, interval_s=s.dispatch_interval_s,
+                    limit=s.dispatch_batch_size, redeliver_after_s=s.dispatch_redeliver_after_s,
+                ),
+            ]
+        if role == "projections":
+            return [self.event_consumer("projection-queue", _projection(queue.apply)).run]
+        raise ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+
+    def _check_postgres(self) -> None:
+        with self.pool.connection(timeout=2) as conn:
+            conn.execute("SELECT 1")
+
+    def _check_kafka(self) -> None:
+        kafka_io.check_broker(self.kafka_bootstrap)
+
+
+def _projection(apply: Callable[[psycopg.Connection, object], None]) -> EventHandler:
+    def handler(conn: psycopg.Connection, event: object) -> list:
+        apply(conn, event)
+        return []
+
+    return handler
+
+
+def run_loops(loops: list[Callable[[threading.Event], None]], stop: threading.Event) -> list[threading.Thread]:
+    """Start each loop in its own thread; a loop that dies stops the others (fail fast)."""
+
+    def guarded(loop: Callable[[threading.Event], None]) -> None:
+        try:
+            loop(stop)
+        except Exception:
+            log.exception("a role loop died; stopping Herald")
+            stop.set()
+
+    threads = [threading.Thread(target=guarded, args=(loop,), daemon=True, name=getattr(loop, "__qualname__", "loop"))
+               for loop in loops]
+    for thread in threads:
+        thread.start()
+    return threads
