@@ -75,7 +75,7 @@ class HeraldApplication(Application):
 
     def handle(self, command: cmd.CommandEnvelope) -> Decision:
         for _ in range(self.MAX_CONFLICT_RETRIES):
-            earlier = self.find(CommandRecord, command.command_id)
+            earlier = self.find(CommandRecord, CommandRecord.key(command.workspace_id, command.command_id))
             if earlier is not None:
                 return Decision.of(earlier)
             ctx = Context(

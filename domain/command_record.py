@@ -16,17 +16,22 @@ class CommandRecord(HeraldAggregate):
         super().__init__()
         self.outcome: ev.CommandAccepted | ev.CommandRejected | None = None
 
+    @staticmethod
+    def key(workspace_id: str, command_id: str) -> str:
+        """Command ids are unique per workspace: another workspace's id never answers for ours."""
+        return f"{workspace_id}/{command_id}"
+
     @classmethod
     def accepted(cls, ctx: Context, command_type: str, result: dict[str, Any]) -> CommandRecord:
         event = ev.CommandAccepted(command_id=ctx.command_id, command_type=command_type, result=result)
-        return cls.start(ctx, ctx.command_id, event)
+        return cls.start(ctx, cls.key(ctx.workspace_id, ctx.command_id), event)
 
     @classmethod
     def rejected(cls, ctx: Context, command_type: str, reason_code: str, detail: str) -> CommandRecord:
         event = ev.CommandRejected(
             command_id=ctx.command_id, command_type=command_type, reason_code=reason_code, detail=detail
         )
-        return cls.start(ctx, ctx.command_id, event)
+        return cls.start(ctx, cls.key(ctx.workspace_id, ctx.command_id), event)
 
     def evolve(self, event: ev.EventData) -> None:
         match event:

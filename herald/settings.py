@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("herald.", description="prefix of every topic name")
     topic_partitions: int = Field(6, ge=1)
     topic_replication: int = Field(1, ge=1)
+    producer_idempotence: bool = Field(False, description="enable on Apache Kafka; Tansu's memory engine rejects it")
     consumer_group_prefix: str = Field("herald-", description="prefix of every consumer group id")
 
     # Consumer runtime.

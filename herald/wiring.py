@@ -87,7 +87,7 @@ class Herald:
 
     @cached_property
     def producer(self) -> KafkaProducer:
-        producer = kafka_io.make_producer(self.kafka_bootstrap)
+        producer = kafka_io.make_producer(self.kafka_bootstrap, idempotent=self.settings.producer_idempotence)
         self._closers.append(lambda: producer.close(timeout=5))
         return producer
 

@@ -16,6 +16,7 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from domain.base import derived_id
 from processors.commands import command_for
 from processors.platforms.base import (
     AccountCredentials,
@@ -123,8 +124,13 @@ class Publisher:
             access_token=self.unseal(attempt.sealed_token) if attempt.sealed_token else "",
             instance_url=attempt.instance_url,
         )
+        # The platform's idempotency key is per destination, not per attempt: a retry after a
+        # timeout (the platform may have posted) then returns the earlier post instead of a second one.
         request = PublishRequest(
-            attempt_key=attempt.attempt_key, account=account, text=attempt.text, media_urls=tuple(attempt.media_urls)
+            attempt_key=derived_id("publish", attempt.post_id, attempt.destination_id),
+            account=account,
+            text=attempt.text,
+            media_urls=tuple(attempt.media_urls),
         )
         return adapter, request
 

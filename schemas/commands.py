@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
-Identifier = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:\-]+$")
+ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
+Identifier = Field(min_length=1, max_length=200, pattern=ID_PATTERN)
 
 
 class Tier(StrEnum):

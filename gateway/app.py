@@ -1,0 +1,57 @@
+"""The HTTP gateway: commands decided synchronously or queued to Kafka, queries, health."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from fastapi import FastAPI
+from psycopg_pool import ConnectionPool
+
+from domain.application import HeraldApplication
+from gateway import problems, routes
+from schemas.commands import CommandEnvelope
+
+DESCRIPTION = """
+Schedule social-media posts, publish them on time, charge prepaid credits.
+
+**Authentication.** `Authorization: Bearer <key>` (or `X-API-Key: <key>`). The admin key may
+do anything; a service key (issued when a workspace is opened) is bound to one workspace.
+Asking a service key about another workspace answers **404** `unknown_workspace`, exactly as
+for a workspace that does not exist, so keys cannot probe which workspaces exist. A missing,
+unknown or revoked key answers **401**.
+
+**Errors** are `application/problem+json` (RFC 9457) with `type`, `title`, `status`,
+`detail` and a stable `reason_code`; rejected commands keep the domain's reason code:
+404 `unknown_workspace`, `unknown_post`; 422 `invalid_payload`, `publish_at_in_past`,
+`unknown_social_account` (a destination the workspace lacks: a fault of the body),
+`unknown_destination`; 402 `insufficient_credits`; 409 tier limits (`queue_full`,
+`account_limit_reached`) and conflicts (`*_exists`, `post_not_cancellable`, ...).
+
+**Idempotency.** Every decision is recorded, so a synchronous command repeated with the same
+`Idempotency-Key` answers with its first outcome and changes nothing.
+"""
+
+TAGS = [
+    {"name": "workspaces", "description": "Workspaces and their social accounts"},
+    {"name": "credits", "description": "The prepaid credit wallet"},
+    {"name": "posts", "description": "Scheduling, cancelling and following posts"},
+    {"name": "commands", "description": "Any command, queued to the commands topic"},
+    {"name": "health", "description": "Liveness and readiness"},
+]
+
+
+@dataclass
+class GatewayDeps:
+    app: HeraldApplication  # domain application on PostgreSQL
+    pool: ConnectionPool  # same database: API keys and the queue read model
+    submit_command: Callable[[CommandEnvelope], None]  # durably produces to the commands topic; raises on failure
+    admin_api_key: str
+    ready_checks: dict[str, Callable[[], None]] = field(default_factory=dict)  # name → raises if not ready
+
+
+def create_app(deps: GatewayDeps) -> FastAPI:
+    app = FastAPI(title="Herald", version="0.1.0", description=DESCRIPTION, openapi_tags=TAGS)
+    problems.install(app)
+    app.include_router(routes.build(deps))
+    return app

@@ -1,0 +1,124 @@
+"""Errors as RFC 9457 problem details (``application/problem+json``) carrying a ``reason_code``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain.application import ConflictsPersisted
+from domain.rejections import Reason
+from schemas import api
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPE = "application/problem+json"
+
+# A rejected command's reason code → HTTP status. 404: the thing named in the path does not
+# exist (or belongs to another workspace); 422: the request body is wrong, including naming a
+# social account the workspace does not have; 402: not enough credits; 409: a tier limit or a
+# conflict with the current state (retrying the same request cannot succeed).
+REASON_STATUS: dict[str, int] = {
+    Reason.unknown_workspace: 404,
+    Reason.unknown_post: 404,
+    Reason.unknown_hold: 404,
+    Reason.invalid_payload: 422,
+    Reason.unknown_command_type: 422,
+    Reason.unknown_social_account: 422,
+    Reason.unknown_destination: 422,
+    Reason.publish_at_in_past: 422,
+    Reason.insufficient_credits: 402,
+    Reason.queue_full: 409,
+    Reason.account_limit_reached: 409,
+    Reason.workspace_exists: 409,
+    Reason.account_exists: 409,
+    Reason.post_exists: 409,
+    Reason.grant_exists: 409,
+    Reason.post_not_cancellable: 409,
+    Reason.hold_already_settled: 409,
+    Reason.attempt_fenced: 409,
+    Reason.outcome_fenced: 409,
+}
+
+
+class ProblemError(Exception):
+    """Raise anywhere in a request to answer with a problem document."""
+
+    def __init__(self, status: int, reason_code: str, detail: str, headers: dict[str, str] | None = None,
+                 **extensions: Any) -> None:
+        super().__init__(f"{status} {reason_code}: {detail}")
+        self.status, self.reason_code, self.detail = status, reason_code, detail
+        self.headers, self.extensions = headers, extensions
+
+
+def rejection(reason_code: str, detail: str, command_id: str) -> ProblemError:
+    return ProblemError(REASON_STATUS.get(reason_code, 422), reason_code, detail, command_id=command_id)
+
+
+def problem_response(status: int, reason_code: str, detail: str, headers: dict[str, str] | None = None,
+                     **extensions: Any) -> JSONResponse:
+    body = api.problem(status, reason_code, detail, **extensions)
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def field_errors(errors: list[dict[str, Any]], prefix: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
+    """Pydantic errors reduced to JSON-safe {loc, msg, type} (the raw ones may hold exceptions)."""
+    return [{"loc": [*prefix, *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in errors]
+
+
+def openapi_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Problem responses for a route's OpenAPI entry."""
+    described = {
+        401: "missing, unknown or revoked API key",
+        402: "not enough credits",
+        403: "the key's scope does not allow this",
+        404: "no such resource in this workspace; a service key asking about another workspace gets this too",
+        409: "a tier limit or a conflict with the current state",
+        422: "the request is invalid (body, path, headers, or a domain rule about the body)",
+        503: "a dependency is unavailable; safe to retry with the same Idempotency-Key",
+    }
+    content = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    return {s: {"model": api.Problem, "description": described[s], "content": content} for s in statuses}
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error, expected or not, with a problem document."""
+
+    @app.exception_handler(ProblemError)
+    async def _problem(_: Request, error: ProblemError) -> JSONResponse:
+        return problem_response(error.status, error.reason_code, error.detail, error.headers, **error.extensions)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        errors = field_errors(list(error.errors()))
+        return problem_response(422, "validation_error", "the request is not valid; see errors", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return problem_response(error.status_code, codes.get(error.status_code, "http_error"), str(error.detail),
+                                dict(error.headers or {}))
+
+    @app.exception_handler(ConflictsPersisted)
+    async def _contention(_: Request, error: ConflictsPersisted) -> JSONResponse:
+        log.warning("%s", error)
+        return problem_response(503, "contention", "concurrent changes to the same data; retry with the same "
+                                "Idempotency-Key", {"Retry-After": "1"})
+
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(psycopg_pool.PoolTimeout)
+    async def _database_down(_: Request, error: Exception) -> JSONResponse:
+        log.error("database unavailable: %s", error)
+        return problem_response(503, "database_unavailable", "the database is not answering; retry later",
+                                {"Retry-After": "5"})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, error: Exception) -> JSONResponse:
+        # No stack trace or message in the body: it may hold internals. The server logs it.
+        return problem_response(500, "internal_error", "an unexpected error occurred; it has been logged")

@@ -1,0 +1,134 @@
+"""Kafka plumbing on kafka-python: topics, producers and consumers configured one way."""
+
+from __future__ import annotations
+
+import time
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+
+def ensure_topics(bootstrap: str, topics: dict[str, int], replication: int = 1) -> set[str]:
+    """Create the missing topics; returns the names this call created (a racing creator's don't count).
+
+    Returns once every created topic shows all its partitions with a leader in fresh metadata.
+    """
+    metadata = _metadata_client(bootstrap)
+    try:
+        existing = set(metadata.topics())
+        missing = [NewTopic(name, n, replication) for name, n in topics.items() if name not in existing]
+        created: set[str] = set()
+        if missing:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="herald-admin")
+            try:
+                for topic in missing:  # one per request: kafka-python raises on the first topic error
+                    try:
+                        admin.create_topics([topic])
+                        created.add(topic.name)
+                    except TopicAlreadyExistsError:
+                        pass
+            finally:
+                admin.close()
+        _wait_for_leaders(metadata, {name: topics[name] for name in created})
+        return created
+    finally:
+        metadata.close()
+
+
+def _metadata_client(bootstrap: str) -> KafkaConsumer:
+    # KafkaAdminClient.list_topics()/describe_topics() choke on Tansu's authorized-operations
+    # field ("14 is not a valid ACLOperation"); a group-less consumer's metadata works.
+    return KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+
+
+def _wait_for_leaders(metadata: KafkaConsumer, topics: dict[str, int], timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while topics:
+        metadata.topics()  # refreshes the cluster metadata
+        cluster = metadata._client.cluster
+        if all(len(cluster.available_partitions_for_topic(name) or ()) == n for name, n in topics.items()):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics {sorted(topics)} have partitions without leaders after {timeout_s}s")
+        time.sleep(0.1)
+
+
+def make_producer(bootstrap: str, *, idempotent: bool = False, **overrides: object) -> KafkaProducer:
+    """acks=all and one request in flight, so retries cannot reorder a partition.
+
+    Idempotence is opt-in: Tansu 0.6's memory engine answers kafka-python's InitProducerId
+    with UnknownError, failing every send (measured); Apache Kafka supports it. One request
+    in flight costs nothing measurable here (~17k msgs/s either way).
+    """
+    config = {
+        "bootstrap_servers": bootstrap,
+        "acks": "all",
+        "enable_idempotence": idempotent,
+        "linger_ms": 5,
+        "batch_size": 256 * 1024,
+        "retries": 2**31 - 1,
+        "max_in_flight_requests_per_connection": 1,
+        "request_timeout_ms": 30_000,
+        **overrides,
+    }
+    return KafkaProducer(**config)
+
+
+def make_consumer(bootstrap: str, group_id: str | None, topics: list[str], **overrides: object) -> KafkaConsumer:
+    """A manually committing consumer (``topics`` may be empty: subscribe later).
+
+    Tansu holds a JoinGroup for about half the session timeout before answering, so every
+    (re)balance costs that long; 6 s is the lowest Apache Kafka accepts by default
+    (group.min.session.timeout.ms), giving ~3 s joins. Heartbeats run on kafka-python's
+    background thread, so slow batches do not miss them; max_poll_interval bounds a batch.
+    """
+    config = {
+        "bootstrap_servers": bootstrap,
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": 6_000,
+        "heartbeat_interval_ms": 500,
+        "max_poll_interval_ms": 300_000,
+        "metadata_max_age_ms": 5_000,
+        **overrides,
+    }
+    return KafkaConsumer(*topics, **config)
+
+
+def topic_has_messages(bootstrap: str, topic: str, timeout_ms: int = 1500) -> bool:
+    """Whether any partition of ``topic`` holds a message (read from the start, not from end offsets,
+    which Tansu under-reports)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            return False
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        return bool(consumer.poll(timeout_ms=timeout_ms, max_records=1))
+    finally:
+        consumer.close()
+
+
+def check_broker(bootstrap: str) -> None:
+    """Raises unless the broker answers a metadata request."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, request_timeout_ms=3000,
+                             api_version_auto_timeout_ms=3000)
+    try:
+        consumer.topics()
+    finally:
+        consumer.close()
+
+
+def wait_for_assignment(consumer: KafkaConsumer, timeout_s: float = 20.0) -> set[TopicPartition]:
+    """Poll until the group gives ``consumer`` partitions. Records fetched meanwhile are not lost:
+    with update_offsets=False the position stays put and they are fetched again."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        consumer.poll(timeout_ms=100, max_records=1, update_offsets=False)
+        if consumer.assignment():
+            return consumer.assignment()
+        time.sleep(0.02)  # poll returns at once while the coordinator is being looked up
+    raise TimeoutError(f"no partitions assigned within {timeout_s}s")

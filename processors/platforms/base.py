@@ -1,0 +1,131 @@
+"""What every platform adapter offers the publisher, and how platform HTTP errors are classified."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from enum import StrEnum
+from typing import Iterable, Mapping, Protocol
+
+
+@dataclass(frozen=True)
+class AccountCredentials:
+    account_id: str
+    platform: str
+    handle: str
+    access_token: str
+    instance_url: str | None
+
+
+@dataclass(frozen=True)
+class PublishRequest:
+    attempt_key: str  # stable for one attempt of one destination: the platform-side idempotency key
+    account: AccountCredentials
+    text: str
+    media_urls: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    platform_post_id: str
+    url: str | None
+
+
+class ErrorKind(StrEnum):
+    rate_limited = "rate_limited"
+    auth = "auth"
+    invalid_content = "invalid_content"
+    transient = "transient"
+    permanent = "permanent"
+
+
+class PublishError(Exception):
+    def __init__(self, kind: ErrorKind, detail: str, retry_after_s: float | None = None) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+        self.retry_after_s = retry_after_s
+
+
+class PlatformAdapter(Protocol):
+    platform: str
+
+    def publish(self, request: PublishRequest) -> PublishResult:
+        """Post it once; raises PublishError."""
+        ...
+
+    def reconcile(self, request: PublishRequest) -> PublishResult | None:
+        """After an unknown outcome: the post if the platform has it, None if it provably has not.
+        Raises PublishError(transient) when it cannot tell."""
+        ...
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After in either RFC 9110 form: delta-seconds or an HTTP-date (past dates give 0)."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return seconds if seconds >= 0 else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # RFC 850/asctime forms parse naive; HTTP-dates are always GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def classify_http_error(
+    status_code: int, headers: Mapping[str, str], body_text: str, now: datetime | None = None
+) -> PublishError:
+    retry_after = retry_after_seconds(_header(headers, "retry-after"), now)
+    detail = f"HTTP {status_code}: {body_text[:500]}"
+    if status_code == 429:
+        return PublishError(ErrorKind.rate_limited, detail, retry_after)
+    if status_code in (401, 403):
+        return PublishError(ErrorKind.auth, detail)
+    if status_code in (400, 413, 422):
+        return PublishError(ErrorKind.invalid_content, detail)
+    if status_code in (408, 425) or status_code >= 500:
+        return PublishError(ErrorKind.transient, detail, retry_after)  # 503 may carry Retry-After too
+    return PublishError(ErrorKind.permanent, detail)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)  # httpx.Headers is case-insensitive; a plain dict may not be
+    if value is not None:
+        return value
+    return next((v for k, v in headers.items() if k.lower() == name), None)
+
+
+class UnknownPlatform(KeyError):
+    def __str__(self) -> str:  # KeyError's default repr-quotes the message
+        return str(self.args[0])
+
+
+class AdapterRegistry:
+    def __init__(self, adapters: Iterable[PlatformAdapter] = ()) -> None:
+        self._adapters: dict[str, PlatformAdapter] = {}
+        for adapter in adapters:
+            self.register(adapter)
+
+    def register(self, adapter: PlatformAdapter) -> None:
+        if adapter.platform in self._adapters:
+            raise ValueError(f"an adapter for platform {adapter.platform!r} is already registered")
+        self._adapters[adapter.platform] = adapter
+
+    def get(self, platform: str) -> PlatformAdapter:
+        try:
+            return self._adapters[platform]
+        except KeyError:
+            known = ", ".join(sorted(self._adapters)) or "none"
+            raise UnknownPlatform(f"no adapter for platform {platform!r} (known: {known})") from None
+
+    def platforms(self) -> list[str]:
+        return sorted(self._adapters)

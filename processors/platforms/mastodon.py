@@ -1,0 +1,103 @@
+"""Mastodon adapter: the documented REST API, POST /api/v1/statuses with a bearer token.
+
+Every status post carries ``Idempotency-Key: <attempt_key>``. Mastodon documents that a repeated
+request with the same key (same account, within one hour) returns the status it already created
+instead of posting again; that is what makes retries and reconciliation safe.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from processors.platforms.base import (
+    ErrorKind,
+    PublishError,
+    PublishRequest,
+    PublishResult,
+    classify_http_error,
+)
+
+# Mastodon's default limit. Raw length is conservative: Mastodon counts every URL as 23 characters.
+MAX_CHARACTERS = 500
+# /api/v2/media answers 202 (url null) while it still processes a file; a status may not attach it yet.
+MEDIA_PROCESSING_POLLS = 10
+MEDIA_POLL_INTERVAL_S = 0.5
+
+
+class MastodonAdapter:
+    platform = "mastodon"
+
+    def __init__(self, http: httpx.Client, default_base_url: str = "", timeout_s: float = 10) -> None:
+        self.http = http
+        self.default_base_url = default_base_url
+        self.timeout_s = timeout_s
+
+    def publish(self, request: PublishRequest) -> PublishResult:
+        if len(request.text) > MAX_CHARACTERS:
+            raise PublishError(
+                ErrorKind.invalid_content, f"{len(request.text)} characters; Mastodon allows {MAX_CHARACTERS}"
+            )
+        base = (request.account.instance_url or self.default_base_url).rstrip("/")
+        if not base:
+            raise PublishError(ErrorKind.permanent, f"account {request.account.account_id} names no Mastodon instance")
+        auth = {"Authorization": f"Bearer {request.account.access_token}"}
+        body: dict[str, Any] = {"status": request.text, "visibility": "public"}
+        if request.media_urls:
+            body["media_ids"] = [self._upload(base, auth, url) for url in request.media_urls]
+        status = self._call(
+            "POST", f"{base}/api/v1/statuses", headers={**auth, "Idempotency-Key": request.attempt_key}, json=body
+        )
+        if not isinstance(status, dict) or "id" not in status:
+            raise PublishError(ErrorKind.transient, "Mastodon answered a status post without a status id")
+        return PublishResult(str(status["id"]), status.get("url"))
+
+    def reconcile(self, request: PublishRequest) -> PublishResult | None:
+        # Mastodon has no "find my status by client key" lookup, but it does have the Idempotency-Key
+        # contract: re-sending the same request with the same key returns the status the lost attempt
+        # created, or creates it now if the platform never got it. Either way there is exactly one,
+        # so this never needs to answer None. Caveat: Mastodon keeps keys for one hour only; an
+        # attempt reconciled later than that could post a second time.
+        # Media are uploaded again; unattached uploads are harmless and Mastodon prunes them.
+        return self.publish(request)
+
+    def _upload(self, base: str, auth: dict[str, str], url: str) -> str:
+        try:
+            media = self.http.get(url, timeout=self.timeout_s, follow_redirects=True)
+        except httpx.HTTPError as error:
+            detail = f"could not fetch media {url}: {type(error).__name__}: {error}"
+            raise PublishError(ErrorKind.transient, detail) from None
+        if media.status_code != 200:
+            error = classify_http_error(media.status_code, media.headers, media.text)
+            retryable = error.kind in (ErrorKind.transient, ErrorKind.rate_limited)
+            kind = ErrorKind.transient if retryable else ErrorKind.invalid_content
+            raise PublishError(kind, f"media {url} answered HTTP {media.status_code}", error.retry_after_s)
+        filename = url.rsplit("/", 1)[-1].split("?", 1)[0] or "media"
+        content_type = media.headers.get("content-type", "application/octet-stream")
+        uploaded = self._call(
+            "POST", f"{base}/api/v2/media", headers=auth, files={"file": (filename, media.content, content_type)}
+        )
+        media_id = str(uploaded["id"])
+        polls = 0
+        while uploaded.get("url") is None and polls < MEDIA_PROCESSING_POLLS:
+            time.sleep(MEDIA_POLL_INTERVAL_S)
+            polls += 1
+            uploaded = self._call("GET", f"{base}/api/v1/media/{media_id}", headers=auth)
+        if uploaded.get("url") is None:
+            raise PublishError(ErrorKind.transient, f"Mastodon is still processing media {media_id}")
+        return media_id
+
+    def _call(self, method: str, url: str, **kwargs: Any) -> Any:
+        try:
+            response = self.http.request(method, url, timeout=self.timeout_s, **kwargs)
+        except httpx.HTTPError as error:  # timeouts, refused/dropped connections, protocol errors
+            raise PublishError(ErrorKind.transient, f"{method} {url}: {type(error).__name__}: {error}") from None
+        if response.status_code >= 400:
+            raise classify_http_error(response.status_code, response.headers, response.text)
+        try:
+            return response.json()
+        except ValueError:
+            detail = f"{method} {url}: HTTP {response.status_code} with a non-JSON body"
+            raise PublishError(ErrorKind.transient, detail) from None

@@ -1,0 +1,219 @@
+"""HTTP API bodies of the gateway: what clients send and what they get back.
+
+Command request bodies are (or wrap) the command payload models, so the HTTP API and the
+commands topic validate exactly the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas import commands as cmd
+
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_.:\-]{1,200}$"
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# Requests ------------------------------------------------------------------------------
+
+
+class OpenWorkspaceRequest(cmd.OpenWorkspace):
+    """A new workspace; its wallet opens with it."""
+
+    workspace_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_.:\-]+$",
+        description="omitted → derived from the command id (stable across retries with the same Idempotency-Key)",
+    )
+
+    def payload(self) -> cmd.OpenWorkspace:
+        return cmd.OpenWorkspace(**self.model_dump(exclude={"workspace_id"}))
+
+
+# The payload models themselves, so a body means exactly what the same payload means on the
+# commands topic. The access token of a social account is sealed and never returned.
+ConnectSocialAccountRequest = cmd.ConnectSocialAccount
+GrantCreditsRequest = cmd.GrantCredits
+SchedulePostRequest = cmd.SchedulePost
+
+
+class CancelPostRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: str = Field("cancelled_by_user", max_length=200)
+
+
+# Responses -----------------------------------------------------------------------------
+
+
+class WorkspaceCreated(Response):
+    workspace_id: str
+    name: str
+    tier: str
+    timezone: str
+    limit_overrides: dict[str, int]
+    limits: dict[str, int] = Field(description="effective limits: tier defaults with overrides applied")
+    command_id: str
+    api_key_id: str | None
+    api_key: str | None = Field(
+        description="service key bound to this workspace; shown once, on the first successful response for the "
+        "command. A repeat with the same Idempotency-Key returns null here and does not mint another key."
+    )
+
+
+class SocialAccountConnected(Response):
+    social_account_id: str
+    platform: str
+    handle: str
+    instance_url: str | None
+    command_id: str
+
+
+class CreditsGranted(Response):
+    grant_id: str
+    available: int = Field(description="credits available right after the grant")
+    command_id: str
+
+
+class PostScheduled(Response):
+    post_id: str
+    publish_at: datetime
+    status: str
+    command_id: str
+
+
+class PostCancelled(Response):
+    post_id: str
+    status: str
+    command_id: str
+
+
+class DestinationView(Response):
+    destination_id: str
+    social_account_id: str
+    platform: str
+    handle: str
+    text: str
+    status: str = Field(description="pending, attempting, retry_scheduled, published, failed, skipped, "
+                        "outcome_unknown or cancelled")
+    attempt: int
+    due_at: datetime
+    platform_post_id: str | None
+    url: str | None
+    reason: str
+
+
+class PostView(Response):
+    post_id: str
+    workspace_id: str
+    status: str = Field(description="scheduled, publishing, published, partially_published, failed, skipped or cancelled")
+    text: str
+    media_urls: list[str]
+    publish_at: datetime | None
+    destinations: list[DestinationView]
+
+
+class QueueEntry(Response):
+    post_id: str
+    destination_id: str
+    social_account_id: str
+    platform: str
+    handle: str
+    due_at: datetime
+    status: str
+    attempt: int
+    platform_post_id: str | None
+    url: str | None
+    reason: str
+    updated_at: datetime
+
+
+class QueueView(Response):
+    """The queue read model; it follows the events, so it may lag a write by a moment."""
+
+    workspace_id: str
+    tier: str | None
+    queue_size: int | None
+    waiting: int
+    destinations: list[QueueEntry]
+
+
+class GrantView(Response):
+    grant_id: str
+    amount: int
+    remaining: int
+    source: str
+    expires_at: datetime | None
+
+
+class HoldView(Response):
+    hold_id: str
+    post_id: str
+    destination_id: str
+    amount: int
+    status: Literal["pending", "consumed", "released"]
+
+
+class WalletView(Response):
+    workspace_id: str
+    available: int = Field(description="granted − held")
+    granted: int = Field(description="sum of the grants' remaining credits")
+    held: int = Field(description="sum of pending holds")
+    grants: list[GrantView]
+    holds: list[HoldView]
+
+
+class CommandQueued(Response):
+    command_id: str
+    status: Literal["accepted_for_processing"] = "accepted_for_processing"
+
+
+class Health(Response):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(Response):
+    status: Literal["ready"] = "ready"
+    checks: dict[str, str]
+
+
+class FieldError(Response):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(Response):
+    """RFC 9457 problem details (``application/problem+json``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="urn:herald:problem:<reason_code>")
+    title: str
+    status: int
+    detail: str
+    reason_code: str = Field(description="stable machine-readable cause; domain rejections keep their reason code")
+    command_id: str | None = None
+    errors: list[FieldError] | None = Field(None, description="field errors of a 422")
+    checks: dict[str, str] | None = Field(None, description="failing readiness checks of a 503 from /readyz")
+
+
+def problem(status: int, reason_code: str, detail: str, **extensions: Any) -> dict[str, Any]:
+    """A problem document as a dict, extension members with None left out."""
+    body = {
+        "type": f"urn:herald:problem:{reason_code}",
+        "title": reason_code.replace("_", " ").capitalize(),
+        "status": status,
+        "detail": detail,
+        "reason_code": reason_code,
+    }
+    body.update({k: v for k, v in extensions.items() if v is not None})
+    return body

@@ -1,0 +1,291 @@
+"""A fake Mastodon instance: a real HTTP server (FastAPI on uvicorn, background thread, free
+127.0.0.1 port) speaking the documented subset Herald uses, counting what it was asked to post,
+with fault injection.
+
+    POST /api/v1/statuses      bearer token, JSON or form body, Idempotency-Key per token
+    GET  /api/v1/statuses/:id
+    POST /api/v2/media         multipart ``file``
+    GET  /api/v1/media/:id
+    GET  /media/:name          a stand-in media host, so adapters have something to download
+
+Faults (``fail_next``, ``delay_next``) apply to the next status posts, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.policy import default as email_policy
+from email.parser import BytesParser
+from typing import Any, Iterable
+from urllib.parse import parse_qs
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+DEFAULT_TOKEN = "fake-mastodon-token"
+INVALID_TOKEN = {"error": "The access token is invalid"}
+MEDIA_BYTES = b"\x89PNG\r\n\x1a\n fake image bytes"
+
+
+@dataclass(frozen=True)
+class Fault:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = field(default_factory=lambda: {"error": "injected failure"})
+    after_create: bool = False  # store the status, then fail: the client cannot know it was posted
+    drop_connection: bool = False  # send the response head, then hang up mid-body
+
+
+class _DroppedResponse(Response):
+    """Starts a response promising a body and closes the connection before sending it."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"512")]})
+
+
+class _QuietDrops(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "without completing response" not in record.getMessage()
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+
+
+class FakeMastodon:
+    def __init__(self, valid_tokens: Iterable[str] = (DEFAULT_TOKEN,), media_processing_polls: int = 0) -> None:
+        self.valid_tokens = set(valid_tokens)
+        self.media_processing_polls = media_processing_polls  # GETs an upload answers "processing" to
+        self.requests = 0  # POST /api/v1/statuses received, whatever their outcome
+        self._statuses: list[dict[str, Any]] = []
+        self._media: dict[str, dict[str, Any]] = {}
+        self._by_key: dict[tuple[str, str], dict[str, Any]] = {}
+        self._faults: deque[Fault] = deque()
+        self._delays: deque[float] = deque()
+        self._ids = itertools.count(110_000_000_000_000_001)
+        self._lock = threading.Lock()
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self.port = self._socket.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(self._build_app(), log_level="warning", http="h11", lifespan="off",
+                                timeout_graceful_shutdown=2)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
+                                        name=f"fake-mastodon-{self.port}", daemon=True)
+
+    # lifecycle
+
+    def start(self) -> FakeMastodon:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("fake Mastodon did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self._socket.close()
+
+    def __enter__(self) -> FakeMastodon:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # fault injection
+
+    def fail_next(self, n: int = 1, status: int = 500, headers: dict[str, str] | None = None, body: Any = None,
+                  *, after_create: bool = False, drop_connection: bool = False) -> None:
+        fault = Fault(status, dict(headers or {}), {"error": "injected failure"} if body is None else body,
+                      after_create, drop_connection)
+        with self._lock:
+            self._faults.extend([fault] * n)
+
+    def delay_next(self, seconds: float, n: int = 1) -> None:
+        """Hold the next n status posts before handling them (they still succeed, late)."""
+        with self._lock:
+            self._delays.extend([seconds] * n)
+
+    # what was posted
+
+    @property
+    def statuses(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(s) for s in self._statuses]
+
+    @property
+    def media(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(m) for m in self._media.values()]
+
+    def count_for(self, text: str) -> int:
+        with self._lock:
+            return sum(1 for s in self._statuses if s["text"] == text)
+
+    def statuses_for(self, token: str) -> list[dict[str, Any]]:
+        return [s for s in self.statuses if s["token"] == token]
+
+    def media_url(self, name: str = "picture.png") -> str:
+        return f"{self.base_url}/media/{name}"
+
+    # the app
+
+    def _build_app(self) -> FastAPI:
+        app = FastAPI()
+
+        def token_of(request: Request) -> str | None:
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            return token if scheme.lower() == "bearer" and token in self.valid_tokens else None
+
+        @app.post("/api/v1/statuses")
+        async def create_status(request: Request):
+            # Read the body first: a delayed request still completes after its client gave up.
+            text, visibility, media_ids = await _status_params(request)
+            with self._lock:
+                self.requests += 1
+                fault = self._faults.popleft() if self._faults else None
+                delay = self._delays.popleft() if self._delays else 0.0
+            if delay:
+                await asyncio.sleep(delay)
+            if fault and not fault.after_create:
+                return _fault_response(fault)
+            token = token_of(request)
+            if token is None:
+                return JSONResponse(INVALID_TOKEN, status_code=401)
+            with self._lock:
+                key = request.headers.get("idempotency-key")
+                status = self._by_key.get((token, key)) if key else None
+                if status is None:
+                    unknown = [m for m in media_ids if self._media.get(m, {}).get("token") != token]
+                    if unknown:
+                        return JSONResponse({"error": f"Record not found: media {unknown}"}, status_code=404)
+                    if any(self._media[m]["pending_polls"] for m in media_ids):
+                        return JSONResponse({"error": "Cannot attach files that have not finished processing. "
+                                                      "Try again in a moment!"}, status_code=422)
+                    if not text.strip() and not media_ids:
+                        return JSONResponse({"error": "Validation failed: Text can't be blank"}, status_code=422)
+                    status = self._create(token, key, text, visibility, media_ids)
+            if fault:
+                return _fault_response(fault)
+            return self._public(status)
+
+        @app.get("/api/v1/statuses/{status_id}")
+        async def get_status(status_id: str):
+            with self._lock:
+                status = next((s for s in self._statuses if s["id"] == status_id), None)
+            if status is None:
+                return JSONResponse({"error": "Record not found"}, status_code=404)
+            return self._public(status)
+
+        @app.post("/api/v2/media")
+        async def upload_media(request: Request):
+            token = token_of(request)
+            if token is None:
+                return JSONResponse(INVALID_TOKEN, status_code=401)
+            upload = (await _form(request)).get("file", [None])[0]
+            if not isinstance(upload, _Upload):
+                return JSONResponse({"error": "Validation failed: File can't be blank"}, status_code=422)
+            with self._lock:
+                media_id = str(next(self._ids))
+                self._media[media_id] = {"id": media_id, "token": token, "filename": upload.filename,
+                                         "content_type": upload.content_type, "size": len(upload.content),
+                                         "pending_polls": self.media_processing_polls}
+                return self._media_response(media_id, processing_status=202)
+
+        @app.get("/api/v1/media/{media_id}")
+        async def get_media(media_id: str, request: Request):
+            if token_of(request) is None:
+                return JSONResponse(INVALID_TOKEN, status_code=401)
+            with self._lock:
+                media = self._media.get(media_id)
+                if media is None:
+                    return JSONResponse({"error": "Record not found"}, status_code=404)
+                response = self._media_response(media_id, processing_status=206)
+                media["pending_polls"] = max(0, media["pending_polls"] - 1)
+            return response
+
+        @app.get("/media/{name}")
+        async def media_file(name: str):
+            return Response(MEDIA_BYTES, media_type="image/png")
+
+        return app
+
+    def _create(self, token: str, key: str | None, text: str, visibility: str, media_ids: list[str]) -> dict[str, Any]:
+        status_id = str(next(self._ids))
+        status = {"id": status_id, "token": token, "idempotency_key": key, "text": text, "visibility": visibility,
+                  "media_ids": media_ids, "created_at": datetime.now(UTC).isoformat(),
+                  "url": f"{self.base_url}/@user/{status_id}"}
+        self._statuses.append(status)
+        if key:
+            self._by_key[(token, key)] = status
+        return status
+
+    def _public(self, status: dict[str, Any]) -> dict[str, Any]:
+        return {"id": status["id"], "created_at": status["created_at"], "url": status["url"],
+                "uri": status["url"], "visibility": status["visibility"], "content": f"<p>{status['text']}</p>",
+                "media_attachments": [self._public_media(m) for m in status["media_ids"]]}
+
+    def _media_response(self, media_id: str, processing_status: int) -> JSONResponse:
+        if self._media[media_id]["pending_polls"]:
+            return JSONResponse({**self._public_media(media_id), "url": None}, status_code=processing_status)
+        return JSONResponse(self._public_media(media_id))
+
+    def _public_media(self, media_id: str) -> dict[str, Any]:
+        return {"id": media_id, "type": "image", "url": f"{self.base_url}/system/media/{media_id}.png",
+                "preview_url": None, "description": None}
+
+
+async def _status_params(request: Request) -> tuple[str, str, list[str]]:
+    if request.headers.get("content-type", "").startswith("application/json"):
+        body = await request.json()
+        media_ids = [str(m) for m in body.get("media_ids") or []]
+        return str(body.get("status") or ""), str(body.get("visibility") or "public"), media_ids
+    form = await _form(request)
+    status, visibility = form.get("status", [""]), form.get("visibility", ["public"])
+    return str(status[0]), str(visibility[0]), [str(m) for m in form.get("media_ids[]", [])]
+
+
+@dataclass(frozen=True)
+class _Upload:
+    filename: str | None
+    content_type: str
+    content: bytes
+
+
+async def _form(request: Request) -> dict[str, list[Any]]:
+    """Form bodies with the standard library only (Starlette's request.form() needs python-multipart)."""
+    content_type = request.headers.get("content-type", "")
+    body = await request.body()
+    fields: dict[str, list[Any]] = {}
+    if content_type.startswith("multipart/form-data"):
+        message = BytesParser(policy=email_policy).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True) or b""
+            filename = part.get_filename()
+            value = _Upload(filename, part.get_content_type(), payload) if filename is not None else payload.decode()
+            fields.setdefault(name, []).append(value)
+    else:
+        for name, values in parse_qs(body.decode(), keep_blank_values=True).items():
+            fields[name] = list(values)
+    return fields
+
+
+def _fault_response(fault: Fault) -> Response:
+    if fault.drop_connection:
+        return _DroppedResponse()
+    return JSONResponse(fault.body, status_code=fault.status, headers=fault.headers)

@@ -1,0 +1,199 @@
+"""Property test of a post's publishing state machine under arbitrary command sequences.
+
+Whatever order start-attempt, record-outcome and cancel commands arrive in (stale, early,
+duplicated, replayed under a used command id), a destination is published at most once,
+nothing happens to it after it reaches a terminal state, attempts start strictly in
+sequence, and the post holds its queue slot exactly until it settles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from domain.application import Decision, HeraldApplication
+from domain.post import TERMINAL, Post
+from domain.workspace import Workspace
+from schemas import commands as cmd
+
+T0 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
+WS = "ws-post-props"
+POST = "post-1"
+DESTINATIONS = ("acc-a", "acc-b")
+OUTCOMES = [o.value for o in cmd.Outcome]
+OUTCOME_EVENTS = {
+    "herald.post.destination_published.v1": "published",
+    "herald.post.retry_scheduled.v1": "retry_scheduled",
+    "herald.post.destination_failed.v1": "failed",
+    "herald.post.outcome_unknown.v1": "outcome_unknown",
+}
+
+
+def _outcome(destination: str, attempt: int, outcome: str, retry_after_s: float | None) -> cmd.RecordPublishOutcome:
+    return cmd.RecordPublishOutcome(
+        post_id=POST,
+        destination_id=destination,
+        attempt=attempt,
+        outcome=cmd.Outcome(outcome),
+        platform_post_id=f"remote-{destination}-{attempt}" if outcome == "published" else None,
+        retry_after_s=retry_after_s,
+    )
+
+
+@dataclass(frozen=True)
+class Next:
+    """What a well-behaved dispatcher/publisher would send next for a destination."""
+
+    destination: str
+    outcome: str  # reported if an attempt is running; otherwise the next attempt starts
+
+
+destination_st = st.sampled_from(DESTINATIONS)
+attempt_st = st.integers(1, 5)
+outcome_st = st.sampled_from(OUTCOMES)
+start_st = st.builds(
+    lambda d, a: cmd.StartPublishAttempt(post_id=POST, destination_id=d, attempt=a), destination_st, attempt_st
+)
+outcome_cmd_st = st.builds(
+    _outcome, destination_st, attempt_st, outcome_st, st.none() | st.sampled_from([0.0, 30.0, 600.0])
+)
+cancel_st = st.builds(lambda reason: cmd.CancelPost(post_id=POST, reason=reason), st.sampled_from(["user", "typo"]))
+# Retries weigh more so that retry chains run to exhaustion (a 4th attempt's retry fails).
+guided_st = st.builds(Next, destination_st, st.sampled_from(["retry", "retry", "retry", *OUTCOMES]))
+
+
+def _command(roll: int) -> st.SearchStrategy[cmd.Payload | Next]:
+    """Mostly what a dispatcher would send next (to get deep), often arbitrary, rarely a cancel."""
+    if roll < 12:
+        return guided_st
+    if roll < 14:
+        return start_st
+    return outcome_cmd_st if roll < 19 else cancel_st
+
+
+def _clock_step(roll: int) -> int:
+    """Seconds the clock moves before a command: mostly none, sometimes enough for a retry to
+    come due, rarely past the missed window (which would skip what is still waiting)."""
+    if roll < 28:
+        return 0
+    if roll < 39:
+        return (15, 60, 300)[roll % 3]
+    return 4000
+
+
+step_st = st.tuples(
+    st.integers(0, 19).flatmap(_command),
+    st.sampled_from([None, None, None, None, "reused-0", "reused-1"]),  # None: a fresh command id
+    st.integers(0, 39).map(_clock_step),
+)
+
+
+@dataclass
+class Run:
+    now: datetime = T0
+    app: HeraldApplication = field(init=False)
+    decisions: dict[str, Decision] = field(default_factory=dict)
+    fresh: int = 0
+
+    def __post_init__(self) -> None:
+        self.app = HeraldApplication({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: self.now)
+
+    def send(self, payload: cmd.Payload, command_id: str | None = None) -> tuple[str, Decision]:
+        if command_id is None:
+            self.fresh += 1
+            command_id = f"fresh-{self.fresh}"
+        envelope = cmd.CommandEnvelope.wrap(payload, command_id=command_id, workspace_id=WS, issued_by="props", issued_at=self.now)
+        return command_id, self.app.handle(envelope)
+
+    def setup(self) -> None:
+        commands: list[cmd.Payload] = [
+            cmd.OpenWorkspace(name="props", tier=cmd.Tier.pro),
+            *(cmd.ConnectSocialAccount(social_account_id=d, platform=cmd.Platform.sandbox, handle=d) for d in DESTINATIONS),
+            cmd.GrantCredits(amount=5),
+            cmd.SchedulePost(post_id=POST, text="hello", destinations=list(DESTINATIONS), publish_at=T0),
+        ]
+        for payload in commands:
+            _, decision = self.send(payload)
+            assert decision.accepted, decision
+
+    def post(self) -> Post:
+        post = self.app.find(Post, POST)
+        assert post is not None
+        return post
+
+    def workspace(self) -> Workspace:
+        workspace = self.app.find(Workspace, WS)
+        assert workspace is not None
+        return workspace
+
+    def resolve(self, command: cmd.Payload | Next) -> cmd.Payload:
+        if not isinstance(command, Next):
+            return command
+        dest = self.post().destinations[command.destination]
+        if dest.status == "attempting":
+            return _outcome(command.destination, dest.attempt, command.outcome, None)
+        return cmd.StartPublishAttempt(post_id=POST, destination_id=command.destination, attempt=dest.attempt + 1)
+
+    def events(self) -> list[tuple[str, dict[str, Any]]]:
+        notifications = self.app.recorder.select_notifications(start=1, limit=1_000_000)
+        return [(e.type, e.data) for e in map(self.app.mapper.to_domain_event, notifications)]
+
+
+def check_history(events: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
+    """Replay the post's events against the rules; return each destination's status."""
+    status = {d: "pending" for d in DESTINATIONS}
+    started = {d: 0 for d in DESTINATIONS}
+    published = {d: 0 for d in DESTINATIONS}
+    for kind, data in events:
+        if kind == "herald.post.cancelled.v1":
+            for d in data["cancelled_destinations"]:
+                assert status[d] in {"pending", "retry_scheduled"}, (kind, d, status[d])
+                status[d] = "cancelled"
+            continue
+        if not kind.startswith("herald.post.") or kind == "herald.post.scheduled.v1":
+            continue
+        d = data["destination_id"]
+        assert status[d] not in TERMINAL, f"{kind} after {d} was {status[d]}"
+        if kind == "herald.post.attempt_started.v1":
+            assert status[d] in {"pending", "retry_scheduled"}, (kind, d, status[d])
+            assert data["attempt"] == started[d] + 1, f"{d} started attempt {data['attempt']} after {started[d]}"
+            started[d], status[d] = data["attempt"], "attempting"
+        elif kind == "herald.post.destination_skipped.v1":
+            # Either the running attempt's outcome, or a missed window when the next one was due.
+            assert status[d] in {"attempting", "pending", "retry_scheduled"}, (kind, d, status[d])
+            status[d] = "skipped"
+        else:
+            assert status[d] == "attempting" and data["attempt"] == started[d], (kind, data, status[d], started[d])
+            status[d] = OUTCOME_EVENTS[kind]
+            published[d] += kind == "herald.post.destination_published.v1"
+    assert all(count <= 1 for count in published.values()), published
+    return status
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.integers(1, 60).flatmap(lambda n: st.lists(step_st, min_size=n, max_size=n)))
+def test_any_command_sequence_keeps_the_post_consistent(steps: list[tuple[Any, str | None, int]]) -> None:
+    run = Run()
+    run.setup()
+    for command, command_id, advance_s in steps:
+        run.now += timedelta(seconds=advance_s)
+        replay = command_id in run.decisions
+        before = run.events() if replay else []
+        command_id, decision = run.send(run.resolve(command), command_id)
+        if replay:
+            assert decision == run.decisions[command_id], "a replayed command id must return its first decision"
+            assert run.events() == before, "a replayed command id must change nothing"
+        run.decisions.setdefault(command_id, decision)
+
+        events = run.events()
+        status = check_history(events)
+        post = run.post()
+        assert {d: s.status for d, s in post.destinations.items()} == status
+        kinds = [kind for kind, _ in events]
+        assert kinds.count("herald.workspace.post_queued.v1") == 1
+        assert kinds.count("herald.workspace.post_left_queue.v1") == (1 if post.settled else 0)
+        assert (POST in run.workspace().waiting_posts) == (not post.settled)
