@@ -98,6 +98,8 @@ class Run:
     app: HeraldApplication = field(init=False)
     decisions: dict[str, Decision] = field(default_factory=dict)
     fresh: int = 0
+    history: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    read_up_to: int = 0
 
     def __post_init__(self) -> None:
         self.app = HeraldApplication({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: self.now)
@@ -139,8 +141,13 @@ class Run:
         return cmd.StartPublishAttempt(post_id=POST, destination_id=command.destination, attempt=dest.attempt + 1)
 
     def events(self) -> list[tuple[str, dict[str, Any]]]:
-        notifications = self.app.recorder.select_notifications(start=1, limit=1_000_000)
-        return [(e.type, e.data) for e in map(self.app.mapper.to_domain_event, notifications)]
+        """(type, data) of every stored event in notification order; reads only what is new."""
+        notifications = self.app.recorder.select_notifications(start=self.read_up_to + 1, limit=1_000_000)
+        for notification in notifications:
+            event = self.app.mapper.to_domain_event(notification)
+            self.history.append((event.type, event.data))
+            self.read_up_to = notification.id
+        return list(self.history)
 
 
 def check_history(events: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
