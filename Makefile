@@ -21,3 +21,6 @@ schemas: $(BIN)/herald  ## regenerate the checked-in JSON Schemas from schemas/
 
 clean:
 	rm -rf $(VENV) .herald .pytest_cache .hypothesis
+
+bench: $(BIN)/herald  ## throughput of handler, relay and projection against raw library baselines (JSON last line)
+	$(BIN)/python -m bench

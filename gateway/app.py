@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Protocol
 
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
@@ -38,7 +38,17 @@ TAGS = [
     {"name": "posts", "description": "Scheduling, cancelling and following posts"},
     {"name": "commands", "description": "Any command, queued to the commands topic"},
     {"name": "health", "description": "Liveness and readiness"},
+    {"name": "admin", "description": "Operating Herald (admin key only): dead letters"},
 ]
+
+
+class DeadLetterStore(Protocol):
+    """Lists and replays the DLQ (herald.dead_letters.DeadLetterStore). ``replay`` raises KeyError for an
+    unknown id; both return objects with ``to_dict()``."""
+
+    def list(self, limit: int) -> list[Any]: ...
+
+    def replay(self, dead_letter_id: str) -> Any: ...
 
 
 @dataclass
@@ -48,6 +58,7 @@ class GatewayDeps:
     submit_command: Callable[[CommandEnvelope], None]  # durably produces to the commands topic; raises on failure
     admin_api_key: str
     ready_checks: dict[str, Callable[[], None]] = field(default_factory=dict)  # name → raises if not ready
+    dead_letters: DeadLetterStore | None = None  # admin dead-letter endpoints; None → they answer 503
 
 
 def create_app(deps: GatewayDeps) -> FastAPI:

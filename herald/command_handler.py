@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from typing import Callable
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
@@ -32,8 +33,10 @@ class CommandHandler:
         dlq_topic: str,
         poll_timeout_ms: int = 200,
         max_records: int = 500,
+        on_decided: Callable[[list[CommandEnvelope]], None] = lambda commands: None,
     ) -> None:
         self.app, self.consumer, self.producer, self.dlq_topic = app, consumer, producer, dlq_topic
+        self.on_decided = on_decided
         self.poll_timeout_ms, self.max_records = poll_timeout_ms, max_records
         consumer.subscribe([topic])
 
@@ -54,13 +57,16 @@ class CommandHandler:
             self.consumer.close()
 
     def process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        decided = []
         for records in batch.values():
             for record in records:
                 command = self._parse(record)
                 if command is not None:
                     decision = self.app.handle(command)
+                    decided.append(command)
                     if not decision.accepted:
                         log.info("command %s rejected: %s %s", command.command_id, decision.reason_code, decision.detail)
+        self.on_decided(decided)
         self.consumer.commit({tp: offset_after(records[-1]) for tp, records in batch.items()})
 
     def _parse(self, record: ConsumerRecord) -> CommandEnvelope | None:

@@ -21,9 +21,10 @@ from domain.post import PublishPolicy
 from gateway.app import GatewayDeps, create_app
 from gateway import auth
 from herald import consumer as consumer_runtime
-from herald import db, kafka_io
+from herald import db, inbox, kafka_io
 from herald.command_handler import CommandHandler
-from herald.consumer import EventConsumer, EventHandler, produce_commands
+from herald.consumer import EventConsumer, EventHandler
+from herald.dead_letters import DeadLetterStore
 from herald.crypto import TokenCipher, load_or_create_key
 from herald.dispatch_loop import run_dispatcher
 from herald.embedded import EmbeddedBroker, start_embedded_postgres
@@ -42,7 +43,7 @@ from projections import queue
 log = logging.getLogger(__name__)
 
 ROLES = ("gateway", "handler", "relay", "processors", "projections")
-DDLS = (consumer_runtime.DDL, RELAY_DDL, queue.DDL, dispatcher.DDL, publisher.DDL, sandbox.DDL, auth.DDL)
+DDLS = (consumer_runtime.DDL, RELAY_DDL, inbox.DDL, queue.DDL, dispatcher.DDL, publisher.DDL, sandbox.DDL, auth.DDL)
 
 
 @contextlib.contextmanager
@@ -125,9 +126,10 @@ class Herald:
             GatewayDeps(
                 app=self.app,
                 pool=self.pool,
-                submit_command=lambda command: produce_commands(self.producer, self.settings.commands_topic, [command]),
+                submit_command=lambda command: inbox.accept(self.pool, command),
                 admin_api_key=self.admin_api_key,
                 ready_checks={"postgres": self._check_postgres, "kafka": self._check_kafka},
+                dead_letters=DeadLetterStore(self.kafka_bootstrap, self.settings.dlq_topic, lambda: self.producer),
             )
         )
 
@@ -141,6 +143,25 @@ class Herald:
             poll_interval_s=self.settings.relay_poll_interval_s,
         )
 
+    def inbox_relay(self) -> inbox.InboxRelay:
+        return inbox.InboxRelay(
+            pool=self.pool,
+            producer=self.producer,
+            topic=self.settings.commands_topic,
+            batch_size=self.settings.relay_batch_size,
+            poll_interval_s=self.settings.relay_poll_interval_s,
+        )
+
+    def resume_relays(self, new_topics: set[str]) -> None:
+        """Before relaying: republish whatever a new or emptied topic lost."""
+        s = self.settings
+
+        def lost(topic: str) -> bool:
+            return topic in new_topics or not kafka_io.topic_has_messages(self.kafka_bootstrap, topic)
+
+        self.relay().resume(topic_is_new=s.events_topic in new_topics, topic_is_empty=lambda: lost(s.events_topic))
+        self.inbox_relay().resume(topic_is_new=lost(s.commands_topic))
+
     def command_handler(self) -> CommandHandler:
         s = self.settings
         return CommandHandler(
@@ -151,6 +172,7 @@ class Herald:
             dlq_topic=s.dlq_topic,
             poll_timeout_ms=s.poll_timeout_ms,
             max_records=s.batch_max_records,
+            on_decided=lambda commands: inbox.mark_decided(self.pool, commands),
         )
 
     def event_consumer(self, name: str, handler: EventHandler) -> EventConsumer:
@@ -185,7 +207,7 @@ class Herald:
         if role == "handler":
             return [self.command_handler().run]
         if role == "relay":
-            return [self.relay().run]
+            return [self.relay().run, self.inbox_relay().run]
         if role == "processors":
             publish = Publisher(pool=self.pool, adapters=self.adapters(), unseal=self.cipher.unseal)
             return [

@@ -11,7 +11,6 @@ import pytest
 
 from domain.post import Post
 from domain.wallet import Wallet
-from herald import kafka_io
 from herald.embedded import EmbeddedBroker
 from herald.wiring import Herald, run_loops
 from schemas import commands as cmd
@@ -23,11 +22,7 @@ ROLES = ("handler", "relay", "processors", "projections")
 
 def _start(settings) -> tuple[Herald, threading.Event, list[threading.Thread]]:
     herald = Herald(settings, settings.database_url, settings.kafka_bootstrap)
-    new_topics = herald.prepare()
-    herald.relay().resume(
-        topic_is_new=settings.events_topic in new_topics,
-        topic_is_empty=lambda: not kafka_io.topic_has_messages(settings.kafka_bootstrap, settings.events_topic),
-    )
+    herald.resume_relays(herald.prepare())
     stop = threading.Event()
     threads = run_loops([loop for role in ROLES for loop in herald.loops(role)], stop)
     return herald, stop, threads

@@ -1,0 +1,108 @@
+"""python -m bench: measure, print one line per figure, then the JSON summary as the last line."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import os
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import baselines, roles
+from herald import db
+from herald.embedded import EmbeddedBroker
+from herald.settings import Settings
+from herald.wiring import Herald
+
+SERVER_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--commands", type=int, default=5_000)
+    parser.add_argument("--workspaces", type=int, default=100)
+    parser.add_argument("--aggregates", type=int, default=20_000)
+    parser.add_argument("--messages", type=int, default=50_000)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+
+    run_started = time.perf_counter()
+    tag = secrets.token_hex(4)
+    db_name = f"herald_bench_{tag}"
+    db.create_database(SERVER_URL, db_name)
+    database_url = db.with_database(SERVER_URL, db_name)
+    say(f"bench {tag}: database {db_name}")
+    try:
+        with tempfile.TemporaryDirectory(prefix="herald-bench-") as tmp, EmbeddedBroker(Path(tmp) / "broker") as broker:
+            results = measure(args, tag, database_url, broker.bootstrap, Path(tmp))
+    finally:
+        db.drop_database(SERVER_URL, db_name)
+    say(f"total bench time {time.perf_counter() - run_started:.1f} s")
+    print(json.dumps(results), flush=True)
+    return 0
+
+
+def measure(args: argparse.Namespace, tag: str, database_url: str, bootstrap: str, tmp: Path) -> dict[str, float]:
+    prefix = f"b{tag}."
+    save_rate = baselines.save_aggregates(database_url, args.aggregates)
+    say(f"baseline eventsourcing save: {save_rate:,.0f} aggregates/s ({args.aggregates} aggregates, 500 per save)")
+    produce_rate, consume_rate = baselines.produce_consume(bootstrap, f"{prefix}baseline", args.messages)
+    say(f"baseline kafka-python produce: {produce_rate:,.0f} msgs/s ({args.messages} x 300 B, acks=all)")
+    say(f"baseline kafka-python consume: {consume_rate:,.0f} msgs/s")
+
+    settings = Settings(
+        _env_file=None,
+        database_url=database_url,
+        kafka_bootstrap=bootstrap,
+        topic_prefix=prefix,
+        consumer_group_prefix=prefix,
+        data_dir=tmp / "herald",
+        admin_api_key="x",
+        token_key=base64.b64encode(os.urandom(32)).decode(),
+    )
+    herald = Herald(settings, database_url, bootstrap)
+    try:
+        herald.prepare()
+        started = time.perf_counter()
+        per_ws = -(-args.commands // args.workspaces)
+        accounts = roles.setup_workspaces(herald, args.workspaces, credits=max(10, 4 * per_ws))
+        commands = roles.schedule_commands(accounts, args.commands)
+        say(f"setup: {args.workspaces} workspaces x 2 sandbox accounts in {time.perf_counter() - started:.1f} s")
+
+        handled = roles.run_handler(herald, commands)
+        say(f"handler: {handled.rate:,.0f} commands/s ({handled.count} SchedulePost, all accepted, "
+            f"{handled.seconds:.2f} s after {handled.join_s:.1f} s group join)")
+
+        relayed = roles.run_relay(herald)
+        say(f"relay: {relayed.rate:,.0f} events/s ({relayed.count} events in {relayed.seconds:.2f} s)")
+
+        projected = roles.run_projection(herald, relayed.count)
+        say(f"projection (queue): {projected.rate:,.0f} events/s ({projected.count} events in "
+            f"{projected.seconds:.2f} s after {projected.join_s:.1f} s group join)")
+    finally:
+        herald.close()
+        herald.app.close()
+
+    return {
+        "handler_commands_per_s": round(handled.rate, 1),
+        "relay_events_per_s": round(relayed.rate, 1),
+        "projection_events_per_s": round(projected.rate, 1),
+        "baseline_save_aggregates_per_s": round(save_rate, 1),
+        "baseline_produce_per_s": round(produce_rate, 1),
+        "baseline_consume_per_s": round(consume_rate, 1),
+        "handler_vs_save": round(handled.rate / save_rate, 3),
+        "relay_vs_produce": round(relayed.rate / produce_rate, 3),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Raw rates of the libraries Herald builds on: eventsourcing batched saves, kafka-python produce/consume."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate
+from kafka import KafkaConsumer, TopicPartition
+
+from herald import db, kafka_io
+
+
+class Trivial(Aggregate):
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+
+class BaselineApp(Application):
+    name = "benchbaseline"
+
+
+def save_aggregates(database_url: str, total: int = 20_000, per_save: int = 500) -> float:
+    """Aggregates/s saving ``per_save`` new trivial aggregates per ``app.save`` call."""
+    app = BaselineApp(db.eventsourcing_env(database_url))
+    try:
+        batches = [[Trivial(n) for n in range(i, i + per_save)] for i in range(0, total, per_save)]
+        started = time.perf_counter()
+        for batch in batches:
+            app.save(*batch)
+        elapsed = time.perf_counter() - started
+    finally:
+        app.close()
+    return total / elapsed
+
+
+def produce_consume(bootstrap: str, topic: str, total: int = 50_000, size: int = 300,
+                    partitions: int = 6) -> tuple[float, float]:
+    """(messages/s produced with acks=all, messages/s consumed from the beginning)."""
+    kafka_io.ensure_topics(bootstrap, {topic: partitions})
+    producer = kafka_io.make_producer(bootstrap)
+    value = os.urandom(size)
+    try:
+        started = time.perf_counter()
+        futures = [producer.send(topic, key=str(i % 100).encode(), value=value) for i in range(total)]
+        producer.flush()
+        for future in futures:
+            future.get(timeout=30)
+        produce_rate = total / (time.perf_counter() - started)
+    finally:
+        producer.close(timeout=5)
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        received = 0
+        started = time.perf_counter()
+        deadline = started + 120
+        while received < total and time.perf_counter() < deadline:
+            for records in consumer.poll(timeout_ms=500, max_records=5000).values():
+                received += len(records)
+        consume_rate = received / (time.perf_counter() - started)
+        if received < total:
+            raise RuntimeError(f"baseline consumer got {received} of {total} messages")
+    finally:
+        consumer.close()
+    return produce_rate, consume_rate

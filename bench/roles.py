@@ -1,0 +1,191 @@
+"""Herald's own roles under load: command handler, outbox relay, queue projection."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from domain.command_record import CommandRecord
+from herald.consumer import produce_commands
+from herald.wiring import Herald
+from projections import queue
+from schemas import commands as cmd
+
+BIG = 1_000_000
+
+
+@dataclass
+class Timed:
+    count: int
+    seconds: float  # from the first non-empty poll until done
+    join_s: float  # from starting the loop until its first non-empty poll (group join etc.)
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds if self.seconds > 0 else float("nan")
+
+
+def _envelope(payload: cmd.Payload, workspace_id: str, command_id: str) -> cmd.CommandEnvelope:
+    return cmd.CommandEnvelope.wrap(payload, command_id=command_id, workspace_id=workspace_id,
+                                    issued_by="bench", issued_at=datetime.now(UTC))
+
+
+def setup_workspaces(herald: Herald, workspaces: int, credits: int) -> dict[str, list[str]]:
+    """Open workspaces directly through the application (not timed); returns workspace → account ids."""
+    overrides = {"queue_size": BIG, "daily_posts_per_platform": BIG, "accounts_per_platform": 10}
+    accounts: dict[str, list[str]] = {}
+    for w in range(workspaces):
+        ws = f"bench-ws-{w}"
+        steps: list[tuple[str, cmd.Payload]] = [
+            ("open", cmd.OpenWorkspace(name=ws, tier="business", limit_overrides=overrides)),
+            ("acct-a", cmd.ConnectSocialAccount(platform="sandbox", handle=f"{ws}-a")),
+            ("acct-b", cmd.ConnectSocialAccount(platform="sandbox", handle=f"{ws}-b")),
+            ("grant", cmd.GrantCredits(amount=credits)),
+        ]
+        for command_id, payload in steps:
+            decision = herald.app.handle(_envelope(payload, ws, command_id))
+            if not decision.accepted:
+                raise RuntimeError(f"setup {ws}/{command_id} rejected: {decision.reason_code} {decision.detail}")
+            if "social_account_id" in decision.result:
+                accounts.setdefault(ws, []).append(decision.result["social_account_id"])
+    return accounts
+
+
+def schedule_commands(accounts: dict[str, list[str]], total: int) -> list[cmd.CommandEnvelope]:
+    workspaces = sorted(accounts)
+    return [
+        _envelope(cmd.SchedulePost(text=f"bench post {i}", destinations=accounts[ws]), ws, f"bench-post-{i}")
+        for i in range(total)
+        for ws in [workspaces[i % len(workspaces)]]
+    ]
+
+
+def _first_batch_clock(consumer) -> list[float]:
+    """Record when the consumer's poll first returns records (instance-level wrapper, bench only)."""
+    seen: list[float] = []
+    original = consumer.poll
+
+    def poll(*args, **kwargs):
+        batch = original(*args, **kwargs)
+        if batch and not seen:
+            seen.append(time.perf_counter())
+        return batch
+
+    consumer.poll = poll
+    return seen
+
+
+def _count_events(herald: Herald, topic_like: str) -> int:
+    with herald.pool.connection() as conn:
+        return conn.execute("SELECT count(*) FROM herald_events WHERE topic LIKE %s", (topic_like,)).fetchone()[0]
+
+
+def command_record_topic_like(herald: Herald) -> str:
+    """The LIKE pattern matching stored CommandRecord events (found from the setup's records)."""
+    with herald.pool.connection() as conn:
+        topics = [t for (t,) in conn.execute("SELECT DISTINCT topic FROM herald_events").fetchall()]
+    matching = [t for t in topics if "CommandRecord" in t or "command_record" in t or ".command." in t]
+    if not matching:
+        raise RuntimeError(f"cannot tell CommandRecord events among topics {topics}")
+    prefix = min(matching, key=len)
+    # CommandRecord events share a class-qualified prefix: CommandRecord.<Event>
+    common = prefix.rsplit(".", 1)[0] if len(matching) == 1 else _common_prefix(matching)
+    return common + "%"
+
+
+def _common_prefix(strings: list[str]) -> str:
+    first, last = min(strings), max(strings)
+    i = 0
+    while i < min(len(first), len(last)) and first[i] == last[i]:
+        i += 1
+    return first[:i]
+
+
+def run_handler(herald: Herald, commands: list[cmd.CommandEnvelope], timeout_s: float = 150) -> Timed:
+    """Produce the commands, then time CommandHandler until every one is recorded."""
+    like = command_record_topic_like(herald)
+    before = _count_events(herald, like)
+    produce_commands(herald.producer, herald.settings.commands_topic, commands)
+    handler = herald.command_handler()
+    first = _first_batch_clock(handler.consumer)
+    stop = threading.Event()
+    thread = threading.Thread(target=handler.run, args=(stop,), name="bench-handler", daemon=True)
+    started = time.perf_counter()
+    thread.start()
+    target = before + len(commands)
+    done = before
+    try:
+        while time.perf_counter() - started < timeout_s and thread.is_alive():
+            done = _count_events(herald, like)
+            if done >= target:
+                break
+            time.sleep(0.05)
+        ended = time.perf_counter()
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    if done < target:
+        raise RuntimeError(f"handler decided {done - before} of {len(commands)} commands within {timeout_s}s")
+    rejected = [c.command_id for c in commands if not _accepted(herald, c)]
+    if rejected:
+        raise RuntimeError(f"{len(rejected)} commands rejected (setup is wrong), e.g. {rejected[:3]}")
+    t_first = first[0] if first else started
+    return Timed(len(commands), ended - t_first, t_first - started)
+
+
+def _accepted(herald: Herald, command: cmd.CommandEnvelope) -> bool:
+    record = herald.app.find(CommandRecord, CommandRecord.key(command.workspace_id, command.command_id))
+    return record is not None and type(record.outcome).__name__ == "CommandAccepted"
+
+
+def max_position(herald: Herald) -> int:
+    return herald.app.recorder.max_notification_id() or 0
+
+
+def run_relay(herald: Herald) -> Timed:
+    """Time relay_once() from position 0 until the whole event store is on the events topic."""
+    relay = herald.relay()
+    if relay.position() != 0:
+        raise RuntimeError("relay position is not zero")
+    total = 0
+    started = time.perf_counter()
+    while (sent := relay.relay_once()) > 0:
+        total += sent
+    return Timed(total, time.perf_counter() - started, 0.0)
+
+
+def run_projection(herald: Herald, expected_events: int, timeout_s: float = 150) -> Timed:
+    """Time an EventConsumer applying projections.queue until its positions reach the last event."""
+    name = "bench-projection"
+
+    def handler(conn, event):
+        queue.apply(conn, event)
+        return []
+
+    consumer = herald.event_consumer(name, handler)
+    first = _first_batch_clock(consumer.consumer)
+    target = max_position(herald)
+    stop = threading.Event()
+    thread = threading.Thread(target=consumer.run, args=(stop,), name="bench-projection", daemon=True)
+    started = time.perf_counter()
+    thread.start()
+    reached = 0
+    try:
+        while time.perf_counter() - started < timeout_s and thread.is_alive():
+            with herald.pool.connection() as conn:  # a fresh topic: offsets start at 0 in every partition
+                row = conn.execute("SELECT max(global_position), sum(kafka_offset + 1) FROM consumer_positions"
+                                   " WHERE consumer = %s", (name,)).fetchone()
+            reached, consumed = row[0] or 0, row[1] or 0
+            if reached >= target and consumed >= expected_events:
+                break
+            time.sleep(0.05)
+        ended = time.perf_counter()
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    if reached < target:
+        raise RuntimeError(f"projection reached position {reached} of {target} within {timeout_s}s")
+    t_first = first[0] if first else started
+    return Timed(expected_events, ended - t_first, t_first - started)
