@@ -32,7 +32,11 @@ def main() -> int:
     parser.add_argument("--workspaces", type=int, default=100)
     parser.add_argument("--aggregates", type=int, default=20_000)
     parser.add_argument("--messages", type=int, default=50_000)
+    parser.add_argument("--profile", metavar="DIR", help="run each role under cProfile, dumping DIR/<role>.prof")
     args = parser.parse_args()
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+        roles.PROFILE_DIR = args.profile
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
     run_started = time.perf_counter()

@@ -51,7 +51,10 @@ def produce_consume(bootstrap: str, topic: str, total: int = 50_000, size: int =
     finally:
         producer.close(timeout=5)
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    # kafka-python's default receive_message_max_bytes (1 MB) is below its default fetch_max_bytes
+    # (50 MB): a multi-partition fetch response over 1 MB drops the connection (InvalidReceiveError).
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                             receive_message_max_bytes=100_000_000)
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(tps)

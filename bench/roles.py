@@ -40,8 +40,8 @@ def setup_workspaces(herald: Herald, workspaces: int, credits: int) -> dict[str,
         ws = f"bench-ws-{w}"
         steps: list[tuple[str, cmd.Payload]] = [
             ("open", cmd.OpenWorkspace(name=ws, tier="business", limit_overrides=overrides)),
-            ("acct-a", cmd.ConnectSocialAccount(platform="sandbox", handle=f"{ws}-a")),
-            ("acct-b", cmd.ConnectSocialAccount(platform="sandbox", handle=f"{ws}-b")),
+            (f"{ws}-acct-a", cmd.ConnectSocialAccount(platform="sandbox", handle=f"{ws}-a")),
+            (f"{ws}-acct-b", cmd.ConnectSocialAccount(platform="sandbox", handle=f"{ws}-b")),
             ("grant", cmd.GrantCredits(amount=credits)),
         ]
         for command_id, payload in steps:
@@ -77,6 +77,41 @@ def _first_batch_clock(consumer) -> list[float]:
     return seen
 
 
+PROFILE_DIR: str | None = None  # set by --profile: loops then run in the calling thread under cProfile
+
+
+def _drive(name: str, loop, is_done, timeout_s: float) -> tuple[float, float, bool]:
+    """Run ``loop(stop)`` until ``is_done()``; returns (started, ended, done)."""
+    stop = threading.Event()
+    result: dict[str, object] = {"done": False}
+
+    def watch() -> None:
+        while time.perf_counter() - result["started"] < timeout_s and not stop.is_set():
+            if is_done():
+                result["done"] = True
+                break
+            time.sleep(0.05)
+        result["ended"] = time.perf_counter()
+        stop.set()
+
+    result["started"] = time.perf_counter()
+    if PROFILE_DIR:
+        import cProfile
+
+        watcher = threading.Thread(target=watch, name=f"bench-{name}-watch", daemon=True)
+        watcher.start()
+        profiler = cProfile.Profile()
+        profiler.runcall(loop, stop)
+        profiler.dump_stats(f"{PROFILE_DIR}/{name}.prof")
+        watcher.join()
+    else:
+        worker = threading.Thread(target=loop, args=(stop,), name=f"bench-{name}", daemon=True)
+        worker.start()
+        watch()
+        worker.join(timeout=30)
+    return result["started"], result["ended"], result["done"]
+
+
 def _count_events(herald: Herald, topic_like: str) -> int:
     with herald.pool.connection() as conn:
         return conn.execute("SELECT count(*) FROM herald_events WHERE topic LIKE %s", (topic_like,)).fetchone()[0]
@@ -110,24 +145,11 @@ def run_handler(herald: Herald, commands: list[cmd.CommandEnvelope], timeout_s: 
     produce_commands(herald.producer, herald.settings.commands_topic, commands)
     handler = herald.command_handler()
     first = _first_batch_clock(handler.consumer)
-    stop = threading.Event()
-    thread = threading.Thread(target=handler.run, args=(stop,), name="bench-handler", daemon=True)
-    started = time.perf_counter()
-    thread.start()
     target = before + len(commands)
-    done = before
-    try:
-        while time.perf_counter() - started < timeout_s and thread.is_alive():
-            done = _count_events(herald, like)
-            if done >= target:
-                break
-            time.sleep(0.05)
-        ended = time.perf_counter()
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-    if done < target:
-        raise RuntimeError(f"handler decided {done - before} of {len(commands)} commands within {timeout_s}s")
+    started, ended, done = _drive("handler", handler.run, lambda: _count_events(herald, like) >= target, timeout_s)
+    if not done:
+        raise RuntimeError(f"handler decided {_count_events(herald, like) - before} of {len(commands)} commands"
+                           f" within {timeout_s}s")
     rejected = [c.command_id for c in commands if not _accepted(herald, c)]
     if rejected:
         raise RuntimeError(f"{len(rejected)} commands rejected (setup is wrong), e.g. {rejected[:3]}")
@@ -150,9 +172,19 @@ def run_relay(herald: Herald) -> Timed:
     if relay.position() != 0:
         raise RuntimeError("relay position is not zero")
     total = 0
+
+    def drain() -> None:
+        nonlocal total
+        while (sent := relay.relay_once()) > 0:
+            total += sent
+
     started = time.perf_counter()
-    while (sent := relay.relay_once()) > 0:
-        total += sent
+    if PROFILE_DIR:
+        import cProfile
+
+        cProfile.runctx("drain()", globals(), {"drain": drain}, f"{PROFILE_DIR}/relay.prof")
+    else:
+        drain()
     return Timed(total, time.perf_counter() - started, 0.0)
 
 
@@ -167,25 +199,20 @@ def run_projection(herald: Herald, expected_events: int, timeout_s: float = 150)
     consumer = herald.event_consumer(name, handler)
     first = _first_batch_clock(consumer.consumer)
     target = max_position(herald)
-    stop = threading.Event()
-    thread = threading.Thread(target=consumer.run, args=(stop,), name="bench-projection", daemon=True)
-    started = time.perf_counter()
-    thread.start()
-    reached = 0
-    try:
-        while time.perf_counter() - started < timeout_s and thread.is_alive():
-            with herald.pool.connection() as conn:  # a fresh topic: offsets start at 0 in every partition
-                row = conn.execute("SELECT max(global_position), sum(kafka_offset + 1) FROM consumer_positions"
-                                   " WHERE consumer = %s", (name,)).fetchone()
-            reached, consumed = row[0] or 0, row[1] or 0
-            if reached >= target and consumed >= expected_events:
-                break
-            time.sleep(0.05)
-        ended = time.perf_counter()
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-    if reached < target:
-        raise RuntimeError(f"projection reached position {reached} of {target} within {timeout_s}s")
+
+    def reached() -> tuple[int, int]:
+        with herald.pool.connection() as conn:  # a fresh topic: offsets start at 0 in every partition
+            row = conn.execute("SELECT max(global_position), sum(kafka_offset + 1) FROM consumer_positions"
+                               " WHERE consumer = %s", (name,)).fetchone()
+        return row[0] or 0, row[1] or 0
+
+    def is_done() -> bool:
+        position, consumed = reached()
+        return position >= target and consumed >= expected_events
+
+    started, ended, done = _drive("projection", consumer.run, is_done, timeout_s)
+    if not done:
+        raise RuntimeError(f"projection reached (position, messages) {reached()} of {(target, expected_events)}"
+                           f" within {timeout_s}s")
     t_first = first[0] if first else started
     return Timed(expected_events, ended - t_first, t_first - started)

@@ -7,9 +7,12 @@ command id returns that first outcome and changes nothing.
 
 from __future__ import annotations
 
+import copy
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Callable, TypeVar
+from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
@@ -50,6 +53,29 @@ class Decision:
         return cls(outcome.command_id, outcome.command_type, False, outcome.reason_code, outcome.detail)
 
 
+class _Batch:
+    """The aggregates of one batch: each loaded once. A command works on copies, which
+    replace the batch's versions only when the command is decided, so a rejected command's
+    half-made changes vanish with it."""
+
+    def __init__(self) -> None:
+        self.kept: dict[UUID, Any] = {}
+        self.working: dict[UUID, Any] = {}
+        self.changed: dict[UUID, HeraldAggregate] = {}
+
+    def find(self, aggregate_id: UUID, load: Callable[[UUID], Any]) -> Any:
+        if aggregate_id not in self.working:
+            if aggregate_id not in self.kept:
+                self.kept[aggregate_id] = load(aggregate_id)
+            self.working[aggregate_id] = copy.deepcopy(self.kept[aggregate_id])
+        return self.working[aggregate_id]
+
+    def keep(self, changed: list[HeraldAggregate]) -> None:
+        for aggregate in changed:
+            self.kept[aggregate.id] = self.changed[aggregate.id] = aggregate
+        self.working.clear()
+
+
 class ConflictsPersisted(RuntimeError):
     """Concurrent writers kept changing the same aggregates; the command was not applied."""
 
@@ -67,6 +93,7 @@ class HeraldApplication(Application):
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         super().__init__(env)
+        self._local = threading.local()  # the batch being decided, per thread
         self.seal = seal
         self.policy = policy
         self.clock = clock
@@ -75,28 +102,53 @@ class HeraldApplication(Application):
 
     def handle(self, command: cmd.CommandEnvelope) -> Decision:
         for _ in range(self.MAX_CONFLICT_RETRIES):
-            earlier = self.find(CommandRecord, CommandRecord.key(command.workspace_id, command.command_id))
-            if earlier is not None:
-                return Decision.of(earlier)
-            ctx = Context(
-                command_id=command.command_id,
-                correlation_id=command.correlation_id or command.command_id,
-                workspace_id=command.workspace_id,
-                issued_by=command.issued_by,
-                now=self.clock(),
-            )
+            record, changed = self._decide_once(command)
             try:
-                changed, result = self._decide(ctx, command)
-                record = CommandRecord.accepted(ctx, command.type, result)
-            except Rejected as rejection:
-                changed = []
-                record = CommandRecord.rejected(ctx, command.type, rejection.reason, rejection.detail)
-            try:
-                self.save(record, *changed)
+                if changed:
+                    self.save(*changed)
             except IntegrityError:
                 continue  # someone else changed one of these aggregates first: decide again
             return Decision.of(record)
         raise ConflictsPersisted(f"command {command.command_id} kept conflicting with concurrent writers")
+
+    def handle_batch(self, commands: list[cmd.CommandEnvelope]) -> list[Decision]:
+        """Decide commands in order against aggregates loaded once, and save them all in one
+        transaction. If another writer got there first, fall back to one command at a time."""
+        batch = self._local.batch = _Batch()
+        try:
+            decisions = []
+            for command in commands:
+                record, changed = self._decide_once(command)
+                batch.keep(changed)
+                decisions.append(Decision.of(record))
+        finally:
+            self._local.batch = None
+        try:
+            if batch.changed:
+                self.save(*batch.changed.values())
+        except IntegrityError:
+            return [self.handle(command) for command in commands]
+        return decisions
+
+    def _decide_once(self, command: cmd.CommandEnvelope) -> tuple[CommandRecord, list[HeraldAggregate]]:
+        """The command's outcome and the aggregates to save (none when it was decided before)."""
+        earlier = self.find(CommandRecord, CommandRecord.key(command.workspace_id, command.command_id))
+        if earlier is not None:
+            return earlier, []
+        ctx = Context(
+            command_id=command.command_id,
+            correlation_id=command.correlation_id or command.command_id,
+            workspace_id=command.workspace_id,
+            issued_by=command.issued_by,
+            now=self.clock(),
+        )
+        try:
+            changed, result = self._decide(ctx, command)
+            record = CommandRecord.accepted(ctx, command.type, result)
+        except Rejected as rejection:
+            changed = []
+            record = CommandRecord.rejected(ctx, command.type, rejection.reason, rejection.detail)
+        return record, [record, *changed]
 
     def _decide(self, ctx: Context, command: cmd.CommandEnvelope) -> tuple[list[HeraldAggregate], dict[str, Any]]:
         if command.type not in cmd.COMMAND_TYPES:
@@ -203,8 +255,15 @@ class HeraldApplication(Application):
     # Loading -------------------------------------------------------------------------
 
     def find(self, kind: type[A], herald_id: str) -> A | None:
+        aggregate_id = kind.aggregate_id(herald_id)
+        batch: _Batch | None = getattr(self._local, "batch", None)
+        if batch is not None:
+            return batch.find(aggregate_id, self._load)
+        return self._load(aggregate_id)
+
+    def _load(self, aggregate_id: UUID) -> Any:
         try:
-            return self.repository.get(kind.aggregate_id(herald_id))
+            return self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
 

@@ -119,6 +119,7 @@ def dlq_list(
 @dlq.command("replay")
 def dlq_replay(dead_letter_id: Annotated[str, typer.Argument(help="the id `herald dlq list` shows")]) -> None:
     """Produce a dead letter's original message to its source topic again (safe to repeat)."""
+    from herald import kafka_io
     from herald.dead_letters import UnknownDeadLetter, replay_dead_letter
 
     settings = _dlq_settings()

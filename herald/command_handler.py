@@ -57,16 +57,12 @@ class CommandHandler:
             self.consumer.close()
 
     def process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        decided = []
-        for records in batch.values():
-            for record in records:
-                command = self._parse(record)
-                if command is not None:
-                    decision = self.app.handle(command)
-                    decided.append(command)
-                    if not decision.accepted:
-                        log.info("command %s rejected: %s %s", command.command_id, decision.reason_code, decision.detail)
-        self.on_decided(decided)
+        """Decide the whole batch in one transaction, then commit the offsets."""
+        commands = [c for records in batch.values() for c in map(self._parse, records) if c is not None]
+        for command, decision in zip(commands, self.app.handle_batch(commands)):
+            if not decision.accepted:
+                log.info("command %s rejected: %s %s", command.command_id, decision.reason_code, decision.detail)
+        self.on_decided(commands)
         self.consumer.commit({tp: offset_after(records[-1]) for tp, records in batch.items()})
 
     def _parse(self, record: ConsumerRecord) -> CommandEnvelope | None:
