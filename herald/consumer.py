@@ -40,6 +40,12 @@ CREATE TABLE IF NOT EXISTS consumer_positions (
     updated_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (consumer, topic, partition)
 );
+CREATE TABLE IF NOT EXISTS consumer_replays (
+    consumer      text NOT NULL,
+    dead_letter   text NOT NULL,
+    applied_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer, dead_letter)
+);
 """
 
 
@@ -164,8 +170,13 @@ class EventConsumer:
             for tp, records in batch.items():
                 for record in records:
                     event = self._parse(record)
+                    if event is None:
+                        continue
+                    if self._is_replay_for_us(conn, record):
+                        emitted.extend(self._handle(conn, record, event))
+                        continue
                     position = applied.get(tp.partition)
-                    if event is None or (position and event.position <= position.global_position):
+                    if position and event.position <= position.global_position:
                         continue
                     emitted.extend(self._handle(conn, record, event))
                     applied[tp.partition] = moved[tp.partition] = Position(record.offset, event.position)
@@ -173,6 +184,17 @@ class EventConsumer:
                 save_positions(conn, self.name, self.topic, moved)
             if emitted:
                 produce_commands(self.producer, self.commands_topic, emitted)
+
+    def _is_replay_for_us(self, conn: Connection, record: ConsumerRecord) -> bool:
+        """A dead letter this consumer parked, sent back once the cause was fixed: apply it once."""
+        headers = dict(record.headers or [])
+        if headers.get("herald_replay_for", b"").decode() != self.name:
+            return False
+        inserted = conn.execute(
+            "INSERT INTO consumer_replays (consumer, dead_letter) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            (self.name, headers.get("herald_replayed_from", b"").decode()),
+        ).rowcount
+        return inserted == 1
 
     def _parse(self, record: ConsumerRecord) -> CloudEvent | None:
         try:

@@ -10,10 +10,10 @@ than once:
 - a **command**'s ``command_id`` is its idempotency key: the domain records every decision,
   so a repeated command is answered from that record and changes nothing;
 - an **event** carries its global position (``ce_position``): every event consumer skips an
-  event at or below the position it has applied per partition. Note the consequence: the
-  consumer that dead-lettered an event already moved past it, so it (and any consumer ahead
-  of it) skips the replayed copy too; only a consumer that has not reached it applies it.
-  Replay is meant for commands, after the cause (a bug, a missing schema) is fixed.
+  event at or below the position it has applied, so the consumers that applied it ignore the
+  copy. The replay also names the consumer that parked it (``herald_replay_for``); that one
+  applies the copy once, whatever its position, and records the dead letter's id with the
+  effect so a second replay is skipped.
 
 The DLQ is read from the beginning with a group-less consumer until nothing more arrives
 for about a second: Tansu under-reports end offsets, so they are not used.
@@ -31,6 +31,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 DLQ_HEADER_PREFIX = "herald_dlq_"
 REPLAYED_FROM = "herald_replayed_from"
+REPLAY_FOR = "herald_replay_for"
 
 
 class UnknownDeadLetter(KeyError):
@@ -151,8 +152,8 @@ def replay_dead_letter(bootstrap: str, dlq_topic: str, dead_letter_id: str, prod
     if not dead.source_topic:
         raise ValueError(f"dead letter {dead_letter_id} names no source topic (header herald_dlq_topic)")
     headers = [(name, value) for name, value in dead.headers
-               if not name.startswith(DLQ_HEADER_PREFIX) and name != REPLAYED_FROM]
-    headers.append((REPLAYED_FROM, dead.id.encode()))
+               if not name.startswith(DLQ_HEADER_PREFIX) and name not in (REPLAYED_FROM, REPLAY_FOR)]
+    headers += [(REPLAYED_FROM, dead.id.encode()), (REPLAY_FOR, dead.consumer.encode())]
     future = producer.send(dead.source_topic, key=dead.raw_key, value=dead.raw_value, headers=headers)
     producer.flush(timeout=timeout_s)
     future.get(timeout=timeout_s)  # raises if the broker did not take it
