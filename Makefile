@@ -24,3 +24,4 @@ clean:
 
 bench: $(BIN)/herald  ## throughput of handler, relay and projection against raw library baselines (JSON last line)
 	$(BIN)/python -m bench
+.PHONY: bench

@@ -5,6 +5,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
+import prometheus_client
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
@@ -299,6 +300,11 @@ def build(deps: "GatewayDeps") -> APIRouter:
         return {"replayed": replayed.to_dict()}
 
     # Health ----------------------------------------------------------------------------
+
+    @router.get("/metrics", tags=["health"], summary="Prometheus metrics of this process",
+                response_class=Response)
+    def metrics() -> Response:
+        return Response(prometheus_client.generate_latest(), media_type=prometheus_client.CONTENT_TYPE_LATEST)
 
     @router.get("/healthz", response_model=api.Health, tags=["health"], summary="The process is running")
     def healthz():

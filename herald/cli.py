@@ -8,6 +8,7 @@ import signal
 import threading
 from typing import Annotated
 
+import prometheus_client
 import typer
 import uvicorn
 
@@ -34,6 +35,8 @@ def _serve(roles: list[str]) -> None:
             if "gateway" in roles:
                 _serve_gateway(herald, stop)
             else:
+                if settings.metrics_port:
+                    prometheus_client.start_http_server(settings.metrics_port, addr=settings.http_host)
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     signal.signal(signum, lambda *_: stop.set())
                 log.info("herald running roles %s; Ctrl-C stops", ", ".join(roles))

@@ -16,6 +16,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import ValidationError
 
 from domain.application import HeraldApplication
+from herald import metrics
 from herald.consumer import dead_letter, offset_after
 from schemas.commands import CommandEnvelope
 
@@ -44,11 +45,14 @@ class CommandHandler:
         try:
             while not stop.is_set():
                 batch = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
+                metrics.beat("handler")
                 if not batch:
                     continue
                 try:
-                    self.process(batch)
+                    with metrics.BATCH_SECONDS.labels("handler").time():
+                        self.process(batch)
                 except Exception:  # noqa: BLE001 - database away: re-read the batch once it is back
+                    metrics.FAILURES.labels("handler").inc()
                     log.exception("handler: batch failed; retrying")
                     for tp, records in batch.items():
                         self.consumer.seek(tp, records[0].offset)
@@ -58,6 +62,7 @@ class CommandHandler:
 
     def process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         """Decide the whole batch in one transaction, then commit the offsets."""
+        metrics.CONSUMED.labels("handler").inc(sum(len(r) for r in batch.values()))
         commands = [c for records in batch.values() for c in map(self._parse, records) if c is not None]
         for command, decision in zip(commands, self.app.handle_batch(commands)):
             if not decision.accepted:

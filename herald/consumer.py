@@ -23,6 +23,7 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
+from herald import metrics
 from schemas.commands import CommandEnvelope
 from schemas.events import CloudEvent
 
@@ -83,6 +84,7 @@ def dead_letter(producer: KafkaProducer, dlq_topic: str, record: ConsumerRecord,
         ("herald_dlq_offset", str(record.offset).encode()),
     ]
     producer.send(dlq_topic, key=record.key, value=record.value, headers=headers).get(timeout=30)
+    metrics.DEAD_LETTERS.labels(consumer).inc()
     log.warning("dead-lettered %s[%s]@%s for %s: %s", record.topic, record.partition, record.offset, consumer, cause)
 
 
@@ -93,6 +95,7 @@ def produce_commands(producer: KafkaProducer, topic: str, commands: Iterable[Com
     producer.flush()
     for future in futures:
         future.get(timeout=30)  # raises if the broker did not take it
+    metrics.PRODUCED.labels(topic).inc(len(futures))
     return len(futures)
 
 
@@ -148,15 +151,19 @@ class EventConsumer:
             while not stop.is_set():
                 batch = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
                 if batch:
-                    self.process(batch)
+                    with metrics.BATCH_SECONDS.labels(self.name).time():
+                        self.process(batch)
+                metrics.beat(self.name)
         finally:
             self.consumer.close()  # leaves the group so partitions move at once
 
     def process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         batch = self._drop_unverified(batch)
+        metrics.CONSUMED.labels(self.name).inc(sum(len(r) for r in batch.values()))
         try:
             self._apply(batch)
         except Exception:
+            metrics.FAILURES.labels(self.name).inc()
             for tp, records in batch.items():
                 self.consumer.seek(tp, records[0].offset)  # re-read after the failure is fixed
             raise
@@ -179,6 +186,7 @@ class EventConsumer:
                     if position and event.position <= position.global_position:
                         continue
                     emitted.extend(self._handle(conn, record, event))
+                    metrics.APPLIED.labels(self.name).inc()
                     applied[tp.partition] = moved[tp.partition] = Position(record.offset, event.position)
             if moved:
                 save_positions(conn, self.name, self.topic, moved)

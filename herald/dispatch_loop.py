@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from kafka import KafkaProducer
 from psycopg_pool import ConnectionPool
 
+from herald import metrics
 from herald.consumer import produce_commands
 from processors.dispatcher import due_attempts
 
@@ -28,7 +29,9 @@ def run_dispatcher(pool: ConnectionPool, producer: KafkaProducer, commands_topic
     while not stop.is_set():
         try:
             sent = dispatch_once(pool, producer, commands_topic, limit=limit, redeliver_after_s=redeliver_after_s)
+            metrics.beat("dispatcher")
         except Exception:  # noqa: BLE001 - database or broker away: try again next tick
+            metrics.FAILURES.labels("dispatcher").inc()
             log.exception("dispatcher: tick failed")
             sent = 0
         if sent < limit:

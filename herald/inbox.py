@@ -17,6 +17,7 @@ from kafka import KafkaProducer
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from herald import metrics
 from herald.consumer import produce_commands
 from schemas.commands import CommandEnvelope
 
@@ -90,9 +91,12 @@ class InboxRelay:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                if self.relay_once() == self.batch_size:
+                sent = self.relay_once()
+                metrics.beat("inbox-relay")
+                if sent == self.batch_size:
                     continue
             except Exception:  # noqa: BLE001 - broker or database away: the rows stay unrelayed; retry
+                metrics.FAILURES.labels("inbox-relay").inc()
                 log.exception("inbox relay: batch failed; retrying")
                 stop.wait(1.0)
                 continue

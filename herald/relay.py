@@ -18,6 +18,7 @@ from kafka import KafkaProducer
 from psycopg_pool import ConnectionPool
 
 from domain.application import HeraldApplication
+from herald import metrics
 from domain.base import derived_id
 from schemas.events import CloudEvent
 
@@ -111,14 +112,19 @@ class Relay:
         for future in futures:
             future.get(timeout=30)
         self.set_position(notifications[-1].id)
+        metrics.PRODUCED.labels(self.topic).inc(len(notifications))
         return len(notifications)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                if self.relay_once() == self.batch_size:
+                with metrics.BATCH_SECONDS.labels("relay").time():
+                    sent = self.relay_once()
+                metrics.beat("relay")
+                if sent == self.batch_size:
                     continue
             except Exception:  # noqa: BLE001 - broker or database away: wait and resume from the stored position
+                metrics.FAILURES.labels("relay").inc()
                 log.exception("relay %s: batch failed; retrying from the stored position", self.name)
                 stop.wait(1.0)
                 continue

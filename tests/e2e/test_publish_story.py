@@ -156,3 +156,19 @@ def _replay_commands_topic(settings, herald) -> int:
     herald.producer.flush()
     assert all(json.loads(r.value)["command_id"] for r in records)
     return len(records)
+
+
+def test_metrics_show_the_work_of_every_loop(herald_url, settings):
+    url, herald = herald_url
+    with httpx.Client(base_url=url, timeout=10) as http:
+        admin = {"Authorization": f"Bearer {settings.admin_api_key}"}
+        assert http.post("/v1/workspaces", json={"name": "M"}, headers=admin).status_code == 201
+
+        def relayed():  # the registry is per process: look for this test's own topic
+            text = http.get("/metrics").text
+            return text if f'herald_messages_produced_total{{producer="{settings.events_topic}"}}' in text else None
+
+        text = _wait_until(relayed, timeout=30)
+    assert 'herald_events_applied_total{consumer="projection-queue"}' in text
+    for loop in ("relay", "handler", "dispatcher", "publisher", "settler", "projection-queue", "inbox-relay"):
+        assert f'herald_loop_heartbeat_timestamp_seconds{{loop="{loop}"}}' in text, loop

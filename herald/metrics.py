@@ -1,0 +1,22 @@
+"""Prometheus metrics every role reports (served at /metrics by the gateway, or by a small
+HTTP server in roles without one). Consumer lag is not exported: Tansu under-reports end
+offsets, so a lag figure from it would be wrong; on Apache Kafka use the broker's own."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CONSUMED = Counter("herald_messages_consumed_total", "Messages read from Kafka", ["consumer"])
+APPLIED = Counter("herald_events_applied_total", "Events applied (not skipped as already applied)", ["consumer"])
+PRODUCED = Counter("herald_messages_produced_total", "Messages produced to Kafka", ["producer"])
+BATCH_SECONDS = Histogram("herald_batch_seconds", "Time to process one batch", ["loop"],
+                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+FAILURES = Counter("herald_batch_failures_total", "Batches that failed and will be retried", ["loop"])
+DEAD_LETTERS = Counter("herald_dead_letters_total", "Messages parked on the dead-letter topic", ["consumer"])
+HEARTBEAT = Gauge("herald_loop_heartbeat_timestamp_seconds", "Last time a loop completed an iteration", ["loop"])
+
+
+def beat(loop: str) -> None:
+    HEARTBEAT.labels(loop).set(time.time())
