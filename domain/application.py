@@ -7,7 +7,6 @@ command id returns that first outcome and changes nothing.
 
 from __future__ import annotations
 
-import copy
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -54,26 +53,47 @@ class Decision:
 
 
 class _Batch:
-    """The aggregates of one batch: each loaded once. A command works on copies, which
-    replace the batch's versions only when the command is decided, so a rejected command's
-    half-made changes vanish with it."""
+    """The aggregates of one batch, each loaded once and shared by its commands.
 
-    def __init__(self) -> None:
-        self.kept: dict[UUID, Any] = {}
-        self.working: dict[UUID, Any] = {}
+    A rejected command must leave no trace, but copying every aggregate for every command
+    costs more than deciding it. So the batch notes how many pending events each aggregate
+    had when the command first touched it, and only for a rejected command that had already
+    changed one does it rebuild that aggregate: reloaded from the store, then brought forward
+    with the pending events of the commands before.
+    """
+
+    def __init__(self, load: Callable[[UUID], Any]) -> None:
+        self.load = load
+        self.current: dict[UUID, Any] = {}
         self.changed: dict[UUID, HeraldAggregate] = {}
+        self.checkpoints: dict[UUID, int] = {}  # pending events before the running command
 
-    def find(self, aggregate_id: UUID, load: Callable[[UUID], Any]) -> Any:
-        if aggregate_id not in self.working:
-            if aggregate_id not in self.kept:
-                self.kept[aggregate_id] = load(aggregate_id)
-            self.working[aggregate_id] = copy.deepcopy(self.kept[aggregate_id])
-        return self.working[aggregate_id]
+    def find(self, aggregate_id: UUID) -> Any:
+        if aggregate_id not in self.current:
+            self.current[aggregate_id] = self.load(aggregate_id)
+        aggregate = self.current[aggregate_id]
+        if aggregate is not None and aggregate_id not in self.checkpoints:
+            self.checkpoints[aggregate_id] = len(aggregate.pending_events)
+        return aggregate
 
     def keep(self, changed: list[HeraldAggregate]) -> None:
         for aggregate in changed:
-            self.kept[aggregate.id] = self.changed[aggregate.id] = aggregate
-        self.working.clear()
+            self.current[aggregate.id] = self.changed[aggregate.id] = aggregate
+        self.checkpoints.clear()
+
+    def undo(self) -> None:
+        for aggregate_id, kept_events in self.checkpoints.items():
+            aggregate = self.current[aggregate_id]
+            if len(aggregate.pending_events) == kept_events:
+                continue
+            rebuilt = self.load(aggregate_id)  # None when an earlier command of the batch made it
+            for event in aggregate.pending_events[:kept_events]:
+                rebuilt = event.mutate(rebuilt)
+                rebuilt.pending_events.append(event)
+            self.current[aggregate_id] = rebuilt
+            if aggregate_id in self.changed:
+                self.changed[aggregate_id] = rebuilt
+        self.checkpoints.clear()
 
 
 class ConflictsPersisted(RuntimeError):
@@ -114,11 +134,13 @@ class HeraldApplication(Application):
     def handle_batch(self, commands: list[cmd.CommandEnvelope]) -> list[Decision]:
         """Decide commands in order against aggregates loaded once, and save them all in one
         transaction. If another writer got there first, fall back to one command at a time."""
-        batch = self._local.batch = _Batch()
+        batch = self._local.batch = _Batch(self._load)
         try:
             decisions = []
             for command in commands:
                 record, changed = self._decide_once(command)
+                if isinstance(record.outcome, ev.CommandRejected) and changed:
+                    batch.undo()
                 batch.keep(changed)
                 decisions.append(Decision.of(record))
         finally:
@@ -258,7 +280,7 @@ class HeraldApplication(Application):
         aggregate_id = kind.aggregate_id(herald_id)
         batch: _Batch | None = getattr(self._local, "batch", None)
         if batch is not None:
-            return batch.find(aggregate_id, self._load)
+            return batch.find(aggregate_id)
         return self._load(aggregate_id)
 
     def _load(self, aggregate_id: UUID) -> Any:

@@ -99,6 +99,10 @@ def produce_commands(producer: KafkaProducer, topic: str, commands: Iterable[Com
     return len(futures)
 
 
+class HandlerFailed(Exception):
+    """A handler raised while the batch ran without savepoints: run it again isolated."""
+
+
 class _ResumeFromPostgres(ConsumerRebalanceListener):
     """On assignment, seek each partition to the offset recorded with our last effect.
 
@@ -161,7 +165,11 @@ class EventConsumer:
         batch = self._drop_unverified(batch)
         metrics.CONSUMED.labels(self.name).inc(sum(len(r) for r in batch.values()))
         try:
-            self._apply(batch)
+            parsed = {tp: [(r, self._parse(r)) for r in records] for tp, records in batch.items()}
+            try:
+                self._apply(parsed, isolate=False)
+            except HandlerFailed:
+                self._apply(parsed, isolate=True)  # again, event by event, parking the ones that fail
         except Exception:
             metrics.FAILURES.labels(self.name).inc()
             for tp, records in batch.items():
@@ -169,23 +177,25 @@ class EventConsumer:
             raise
         self.consumer.commit({tp: offset_after(records[-1]) for tp, records in batch.items()})
 
-    def _apply(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+    def _apply(self, batch: dict[TopicPartition, list[tuple[ConsumerRecord, CloudEvent | None]]], *,
+               isolate: bool) -> None:
+        """Apply the batch in one transaction. Without ``isolate`` a failing handler aborts the
+        whole batch (cheap: no savepoints); with it, each event runs in a savepoint."""
         with self.pool.connection() as conn, conn.transaction():
             applied = load_positions(conn, self.name, self.topic)
             moved: dict[int, Position] = {}
             emitted: list[CommandEnvelope] = []
             for tp, records in batch.items():
-                for record in records:
-                    event = self._parse(record)
+                for record, event in records:
                     if event is None:
                         continue
                     if self._is_replay_for_us(conn, record):
-                        emitted.extend(self._handle(conn, record, event))
+                        emitted.extend(self._handle(conn, record, event, isolate))
                         continue
                     position = applied.get(tp.partition)
                     if position and event.position <= position.global_position:
                         continue
-                    emitted.extend(self._handle(conn, record, event))
+                    emitted.extend(self._handle(conn, record, event, isolate))
                     metrics.APPLIED.labels(self.name).inc()
                     applied[tp.partition] = moved[tp.partition] = Position(record.offset, event.position)
             if moved:
@@ -211,7 +221,12 @@ class EventConsumer:
             dead_letter(self.producer, self.dlq_topic, record, self.name, f"unparseable event: {error}")
             return None
 
-    def _handle(self, conn: Connection, record: ConsumerRecord, event: CloudEvent) -> list[CommandEnvelope]:
+    def _handle(self, conn: Connection, record: ConsumerRecord, event: CloudEvent, isolate: bool) -> list[CommandEnvelope]:
+        if not isolate:
+            try:
+                return list(self.handler(conn, event))
+            except Exception as error:
+                raise HandlerFailed from error
         try:
             with conn.transaction():  # a savepoint: a failing event is undone alone
                 return list(self.handler(conn, event))

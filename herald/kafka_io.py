@@ -92,6 +92,10 @@ def make_consumer(bootstrap: str, group_id: str | None, topics: list[str], **ove
         "heartbeat_interval_ms": 500,
         "max_poll_interval_ms": 300_000,
         "metadata_max_age_ms": 5_000,
+        # kafka-python's default receive limit (1 MiB) is below its default fetch size (50 MiB):
+        # a large fetch would drop the connection. Keep the fetch under the receive limit.
+        "fetch_max_bytes": 16 * 1024 * 1024,
+        "receive_message_max_bytes": 32 * 1024 * 1024,
         **overrides,
     }
     return KafkaConsumer(*topics, **config)
