@@ -62,9 +62,9 @@ class _Batch:
     with the pending events of the commands before.
     """
 
-    def __init__(self, load: Callable[[UUID], Any]) -> None:
+    def __init__(self, load: Callable[[UUID], Any], absent: set[UUID]) -> None:
         self.load = load
-        self.current: dict[UUID, Any] = {}
+        self.current: dict[UUID, Any] = dict.fromkeys(absent)
         self.changed: dict[UUID, HeraldAggregate] = {}
         self.checkpoints: dict[UUID, int] = {}  # pending events before the running command
 
@@ -111,8 +111,12 @@ class HeraldApplication(Application):
         seal: Callable[[str], str] = lambda token: token,
         policy: PublishPolicy = PublishPolicy(),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        existing: Callable[[list[UUID]], set[UUID]] | None = None,
     ) -> None:
+        """``existing`` answers which of the given aggregate ids are in the store, in one query,
+        so a batch does not look up one by one the records and posts its commands will create."""
         super().__init__(env)
+        self.existing = existing
         self._local = threading.local()  # the batch being decided, per thread
         self.seal = seal
         self.policy = policy
@@ -134,7 +138,7 @@ class HeraldApplication(Application):
     def handle_batch(self, commands: list[cmd.CommandEnvelope]) -> list[Decision]:
         """Decide commands in order against aggregates loaded once, and save them all in one
         transaction. If another writer got there first, fall back to one command at a time."""
-        batch = self._local.batch = _Batch(self._load)
+        batch = self._local.batch = _Batch(self._load, self._absent(commands))
         try:
             decisions = []
             for command in commands:
@@ -151,6 +155,14 @@ class HeraldApplication(Application):
         except IntegrityError:
             return [self.handle(command) for command in commands]
         return decisions
+
+    def _absent(self, commands: list[cmd.CommandEnvelope]) -> set[UUID]:
+        if self.existing is None:
+            return set()
+        candidates = [CommandRecord.aggregate_id(CommandRecord.key(c.workspace_id, c.command_id)) for c in commands]
+        candidates += [Post.aggregate_id(c.payload.get("post_id") or derived_id("post", c.command_id))
+                       for c in commands if c.type == "schedule_post.v1"]
+        return set(candidates) - self.existing(candidates)
 
     def _decide_once(self, command: cmd.CommandEnvelope) -> tuple[CommandRecord, list[HeraldAggregate]]:
         """The command's outcome and the aggregates to save (none when it was decided before)."""
@@ -208,7 +220,7 @@ class HeraldApplication(Application):
 
     def _SchedulePost(self, ctx: Context, p: cmd.SchedulePost) -> tuple[list[HeraldAggregate], dict[str, Any]]:
         workspace = self._workspace(ctx)
-        post_id = p.post_id or derived_id("post", ctx.command_id)
+        post_id = p.post_id or derived_id("post", ctx.command_id)  # as _absent() predicts it
         if self.find(Post, post_id) is not None:
             raise Rejected(Reason.post_exists, f"post {post_id} already exists")
         publish_at = p.publish_at or ctx.now

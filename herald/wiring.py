@@ -8,6 +8,7 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
+from uuid import UUID
 from typing import Callable, Iterator
 
 import httpx
@@ -78,7 +79,16 @@ class Herald:
     @cached_property
     def app(self) -> HeraldApplication:
         policy = PublishPolicy(tuple(self.settings.retry_delays_s), self.settings.missed_window_s)
-        return HeraldApplication(db.eventsourcing_env(self.database_url), seal=self.cipher.seal, policy=policy)
+        return HeraldApplication(
+            db.eventsourcing_env(self.database_url), seal=self.cipher.seal, policy=policy, existing=self._existing
+        )
+
+    def _existing(self, aggregate_ids: list[UUID]) -> set[UUID]:
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT originator_id FROM herald_events WHERE originator_id = ANY(%s)", (aggregate_ids,)
+            ).fetchall()
+        return {row[0] for row in rows}
 
     @cached_property
     def pool(self) -> ConnectionPool:
