@@ -1,0 +1,116 @@
+"""Roles scale out as processes: two handler processes and two projection processes in the
+same consumer groups give the results one of each would — every command decided once, and a
+queue read model equal to one rebuilt from the event store from scratch. (Which process got
+which partitions is up to the group coordinator; this test does not assert the split.)"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from domain.wallet import Wallet
+from herald import db
+from herald.relay import to_cloud_event
+from herald.wiring import Herald, run_loops
+from projections import queue
+from schemas import commands as cmd
+
+pytestmark = pytest.mark.integration
+
+WORKSPACES = [f"ws-{i}" for i in range(6)]
+POSTS_PER_WORKSPACE = 15
+
+
+def _env(settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "HERALD_DATABASE_URL": settings.database_url,
+        "HERALD_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "HERALD_TOPIC_PREFIX": settings.topic_prefix,
+        "HERALD_TOPIC_PARTITIONS": str(settings.topic_partitions),
+        "HERALD_CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix,
+        "HERALD_DATA_DIR": str(settings.data_dir),
+        "HERALD_TOKEN_KEY": settings.token_key,
+        "HERALD_ADMIN_API_KEY": settings.admin_api_key,
+        "HERALD_METRICS_PORT": "0",
+    }
+
+
+def _queue_rows(url: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT post_id, destination_id, workspace_id, due_at, status, attempt FROM queue_destinations"
+            " ORDER BY post_id, destination_id"
+        ).fetchall()
+
+
+def _rebuilt_queue(herald: Herald, pg_url: str) -> list[tuple]:
+    name = f"herald_t_{secrets.token_hex(6)}"
+    db.create_database(pg_url, name)
+    try:
+        url = db.with_database(pg_url, name)
+        db.apply_ddl(url, queue.DDL)
+        with psycopg.connect(url) as conn:
+            for notification in herald.app.recorder.select_notifications(start=1, limit=1_000_000):
+                queue.apply(conn, to_cloud_event(herald.app, notification))
+        return _queue_rows(url)
+    finally:
+        db.drop_database(pg_url, name)
+
+
+def test_two_handlers_and_two_projections_share_the_work_without_doubling_it(settings, pg_url):
+    herald = Herald(settings, settings.database_url, settings.kafka_bootstrap)
+    herald.resume_relays(herald.prepare())
+    later = datetime.now(UTC) + timedelta(days=1)  # nothing becomes due: only handler and projections work
+    commands = []
+    for ws in WORKSPACES:
+        for c in [
+            cmd.OpenWorkspace(name=ws, tier="business"),
+            cmd.ConnectSocialAccount(social_account_id=f"{ws}-a", platform="sandbox", handle="a"),
+            cmd.ConnectSocialAccount(social_account_id=f"{ws}-b", platform="sandbox", handle="b"),
+            cmd.GrantCredits(amount=100),
+            *[cmd.SchedulePost(post_id=f"{ws}-p{i}", text="x", destinations=[f"{ws}-a", f"{ws}-b"], publish_at=later)
+              for i in range(POSTS_PER_WORKSPACE)],
+        ]:
+            commands.append(cmd.CommandEnvelope.wrap(c, command_id=f"{ws}-{len(commands)}", workspace_id=ws,
+                                                     issued_by="t", issued_at=datetime.now(UTC)))
+    stop = threading.Event()
+    relay_threads = run_loops(herald.loops("relay"), stop)
+    env = _env(settings)
+    processes = [subprocess.Popen([sys.executable, "-m", "herald.cli", role], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                 for role in ("handler", "handler", "projections", "projections")]
+    try:
+        for command in commands:
+            herald.producer.send(settings.commands_topic, key=command.workspace_id.encode(),
+                                 value=command.model_dump_json().encode())
+        herald.producer.flush()
+        expected_rows = len(WORKSPACES) * POSTS_PER_WORKSPACE * 2
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(_queue_rows(settings.database_url)) < expected_rows:
+            time.sleep(0.5)
+        time.sleep(2)  # anything doubled would show up by now
+        rows = _queue_rows(settings.database_url)
+        assert len(rows) == expected_rows
+        for ws in WORKSPACES:
+            wallet = herald.app.find(Wallet, ws)
+            assert wallet.held == POSTS_PER_WORKSPACE * 2 and wallet.available == 100 - POSTS_PER_WORKSPACE * 2
+        assert rows == _rebuilt_queue(herald, pg_url), "the read model equals one rebuilt from scratch"
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        codes = [process.wait(timeout=30) for process in processes]
+        stop.set()
+        for thread in relay_threads:
+            thread.join(timeout=20)
+        herald.close()
+    assert codes == [0, 0, 0, 0], [p.stderr.read().decode()[-2000:] for p in processes]
