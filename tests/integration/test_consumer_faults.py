@@ -1,0 +1,114 @@
+"""Exactly-once effects of the events consumer under forced faults: a crash at each step of
+the consume loop, then a fresh consumer (as after a restart) and a full re-read."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from herald import kafka_io
+from herald.consumer import EventConsumer
+from herald.wiring import Herald
+from schemas import commands as cmd
+
+pytestmark = pytest.mark.integration
+
+
+class Crash(BaseException):
+    """Stands for the process dying: no handler in the consumer catches it."""
+
+
+@pytest.fixture
+def herald(settings):
+    herald = Herald(settings, settings.database_url, settings.kafka_bootstrap)
+    herald.resume_relays(herald.prepare())
+    with herald.pool.connection() as conn:
+        conn.execute("CREATE TABLE probe_effects (event_id text NOT NULL)")
+    for ws in ("ws-1", "ws-2", "ws-3"):
+        for n, payload in enumerate([cmd.OpenWorkspace(name=ws), cmd.GrantCredits(amount=5),
+                                     cmd.GrantCredits(amount=6)]):
+            herald.app.handle(cmd.CommandEnvelope.wrap(payload, command_id=f"{ws}-{n}", workspace_id=ws,
+                                                       issued_by="t", issued_at=datetime.now(UTC)))
+    relay = herald.relay()
+    while relay.relay_once():
+        pass
+    yield herald
+    herald.close()
+
+
+def _effects(herald: Herald) -> tuple[int, int]:
+    with herald.pool.connection() as conn:
+        return conn.execute("SELECT count(*), count(DISTINCT event_id) FROM probe_effects").fetchone()
+
+
+def _probe(conn, event):
+    conn.execute("INSERT INTO probe_effects VALUES (%s)", (event.id,))
+    return []
+
+
+def _drain(consumer: EventConsumer, expected: int, herald: Herald, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _effects(herald)[1] < expected:
+        batch = consumer.consumer.poll(timeout_ms=200, max_records=4)
+        if batch:
+            consumer.process(batch)
+    consumer.consumer.close()
+
+
+def _event_count(herald: Herald) -> int:
+    return len(herald.app.recorder.select_notifications(start=1, limit=10_000))
+
+
+@pytest.mark.parametrize("step", ["in_handler_after_effect", "before_offset_commit", "after_offset_commit"])
+def test_a_crash_at_any_step_leaves_each_effect_applied_once(herald, step):
+    total = _event_count(herald)
+    crashed = []
+
+    def handler(conn, event):
+        _probe(conn, event)
+        if step == "in_handler_after_effect" and not crashed and _effects(herald)[1] >= 2:
+            crashed.append(event.id)
+            raise Crash
+        return []
+
+    first = herald.event_consumer("probe", handler)
+    if step != "in_handler_after_effect":
+        commit = first.consumer.commit
+
+        def crashing_commit(offsets):
+            if step == "after_offset_commit":
+                commit(offsets)
+            if not crashed:
+                crashed.append(offsets)
+                raise Crash
+            return commit(offsets)
+
+        first.consumer.commit = crashing_commit
+    with pytest.raises(Crash):
+        _drain(first, total, herald)
+    assert crashed
+    # The dead process's group membership ends (here at once; after a real crash, when its
+    # session times out). Nothing it had not committed is committed now.
+    first.consumer.close(autocommit=False)
+
+    # A new process: new consumer in the same group, resuming from what PostgreSQL recorded.
+    _drain(herald.event_consumer("probe", handler), total, herald)
+    assert _effects(herald) == (total, total), "every event applied, none twice"
+
+    # Redelivery of everything: the consumer seeks back to the start and re-reads.
+    again = herald.event_consumer("probe", handler)
+    kafka_io.wait_for_assignment(again.consumer)
+    again.expected.clear()
+    again.consumer.seek_to_beginning()
+    deadline = time.monotonic() + 15
+    seen = 0
+    while time.monotonic() < deadline and seen < total:
+        batch = again.consumer.poll(timeout_ms=200)
+        seen += sum(len(records) for records in batch.values())
+        if batch:
+            again.process(batch)
+    again.consumer.close()
+    assert seen >= total, "the whole topic was read again"
+    assert _effects(herald) == (total, total)
