@@ -23,13 +23,15 @@ def _serve(roles: list[str]) -> None:
     settings = Settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # from the first moment: a stop during start-up is clean too
+        signal.signal(signum, lambda *_: stop.set())
     with infrastructure(settings) as (database_url, bootstrap):
         herald = Herald(settings, database_url, bootstrap)
         try:
             new_topics = herald.prepare()
             if "relay" in roles:
                 herald.resume_relays(new_topics)
-            stop = threading.Event()
             loops = [loop for role in roles if role != "gateway" for loop in herald.loops(role)]
             threads = run_loops(loops, stop)
             if "gateway" in roles:
@@ -37,8 +39,6 @@ def _serve(roles: list[str]) -> None:
             else:
                 if settings.metrics_port:
                     prometheus_client.start_http_server(settings.metrics_port, addr=settings.http_host)
-                for signum in (signal.SIGINT, signal.SIGTERM):
-                    signal.signal(signum, lambda *_: stop.set())
                 log.info("herald running roles %s; Ctrl-C stops", ", ".join(roles))
                 stop.wait()
             stop.set()

@@ -67,7 +67,7 @@ def _rebuilt_queue(herald: Herald, pg_url: str) -> list[tuple]:
         db.drop_database(pg_url, name)
 
 
-def test_two_handlers_and_two_projections_share_the_work_without_doubling_it(settings, pg_url):
+def test_two_handlers_and_two_projections_share_the_work_without_doubling_it(settings, pg_url, tmp_path):
     herald = Herald(settings, settings.database_url, settings.kafka_bootstrap)
     herald.resume_relays(herald.prepare())
     later = datetime.now(UTC) + timedelta(days=1)  # nothing becomes due: only handler and projections work
@@ -86,9 +86,10 @@ def test_two_handlers_and_two_projections_share_the_work_without_doubling_it(set
     stop = threading.Event()
     relay_threads = run_loops(herald.loops("relay"), stop)
     env = _env(settings)
-    processes = [subprocess.Popen([sys.executable, "-m", "herald.cli", role], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                 for role in ("handler", "handler", "projections", "projections")]
+    logs = [tmp_path / f"{n}-{role}.log" for n, role in enumerate(("handler", "handler", "projections", "projections"))]
+    processes = [subprocess.Popen([sys.executable, "-m", "herald.cli", log.stem.split("-", 1)[1]], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=log.open("wb"))  # a file: a pipe could fill up
+                 for log in logs]
     try:
         for command in commands:
             herald.producer.send(settings.commands_topic, key=command.workspace_id.encode(),
@@ -113,4 +114,4 @@ def test_two_handlers_and_two_projections_share_the_work_without_doubling_it(set
         for thread in relay_threads:
             thread.join(timeout=20)
         herald.close()
-    assert codes == [0, 0, 0, 0], [p.stderr.read().decode()[-2000:] for p in processes]
+    assert codes == [0, 0, 0, 0], [log.read_text()[-2000:] for log in logs]
