@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
@@ -68,6 +71,18 @@ def create_database(server_url: str, name: str, *, exist_ok: bool = False) -> No
 def drop_database(server_url: str, name: str) -> None:
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@contextlib.contextmanager
+def schema_lock(url: str) -> Iterator[None]:
+    """Held while a process creates the event store's tables and its own: two roles starting at
+    once would otherwise race in the catalog ("tuple concurrently updated")."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext('herald.schema'))")
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext('herald.schema'))")
 
 
 def apply_ddl(url: str, *statements: str) -> None:

@@ -115,8 +115,9 @@ class Herald:
 
     def prepare(self) -> set[str]:
         """Create tables and topics; returns the topics that were new."""
-        self.app  # noqa: B018 - constructing the application creates the event store tables
-        db.apply_ddl(self.database_url, *DDLS)
+        with db.schema_lock(self.database_url):
+            self.app  # noqa: B018 - constructing the application creates the event store tables
+            db.apply_ddl(self.database_url, *DDLS)
         s = self.settings
         return kafka_io.ensure_topics(
             self.kafka_bootstrap,
