@@ -64,3 +64,19 @@ def settings(database_url: str, kafka_bootstrap: str, topic_prefix: str, tmp_pat
         admin_api_key="test-admin-key",
         token_key=base64.b64encode(os.urandom(32)).decode(),
     )
+
+
+def role_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a `herald <role>` subprocess use this test's database and topics."""
+    return {
+        **os.environ,
+        "HERALD_DATABASE_URL": settings.database_url,
+        "HERALD_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "HERALD_TOPIC_PREFIX": settings.topic_prefix,
+        "HERALD_TOPIC_PARTITIONS": str(settings.topic_partitions),
+        "HERALD_CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix,
+        "HERALD_DATA_DIR": str(settings.data_dir),
+        "HERALD_TOKEN_KEY": settings.token_key,
+        "HERALD_ADMIN_API_KEY": settings.admin_api_key,
+        "HERALD_METRICS_PORT": "0",
+    }

@@ -22,27 +22,13 @@ from herald import db
 from herald.relay import to_cloud_event
 from herald.wiring import Herald, run_loops
 from projections import queue
+from tests.conftest import role_env
 from schemas import commands as cmd
 
 pytestmark = pytest.mark.integration
 
 WORKSPACES = [f"ws-{i}" for i in range(6)]
 POSTS_PER_WORKSPACE = 15
-
-
-def _env(settings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "HERALD_DATABASE_URL": settings.database_url,
-        "HERALD_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "HERALD_TOPIC_PREFIX": settings.topic_prefix,
-        "HERALD_TOPIC_PARTITIONS": str(settings.topic_partitions),
-        "HERALD_CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix,
-        "HERALD_DATA_DIR": str(settings.data_dir),
-        "HERALD_TOKEN_KEY": settings.token_key,
-        "HERALD_ADMIN_API_KEY": settings.admin_api_key,
-        "HERALD_METRICS_PORT": "0",
-    }
 
 
 def _queue_rows(url: str) -> list[tuple]:
@@ -85,7 +71,7 @@ def test_two_handlers_and_two_projections_share_the_work_without_doubling_it(set
                                                      issued_by="t", issued_at=datetime.now(UTC)))
     stop = threading.Event()
     relay_threads = run_loops(herald.loops("relay"), stop)
-    env = _env(settings)
+    env = role_env(settings)
     logs = [tmp_path / f"{n}-{role}.log" for n, role in enumerate(("handler", "handler", "projections", "projections"))]
     processes = [subprocess.Popen([sys.executable, "-m", "herald.cli", log.stem.split("-", 1)[1]], env=env,
                                   stdout=subprocess.DEVNULL, stderr=log.open("wb"))  # a file: a pipe could fill up
