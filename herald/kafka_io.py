@@ -70,6 +70,7 @@ def make_producer(bootstrap: str, *, idempotent: bool = False, **overrides: obje
         "retries": 2**31 - 1,
         "max_in_flight_requests_per_connection": 1,
         "request_timeout_ms": 30_000,
+        "max_block_ms": 10_000,  # a send into an unreachable broker fails in 10 s, so loops can react
         **overrides,
     }
     return KafkaProducer(**config)
@@ -112,6 +113,29 @@ def topic_has_messages(bootstrap: str, topic: str, timeout_ms: int = 1500) -> bo
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         return bool(consumer.poll(timeout_ms=timeout_ms, max_records=1))
+    finally:
+        consumer.close()
+
+
+def earliest_header_value(bootstrap: str, topic: str, header: str, timeout_ms: int = 1500) -> int | None:
+    """The smallest integer ``header`` among the first records of the topic's partitions
+    (None when the topic is empty or missing)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            return None
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        firsts: dict[int, int] = {}
+        deadline = time.monotonic() + timeout_ms / 1000
+        while len(firsts) < len(partitions) and time.monotonic() < deadline:
+            for tp, records in consumer.poll(timeout_ms=200).items():
+                values = dict(records[0].headers or [])
+                if tp.partition not in firsts and header in values:
+                    firsts[tp.partition] = int(values[header])
+                consumer.pause(tp)
+        return min(firsts.values()) if firsts else None
     finally:
         consumer.close()
 

@@ -65,8 +65,10 @@ class Relay:
         name: str = "events",
         batch_size: int = 500,
         poll_interval_s: float = 0.2,
+        after_outage: Callable[[], None] = lambda: None,
     ) -> None:
         self.app, self.pool, self.producer, self.topic, self.name = app, pool, producer, topic, name
+        self.after_outage = after_outage  # e.g. recreate topics and republish what a fresh broker lost
         self.batch_size, self.poll_interval_s = batch_size, poll_interval_s
 
     def position(self) -> int:
@@ -82,11 +84,18 @@ class Relay:
                 (self.name, position),
             )
 
-    def resume(self, *, topic_is_new: bool, topic_is_empty: Callable[[], bool]) -> None:
-        """Start from the stored position, unless the topic lost what was published (then from zero)."""
+    def resume(self, *, topic_is_new: bool, earliest_in_topic: Callable[[], int | None]) -> None:
+        """Start from the stored position, unless the topic lost what was published: it is new,
+        empty, or its earliest event is later than the store's first (then from zero). The
+        events topic must therefore keep everything (retention.ms=-1 on Apache Kafka)."""
         position = self.position()
-        if position and (topic_is_new or topic_is_empty()):
-            log.warning("relay %s: events topic is new or empty; republishing the event store from the start", self.name)
+        if not position:
+            return
+        first = self.app.recorder.select_notifications(start=None, limit=1)
+        earliest = None if topic_is_new else earliest_in_topic()
+        if first and (earliest is None or earliest > first[0].id):
+            log.warning("relay %s: events topic lost history (earliest %s); republishing from the start",
+                        self.name, earliest)
             self.set_position(0)
 
     def relay_once(self) -> int:
@@ -116,14 +125,19 @@ class Relay:
         return len(notifications)
 
     def run(self, stop: threading.Event) -> None:
+        outage = False
         while not stop.is_set():
             try:
+                if outage:
+                    self.after_outage()
+                    outage = False
                 with metrics.BATCH_SECONDS.labels("relay").time():
                     sent = self.relay_once()
                 metrics.beat("relay")
                 if sent == self.batch_size:
                     continue
             except Exception:  # noqa: BLE001 - broker or database away: wait and resume from the stored position
+                outage = True
                 metrics.FAILURES.labels("relay").inc()
                 log.exception("relay %s: batch failed; retrying from the stored position", self.name)
                 stop.wait(1.0)

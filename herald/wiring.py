@@ -118,6 +118,9 @@ class Herald:
         with db.schema_lock(self.database_url):
             self.app  # noqa: B018 - constructing the application creates the event store tables
             db.apply_ddl(self.database_url, *DDLS)
+        return self.ensure_topics()
+
+    def ensure_topics(self) -> set[str]:
         s = self.settings
         return kafka_io.ensure_topics(
             self.kafka_bootstrap,
@@ -152,6 +155,7 @@ class Herald:
             topic=self.settings.events_topic,
             batch_size=self.settings.relay_batch_size,
             poll_interval_s=self.settings.relay_poll_interval_s,
+            after_outage=lambda: self.resume_relays(self.ensure_topics()),
         )
 
     def inbox_relay(self) -> inbox.InboxRelay:
@@ -170,7 +174,10 @@ class Herald:
         def lost(topic: str) -> bool:
             return topic in new_topics or not kafka_io.topic_has_messages(self.kafka_bootstrap, topic)
 
-        self.relay().resume(topic_is_new=s.events_topic in new_topics, topic_is_empty=lambda: lost(s.events_topic))
+        self.relay().resume(
+            topic_is_new=s.events_topic in new_topics,
+            earliest_in_topic=lambda: kafka_io.earliest_header_value(self.kafka_bootstrap, s.events_topic, "ce_position"),
+        )
         self.inbox_relay().resume(topic_is_new=lost(s.commands_topic))
 
     def command_handler(self) -> CommandHandler:

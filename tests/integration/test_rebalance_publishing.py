@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -34,6 +34,11 @@ def _published(herald: Herald) -> int:
         return conn.execute("SELECT count(*) FROM queue_destinations WHERE status = 'published'").fetchone()[0]
 
 
+def _platform_posts(herald: Herald) -> int:
+    with herald.pool.connection() as conn:
+        return conn.execute("SELECT count(*) FROM sandbox_posts").fetchone()[0]
+
+
 def test_one_of_two_publishing_processes_leaves_mid_stream(settings, tmp_path):
     settings = settings.model_copy(update={"dispatch_interval_s": 0.2})
     herald = Herald(settings, settings.database_url, settings.kafka_bootstrap)
@@ -44,14 +49,15 @@ def test_one_of_two_publishing_processes_leaves_mid_stream(settings, tmp_path):
     logs = [tmp_path / f"processors-{n}.log" for n in range(2)]
     processes = [subprocess.Popen([sys.executable, "-m", "herald.cli", "processors"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=log.open("wb")) for log in logs]
+    due = datetime.now(UTC) + timedelta(seconds=8)  # everything becomes due at once, after the set-up
     try:
         for ws in WORKSPACES:
             setup = [cmd.OpenWorkspace(name=ws, tier="business"),
                      cmd.ConnectSocialAccount(social_account_id=f"{ws}-a", platform="sandbox", handle="a"),
                      cmd.ConnectSocialAccount(social_account_id=f"{ws}-b", platform="sandbox", handle="b"),
                      cmd.GrantCredits(amount=100)]
-            setup += [cmd.SchedulePost(post_id=f"{ws}-p{i}", text=f"post {i}", destinations=[f"{ws}-a", f"{ws}-b"])
-                      for i in range(POSTS)]
+            setup += [cmd.SchedulePost(post_id=f"{ws}-p{i}", text=f"post {i}", destinations=[f"{ws}-a", f"{ws}-b"],
+                                       publish_at=due) for i in range(POSTS)]
             for n, payload in enumerate(setup):
                 decision = herald.app.handle(cmd.CommandEnvelope.wrap(
                     payload, command_id=f"{ws}-{n}", workspace_id=ws, issued_by="t", issued_at=datetime.now(UTC)))
@@ -59,9 +65,9 @@ def test_one_of_two_publishing_processes_leaves_mid_stream(settings, tmp_path):
         total = len(WORKSPACES) * POSTS * 2
 
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and _published(herald) < total // 4:
-            time.sleep(0.1)
-        assert _published(herald) < total, "the rebalance should happen with work still in flight"
+        while time.monotonic() < deadline and _platform_posts(herald) < 1:
+            time.sleep(0.01)
+        assert _platform_posts(herald) < total, "the rebalance should happen with work still in flight"
         processes[0].send_signal(signal.SIGTERM)  # leaves the groups; its partitions move to the other
         assert processes[0].wait(timeout=30) == 0, logs[0].read_text()[-2000:]
 
