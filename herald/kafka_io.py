@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from typing import Iterator
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
@@ -102,42 +104,40 @@ def make_consumer(bootstrap: str, group_id: str | None, topics: list[str], **ove
     return KafkaConsumer(*topics, **config)
 
 
-def topic_has_messages(bootstrap: str, topic: str, timeout_ms: int = 1500) -> bool:
-    """Whether any partition of ``topic`` holds a message (read from the start, not from end offsets,
-    which Tansu under-reports)."""
+@contextlib.contextmanager
+def _from_the_start(bootstrap: str, topic: str) -> Iterator[tuple[KafkaConsumer, list[TopicPartition]]]:
+    """A group-less consumer at the start of every partition (no partitions: topic missing).
+    Reading from the start, rather than asking for end offsets, which Tansu under-reports."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not partitions:
-            return False
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        return bool(consumer.poll(timeout_ms=timeout_ms, max_records=1))
+        if partitions:
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+        yield consumer, partitions
     finally:
         consumer.close()
+
+
+def topic_has_messages(bootstrap: str, topic: str, timeout_ms: int = 1500) -> bool:
+    """Whether any partition of ``topic`` holds a message."""
+    with _from_the_start(bootstrap, topic) as (consumer, partitions):
+        return bool(partitions) and bool(consumer.poll(timeout_ms=timeout_ms, max_records=1))
 
 
 def earliest_header_value(bootstrap: str, topic: str, header: str, timeout_ms: int = 1500) -> int | None:
     """The smallest integer ``header`` among the first records of the topic's partitions
     (None when the topic is empty or missing)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not partitions:
-            return None
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
+    with _from_the_start(bootstrap, topic) as (consumer, partitions):
         firsts: dict[int, int] = {}
         deadline = time.monotonic() + timeout_ms / 1000
-        while len(firsts) < len(partitions) and time.monotonic() < deadline:
+        while partitions and len(firsts) < len(partitions) and time.monotonic() < deadline:
             for tp, records in consumer.poll(timeout_ms=200).items():
                 values = dict(records[0].headers or [])
                 if tp.partition not in firsts and header in values:
                     firsts[tp.partition] = int(values[header])
                 consumer.pause(tp)
         return min(firsts.values()) if firsts else None
-    finally:
-        consumer.close()
 
 
 def check_broker(bootstrap: str) -> None:

@@ -170,15 +170,14 @@ class Herald:
     def resume_relays(self, new_topics: set[str]) -> None:
         """Before relaying: republish whatever a new or emptied topic lost."""
         s = self.settings
-
-        def lost(topic: str) -> bool:
-            return topic in new_topics or not kafka_io.topic_has_messages(self.kafka_bootstrap, topic)
-
         self.relay().resume(
             topic_is_new=s.events_topic in new_topics,
             earliest_in_topic=lambda: kafka_io.earliest_header_value(self.kafka_bootstrap, s.events_topic, "ce_position"),
         )
-        self.inbox_relay().resume(topic_is_new=lost(s.commands_topic))
+        commands_lost = s.commands_topic in new_topics or not kafka_io.topic_has_messages(
+            self.kafka_bootstrap, s.commands_topic
+        )
+        self.inbox_relay().resume(topic_is_new=commands_lost)
 
     def command_handler(self) -> CommandHandler:
         s = self.settings

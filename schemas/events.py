@@ -12,7 +12,6 @@ from typing import Any, Callable, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.commands import Outcome
 
 
 class EventData(BaseModel):

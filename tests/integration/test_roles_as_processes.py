@@ -5,7 +5,6 @@ which partitions is up to the group coordinator; this test does not assert the s
 
 from __future__ import annotations
 
-import os
 import secrets
 import signal
 import subprocess

@@ -3,7 +3,7 @@ the same decisions, the same events, the same state — whatever the batch bound
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
