@@ -8,10 +8,10 @@ topic can always be rebuilt. Consumers skip what they already applied by global 
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from typing import Callable
-from uuid import UUID
+from typing import Any, Callable
 
 from eventsourcing.persistence import Notification
 from kafka import KafkaProducer
@@ -20,7 +20,7 @@ from psycopg_pool import ConnectionPool
 from domain.application import HeraldApplication
 from herald import metrics
 from domain.base import derived_id
-from schemas.events import CloudEvent
+from schemas.events import CloudEvent, kafka_headers
 
 log = logging.getLogger(__name__)
 
@@ -33,25 +33,34 @@ CREATE TABLE IF NOT EXISTS relay_positions (
 """
 
 
+def cloud_event_attributes(app: HeraldApplication, notification: Notification) -> dict[str, Any]:
+    """The CloudEvent of a stored event as plain JSON-ready attributes (the relay's hot path:
+    no event objects, no model validation; ``to_cloud_event`` validates the same dict)."""
+    stored = app.mapper.transcoder.decode(notification.state)
+    event_type = stored["type"]
+    aggregate_type = event_type.split(".")[1]  # herald.<aggregate>.<event>.v<n>
+    aggregate_id = str(notification.originator_id)
+    return {
+        "specversion": "1.0",
+        "id": derived_id("event", aggregate_id, notification.originator_version),
+        "source": f"/herald/{aggregate_type}",
+        "type": event_type,
+        "subject": aggregate_id,
+        "time": stored["timestamp"].isoformat(),
+        "datacontenttype": "application/json",
+        "data": stored["data"],
+        "workspaceid": stored["workspace_id"],
+        "aggregateid": aggregate_id,
+        "aggregatetype": aggregate_type,
+        "aggregateversion": notification.originator_version,
+        "position": notification.id,
+        "causationid": stored["causation_id"],
+        "correlationid": stored["correlation_id"],
+    }
+
+
 def to_cloud_event(app: HeraldApplication, notification: Notification) -> CloudEvent:
-    event = app.mapper.to_domain_event(notification)
-    aggregate_type = event.type.split(".")[1]  # herald.<aggregate>.<event>.v<n>
-    aggregate_id = str(UUID(str(notification.originator_id)))
-    return CloudEvent(
-        id=derived_id("event", aggregate_id, notification.originator_version),
-        source=f"/herald/{aggregate_type}",
-        type=event.type,
-        subject=aggregate_id,
-        time=event.timestamp,
-        data=event.data,
-        workspaceid=event.workspace_id,
-        aggregateid=aggregate_id,
-        aggregatetype=aggregate_type,
-        aggregateversion=notification.originator_version,
-        position=notification.id,
-        causationid=event.causation_id,
-        correlationid=event.correlation_id,
-    )
+    return CloudEvent.model_validate(cloud_event_attributes(app, notification))
 
 
 class Relay:
@@ -108,13 +117,13 @@ class Relay:
             return 0
         futures = []
         for notification in notifications:
-            event = to_cloud_event(self.app, notification)
+            attributes = cloud_event_attributes(self.app, notification)
             futures.append(
                 self.producer.send(
                     self.topic,
-                    key=event.workspaceid.encode(),
-                    value=event.model_dump_json().encode(),
-                    headers=event.kafka_headers(),
+                    key=attributes["workspaceid"].encode(),
+                    value=json.dumps(attributes, separators=(",", ":")).encode(),
+                    headers=kafka_headers(attributes),
                 )
             )
         self.producer.flush()

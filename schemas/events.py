@@ -271,7 +271,14 @@ class CloudEvent(BaseModel):
         return parse_event(self.type, self.data)
 
     def kafka_headers(self) -> list[tuple[str, bytes]]:
-        """CloudEvents Kafka binding: every attribute but data as a ``ce_`` header."""
-        attributes = self.model_dump(mode="json", exclude={"data", "datacontenttype"})
-        headers = [(f"ce_{name}", str(value).encode()) for name, value in attributes.items()]
-        return [("content-type", b"application/cloudevents+json; charset=utf-8"), *headers]
+        return kafka_headers(self.model_dump(mode="json"))
+
+
+_NOT_HEADERS = frozenset({"data", "datacontenttype"})
+
+
+def kafka_headers(attributes: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """CloudEvents Kafka binding: every attribute but data as a ``ce_`` header."""
+    headers = [("content-type", b"application/cloudevents+json; charset=utf-8")]
+    headers += [(f"ce_{name}", str(value).encode()) for name, value in attributes.items() if name not in _NOT_HEADERS]
+    return headers
