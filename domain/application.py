@@ -7,10 +7,11 @@ command id returns that first outcome and changes nothing.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -62,9 +63,9 @@ class _Batch:
     with the pending events of the commands before.
     """
 
-    def __init__(self, load: Callable[[UUID], Any], absent: set[UUID]) -> None:
+    def __init__(self, load: Callable[[UUID], Any], absent: set[UUID], warm: dict[UUID, Any]) -> None:
         self.load = load
-        self.current: dict[UUID, Any] = dict.fromkeys(absent)
+        self.current: dict[UUID, Any] = {**warm, **dict.fromkeys(absent)}
         self.changed: dict[UUID, HeraldAggregate] = {}
         self.checkpoints: dict[UUID, int] = {}  # pending events before the running command
 
@@ -96,6 +97,24 @@ class _Batch:
         self.checkpoints.clear()
 
 
+class _Warm:
+    """Aggregates as the last successful batch saved them, least recently used dropped first."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.entries: dict[UUID, Any] = {}
+
+    def keep(self, aggregates: Iterable[Any]) -> None:
+        for aggregate in aggregates:
+            self.entries.pop(aggregate.id, None)
+            self.entries[aggregate.id] = aggregate
+        for aggregate_id in list(itertools.islice(self.entries, max(0, len(self.entries) - self.capacity))):
+            del self.entries[aggregate_id]
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+
 class ConflictsPersisted(RuntimeError):
     """Concurrent writers kept changing the same aggregates; the command was not applied."""
 
@@ -111,13 +130,18 @@ class HeraldApplication(Application):
         seal: Callable[[str], str] = lambda token: token,
         policy: PublishPolicy = PublishPolicy(),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        existing: Callable[[list[UUID]], set[UUID]] | None = None,
+        versions: Callable[[list[UUID]], dict[UUID, int]] | None = None,
+        warm_aggregates: int = 10_000,
     ) -> None:
-        """``existing`` answers which of the given aggregate ids are in the store, in one query,
-        so a batch does not look up one by one the records and posts its commands will create."""
+        """``versions`` answers, in one query, the current version of those of the given
+        aggregate ids that are in the store. With it a batch neither looks up one by one the
+        records and posts its commands will create, nor reloads the aggregates the previous
+        batches saved (at most ``warm_aggregates`` of them are kept in memory)."""
         super().__init__(env)
-        self.existing = existing
+        self.versions = versions
         self._local = threading.local()  # the batch being decided, per thread
+        self._warm = _Warm(warm_aggregates)
+        self._batch_lock = threading.Lock()
         self.seal = seal
         self.policy = policy
         self.clock = clock
@@ -135,10 +159,24 @@ class HeraldApplication(Application):
             return Decision.of(record)
         raise ConflictsPersisted(f"command {command.command_id} kept conflicting with concurrent writers")
 
-    def handle_batch(self, commands: list[cmd.CommandEnvelope]) -> list[Decision]:
+    def handle_batch(self, commands: list[cmd.CommandEnvelope], *, checkpoint: object = None) -> list[Decision]:
         """Decide commands in order against aggregates loaded once, and save them all in one
-        transaction. If another writer got there first, fall back to one command at a time."""
-        batch = self._local.batch = _Batch(self._load, self._absent(commands))
+        transaction, with ``checkpoint`` (for the recorder: e.g. the consumer's position).
+        If another writer got there first, fall back to one command at a time.
+
+        Aggregates a batch saved stay warm for the next one. Before use each is checked, in the
+        same query as the absent ids, to be still at the version it was saved at, so a batch
+        decides on what a fresh load at its start would have read; a change after that fails
+        the save on its version, and the batch is decided again from the store."""
+        with self._batch_lock:
+            try:
+                return self._handle_batch(commands, checkpoint)
+            except BaseException:
+                self._warm.clear()  # they may hold this batch's unsaved changes
+                raise
+
+    def _handle_batch(self, commands: list[cmd.CommandEnvelope], checkpoint: object) -> list[Decision]:
+        batch = self._local.batch = _Batch(self._load, *self._known_state(commands))
         try:
             decisions = []
             for command in commands:
@@ -150,19 +188,35 @@ class HeraldApplication(Application):
         finally:
             self._local.batch = None
         try:
-            if batch.changed:
-                self.save(*batch.changed.values())
+            if batch.changed or checkpoint is not None:
+                self.save(*batch.changed.values(), checkpoint=checkpoint)
         except IntegrityError:
-            return [self.handle(command) for command in commands]
+            self._warm.clear()
+            decisions = [self.handle(command) for command in commands]
+            self.save(checkpoint=checkpoint)
+            return decisions
+        self._warm.keep(a for a in batch.current.values() if a is not None)
         return decisions
 
-    def _absent(self, commands: list[cmd.CommandEnvelope]) -> set[UUID]:
-        if self.existing is None:
-            return set()
-        candidates = [CommandRecord.aggregate_id(CommandRecord.key(c.workspace_id, c.command_id)) for c in commands]
-        candidates += [Post.aggregate_id(c.payload.get("post_id") or derived_id("post", c.command_id))
-                       for c in commands if c.type == "schedule_post.v1"]
-        return set(candidates) - self.existing(candidates)
+    def _known_state(self, commands: list[cmd.CommandEnvelope]) -> tuple[set[UUID], dict[UUID, Any]]:
+        """The ids of the aggregates the commands would create that do not exist yet, and the
+        warm aggregates they would touch that are still current (a stale one is read afresh)."""
+        if self.versions is None:
+            return set(), {}
+        created = [CommandRecord.aggregate_id(CommandRecord.key(c.workspace_id, c.command_id)) for c in commands]
+        created += [Post.aggregate_id(c.payload.get("post_id") or derived_id("post", c.command_id))
+                    for c in commands if c.type == "schedule_post.v1"]
+        touched = {Workspace.aggregate_id(c.workspace_id) for c in commands}
+        touched |= {Wallet.aggregate_id(c.workspace_id) for c in commands}
+        for c in commands:
+            if isinstance(post_id := c.payload.get("post_id"), str):
+                touched.add(Post.aggregate_id(post_id))
+            if isinstance(destinations := c.payload.get("destinations"), list):
+                touched |= {SocialAccount.aggregate_id(d) for d in destinations if isinstance(d, str)}
+        warm = [i for i in touched if i in self._warm.entries]
+        current = self.versions(created + warm)
+        fresh = {i: self._warm.entries[i] for i in warm if current.get(i) == self._warm.entries[i].version}
+        return set(created) - current.keys(), fresh
 
     def _decide_once(self, command: cmd.CommandEnvelope) -> tuple[CommandRecord, list[HeraldAggregate]]:
         """The command's outcome and the aggregates to save (none when it was decided before)."""
@@ -220,7 +274,7 @@ class HeraldApplication(Application):
 
     def _SchedulePost(self, ctx: Context, p: cmd.SchedulePost) -> tuple[list[HeraldAggregate], dict[str, Any]]:
         workspace = self._workspace(ctx)
-        post_id = p.post_id or derived_id("post", ctx.command_id)  # as _absent() predicts it
+        post_id = p.post_id or derived_id("post", ctx.command_id)  # as _known_state() predicts it
         if self.find(Post, post_id) is not None:
             raise Rejected(Reason.post_exists, f"post {post_id} already exists")
         publish_at = p.publish_at or ctx.now

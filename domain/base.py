@@ -6,6 +6,7 @@ is exactly the wire data, so the relay publishes what the domain decided, unchan
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,11 @@ HERALD_NAMESPACE = uuid5(NAMESPACE_URL, "https://herald.invalid/ids")
 def derived_id(*parts: object) -> str:
     """A stable id derived from its parts: the same inputs always give the same id."""
     return str(uuid5(HERALD_NAMESPACE, "/".join(str(p) for p in parts)))
+
+
+@functools.lru_cache(maxsize=65_536)
+def _aggregate_id(kind: str, herald_id: str) -> UUID:
+    return uuid5(HERALD_NAMESPACE, f"{kind}:{herald_id}")
 
 
 @dataclass(frozen=True)
@@ -40,7 +46,7 @@ class HeraldAggregate(Aggregate):
     @classmethod
     def aggregate_id(cls, herald_id: str) -> UUID:
         """The event-store id of the aggregate a Herald id names."""
-        return uuid5(HERALD_NAMESPACE, f"{cls.KIND}:{herald_id}")
+        return _aggregate_id(cls.KIND, herald_id)
 
     class Recorded(Aggregate.Event):
         type: str

@@ -1,7 +1,10 @@
 """The handler role: commands topic → domain decisions → event store.
 
-Offsets are committed to Kafka after each batch is decided. A command redelivered after a
-crash is a repeat of a known command id, which the domain answers from its record.
+Each batch's decisions are saved in one transaction with the handler's position in every
+partition it read (``command_positions``), and on assignment the handler resumes from there,
+not from Kafka's committed offsets (still committed, for tooling). A command seen again all
+the same (a topic rebuilt after broker loss, a command re-relayed from the inbox) is a repeat
+of a known command id, which the domain answers from its record.
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ import logging
 import threading
 from typing import Callable
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
 from domain.application import HeraldApplication
 from herald import metrics
 from herald.consumer import dead_letter, offset_after
+from herald.event_store import CommandPosition, CommandPositions, digest, load_command_positions
 from schemas.commands import CommandEnvelope
 
 log = logging.getLogger(__name__)
@@ -35,11 +40,15 @@ class CommandHandler:
         poll_timeout_ms: int = 200,
         max_records: int = 500,
         on_decided: Callable[[list[CommandEnvelope]], None] = lambda commands: None,
+        pool: ConnectionPool,
+        name: str = "handler",
     ) -> None:
         self.app, self.consumer, self.producer, self.dlq_topic = app, consumer, producer, dlq_topic
+        self.topic, self.pool, self.name = topic, pool, name
         self.on_decided = on_decided
         self.poll_timeout_ms, self.max_records = poll_timeout_ms, max_records
-        consumer.subscribe([topic])
+        self.expected: dict[TopicPartition, CommandPosition] = {}
+        consumer.subscribe([topic], listener=_ResumeFromPostgres(self))
 
     def run(self, stop: threading.Event) -> None:
         try:
@@ -61,14 +70,38 @@ class CommandHandler:
             self.consumer.close()
 
     def process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        """Decide the whole batch in one transaction, then commit the offsets."""
+        """Decide the whole batch in one transaction with the positions, then commit the offsets."""
+        batch = self._drop_decided(batch)
         metrics.CONSUMED.labels("handler").inc(sum(len(r) for r in batch.values()))
+        if not batch:
+            return
         commands = [c for records in batch.values() for c in map(self._parse, records) if c is not None]
-        for command, decision in zip(commands, self.app.handle_batch(commands)):
+        positions = CommandPositions(self.name, self.topic, {
+            tp.partition: CommandPosition(records[-1].offset, digest(records[-1].value)) for tp, records in batch.items()
+        })
+        for command, decision in zip(commands, self.app.handle_batch(commands, checkpoint=positions)):
             if not decision.accepted:
                 log.info("command %s rejected: %s %s", command.command_id, decision.reason_code, decision.detail)
         self.on_decided(commands)
         self.consumer.commit({tp: offset_after(records[-1]) for tp, records in batch.items()})
+
+    def _drop_decided(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """After an assignment the first record of a partition must be the last one decided;
+        if it is not, the topic was rebuilt, and it is read again from the start."""
+        for tp in list(batch):
+            expected = self.expected.pop(tp, None)
+            if expected is None:
+                continue
+            first = batch[tp][0]
+            if first.offset == expected.offset and digest(first.value) == expected.digest:
+                batch[tp] = batch[tp][1:]
+                if not batch[tp]:
+                    del batch[tp]
+                continue
+            log.warning("handler: %s does not hold the last decided command; re-reading it from the start", tp)
+            self.consumer.seek_to_beginning(tp)
+            del batch[tp]
+        return batch
 
     def _parse(self, record: ConsumerRecord) -> CommandEnvelope | None:
         try:
@@ -76,3 +109,23 @@ class CommandHandler:
         except (ValueError, ValidationError) as error:
             dead_letter(self.producer, self.dlq_topic, record, "handler", f"unparseable command: {error}")
             return None
+
+
+class _ResumeFromPostgres(ConsumerRebalanceListener):
+    """On assignment, seek each partition to the last command decided, saved with the decisions."""
+
+    def __init__(self, handler: CommandHandler) -> None:
+        self.handler = handler
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        for tp in revoked:
+            self.handler.expected.pop(tp, None)
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        with self.handler.pool.connection() as conn:
+            stored = load_command_positions(conn, self.handler.name, self.handler.topic)
+        for tp in assigned:
+            position = stored.get(tp.partition)
+            if position is not None:
+                self.handler.consumer.seek(tp, position.offset)
+                self.handler.expected[tp] = position

@@ -19,6 +19,7 @@ from typing import Callable, Iterable
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
+import psycopg
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
@@ -180,39 +181,54 @@ class EventConsumer:
     def _apply(self, batch: dict[TopicPartition, list[tuple[ConsumerRecord, CloudEvent | None]]], *,
                isolate: bool) -> None:
         """Apply the batch in one transaction. Without ``isolate`` a failing handler aborts the
-        whole batch (cheap: no savepoints); with it, each event runs in a savepoint."""
+        whole batch (cheap: no savepoints, statements pipelined); with it, each event runs in a
+        savepoint. Commands the handlers emit are produced once the effects are all in."""
         with self.pool.connection() as conn, conn.transaction():
             applied = load_positions(conn, self.name, self.topic)
-            moved: dict[int, Position] = {}
-            emitted: list[CommandEnvelope] = []
-            for tp, records in batch.items():
-                for record, event in records:
-                    if event is None:
-                        continue
-                    if self._is_replay_for_us(conn, record):
-                        emitted.extend(self._handle(conn, record, event, isolate))
-                        continue
-                    position = applied.get(tp.partition)
-                    if position and event.position <= position.global_position:
-                        continue
-                    emitted.extend(self._handle(conn, record, event, isolate))
-                    metrics.APPLIED.labels(self.name).inc()
-                    applied[tp.partition] = moved[tp.partition] = Position(record.offset, event.position)
-            if moved:
-                save_positions(conn, self.name, self.topic, moved)
+            if isolate:
+                emitted = self._apply_events(conn, batch, applied, isolate=True)
+            else:
+                try:
+                    with conn.pipeline():  # statements go out without waiting for each reply
+                        emitted = self._apply_events(conn, batch, applied, isolate=False)
+                except psycopg.Error as error:  # may surface at any later statement or at the sync
+                    if conn.broken:
+                        raise
+                    raise HandlerFailed from error
             if emitted:
                 produce_commands(self.producer, self.commands_topic, emitted)
+
+    def _apply_events(self, conn: Connection, batch: dict[TopicPartition, list[tuple[ConsumerRecord, CloudEvent | None]]],
+                      applied: dict[int, Position], *, isolate: bool) -> list[CommandEnvelope]:
+        moved: dict[int, Position] = {}
+        emitted: list[CommandEnvelope] = []
+        for tp, records in batch.items():
+            for record, event in records:
+                if event is None:
+                    continue
+                if self._is_replay_for_us(conn, record):
+                    emitted.extend(self._handle(conn, record, event, isolate))
+                    continue
+                position = applied.get(tp.partition)
+                if position and event.position <= position.global_position:
+                    continue
+                emitted.extend(self._handle(conn, record, event, isolate))
+                metrics.APPLIED.labels(self.name).inc()
+                applied[tp.partition] = moved[tp.partition] = Position(record.offset, event.position)
+        if moved:
+            save_positions(conn, self.name, self.topic, moved)
+        return emitted
 
     def _is_replay_for_us(self, conn: Connection, record: ConsumerRecord) -> bool:
         """A dead letter this consumer parked, sent back once the cause was fixed: apply it once."""
         headers = dict(record.headers or [])
         if headers.get("herald_replay_for", b"").decode() != self.name:
             return False
-        inserted = conn.execute(
-            "INSERT INTO consumer_replays (consumer, dead_letter) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+        inserted = conn.execute(  # RETURNING: in pipeline mode a fetch waits for the reply, rowcount may not
+            "INSERT INTO consumer_replays (consumer, dead_letter) VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING 1",
             (self.name, headers.get("herald_replayed_from", b"").decode()),
-        ).rowcount
-        return inserted == 1
+        ).fetchone()
+        return inserted is not None
 
     def _parse(self, record: ConsumerRecord) -> CloudEvent | None:
         try:

@@ -22,7 +22,7 @@ from domain.post import PublishPolicy
 from gateway.app import GatewayDeps, create_app
 from gateway import auth
 from herald import consumer as consumer_runtime
-from herald import db, inbox, kafka_io
+from herald import db, event_store, inbox, kafka_io
 from herald.command_handler import CommandHandler
 from herald.consumer import EventConsumer, EventHandler
 from herald.dead_letters import DeadLetterStore
@@ -44,7 +44,7 @@ from projections import queue
 log = logging.getLogger(__name__)
 
 ROLES = ("gateway", "handler", "relay", "processors", "projections")
-DDLS = (consumer_runtime.DDL, RELAY_DDL, inbox.DDL, queue.DDL, dispatcher.DDL, publisher.DDL, sandbox.DDL, auth.DDL)
+DDLS = (consumer_runtime.DDL, event_store.DDL, RELAY_DDL, inbox.DDL, queue.DDL, dispatcher.DDL, publisher.DDL, sandbox.DDL, auth.DDL)
 
 
 @contextlib.contextmanager
@@ -79,16 +79,9 @@ class Herald:
     @cached_property
     def app(self) -> HeraldApplication:
         policy = PublishPolicy(tuple(self.settings.retry_delays_s), self.settings.missed_window_s)
-        return HeraldApplication(
-            db.eventsourcing_env(self.database_url), seal=self.cipher.seal, policy=policy, existing=self._existing
-        )
-
-    def _existing(self, aggregate_ids: list[UUID]) -> set[UUID]:
-        with self.pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT DISTINCT originator_id FROM herald_events WHERE originator_id = ANY(%s)", (aggregate_ids,)
-            ).fetchall()
-        return {row[0] for row in rows}
+        env = {**db.eventsourcing_env(self.database_url), "APPLICATION_RECORDER_TOPIC": event_store.RECORDER_TOPIC}
+        return HeraldApplication(env, seal=self.cipher.seal, policy=policy,
+                                 versions=event_store.versions_in(self.pool))
 
     @cached_property
     def pool(self) -> ConnectionPool:
@@ -190,6 +183,7 @@ class Herald:
             poll_timeout_ms=s.poll_timeout_ms,
             max_records=s.batch_max_records,
             on_decided=lambda commands: inbox.mark_decided(self.pool, commands),
+            pool=self.pool,
         )
 
     def event_consumer(self, name: str, handler: EventHandler) -> EventConsumer:

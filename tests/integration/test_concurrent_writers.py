@@ -10,7 +10,8 @@ import pytest
 
 from domain.application import HeraldApplication
 from domain.wallet import Wallet
-from herald.db import eventsourcing_env
+from herald.db import connection_pool, eventsourcing_env
+from herald.event_store import versions_in
 from schemas import commands as cmd
 
 pytestmark = pytest.mark.integration
@@ -53,3 +54,66 @@ def test_a_batch_that_loses_a_race_is_decided_again(database_url):
     assert len(wallet.holds) == 5
     assert handler.handle_batch(batch) == decisions, "a replayed batch changes nothing"
     assert HeraldApplication(eventsourcing_env(database_url)).find(Wallet, WS).version == wallet.version
+
+
+def test_a_warm_aggregate_changed_by_another_writer_between_batches_is_not_trusted(database_url):
+    """Batches keep the aggregates they saved in memory for the next batch. When another writer
+    changes one in between, the next batch's save fails on the version and it is decided again
+    from the store: the credits granted meanwhile count, and nothing is lost."""
+    ws = "ws-warm"
+
+    def envelope(command_id: str, payload: cmd.Payload) -> cmd.CommandEnvelope:
+        return cmd.CommandEnvelope.wrap(payload, command_id=command_id, workspace_id=ws, issued_by="t",
+                                        issued_at=datetime.now(UTC))
+
+    pool = connection_pool(database_url, max_size=2)
+    handler = HeraldApplication(eventsourcing_env(database_url), versions=versions_in(pool))
+    gateway = HeraldApplication(eventsourcing_env(database_url))
+    setup = [
+        envelope("open", cmd.OpenWorkspace(name="W", tier="business")),
+        envelope("connect", cmd.ConnectSocialAccount(social_account_id="acc-w", platform="sandbox", handle="w")),
+        envelope("grant-1", cmd.GrantCredits(amount=1)),
+        envelope("post-0", cmd.SchedulePost(post_id="w0", text="x", destinations=["acc-w"])),
+    ]
+    assert all(d.accepted for d in handler.handle_batch(setup))  # the wallet is now warm, with 0 available
+
+    assert gateway.handle(envelope("grant-2", cmd.GrantCredits(amount=2))).accepted
+
+    later = [envelope(f"post-{i}", cmd.SchedulePost(post_id=f"w{i}", text="x", destinations=["acc-w"]))
+             for i in (1, 2, 3)]
+    decisions = handler.handle_batch(later)
+
+    assert [d.accepted for d in decisions] == [True, True, False], "the warm wallet knew of no credits"
+    assert decisions[2].reason_code == "insufficient_credits"
+    wallet = HeraldApplication(eventsourcing_env(database_url)).find(Wallet, ws)
+    assert wallet.granted == 3 and wallet.held == 3 and wallet.available == 0
+    pool.close()
+
+
+def test_warm_aggregates_spare_the_loads_of_the_next_batch(database_url):
+    """What the warm set is for: a batch after a batch reads its workspace, wallet and
+    accounts from memory (checked current in one query), not from the event store."""
+    ws = "ws-warm-loads"
+
+    def envelope(command_id: str, payload: cmd.Payload) -> cmd.CommandEnvelope:
+        return cmd.CommandEnvelope.wrap(payload, command_id=command_id, workspace_id=ws, issued_by="t",
+                                        issued_at=datetime.now(UTC))
+
+    pool = connection_pool(database_url, max_size=2)
+    handler = HeraldApplication(eventsourcing_env(database_url), versions=versions_in(pool))
+    assert all(d.accepted for d in handler.handle_batch([
+        envelope("open", cmd.OpenWorkspace(name="L", tier="business")),
+        envelope("connect", cmd.ConnectSocialAccount(social_account_id="acc-l", platform="sandbox", handle="l")),
+        envelope("grant", cmd.GrantCredits(amount=5)),
+    ]))
+    loads: list[object] = []
+    load = handler._load
+    handler._load = lambda aggregate_id: loads.append(aggregate_id) or load(aggregate_id)
+    decisions = handler.handle_batch(
+        [envelope(f"post-{i}", cmd.SchedulePost(post_id=f"l{i}", text="x", destinations=["acc-l"])) for i in range(3)]
+    )
+    assert all(d.accepted for d in decisions)
+    assert loads == [], "workspace, wallet and account came warm; records and posts are known absent"
+    wallet = HeraldApplication(eventsourcing_env(database_url)).find(Wallet, ws)
+    assert wallet.held == 3 and wallet.available == 2
+    pool.close()

@@ -1,0 +1,108 @@
+"""The handler keeps its position in each commands partition in the same transaction as the
+decisions, and resumes from there: not from Kafka's committed offsets, and not from a topic
+that was rebuilt (then it reads the new topic from the start)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from domain.wallet import Wallet
+from herald import kafka_io
+from herald.command_handler import CommandHandler
+from herald.consumer import produce_commands
+from herald.embedded import EmbeddedBroker
+from herald.event_store import digest, load_command_positions
+from herald.wiring import Herald
+from schemas import commands as cmd
+
+pytestmark = pytest.mark.integration
+
+
+def _envelope(ws: str, command_id: str, payload: cmd.Payload) -> cmd.CommandEnvelope:
+    return cmd.CommandEnvelope.wrap(payload, command_id=command_id, workspace_id=ws, issued_by="t",
+                                    issued_at=datetime.now(UTC))
+
+
+def _handler(herald: Herald, group: str, decided: list[str]) -> CommandHandler:
+    s = herald.settings
+    return CommandHandler(
+        app=herald.app,
+        consumer=kafka_io.make_consumer(herald.kafka_bootstrap, group, []),
+        producer=herald.producer,
+        topic=s.commands_topic,
+        dlq_topic=s.dlq_topic,
+        pool=herald.pool,
+        on_decided=lambda commands: decided.extend(c.command_id for c in commands),
+    )
+
+
+def _run_until(handler: CommandHandler, done, timeout_s: float = 60) -> None:
+    stop = threading.Event()
+    thread = threading.Thread(target=handler.run, args=(stop,), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and not done():
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        thread.join(timeout=20)
+    assert done(), "the handler did not get there in time"
+
+
+def test_a_handler_resumes_from_the_position_saved_with_its_decisions(settings):
+    herald = Herald(settings, settings.database_url, settings.kafka_bootstrap)
+    herald.prepare()
+    ws = "ws-positions"
+    first = [
+        _envelope(ws, "open", cmd.OpenWorkspace(name="P", tier="pro")),
+        *[_envelope(ws, f"grant-{i}", cmd.GrantCredits(amount=1)) for i in range(3)],
+    ]
+    produce_commands(herald.producer, settings.commands_topic, first)
+    decided_by_a: list[str] = []
+    _run_until(_handler(herald, f"{settings.consumer_group_prefix}a", decided_by_a), lambda: len(decided_by_a) == 4)
+
+    with herald.pool.connection() as conn:
+        positions = load_command_positions(conn, "handler", settings.commands_topic)
+    assert [(p.offset, p.digest) for p in positions.values()] == [(3, digest(first[-1].model_dump_json().encode()))]
+
+    # A consumer group with no committed offsets at all: Kafka alone would start it at the beginning.
+    later = [_envelope(ws, f"grant-{i}", cmd.GrantCredits(amount=1)) for i in range(3, 5)]
+    produce_commands(herald.producer, settings.commands_topic, later)
+    decided_by_b: list[str] = []
+    _run_until(_handler(herald, f"{settings.consumer_group_prefix}b", decided_by_b), lambda: len(decided_by_b) >= 2)
+    assert decided_by_b == ["grant-3", "grant-4"], "resumed after the last decided command, nothing read twice"
+    herald.close()
+
+
+def test_a_rebuilt_commands_topic_is_read_from_the_start(settings, tmp_path):
+    """After broker loss the saved offset points into a different topic: the record there is
+    not the last one decided, so the handler reads the new topic from its start."""
+    with EmbeddedBroker(tmp_path / "broker") as broker:
+        settings = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
+        herald = Herald(settings, settings.database_url, broker.bootstrap)
+        herald.prepare()
+        ws = "ws-rebuilt"
+        before = [_envelope(ws, "open", cmd.OpenWorkspace(name="R", tier="pro")),
+                  *[_envelope(ws, f"grant-{i}", cmd.GrantCredits(amount=1)) for i in range(3)]]
+        produce_commands(herald.producer, settings.commands_topic, before)
+        decided: list[str] = []
+        _run_until(_handler(herald, f"{settings.consumer_group_prefix}h", decided), lambda: len(decided) == 4)
+        herald.close()
+
+        broker.restart()  # memory-only: the commands topic and the group's offsets are gone
+
+        herald = Herald(settings, settings.database_url, broker.bootstrap)
+        herald.prepare()
+        after = [_envelope(ws, f"grant-{i}", cmd.GrantCredits(amount=1)) for i in range(3, 9)]
+        produce_commands(herald.producer, settings.commands_topic, after)  # more records than the saved offset
+        decided_after: list[str] = []
+        _run_until(_handler(herald, f"{settings.consumer_group_prefix}h", decided_after),
+                   lambda: len(decided_after) >= 6)
+        assert decided_after == [c.command_id for c in after], "none skipped by the old topic's offset"
+        assert herald.app.find(Wallet, ws).available == 9
+        herald.close()
