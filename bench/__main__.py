@@ -86,8 +86,16 @@ def measure(args: argparse.Namespace, tag: str, database_url: str, bootstrap: st
         say(f"handler: {handled.rate:,.0f} commands/s ({handled.count} SchedulePost, all accepted, "
             f"{handled.seconds:.2f} s after {handled.join_s:.1f} s group join)")
 
+        say(f"handler: {handled.events / handled.seconds:,.0f} events/s stored ({handled.events} events)")
+
         relayed = roles.run_relay(herald)
         say(f"relay: {relayed.rate:,.0f} events/s ({relayed.count} events in {relayed.seconds:.2f} s)")
+        same_records = roles.relay_records(herald)
+        produce_same = baselines.produce(bootstrap, f"{prefix}baseline-events", same_records)
+        consume_same = baselines.consume(bootstrap, settings.events_topic, relayed.count)
+        say(f"baseline kafka-python produce, the relay's own records (~{_mean_size(same_records):,.0f} B,"
+            f" {len(same_records[0][2])} headers): {produce_same:,.0f} msgs/s")
+        say(f"baseline kafka-python consume, the events topic: {consume_same:,.0f} msgs/s")
 
         projected = roles.run_projection(herald, relayed.count)
         say(f"projection (queue): {projected.rate:,.0f} events/s ({projected.count} events in "
@@ -105,7 +113,19 @@ def measure(args: argparse.Namespace, tag: str, database_url: str, bootstrap: st
         "baseline_consume_per_s": round(consume_rate, 1),
         "handler_vs_save": round(handled.rate / save_rate, 3),
         "relay_vs_produce": round(relayed.rate / produce_rate, 3),
+        # Context: the same figures against like-for-like baselines (the very records Herald
+        # stores, produces and consumes), since Herald's records are larger and carry headers.
+        "handler_events_per_s": round(handled.events / handled.seconds, 1),
+        "handler_events_vs_save": round(handled.events / handled.seconds / save_rate, 3),
+        "baseline_produce_relay_records_per_s": round(produce_same, 1),
+        "relay_vs_produce_relay_records": round(relayed.rate / produce_same, 3),
+        "baseline_consume_events_topic_per_s": round(consume_same, 1),
+        "projection_vs_consume_events_topic": round(projected.rate / consume_same, 3),
     }
+
+
+def _mean_size(records: list[baselines.Record]) -> float:
+    return sum(len(value) for _, value, _ in records) / len(records)
 
 
 if __name__ == "__main__":

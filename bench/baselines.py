@@ -38,19 +38,31 @@ def save_aggregates(database_url: str, total: int = 20_000, per_save: int = 500)
 def produce_consume(bootstrap: str, topic: str, total: int = 50_000, size: int = 300,
                     partitions: int = 6) -> tuple[float, float]:
     """(messages/s produced with acks=all, messages/s consumed from the beginning)."""
+    value = os.urandom(size)
+    records = [(str(i % 100).encode(), value, []) for i in range(total)]
+    return produce(bootstrap, topic, records, partitions), consume(bootstrap, topic, total)
+
+
+Record = tuple[bytes, bytes, list[tuple[str, bytes]]]
+
+
+def produce(bootstrap: str, topic: str, records: list[Record], partitions: int = 6) -> float:
+    """Messages/s sending ``records`` (key, value, headers) into a new topic, acks=all."""
     kafka_io.ensure_topics(bootstrap, {topic: partitions})
     producer = kafka_io.make_producer(bootstrap)
-    value = os.urandom(size)
     try:
         started = time.perf_counter()
-        futures = [producer.send(topic, key=str(i % 100).encode(), value=value) for i in range(total)]
+        futures = [producer.send(topic, key=key, value=value, headers=headers) for key, value, headers in records]
         producer.flush()
         for future in futures:
             future.get(timeout=30)
-        produce_rate = total / (time.perf_counter() - started)
+        return len(records) / (time.perf_counter() - started)
     finally:
         producer.close(timeout=5)
 
+
+def consume(bootstrap: str, topic: str, total: int) -> float:
+    """Messages/s reading ``total`` messages of ``topic`` from the beginning, without a group."""
     # kafka-python's default receive_message_max_bytes (1 MB) is below its default fetch_max_bytes
     # (50 MB): a multi-partition fetch response over 1 MB drops the connection (InvalidReceiveError).
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
@@ -65,9 +77,9 @@ def produce_consume(bootstrap: str, topic: str, total: int = 50_000, size: int =
         while received < total and time.perf_counter() < deadline:
             for records in consumer.poll(timeout_ms=500, max_records=5000).values():
                 received += len(records)
-        consume_rate = received / (time.perf_counter() - started)
+        rate = received / (time.perf_counter() - started)
         if received < total:
-            raise RuntimeError(f"baseline consumer got {received} of {total} messages")
+            raise RuntimeError(f"baseline consumer got {received} of {total} messages of {topic}")
+        return rate
     finally:
         consumer.close()
-    return produce_rate, consume_rate

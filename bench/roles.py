@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -9,9 +10,11 @@ from datetime import UTC, datetime
 
 from domain.command_record import CommandRecord
 from herald.consumer import produce_commands
+from herald.relay import cloud_event_attributes
 from herald.wiring import Herald
 from projections import queue
 from schemas import commands as cmd
+from schemas.events import kafka_headers
 
 BIG = 1_000_000
 
@@ -21,6 +24,7 @@ class Timed:
     count: int
     seconds: float  # from the first non-empty poll until done
     join_s: float  # from starting the loop until its first non-empty poll (group join etc.)
+    events: int = 0  # events stored, where the role stores them
 
     @property
     def rate(self) -> float:
@@ -142,6 +146,7 @@ def run_handler(herald: Herald, commands: list[cmd.CommandEnvelope], timeout_s: 
     """Produce the commands, then time CommandHandler until every one is recorded."""
     like = command_record_topic_like(herald)
     before = _count_events(herald, like)
+    events_before = max_position(herald)
     produce_commands(herald.producer, herald.settings.commands_topic, commands)
     handler = herald.command_handler()
     first = _first_batch_clock(handler.consumer)
@@ -154,7 +159,7 @@ def run_handler(herald: Herald, commands: list[cmd.CommandEnvelope], timeout_s: 
     if rejected:
         raise RuntimeError(f"{len(rejected)} commands rejected (setup is wrong), e.g. {rejected[:3]}")
     t_first = first[0] if first else started
-    return Timed(len(commands), ended - t_first, t_first - started)
+    return Timed(len(commands), ended - t_first, t_first - started, events=max_position(herald) - events_before)
 
 
 def _accepted(herald: Herald, command: cmd.CommandEnvelope) -> bool:
@@ -164,6 +169,13 @@ def _accepted(herald: Herald, command: cmd.CommandEnvelope) -> bool:
 
 def max_position(herald: Herald) -> int:
     return herald.app.recorder.max_notification_id() or 0
+
+
+def relay_records(herald: Herald) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+    """The records the relay sends for the whole store, built before any timing."""
+    notifications = herald.app.recorder.select_notifications(start=None, limit=max_position(herald))
+    built = [cloud_event_attributes(herald.app, n) for n in notifications]
+    return [(a["workspaceid"].encode(), json.dumps(a, separators=(",", ":")).encode(), kafka_headers(a)) for a in built]
 
 
 def run_relay(herald: Herald) -> Timed:

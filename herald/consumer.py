@@ -10,7 +10,6 @@ with the same command ids, which the domain treats as repeats.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -232,7 +231,7 @@ class EventConsumer:
 
     def _parse(self, record: ConsumerRecord) -> CloudEvent | None:
         try:
-            return CloudEvent.model_validate(json.loads(record.value))
+            return CloudEvent.model_validate_json(record.value)
         except (ValueError, ValidationError) as error:
             dead_letter(self.producer, self.dlq_topic, record, self.name, f"unparseable event: {error}")
             return None

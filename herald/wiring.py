@@ -8,7 +8,6 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
-from uuid import UUID
 from typing import Callable, Iterator
 
 import httpx

@@ -9,7 +9,7 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 
 from schemas import events as ev
-from schemas.events import CloudEvent
+from schemas.events import CloudEvent, current_model
 
 DDL = """
 CREATE TABLE IF NOT EXISTS queue_destinations (
@@ -52,8 +52,15 @@ UPDATE queue_destinations
 """
 
 
+# The event models the match in apply() handles; checked by type name first, so others cost no parsing.
+_APPLIED = (ev.WorkspaceOpened, ev.PostScheduled, ev.AttemptStarted, ev.DestinationPublished, ev.RetryScheduled,
+            ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown, ev.PostCancelled)
+
+
 def apply(conn: Connection, event: CloudEvent) -> None:
-    """Apply one event; events that do not concern the queue are ignored."""
+    """Apply one event; events that do not concern the queue are ignored (without parsing them)."""
+    if current_model(event.type) not in _APPLIED:
+        return
     data = event.parsed_data()
     at = event.time
     match data:

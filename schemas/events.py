@@ -235,6 +235,13 @@ class CommandRejected(EventData):
 UPCASTERS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
 
 
+def current_model(type_name: str) -> type[EventData] | None:
+    """The model an event of this type is read as, after upcasting (None: unknown type)."""
+    while type_name in UPCASTERS:
+        type_name = UPCASTERS[type_name][0]
+    return EVENT_TYPES.get(type_name)
+
+
 def parse_event(type_name: str, data: dict[str, Any]) -> EventData:
     """Parse stored or received event data, upcasting older versions first."""
     while type_name in UPCASTERS:
