@@ -8,10 +8,10 @@ import signal
 import threading
 from typing import Annotated
 
-import prometheus_client
 import typer
 import uvicorn
 
+from herald import health
 from herald.settings import Settings
 from herald.wiring import ROLES, Herald, infrastructure, run_loops
 
@@ -38,7 +38,7 @@ def _serve(roles: list[str]) -> None:
                 _serve_gateway(herald, stop)
             else:
                 if settings.metrics_port:
-                    prometheus_client.start_http_server(settings.metrics_port, addr=settings.http_host)
+                    health.serve(herald.role_health(roles, threads), settings.http_host, settings.metrics_port)
                 log.info("herald running roles %s; Ctrl-C stops", ", ".join(roles))
                 stop.wait()
             stop.set()

@@ -18,5 +18,15 @@ DEAD_LETTERS = Counter("herald_dead_letters_total", "Messages parked on the dead
 HEARTBEAT = Gauge("herald_loop_heartbeat_timestamp_seconds", "Last time a loop completed an iteration", ["loop"])
 
 
+_last_beats: dict[str, float] = {}
+
+
 def beat(loop: str) -> None:
-    HEARTBEAT.labels(loop).set(time.time())
+    """A loop finished an iteration that did its work (a failed one does not beat)."""
+    now = time.time()
+    _last_beats[loop] = now
+    HEARTBEAT.labels(loop).set(now)
+
+
+def last_beat(loop: str) -> float | None:
+    return _last_beats.get(loop)

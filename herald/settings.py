@@ -43,7 +43,8 @@ class Settings(BaseSettings):
     mastodon_base_url: str = Field("", description="default Mastodon instance when an account names none")
 
     # Gateway.
-    metrics_port: int = Field(9464, ge=0, description="/metrics port of roles without the gateway; 0 disables")
+    metrics_port: int = Field(9464, ge=0, description="/metrics, /healthz, /readyz port of roles without the gateway; 0 disables")
+    health_stale_after_s: float = Field(60.0, gt=0, description="a loop without a completed iteration this long makes /readyz fail")
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     admin_api_key: str = Field("", description="admin key; empty → one is generated and printed at start")

@@ -28,6 +28,7 @@ from herald.dead_letters import DeadLetterStore
 from herald.crypto import TokenCipher, load_or_create_key
 from herald.dispatch_loop import run_dispatcher
 from herald.embedded import EmbeddedBroker, start_embedded_postgres
+from herald.health import RoleHealth
 from herald.relay import DDL as RELAY_DDL
 from herald.relay import Relay
 from herald.settings import Settings
@@ -43,6 +44,13 @@ from projections import queue
 log = logging.getLogger(__name__)
 
 ROLES = ("gateway", "handler", "relay", "processors", "projections")
+# The heartbeat names of each role's loops (see loops()), for the role's readiness.
+LOOP_NAMES = {
+    "handler": ("handler",),
+    "relay": ("relay", "inbox-relay"),
+    "processors": ("publisher", "settler", "dispatcher"),
+    "projections": ("projection-queue",),
+}
 DDLS = (consumer_runtime.DDL, event_store.DDL, RELAY_DDL, inbox.DDL, queue.DDL, dispatcher.DDL, publisher.DDL, sandbox.DDL, auth.DDL)
 
 
@@ -140,15 +148,20 @@ class Herald:
         )
 
     def relay(self) -> Relay:
-        return Relay(
+        relay = Relay(
             app=self.app,
             pool=self.pool,
-            producer=self.producer,
+            make_producer=lambda: kafka_io.make_producer(
+                self.kafka_bootstrap, idempotent=self.settings.producer_idempotence
+            ),
             topic=self.settings.events_topic,
             batch_size=self.settings.relay_batch_size,
             poll_interval_s=self.settings.relay_poll_interval_s,
             after_outage=lambda: self.resume_relays(self.ensure_topics()),
+            cluster=kafka_io.ClusterWatch(self.kafka_bootstrap),
         )
+        self._closers.append(relay.close)  # its producer and metadata client connect on first use
+        return relay
 
     def inbox_relay(self) -> inbox.InboxRelay:
         return inbox.InboxRelay(
@@ -209,6 +222,14 @@ class Herald:
                 MastodonAdapter(http, default_base_url=self.settings.mastodon_base_url,
                                 timeout_s=self.settings.platform_timeout_s),
             ]
+        )
+
+    def role_health(self, roles: list[str], threads: list[threading.Thread]) -> RoleHealth:
+        return RoleHealth(
+            loops=[name for role in roles for name in LOOP_NAMES.get(role, ())],
+            threads=threads,
+            checks={"postgres": self._check_postgres, "kafka": self._check_kafka},
+            stale_after_s=self.settings.health_stale_after_s,
         )
 
     def loops(self, role: str) -> list[Callable[[threading.Event], None]]:

@@ -1,0 +1,62 @@
+"""Each worker role reports health on its metrics port: /healthz (loop threads running),
+/readyz (PostgreSQL and the broker answer, every loop completed an iteration recently) and
+/metrics."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from herald import health
+from herald.embedded import EmbeddedBroker
+from herald.wiring import Herald, run_loops
+
+pytestmark = pytest.mark.integration
+
+
+def _wait_for(url: str, status: int, timeout_s: float = 60) -> httpx.Response:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        response = httpx.get(url, timeout=30)
+        if response.status_code == status or time.monotonic() > deadline:
+            return response
+        time.sleep(0.2)
+
+
+def test_a_worker_role_reports_live_ready_and_metrics(settings, tmp_path):
+    with EmbeddedBroker(tmp_path / "broker") as broker:
+        settings = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap, "health_stale_after_s": 3.0})
+        herald = Herald(settings, settings.database_url, broker.bootstrap)
+        herald.prepare()
+        stop = threading.Event()
+        roles = ["handler", "projections"]
+        threads = run_loops([loop for role in roles for loop in herald.loops(role)], stop)
+        server = health.serve(herald.role_health(roles, threads), "127.0.0.1", 0)
+        base = f"http://127.0.0.1:{server.server_port}"
+        try:
+            ready = _wait_for(f"{base}/readyz", 200)
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["loops"] == ["handler", "projection-queue"]
+            assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+            assert 'herald_loop_heartbeat_timestamp_seconds{loop="handler"}' in httpx.get(f"{base}/metrics").text
+
+            broker.stop()
+            not_ready = _wait_for(f"{base}/readyz", 503)
+            assert not_ready.status_code == 503
+            assert not_ready.headers["content-type"] == "application/problem+json"
+            assert not_ready.json()["reason_code"] == "not_ready" and "kafka" in not_ready.json()["checks"]
+            broker.start()
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=20)
+
+        dead = httpx.get(f"{base}/healthz")
+        assert dead.status_code == 503 and dead.json()["reason_code"] == "not_live"
+        stale = _wait_for(f"{base}/readyz", 503)
+        assert {"handler", "projection-queue"} <= set(stale.json()["checks"]), stale.text
+        server.shutdown()
+        herald.close()
