@@ -14,6 +14,7 @@ from domain.wallet import Wallet
 from herald.embedded import EmbeddedBroker
 from herald.wiring import Herald, run_loops
 from schemas import commands as cmd
+from tests.read_models import assert_queue_equals_rebuilt
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +62,7 @@ def _count(herald: Herald, sql: str) -> int:
         return conn.execute(sql).fetchone()[0]
 
 
-def test_relay_republishes_into_an_empty_broker_and_nothing_applies_twice(settings, tmp_path):
+def test_relay_republishes_into_an_empty_broker_and_nothing_applies_twice(settings, pg_url, tmp_path):
     with EmbeddedBroker(tmp_path / "broker") as broker:
         settings = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap, "dispatch_interval_s": 0.2})
         herald, stop, threads = _start(settings)
@@ -94,5 +95,6 @@ def test_relay_republishes_into_an_empty_broker_and_nothing_applies_twice(settin
                         if b"herald.wallet.hold_consumed.v1" in n.state]
             assert len(consumed) == 3, "each hold consumed exactly once"
             assert _count(herald, "SELECT count(*) FROM queue_destinations WHERE status = 'published'") == 3
+            assert_queue_equals_rebuilt(herald, pg_url)
         finally:
             _stop(herald, stop, threads)

@@ -17,6 +17,7 @@ import pytest
 from herald.wiring import Herald, run_loops
 from schemas import commands as cmd
 from tests.conftest import role_env
+from tests.read_models import assert_queue_equals_rebuilt
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +40,7 @@ def _platform_posts(herald: Herald) -> int:
         return conn.execute("SELECT count(*) FROM sandbox_posts").fetchone()[0]
 
 
-def test_one_of_two_publishing_processes_leaves_mid_stream(settings, tmp_path):
+def test_one_of_two_publishing_processes_leaves_mid_stream(settings, pg_url, tmp_path):
     settings = settings.model_copy(update={"dispatch_interval_s": 0.2})
     herald = Herald(settings, settings.database_url, settings.kafka_bootstrap)
     herald.resume_relays(herald.prepare())
@@ -85,6 +86,7 @@ def test_one_of_two_publishing_processes_leaves_mid_stream(settings, tmp_path):
         with herald.pool.connection() as conn:
             assert conn.execute("SELECT count(*) FROM sandbox_posts").fetchone()[0] == total
             assert conn.execute("SELECT count(*) FROM publish_journal WHERE state = 'done'").fetchone()[0] == total
+        assert_queue_equals_rebuilt(herald, pg_url)
     finally:
         for process in processes:
             if process.poll() is None:

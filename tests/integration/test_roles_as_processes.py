@@ -5,7 +5,6 @@ which partitions is up to the group coordinator; this test does not assert the s
 
 from __future__ import annotations
 
-import secrets
 import signal
 import subprocess
 import sys
@@ -13,43 +12,18 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
 
 from domain.wallet import Wallet
-from herald import db
-from herald.relay import to_cloud_event
 from herald.wiring import Herald, run_loops
-from projections import queue
 from tests.conftest import role_env
+from tests.read_models import assert_queue_equals_rebuilt, queue_rows
 from schemas import commands as cmd
 
 pytestmark = pytest.mark.integration
 
 WORKSPACES = [f"ws-{i}" for i in range(6)]
 POSTS_PER_WORKSPACE = 15
-
-
-def _queue_rows(url: str) -> list[tuple]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT post_id, destination_id, workspace_id, due_at, status, attempt FROM queue_destinations"
-            " ORDER BY post_id, destination_id"
-        ).fetchall()
-
-
-def _rebuilt_queue(herald: Herald, pg_url: str) -> list[tuple]:
-    name = f"herald_t_{secrets.token_hex(6)}"
-    db.create_database(pg_url, name)
-    try:
-        url = db.with_database(pg_url, name)
-        db.apply_ddl(url, queue.DDL)
-        with psycopg.connect(url) as conn:
-            for notification in herald.app.recorder.select_notifications(start=1, limit=1_000_000):
-                queue.apply(conn, to_cloud_event(herald.app, notification))
-        return _queue_rows(url)
-    finally:
-        db.drop_database(pg_url, name)
 
 
 def test_two_handlers_and_two_projections_share_the_work_without_doubling_it(settings, pg_url, tmp_path):
@@ -82,15 +56,15 @@ def test_two_handlers_and_two_projections_share_the_work_without_doubling_it(set
         herald.producer.flush()
         expected_rows = len(WORKSPACES) * POSTS_PER_WORKSPACE * 2
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and len(_queue_rows(settings.database_url)) < expected_rows:
+        while time.monotonic() < deadline and len(queue_rows(settings.database_url)) < expected_rows:
             time.sleep(0.5)
         time.sleep(2)  # anything doubled would show up by now
-        rows = _queue_rows(settings.database_url)
+        rows = queue_rows(settings.database_url)
         assert len(rows) == expected_rows
         for ws in WORKSPACES:
             wallet = herald.app.find(Wallet, ws)
             assert wallet.held == POSTS_PER_WORKSPACE * 2 and wallet.available == 100 - POSTS_PER_WORKSPACE * 2
-        assert rows == _rebuilt_queue(herald, pg_url), "the read model equals one rebuilt from scratch"
+        assert_queue_equals_rebuilt(herald, pg_url)
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
