@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Iterable
+from collections.abc import Iterable
 
 from kafka import KafkaProducer
 from psycopg.types.json import Jsonb
@@ -19,9 +19,12 @@ from psycopg_pool import ConnectionPool
 
 from herald import metrics
 from herald.consumer import produce_commands
+from herald.relay import Wakeups
 from schemas.commands import CommandEnvelope
 
 log = logging.getLogger(__name__)
+
+CHANNEL = "command_inbox"  # accept() notifies it; the inbox relay listens
 
 DDL = """
 CREATE TABLE IF NOT EXISTS command_inbox (
@@ -46,6 +49,7 @@ def accept(pool: ConnectionPool, command: CommandEnvelope) -> None:
             " ON CONFLICT (workspace_id, command_id) DO NOTHING",
             (command.workspace_id, command.command_id, Jsonb(command.model_dump(mode="json"))),
         )
+        conn.execute(f"NOTIFY {CHANNEL}")  # delivered at commit
 
 
 def mark_decided(pool: ConnectionPool, commands: Iterable[CommandEnvelope]) -> None:
@@ -89,15 +93,20 @@ class InboxRelay:
         return len(rows)
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                sent = self.relay_once()
-                metrics.beat("inbox-relay")
-                if sent == self.batch_size:
+        """Relays at once when a command is accepted (NOTIFY), else every poll interval."""
+        wakeups = Wakeups(self.pool.conninfo, CHANNEL)
+        try:
+            while not stop.is_set():
+                try:
+                    sent = self.relay_once()
+                    metrics.beat("inbox-relay")
+                    if sent == self.batch_size:
+                        continue
+                except Exception:  # broker or database away: the rows stay unrelayed; retry
+                    metrics.FAILURES.labels("inbox-relay").inc()
+                    log.exception("inbox relay: batch failed; retrying")
+                    stop.wait(1.0)
                     continue
-            except Exception:  # noqa: BLE001 - broker or database away: the rows stay unrelayed; retry
-                metrics.FAILURES.labels("inbox-relay").inc()
-                log.exception("inbox relay: batch failed; retrying")
-                stop.wait(1.0)
-                continue
-            stop.wait(self.poll_interval_s)
+                wakeups.wait_at_most(stop, self.poll_interval_s)
+        finally:
+            wakeups.close()

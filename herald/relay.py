@@ -104,6 +104,13 @@ class Wakeups:
             stop.wait(timeout_s)
             return False
 
+    def wait_at_most(self, stop: threading.Event, interval_s: float) -> None:
+        """Until a NOTIFY, ``interval_s`` (the polling watchdog) or ``stop``."""
+        deadline = time.monotonic() + interval_s
+        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            if self.wait(stop, min(left, 1.0)):
+                return
+
     def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
@@ -266,13 +273,6 @@ class Relay:
                     log.exception("relay %s: batch failed; retrying from the stored position", self.name)
                     stop.wait(1.0)
                     continue
-                self._wait(stop, wakeups)
+                wakeups.wait_at_most(stop, self.poll_interval_s)
         finally:
             wakeups.close()
-
-    def _wait(self, stop: threading.Event, wakeups: Wakeups) -> None:
-        """Until the event store notifies, or the watchdog interval passed, or ``stop``."""
-        deadline = time.monotonic() + self.poll_interval_s
-        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
-            if wakeups.wait(stop, min(left, 1.0)):
-                return
