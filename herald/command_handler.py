@@ -20,7 +20,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
 from domain.application import HeraldApplication
-from herald import metrics
+from herald import kafka_io, metrics
 from herald.consumer import dead_letter, offset_after
 from herald.event_store import CommandPosition, CommandPositions, digest, load_command_positions
 from schemas.commands import CommandEnvelope
@@ -124,8 +124,13 @@ class _ResumeFromPostgres(ConsumerRebalanceListener):
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         with self.handler.pool.connection() as conn:
             stored = load_command_positions(conn, self.handler.name, self.handler.topic)
-        for tp in assigned:
-            position = stored.get(tp.partition)
-            if position is not None:
-                self.handler.consumer.seek(tp, position.offset)
+        positions = {tp: stored[tp.partition] for tp in assigned if tp.partition in stored}
+        consumer = self.handler.consumer
+        there = kafka_io.records_at(consumer.config["bootstrap_servers"], {tp: p.offset for tp, p in positions.items()})
+        for tp, position in positions.items():
+            if tp in there:
+                consumer.seek(tp, position.offset)
                 self.handler.expected[tp] = position
+            else:  # the topic was rebuilt shorter than our offset
+                log.warning("handler: %s has no record at offset %s; reading it from the start", tp, position.offset)
+                consumer.seek_to_beginning(tp)

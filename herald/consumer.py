@@ -23,7 +23,7 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
-from herald import metrics
+from herald import kafka_io, metrics
 from schemas.commands import CommandEnvelope
 from schemas.events import CloudEvent
 
@@ -121,12 +121,17 @@ class _ResumeFromPostgres(ConsumerRebalanceListener):
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         with self.runner.pool.connection() as conn:
             stored = load_positions(conn, self.runner.name, self.runner.topic)
-        for tp in assigned:
-            position = stored.get(tp.partition)
-            if position is None:
-                continue
-            self.runner.consumer.seek(tp, position.offset)
-            self.runner.expected[tp] = position
+        positions = {tp: stored[tp.partition] for tp in assigned if tp.partition in stored}
+        consumer = self.runner.consumer
+        there = kafka_io.records_at(consumer.config["bootstrap_servers"], {tp: p.offset for tp, p in positions.items()})
+        for tp, position in positions.items():
+            if tp in there:
+                consumer.seek(tp, position.offset)
+                self.runner.expected[tp] = position
+            else:  # the topic was rebuilt shorter than our offset
+                log.warning("%s: %s has no record at offset %s; re-reading it from the start",
+                            self.runner.name, tp, position.offset)
+                consumer.seek_to_beginning(tp)
 
 
 class EventConsumer:

@@ -14,6 +14,7 @@ from kafka import (
     TopicPartition,
 )
 from kafka.admin import NewTopic
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 # Topics are made by ensure_topics with the configured partitions. A client that may auto-create
@@ -151,6 +152,29 @@ def earliest_header_value(bootstrap: str, topic: str, header: str, timeout_ms: i
                     firsts[tp.partition] = int(values[header])
                 consumer.pause(tp)
         return min(firsts.values()) if firsts else None
+
+
+def records_at(bootstrap: str, offsets: dict[TopicPartition, int], timeout_ms: int = 2000) -> dict[TopicPartition, ConsumerRecord]:
+    """The record at each given offset, for those that exist. A stored offset past the end of
+    a rebuilt topic has none: a consumer seeking there would wait for records that never
+    come (not every broker answers such a fetch with OffsetOutOfRange; Tansu does not)."""
+    if not offsets:
+        return {}
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **NO_AUTO_CREATE)
+    try:
+        consumer.assign(list(offsets))
+        for tp, offset in offsets.items():
+            consumer.seek(tp, offset)
+        found: dict[TopicPartition, ConsumerRecord] = {}
+        deadline = time.monotonic() + timeout_ms / 1000
+        while len(found) < len(offsets) and time.monotonic() < deadline:
+            for tp, records in consumer.poll(timeout_ms=200).items():
+                if records[0].offset == offsets[tp]:
+                    found[tp] = records[0]
+                consumer.pause(tp)
+        return found
+    finally:
+        consumer.close()
 
 
 def check_broker(bootstrap: str) -> None:
