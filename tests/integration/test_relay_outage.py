@@ -1,6 +1,6 @@
-"""The broker restarts empty while the relay runs and events keep being stored: afterwards the
-events topic holds every stored event, and a consumer reading it from the start applies each
-one (no event sits behind a later position in its partition, where consumers would skip it)."""
+"""The broker restarts empty while the relay runs: afterwards the events topic holds every stored
+event, and a consumer reading it from the start applies each one (no event sits behind a later
+position in its partition, where consumers would skip it)."""
 
 from __future__ import annotations
 
@@ -123,6 +123,49 @@ def test_a_broker_that_restarts_empty_under_a_running_relay_gets_every_event_in_
             assert _applied_by_a_consumer_from_the_start(by_partition) == stored
         finally:
             writing.clear()
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=20)
+            herald.close()
+
+
+def test_sends_cut_off_by_the_loss_do_not_land_ahead_of_the_history(settings, tmp_path):
+    """The broker dies just as the relay sends a batch: those sends must not reach the new broker
+    before the republished history."""
+    with EmbeddedBroker(tmp_path / "broker", stop_timeout_s=0) as broker:
+        settings = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
+        herald = Herald(settings, settings.database_url, broker.bootstrap)
+        herald.resume_relays(herald.prepare())
+        for ws in WORKSPACES:
+            _handle(herald, ws, f"open-{ws}", cmd.OpenWorkspace(name=ws))
+        relay = herald.relay()
+        while relay.relay_once():
+            pass
+        for ws in WORKSPACES:
+            _handle(herald, ws, f"grant-{ws}", cmd.GrantCredits(amount=1))
+        last = herald.app.recorder.max_notification_id()
+
+        killed, send = threading.Event(), relay.producer.send  # this producer already knows the topic
+
+        def send_after_the_broker_died(*args, **kwargs):
+            if not killed.is_set():
+                broker.stop()
+                killed.set()
+            return send(*args, **kwargs)
+
+        relay.producer.send = send_after_the_broker_died
+        stop = threading.Event()
+        threads = run_loops([relay.run], stop)
+        try:
+            assert killed.wait(30)
+            time.sleep(3)  # the outage lasts a while
+            broker.start()
+            _wait_until(lambda: _relayed(herald) >= last, "the relay caught up")
+
+            stored = [n.id for n in herald.app.recorder.select_notifications(start=None, limit=1_000_000)]
+            by_partition = _positions_by_partition(broker.bootstrap, settings.events_topic, set(stored))
+            assert _applied_by_a_consumer_from_the_start(by_partition) == stored
+        finally:
             stop.set()
             for thread in threads:
                 thread.join(timeout=20)
