@@ -4,14 +4,16 @@ the consume loop, then a fresh consumer (as after a restart) and a full re-read.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from herald import kafka_io
 from herald.consumer import EventConsumer
 from herald.wiring import Herald
+from projections import queue
 from schemas import commands as cmd
+from tests.read_models import assert_queue_equals_rebuilt
 
 pytestmark = pytest.mark.integration
 
@@ -26,9 +28,15 @@ def herald(settings):
     herald.resume_relays(herald.prepare())
     with herald.pool.connection() as conn:
         conn.execute("CREATE TABLE probe_effects (event_id text NOT NULL)")
+    later = datetime.now(UTC) + timedelta(days=1)
     for ws in ("ws-1", "ws-2", "ws-3"):
         for n, payload in enumerate([cmd.OpenWorkspace(name=ws), cmd.GrantCredits(amount=5),
-                                     cmd.GrantCredits(amount=6)]):
+                                     cmd.GrantCredits(amount=6),
+                                     cmd.ConnectSocialAccount(social_account_id=f"{ws}-acct", platform="sandbox",
+                                                              handle=ws),
+                                     *[cmd.SchedulePost(post_id=f"{ws}-p{i}", text="x", destinations=[f"{ws}-acct"],
+                                                        publish_at=later) for i in range(3)],
+                                     cmd.CancelPost(post_id=f"{ws}-p0", reason="changed my mind")]):
             herald.app.handle(cmd.CommandEnvelope.wrap(payload, command_id=f"{ws}-{n}", workspace_id=ws,
                                                        issued_by="t", issued_at=datetime.now(UTC)))
     relay = herald.relay()
@@ -61,7 +69,44 @@ def _event_count(herald: Herald) -> int:
     return len(herald.app.recorder.select_notifications(start=1, limit=10_000))
 
 
-@pytest.mark.parametrize("step", ["in_handler_after_effect", "before_offset_commit", "after_offset_commit"])
+def _reread_all(consumer: EventConsumer, expected: int, timeout: float = 15) -> int:
+    """Seek back to the start of every partition and process it all again (at least
+    ``expected`` records, or until the timeout); returns how many records were read."""
+    kafka_io.wait_for_assignment(consumer.consumer)
+    consumer.expected.clear()
+    consumer.consumer.seek_to_beginning()
+    deadline = time.monotonic() + timeout
+    seen = 0
+    while time.monotonic() < deadline and seen < expected:
+        batch = consumer.consumer.poll(timeout_ms=200)
+        seen += sum(len(records) for records in batch.values())
+        if batch:
+            consumer.process(batch)
+    consumer.consumer.close()
+    return seen
+
+
+STEPS = ["in_handler_after_effect", "before_offset_commit", "after_offset_commit"]
+
+
+def _crash_at(step: str, consumer: EventConsumer, crashed: list) -> None:
+    """Make the consumer's offset commit die at ``step`` (the handler's own crash is the caller's)."""
+    if step == "in_handler_after_effect":
+        return
+    commit = consumer.consumer.commit
+
+    def crashing_commit(offsets):
+        if step == "after_offset_commit":
+            commit(offsets)
+        if not crashed:
+            crashed.append(offsets)
+            raise Crash
+        return commit(offsets)
+
+    consumer.consumer.commit = crashing_commit
+
+
+@pytest.mark.parametrize("step", STEPS)
 def test_a_crash_at_any_step_leaves_each_effect_applied_once(herald, step):
     total = _event_count(herald)
     crashed = []
@@ -74,18 +119,7 @@ def test_a_crash_at_any_step_leaves_each_effect_applied_once(herald, step):
         return []
 
     first = herald.event_consumer("probe", handler)
-    if step != "in_handler_after_effect":
-        commit = first.consumer.commit
-
-        def crashing_commit(offsets):
-            if step == "after_offset_commit":
-                commit(offsets)
-            if not crashed:
-                crashed.append(offsets)
-                raise Crash
-            return commit(offsets)
-
-        first.consumer.commit = crashing_commit
+    _crash_at(step, first, crashed)
     with pytest.raises(Crash):
         _drain(first, total, herald)
     assert crashed
@@ -98,17 +132,36 @@ def test_a_crash_at_any_step_leaves_each_effect_applied_once(herald, step):
     assert _effects(herald) == (total, total), "every event applied, none twice"
 
     # Redelivery of everything: the consumer seeks back to the start and re-reads.
-    again = herald.event_consumer("probe", handler)
-    kafka_io.wait_for_assignment(again.consumer)
-    again.expected.clear()
-    again.consumer.seek_to_beginning()
-    deadline = time.monotonic() + 15
-    seen = 0
-    while time.monotonic() < deadline and seen < total:
-        batch = again.consumer.poll(timeout_ms=200)
-        seen += sum(len(records) for records in batch.values())
-        if batch:
-            again.process(batch)
-    again.consumer.close()
-    assert seen >= total, "the whole topic was read again"
+    assert _reread_all(herald.event_consumer("probe", handler), total) >= total, "the whole topic was read again"
     assert _effects(herald) == (total, total)
+
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_the_queue_projection_crashed_at_any_step_equals_one_rebuilt_from_scratch(herald, pg_url, step):
+    """The real read model under the same faults: crash, resume in a new consumer, then re-read
+    the whole topic; the queue must equal one built once from the event store."""
+    total = _event_count(herald)
+    crashed: list = []
+
+    def project(conn, event):
+        queue.apply(conn, event)
+        _probe(conn, event)
+        if step == "in_handler_after_effect" and not crashed and _effects(herald)[1] >= total // 2:
+            crashed.append(event.id)
+            raise Crash
+        return []
+
+    first = herald.event_consumer("queue-under-faults", project)
+    _crash_at(step, first, crashed)
+    with pytest.raises(Crash):
+        _drain(first, total, herald)
+    first.consumer.close(autocommit=False)
+    _drain(herald.event_consumer("queue-under-faults", project), total, herald)
+
+    assert _reread_all(herald.event_consumer("queue-under-faults", project), total) >= total
+    assert _effects(herald) == (total, total)
+    with herald.pool.connection() as conn:
+        statuses = conn.execute("SELECT status, count(*) FROM queue_destinations GROUP BY 1 ORDER BY 1").fetchall()
+    assert statuses == [("cancelled", 3), ("pending", 6)]
+    assert_queue_equals_rebuilt(herald, pg_url, timeout_s=0)
