@@ -54,6 +54,7 @@ class CommandHandler:
         try:
             while not stop.is_set():
                 batch = self.consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_records)
+                metrics.observe_lag("handler", self.consumer)
                 metrics.beat("handler")
                 if not batch:
                     continue

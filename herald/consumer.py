@@ -162,6 +162,7 @@ class EventConsumer:
                 if batch:
                     with metrics.BATCH_SECONDS.labels(self.name).time():
                         self.process(batch)
+                metrics.observe_lag(self.name, self.consumer)
                 metrics.beat(self.name)
         finally:
             self.consumer.close()  # leaves the group so partitions move at once
