@@ -14,14 +14,14 @@ import logging
 import threading
 from typing import Callable
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
 from domain.application import HeraldApplication
-from herald import kafka_io, metrics
-from herald.consumer import dead_letter, offset_after
+from herald import metrics
+from herald.consumer import ResumeFromStoredPositions, dead_letter, offset_after
 from herald.event_store import CommandPosition, CommandPositions, digest, load_command_positions
 from schemas.commands import CommandEnvelope
 
@@ -47,8 +47,12 @@ class CommandHandler:
         self.topic, self.pool, self.name = topic, pool, name
         self.on_decided = on_decided
         self.poll_timeout_ms, self.max_records = poll_timeout_ms, max_records
-        self.expected: dict[TopicPartition, CommandPosition] = {}
-        consumer.subscribe([topic], listener=_ResumeFromPostgres(self))
+        self.expected: dict[TopicPartition, CommandPosition] = {}  # checked on the first record polled
+        consumer.subscribe([topic], listener=ResumeFromStoredPositions(name, consumer, self._stored, self.expected))
+
+    def _stored(self) -> dict[int, CommandPosition]:
+        with self.pool.connection() as conn:
+            return load_command_positions(conn, self.name, self.topic)
 
     def run(self, stop: threading.Event) -> None:
         try:
@@ -111,27 +115,3 @@ class CommandHandler:
             dead_letter(self.producer, self.dlq_topic, record, "handler", f"unparseable command: {error}")
             return None
 
-
-class _ResumeFromPostgres(ConsumerRebalanceListener):
-    """On assignment, seek each partition to the last command decided, saved with the decisions."""
-
-    def __init__(self, handler: CommandHandler) -> None:
-        self.handler = handler
-
-    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        for tp in revoked:
-            self.handler.expected.pop(tp, None)
-
-    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        with self.handler.pool.connection() as conn:
-            stored = load_command_positions(conn, self.handler.name, self.handler.topic)
-        positions = {tp: stored[tp.partition] for tp in assigned if tp.partition in stored}
-        consumer = self.handler.consumer
-        there = kafka_io.records_at(consumer.config["bootstrap_servers"], {tp: p.offset for tp, p in positions.items()})
-        for tp, position in positions.items():
-            if tp in there:
-                consumer.seek(tp, position.offset)
-                self.handler.expected[tp] = position
-            else:  # the topic was rebuilt shorter than our offset
-                log.warning("handler: %s has no record at offset %s; reading it from the start", tp, position.offset)
-                consumer.seek_to_beginning(tp)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
@@ -103,35 +103,33 @@ class HandlerFailed(Exception):
     """A handler raised while the batch ran without savepoints: run it again isolated."""
 
 
-class _ResumeFromPostgres(ConsumerRebalanceListener):
-    """On assignment, seek each partition to the offset recorded with our last effect.
+class ResumeFromStoredPositions(ConsumerRebalanceListener):
+    """On assignment, seek each partition to the offset stored with the last effect, and leave
+    in ``expected`` what must be found there; the runner checks the first record it polls.
+    When there is no record at that offset at all (the topic was rebuilt shorter) the
+    partition is read from the start instead: a seek there would wait for records forever.
+    Stored positions have an ``offset``."""
 
-    The record found there must be the event we recorded (same global position); if it
-    is not, the topic was recreated (broker loss) and we re-read it from the beginning,
-    skipping by global position what was already applied.
-    """
-
-    def __init__(self, runner: EventConsumer) -> None:
-        self.runner = runner
+    def __init__(self, name: str, consumer: KafkaConsumer, load: Callable[[], dict[int, Any]],
+                 expected: dict[TopicPartition, Any]) -> None:
+        self.name, self.consumer, self.load, self.expected = name, consumer, load, expected
 
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
-            self.runner.expected.pop(tp, None)
+            self.expected.pop(tp, None)
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        with self.runner.pool.connection() as conn:
-            stored = load_positions(conn, self.runner.name, self.runner.topic)
+        stored = self.load()
         positions = {tp: stored[tp.partition] for tp in assigned if tp.partition in stored}
-        consumer = self.runner.consumer
-        there = kafka_io.records_at(consumer.config["bootstrap_servers"], {tp: p.offset for tp, p in positions.items()})
+        bootstrap = self.consumer.config["bootstrap_servers"]
+        there = kafka_io.records_at(bootstrap, {tp: p.offset for tp, p in positions.items()})
         for tp, position in positions.items():
             if tp in there:
-                consumer.seek(tp, position.offset)
-                self.runner.expected[tp] = position
-            else:  # the topic was rebuilt shorter than our offset
-                log.warning("%s: %s has no record at offset %s; re-reading it from the start",
-                            self.runner.name, tp, position.offset)
-                consumer.seek_to_beginning(tp)
+                self.consumer.seek(tp, position.offset)
+                self.expected[tp] = position
+            else:
+                log.warning("%s: %s has no record at offset %s; reading it from the start", self.name, tp, position.offset)
+                self.consumer.seek_to_beginning(tp)
 
 
 class EventConsumer:
@@ -152,8 +150,12 @@ class EventConsumer:
         self.name, self.topic, self.commands_topic, self.dlq_topic = name, topic, commands_topic, dlq_topic
         self.consumer, self.producer, self.pool, self.handler = consumer, producer, pool, handler
         self.poll_timeout_ms, self.max_records = poll_timeout_ms, max_records
-        self.expected: dict[TopicPartition, Position] = {}
-        consumer.subscribe([topic], listener=_ResumeFromPostgres(self))
+        self.expected: dict[TopicPartition, Position] = {}  # checked on the first record polled after assignment
+        consumer.subscribe([topic], listener=ResumeFromStoredPositions(name, consumer, self._stored, self.expected))
+
+    def _stored(self) -> dict[int, Position]:
+        with self.pool.connection() as conn:
+            return load_positions(conn, self.name, self.topic)
 
     def run(self, stop: threading.Event) -> None:
         try:

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.integration
 WS = "ws-contended"
 
 
-def _envelope(command_id: str, payload: cmd.Payload) -> cmd.CommandEnvelope:
-    return cmd.CommandEnvelope.wrap(payload, command_id=command_id, workspace_id=WS, issued_by="t",
+def _envelope(command_id: str, payload: cmd.Payload, ws: str = WS) -> cmd.CommandEnvelope:
+    return cmd.CommandEnvelope.wrap(payload, command_id=command_id, workspace_id=ws, issued_by="t",
                                     issued_at=datetime.now(UTC))
 
 
@@ -63,8 +63,7 @@ def test_a_warm_aggregate_changed_by_another_writer_between_batches_is_not_trust
     ws = "ws-warm"
 
     def envelope(command_id: str, payload: cmd.Payload) -> cmd.CommandEnvelope:
-        return cmd.CommandEnvelope.wrap(payload, command_id=command_id, workspace_id=ws, issued_by="t",
-                                        issued_at=datetime.now(UTC))
+        return _envelope(command_id, payload, ws)
 
     pool = connection_pool(database_url, max_size=2)
     handler = HeraldApplication(eventsourcing_env(database_url), versions=versions_in(pool))
@@ -96,8 +95,7 @@ def test_warm_aggregates_spare_the_loads_of_the_next_batch(database_url):
     ws = "ws-warm-loads"
 
     def envelope(command_id: str, payload: cmd.Payload) -> cmd.CommandEnvelope:
-        return cmd.CommandEnvelope.wrap(payload, command_id=command_id, workspace_id=ws, issued_by="t",
-                                        issued_at=datetime.now(UTC))
+        return _envelope(command_id, payload, ws)
 
     pool = connection_pool(database_url, max_size=2)
     handler = HeraldApplication(eventsourcing_env(database_url), versions=versions_in(pool))

@@ -106,19 +106,21 @@ def _crash_at(step: str, consumer: EventConsumer, crashed: list) -> None:
     consumer.consumer.commit = crashing_commit
 
 
-@pytest.mark.parametrize("step", STEPS)
-def test_a_crash_at_any_step_leaves_each_effect_applied_once(herald, step):
+def _crash_resume_and_reread(herald: Herald, name: str, effect, step: str, crash_after: int) -> None:
+    """Run ``effect`` on every event in a consumer that dies at ``step``, then in a new consumer
+    of the same group (a restarted process), then once more from the start of the topic."""
     total = _event_count(herald)
-    crashed = []
+    crashed: list = []
 
     def handler(conn, event):
+        effect(conn, event)
         _probe(conn, event)
-        if step == "in_handler_after_effect" and not crashed and _effects(herald)[1] >= 2:
+        if step == "in_handler_after_effect" and not crashed and _effects(herald)[1] >= crash_after:
             crashed.append(event.id)
             raise Crash
         return []
 
-    first = herald.event_consumer("probe", handler)
+    first = herald.event_consumer(name, handler)
     _crash_at(step, first, crashed)
     with pytest.raises(Crash):
         _drain(first, total, herald)
@@ -128,39 +130,24 @@ def test_a_crash_at_any_step_leaves_each_effect_applied_once(herald, step):
     first.consumer.close(autocommit=False)
 
     # A new process: new consumer in the same group, resuming from what PostgreSQL recorded.
-    _drain(herald.event_consumer("probe", handler), total, herald)
+    _drain(herald.event_consumer(name, handler), total, herald)
     assert _effects(herald) == (total, total), "every event applied, none twice"
 
     # Redelivery of everything: the consumer seeks back to the start and re-reads.
-    assert _reread_all(herald.event_consumer("probe", handler), total) >= total, "the whole topic was read again"
+    assert _reread_all(herald.event_consumer(name, handler), total) >= total, "the whole topic was read again"
     assert _effects(herald) == (total, total)
 
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_crash_at_any_step_leaves_each_effect_applied_once(herald, step):
+    _crash_resume_and_reread(herald, "probe", lambda conn, event: None, step, crash_after=2)
 
 
 @pytest.mark.parametrize("step", STEPS)
 def test_the_queue_projection_crashed_at_any_step_equals_one_rebuilt_from_scratch(herald, pg_url, step):
-    """The real read model under the same faults: crash, resume in a new consumer, then re-read
-    the whole topic; the queue must equal one built once from the event store."""
-    total = _event_count(herald)
-    crashed: list = []
-
-    def project(conn, event):
-        queue.apply(conn, event)
-        _probe(conn, event)
-        if step == "in_handler_after_effect" and not crashed and _effects(herald)[1] >= total // 2:
-            crashed.append(event.id)
-            raise Crash
-        return []
-
-    first = herald.event_consumer("queue-under-faults", project)
-    _crash_at(step, first, crashed)
-    with pytest.raises(Crash):
-        _drain(first, total, herald)
-    first.consumer.close(autocommit=False)
-    _drain(herald.event_consumer("queue-under-faults", project), total, herald)
-
-    assert _reread_all(herald.event_consumer("queue-under-faults", project), total) >= total
-    assert _effects(herald) == (total, total)
+    """The real read model under the same faults: the queue must equal one built once from the
+    event store."""
+    _crash_resume_and_reread(herald, "queue-under-faults", queue.apply, step, crash_after=_event_count(herald) // 2)
     with herald.pool.connection() as conn:
         statuses = conn.execute("SELECT status, count(*) FROM queue_destinations GROUP BY 1 ORDER BY 1").fetchall()
     assert statuses == [("cancelled", 3), ("pending", 6)]
