@@ -126,7 +126,8 @@ def dlq_replay(dead_letter_id: Annotated[str, typer.Argument(help="the id `heral
     from herald.dead_letters import UnknownDeadLetter, replay_dead_letter
 
     settings = _dlq_settings()
-    producer = kafka_io.make_producer(settings.kafka_bootstrap, idempotent=settings.producer_idempotence)
+    idempotent = kafka_io.use_idempotence(settings.producer_idempotence, settings.kafka_bootstrap)
+    producer = kafka_io.make_producer(settings.kafka_bootstrap, idempotent=idempotent)
     try:
         replayed = replay_dead_letter(settings.kafka_bootstrap, settings.dlq_topic, dead_letter_id, producer)
     except UnknownDeadLetter as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterator
 
@@ -16,10 +17,13 @@ from kafka import (
 from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.protocol.init_producer_id import InitProducerIdRequest
 
 # Topics are made by ensure_topics with the configured partitions. A client that may auto-create
 # (kafka-python's default; Tansu then makes 4 partitions) would also recreate a topic a restarted,
 # empty broker lost, and let sends meant for the old topic land there first.
+log = logging.getLogger(__name__)
+
 NO_AUTO_CREATE = {"allow_auto_create_topics": False}
 
 
@@ -175,6 +179,37 @@ def records_at(bootstrap: str, offsets: dict[TopicPartition, int], timeout_ms: i
         return found
     finally:
         consumer.close()
+
+
+def grants_producer_ids(bootstrap: str, timeout_s: float = 5.0) -> bool:
+    """Whether the broker answers InitProducerId with a producer id, which the idempotent
+    producer needs. Apache Kafka does; Tansu 0.6's memory engine answers error -1."""
+    client = KafkaClient(bootstrap_servers=bootstrap, client_id="herald-idempotence-probe", **NO_AUTO_CREATE)
+    try:
+        node = client.least_loaded_node()
+        if node is None or not client.await_ready(node, timeout_ms=int(timeout_s * 1000)):
+            raise KafkaTimeoutError(f"no broker of {bootstrap} answered within {timeout_s}s")
+        request = InitProducerIdRequest[client.api_version(InitProducerIdRequest, max_version=1)](
+            transactional_id=None, transaction_timeout_ms=60_000)
+        future = client.send(node, request)
+        client.poll(future=future, timeout_ms=int(timeout_s * 1000))
+        if not future.is_done:
+            raise KafkaTimeoutError(f"no InitProducerId answer from {bootstrap} within {timeout_s}s")
+        if future.failed():
+            raise future.exception
+        return future.value.error_code == 0 and future.value.producer_id >= 0
+    finally:
+        client.close()
+
+
+def use_idempotence(setting: bool | None, bootstrap: str) -> bool:
+    """The setting, or when unset whether the broker grants producer ids (asked once here)."""
+    if setting is not None:
+        return setting
+    granted = grants_producer_ids(bootstrap)
+    log.log(logging.INFO if granted else logging.WARNING, "idempotent producer %s: the broker %s producer ids",
+            "on" if granted else "off", "grants" if granted else "does not grant")
+    return granted
 
 
 def check_broker(bootstrap: str) -> None:

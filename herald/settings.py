@@ -20,7 +20,8 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("herald.", description="prefix of every topic name")
     topic_partitions: int = Field(6, ge=1)
     topic_replication: int = Field(1, ge=1)
-    producer_idempotence: bool = Field(False, description="enable on Apache Kafka; Tansu's memory engine rejects it")
+    producer_idempotence: bool | None = Field(
+        None, description="unset: on when the broker grants producer ids (Apache Kafka does, Tansu 0.6 does not)")
     consumer_group_prefix: str = Field("herald-", description="prefix of every consumer group id")
 
     # Consumer runtime.

@@ -97,8 +97,12 @@ class Herald:
         return pool
 
     @cached_property
+    def idempotent(self) -> bool:
+        return kafka_io.use_idempotence(self.settings.producer_idempotence, self.kafka_bootstrap)
+
+    @cached_property
     def producer(self) -> KafkaProducer:
-        producer = kafka_io.make_producer(self.kafka_bootstrap, idempotent=self.settings.producer_idempotence)
+        producer = kafka_io.make_producer(self.kafka_bootstrap, idempotent=self.idempotent)
         self._closers.append(lambda: producer.close(timeout=5))
         return producer
 
@@ -151,9 +155,7 @@ class Herald:
         relay = Relay(
             app=self.app,
             pool=self.pool,
-            make_producer=lambda: kafka_io.make_producer(
-                self.kafka_bootstrap, idempotent=self.settings.producer_idempotence
-            ),
+            make_producer=lambda: kafka_io.make_producer(self.kafka_bootstrap, idempotent=self.idempotent),
             topic=self.settings.events_topic,
             batch_size=self.settings.relay_batch_size,
             poll_interval_s=self.settings.relay_poll_interval_s,
