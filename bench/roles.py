@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass
@@ -10,11 +9,10 @@ from datetime import UTC, datetime
 
 from domain.command_record import CommandRecord
 from herald.consumer import produce_commands
-from herald.relay import cloud_event_attributes
+from herald.relay import cloud_event_attributes, to_record
 from herald.wiring import Herald
 from projections import queue
 from schemas import commands as cmd
-from schemas.events import kafka_headers
 
 BIG = 1_000_000
 
@@ -174,8 +172,7 @@ def max_position(herald: Herald) -> int:
 def relay_records(herald: Herald) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
     """The records the relay sends for the whole store, built before any timing."""
     notifications = herald.app.recorder.select_notifications(start=None, limit=max_position(herald))
-    built = [cloud_event_attributes(herald.app, n) for n in notifications]
-    return [(a["workspaceid"].encode(), json.dumps(a, separators=(",", ":")).encode(), kafka_headers(a)) for a in built]
+    return [to_record(cloud_event_attributes(herald.app, n)) for n in notifications]
 
 
 def run_relay(herald: Herald) -> Timed:

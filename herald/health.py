@@ -16,6 +16,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import make_wsgi_app
 
 from herald import metrics
+from schemas import api
 
 
 @dataclass
@@ -66,8 +67,7 @@ def _answer(start_response: Callable, problems: dict[str, str], reason_code: str
     if not problems:
         start_response("200 OK", [("Content-Type", "application/json")])
         return [json.dumps(ok).encode()]
-    body = {"type": "about:blank", "title": "Service Unavailable", "status": 503, "reason_code": reason_code,
-            "detail": "failing: " + ", ".join(sorted(problems)), "checks": problems}
+    body = api.problem(503, reason_code, "failing: " + ", ".join(sorted(problems)), checks=problems)
     start_response("503 Service Unavailable", [("Content-Type", "application/problem+json")])
     return [json.dumps(body).encode()]
 

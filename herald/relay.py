@@ -74,6 +74,13 @@ def cloud_event_attributes(app: HeraldApplication, notification: Notification) -
     }
 
 
+def to_record(attributes: dict[str, Any]) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """Key, value and headers of the Kafka record carrying a CloudEvent (structured JSON value,
+    the attributes also as ``ce_`` headers)."""
+    return (attributes["workspaceid"].encode(), json.dumps(attributes, separators=(",", ":")).encode(),
+            kafka_headers(attributes))
+
+
 def to_cloud_event(app: HeraldApplication, notification: Notification) -> CloudEvent:
     return CloudEvent.model_validate(cloud_event_attributes(app, notification))
 
@@ -186,15 +193,8 @@ class Relay:
             return 0
         futures = []
         for notification in notifications:
-            attributes = cloud_event_attributes(self.app, notification)
-            futures.append(
-                self.producer.send(
-                    self.topic,
-                    key=attributes["workspaceid"].encode(),
-                    value=json.dumps(attributes, separators=(",", ":")).encode(),
-                    headers=kafka_headers(attributes),
-                )
-            )
+            key, value, headers = to_record(cloud_event_attributes(self.app, notification))
+            futures.append(self.producer.send(self.topic, key=key, value=value, headers=headers))
         self._await(futures)
         self.set_position(notifications[-1].id)
         metrics.PRODUCED.labels(self.topic).inc(len(notifications))

@@ -277,9 +277,6 @@ class CloudEvent(BaseModel):
     def parsed_data(self) -> EventData:
         return parse_event(self.type, self.data)
 
-    def kafka_headers(self) -> list[tuple[str, bytes]]:
-        return kafka_headers(self.model_dump(mode="json"))
-
 
 _NOT_HEADERS = frozenset({"data", "datacontenttype"})
 
