@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 from bench import baselines, roles
-from herald import db
-from herald.embedded import EmbeddedBroker
+from herald.storage import db
+from herald.storage.embedded import EmbeddedBroker
 from herald.settings import Settings
-from herald.wiring import Herald
+from herald.runtime.wiring import Herald
 
 SERVER_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 

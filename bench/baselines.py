@@ -9,7 +9,8 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 from kafka import KafkaConsumer, TopicPartition
 
-from herald import db, kafka_io
+from herald.storage import db
+from herald.messaging import kafka_io
 
 
 class Trivial(Aggregate):

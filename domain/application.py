@@ -22,10 +22,10 @@ from schemas import commands as cmd
 from schemas import events as ev
 
 from domain.base import Context, HeraldAggregate, derived_id
-from domain.command_record import CommandRecord
+from domain.command import CommandRecord
 from domain.post import Post, PublishPolicy, hold_id_for
 from domain.rejections import Reason, Rejected
-from domain.social_account import SocialAccount
+from domain.account import SocialAccount
 from domain.wallet import Wallet
 from domain.workspace import Workspace
 

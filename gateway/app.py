@@ -43,7 +43,7 @@ TAGS = [
 
 
 class DeadLetterStore(Protocol):
-    """Lists and replays the DLQ (herald.dead_letters.DeadLetterStore). ``replay`` raises KeyError for an
+    """Lists and replays the DLQ (herald.messaging.dead_letters.DeadLetterStore). ``replay`` raises KeyError for an
     unknown id; both return objects with ``to_dict()``."""
 
     def list(self, limit: int) -> list[Any]: ...

@@ -14,7 +14,7 @@ from domain import tiers
 from domain.application import Decision
 from domain.base import derived_id
 from domain.post import Post
-from domain.social_account import SocialAccount
+from domain.account import SocialAccount
 from domain.wallet import Wallet
 from domain.workspace import Workspace
 from gateway import auth

@@ -11,8 +11,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from herald import db
-from herald.embedded import EmbeddedBroker, start_embedded_postgres
+from herald.storage import db
+from herald.storage.embedded import EmbeddedBroker, start_embedded_postgres
 from herald.settings import Settings
 
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -7,9 +7,9 @@ import time
 
 import psycopg
 
-from herald import db
-from herald.relay import to_cloud_event
-from herald.wiring import Herald
+from herald.storage import db
+from herald.messaging.relay import to_cloud_event
+from herald.runtime.wiring import Herald
 from projections import queue
 
 

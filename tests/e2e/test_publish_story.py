@@ -19,8 +19,8 @@ import httpx
 import pytest
 import uvicorn
 
-from herald import kafka_io
-from herald.wiring import Herald, run_loops
+from herald.messaging import kafka_io
+from herald.runtime.wiring import Herald, run_loops
 from tests.fakes.mastodon_server import FakeMastodon
 
 pytestmark = pytest.mark.e2e

@@ -11,8 +11,8 @@ import pytest
 
 from domain.post import Post
 from domain.wallet import Wallet
-from herald.embedded import EmbeddedBroker
-from herald.wiring import Herald, run_loops
+from herald.storage.embedded import EmbeddedBroker
+from herald.runtime.wiring import Herald, run_loops
 from schemas import commands as cmd
 from tests.read_models import assert_queue_equals_rebuilt
 

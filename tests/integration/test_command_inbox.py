@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from domain.wallet import Wallet
-from herald.embedded import EmbeddedBroker
-from herald.wiring import Herald, run_loops
+from herald.storage.embedded import EmbeddedBroker
+from herald.runtime.wiring import Herald, run_loops
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ import pytest
 
 from domain.application import HeraldApplication
 from domain.wallet import Wallet
-from herald.db import connection_pool, eventsourcing_env
-from herald.event_store import versions_in
+from herald.storage.db import connection_pool, eventsourcing_env
+from herald.storage.event_store import versions_in
 from schemas import commands as cmd
 
 pytestmark = pytest.mark.integration

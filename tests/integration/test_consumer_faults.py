@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from herald import kafka_io
-from herald.consumer import EventConsumer
-from herald.wiring import Herald
+from herald.messaging import kafka_io
+from herald.messaging.consumer import EventConsumer
+from herald.runtime.wiring import Herald
 from projections import queue
 from schemas import commands as cmd
 from tests.read_models import assert_queue_equals_rebuilt
@@ -39,7 +39,7 @@ def herald(settings):
                                      cmd.CancelPost(post_id=f"{ws}-p0", reason="changed my mind")]):
             herald.app.handle(cmd.CommandEnvelope.wrap(payload, command_id=f"{ws}-{n}", workspace_id=ws,
                                                        issued_by="t", issued_at=datetime.now(UTC)))
-    relay = herald.relay()
+    relay = herald.messaging.relay()
     while relay.relay_once():
         pass
     yield herald

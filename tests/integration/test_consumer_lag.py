@@ -6,7 +6,8 @@ import pytest
 from kafka import TopicPartition
 from prometheus_client import REGISTRY
 
-from herald import kafka_io, metrics
+from herald.messaging import kafka_io
+from herald.runtime import metrics
 
 pytestmark = pytest.mark.integration
 

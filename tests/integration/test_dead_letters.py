@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 
 from domain.workspace import Workspace
 from gateway.app import GatewayDeps, create_app
-from herald import kafka_io
+from herald.messaging import kafka_io
 from herald.cli import cli
-from herald.consumer import dead_letter, produce_commands
-from herald.dead_letters import UnknownDeadLetter, list_dead_letters, replay_dead_letter
-from herald.wiring import Herald, run_loops
+from herald.messaging.consumer import dead_letter, produce_commands
+from herald.messaging.dead_letters import UnknownDeadLetter, list_dead_letters, replay_dead_letter
+from herald.runtime.wiring import Herald, run_loops
 from schemas import commands as cmd
 
 pytestmark = pytest.mark.integration
@@ -82,7 +82,7 @@ def test_handler_dead_letters_and_goes_on_then_list_and_replay(herald, settings)
         producer.close(timeout=5)
 
     stop = threading.Event()
-    threads = run_loops([herald.command_handler().run], stop)
+    threads = run_loops([herald.messaging.command_handler().run], stop)
     try:
         deadline = time.monotonic() + 30
         while herald.app.find(Workspace, "ws-dlq") is None:

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from herald.dead_letters import list_dead_letters, replay_dead_letter
-from herald.wiring import Herald, run_loops
+from herald.messaging.dead_letters import list_dead_letters, replay_dead_letter
+from herald.runtime.wiring import Herald, run_loops
 from schemas import commands as cmd
 
 pytestmark = pytest.mark.integration
@@ -44,7 +44,7 @@ def test_a_replayed_event_is_applied_once_by_the_consumer_that_parked_it(setting
         return []
 
     stop = threading.Event()
-    threads = run_loops([herald.relay().run, herald.event_consumer("probe", probe).run], stop)
+    threads = run_loops([herald.messaging.relay().run, herald.event_consumer("probe", probe).run], stop)
     try:
         herald.app.handle(cmd.CommandEnvelope.wrap(cmd.OpenWorkspace(name="R"), command_id="open", workspace_id="ws-r",
                                                    issued_by="t", issued_at=datetime.now(UTC)))

@@ -17,8 +17,8 @@ from domain.rejections import Reason
 from gateway import auth
 from gateway.app import GatewayDeps, create_app
 from gateway.problems import REASON_STATUS
-from herald import db
-from herald.relay import to_cloud_event
+from herald.storage import db
+from herald.messaging.relay import to_cloud_event
 from projections import queue
 from schemas.commands import CommandEnvelope
 

@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 import pytest
 
 from domain.wallet import Wallet
-from herald import kafka_io
-from herald.command_handler import CommandHandler
-from herald.consumer import produce_commands
-from herald.embedded import EmbeddedBroker
-from herald.event_store import digest, load_command_positions
-from herald.wiring import Herald
+from herald.messaging import kafka_io
+from herald.messaging.command_handler import CommandHandler
+from herald.messaging.consumer import produce_commands
+from herald.storage.embedded import EmbeddedBroker
+from herald.storage.event_store import digest, load_command_positions
+from herald.runtime.wiring import Herald
 from schemas import commands as cmd
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from herald import kafka_io
+from herald.messaging import kafka_io
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,9 @@ import pytest
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
-from herald import db, kafka_io
-from herald.embedded import EmbeddedBroker
+from herald.storage import db
+from herald.messaging import kafka_io
+from herald.storage.embedded import EmbeddedBroker
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +29,7 @@ def test_embedded_postgres_answers_and_stops_at_exit(tmp_path: Path) -> None:
     script = (
         "import json, sys, psycopg\n"
         "from pathlib import Path\n"
-        "from herald.embedded import start_embedded_postgres\n"
+        "from herald.storage.embedded import start_embedded_postgres\n"
         "url = start_embedded_postgres(Path(sys.argv[1]))\n"
         "with psycopg.connect(url) as conn:\n"
         "    one = conn.execute('SELECT 1').fetchone()[0]\n"

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from herald.wiring import Herald, run_loops
+from herald.runtime.wiring import Herald, run_loops
 from schemas import commands as cmd
 from tests.conftest import role_env
 from tests.read_models import assert_queue_equals_rebuilt

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from herald.embedded import EmbeddedBroker
-from herald.wiring import Herald, run_loops
+from herald.storage.embedded import EmbeddedBroker
+from herald.runtime.wiring import Herald, run_loops
 from schemas import commands as cmd
 
 pytestmark = pytest.mark.integration
@@ -96,7 +96,7 @@ def test_a_broker_that_restarts_empty_under_a_running_relay_gets_every_event_in_
             _handle(herald, ws, f"open-{ws}", cmd.OpenWorkspace(name=ws))
         writing, stop = threading.Event(), threading.Event()
         writing.set()
-        threads = run_loops([herald.relay().run], stop)
+        threads = run_loops([herald.messaging.relay().run], stop)
         writer = threading.Thread(target=_keep_writing, args=(herald, writing), daemon=True)
         writer.start()
         try:
@@ -138,7 +138,7 @@ def test_sends_cut_off_by_the_loss_do_not_land_ahead_of_the_history(settings, tm
         herald.resume_relays(herald.prepare())
         for ws in WORKSPACES:
             _handle(herald, ws, f"open-{ws}", cmd.OpenWorkspace(name=ws))
-        relay = herald.relay()
+        relay = herald.messaging.relay()
         while relay.relay_once():
             pass
         for ws in WORKSPACES:

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from herald import inbox
-from herald.wiring import Herald, run_loops
+from herald.messaging import inbox
+from herald.runtime.wiring import Herald, run_loops
 from schemas import commands as cmd
 
 pytestmark = pytest.mark.integration
@@ -62,7 +62,7 @@ def test_a_new_event_wakes_the_relay_long_before_its_watchdog(settings):
     consumer.seek_to_beginning(*partitions)
     channel = herald.app.recorder.channel_name
     stop = threading.Event()
-    threads = run_loops([herald.relay().run], stop)
+    threads = run_loops([herald.messaging.relay().run], stop)
     try:
         _wait_until(lambda: _listener_pid(herald, channel) is not None, "the relay listens", WITHIN_S)
         # The first event may be picked up by the pass the relay makes right after it started

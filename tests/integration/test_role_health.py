@@ -10,9 +10,9 @@ import time
 import httpx
 import pytest
 
-from herald import health
-from herald.embedded import EmbeddedBroker
-from herald.wiring import Herald, run_loops
+from herald.runtime import health
+from herald.storage.embedded import EmbeddedBroker
+from herald.runtime.wiring import Herald, run_loops
 
 pytestmark = pytest.mark.integration
 

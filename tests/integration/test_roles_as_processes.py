@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from domain.wallet import Wallet
-from herald.wiring import Herald, run_loops
+from herald.runtime.wiring import Herald, run_loops
 from tests.conftest import role_env
 from tests.read_models import assert_queue_equals_rebuilt, queue_rows
 from schemas import commands as cmd

@@ -10,7 +10,7 @@ import pytest
 
 from domain.application import Decision, HeraldApplication
 from domain.post import Post, hold_id_for
-from domain.social_account import SocialAccount
+from domain.account import SocialAccount
 from domain.wallet import Wallet
 from domain.workspace import Workspace
 from schemas import commands as cmd

@@ -20,9 +20,9 @@ from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
 from domain.application import HeraldApplication
-from herald import metrics
-from herald.consumer import ResumeFromStoredPositions, dead_letter, offset_after
-from herald.event_store import CommandPosition, CommandPositions, digest, load_command_positions
+from herald.runtime import metrics
+from herald.messaging.consumer import ResumeFromStoredPositions, dead_letter, offset_after
+from herald.storage.event_store import CommandPosition, CommandPositions, digest, load_command_positions
 from schemas.commands import CommandEnvelope
 
 log = logging.getLogger(__name__)

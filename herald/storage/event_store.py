@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS command_positions (
 );
 """
 
-RECORDER_TOPIC = "herald.event_store:HeraldRecorder"
+RECORDER_TOPIC = "herald.storage.event_store:HeraldRecorder"
 
 
 @dataclass(frozen=True)

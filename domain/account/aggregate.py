@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from eventsourcing.utils import register_topic
+
 from schemas import events as ev
 
 from domain.base import Context, HeraldAggregate
@@ -37,3 +39,7 @@ class SocialAccount(HeraldAggregate):
                 self.social_account_id = event.social_account_id
                 self.platform, self.handle = event.platform, event.handle
                 self.instance_url, self.sealed_token = event.instance_url, event.sealed_token
+
+
+# Events stored before the growth layout name the aggregate by its old module.
+register_topic("domain.social_account:SocialAccount", SocialAccount)

@@ -11,9 +11,9 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from herald import health
+from herald.runtime import health
 from herald.settings import Settings
-from herald.wiring import ROLES, Herald, infrastructure, run_loops
+from herald.runtime.wiring import ROLES, Herald, infrastructure, run_loops
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Herald: schedule and publish social-media posts.")
 log = logging.getLogger("herald")
@@ -102,7 +102,7 @@ def dlq_list(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """List the dead letters in the DLQ topic."""
-    from herald.dead_letters import list_dead_letters
+    from herald.messaging.dead_letters import list_dead_letters
 
     settings = _dlq_settings()
     found = list_dead_letters(settings.kafka_bootstrap, settings.dlq_topic, limit)
@@ -122,8 +122,8 @@ def dlq_list(
 @dlq.command("replay")
 def dlq_replay(dead_letter_id: Annotated[str, typer.Argument(help="the id `herald dlq list` shows")]) -> None:
     """Produce a dead letter's original message to its source topic again (safe to repeat)."""
-    from herald import kafka_io
-    from herald.dead_letters import UnknownDeadLetter, replay_dead_letter
+    from herald.messaging import kafka_io
+    from herald.messaging.dead_letters import UnknownDeadLetter, replay_dead_letter
 
     settings = _dlq_settings()
     idempotent = kafka_io.use_idempotence(settings.producer_idempotence, settings.kafka_bootstrap)

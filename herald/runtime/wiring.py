@@ -20,25 +20,26 @@ from domain.application import HeraldApplication
 from domain.post import PublishPolicy
 from gateway.app import GatewayDeps, create_app
 from gateway import auth
-from herald import consumer as consumer_runtime
-from herald import db, event_store, inbox, kafka_io
-from herald.command_handler import CommandHandler
-from herald.consumer import EventConsumer, EventHandler
-from herald.dead_letters import DeadLetterStore
+from herald.messaging import consumer as consumer_runtime
+from herald.storage import db, event_store
+from herald.messaging import inbox, kafka_io
+from herald.messaging.command_handler import CommandHandler
+from herald.messaging.consumer import EventConsumer, EventHandler
+from herald.messaging.dead_letters import DeadLetterStore
 from herald.crypto import TokenCipher, load_or_create_key
-from herald.dispatch_loop import run_dispatcher
-from herald.embedded import EmbeddedBroker, start_embedded_postgres
-from herald.health import RoleHealth
-from herald.relay import DDL as RELAY_DDL
-from herald.relay import Relay
+from herald.runtime.dispatch_loop import run_dispatcher
+from herald.storage.embedded import EmbeddedBroker, start_embedded_postgres
+from herald.runtime.health import RoleHealth
+from herald.messaging.relay import DDL as RELAY_DDL
+from herald.messaging.relay import Relay
 from herald.settings import Settings
-from processors import dispatcher, publisher
+from processors.publishing import dispatcher, publisher
 from processors.platforms.base import AdapterRegistry
 from processors.platforms.mastodon import MastodonAdapter
 from processors.platforms import sandbox
 from processors.platforms.sandbox import SandboxAdapter
-from processors.publisher import Publisher
-from processors.settler import settle
+from processors.publishing.publisher import Publisher
+from processors.settling.settler import settle
 from projections import queue
 
 log = logging.getLogger(__name__)

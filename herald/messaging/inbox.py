@@ -17,9 +17,9 @@ from kafka import KafkaProducer
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from herald import metrics
-from herald.consumer import produce_commands
-from herald.relay import Wakeups
+from herald.runtime import metrics
+from herald.messaging.consumer import produce_commands
+from herald.messaging.relay import Wakeups
 from schemas.commands import CommandEnvelope
 
 log = logging.getLogger(__name__)

@@ -33,8 +33,8 @@ from psycopg_pool import ConnectionPool
 
 from domain.application import HeraldApplication
 from domain.base import derived_id
-from herald import metrics
-from herald.kafka_io import ClusterWatch
+from herald.runtime import metrics
+from herald.messaging.kafka_io import ClusterWatch
 from schemas.events import CloudEvent, kafka_headers
 
 log = logging.getLogger(__name__)

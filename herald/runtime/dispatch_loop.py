@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from kafka import KafkaProducer
 from psycopg_pool import ConnectionPool
 
-from herald import metrics
-from herald.consumer import produce_commands
-from processors.dispatcher import due_attempts
+from herald.runtime import metrics
+from herald.messaging.consumer import produce_commands
+from processors.publishing.dispatcher import due_attempts
 
 log = logging.getLogger(__name__)
 

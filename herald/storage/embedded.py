@@ -113,7 +113,7 @@ class EmbeddedBroker:
 
     def _wait_ready(self, timeout_s: float = 20.0) -> None:
         """Until the port answers a Kafka metadata request, not merely accepts TCP."""
-        from herald.kafka_io import check_broker
+        from herald.messaging.kafka_io import check_broker
 
         deadline = time.monotonic() + timeout_s
         while True:

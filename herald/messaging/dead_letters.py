@@ -1,7 +1,7 @@
 """Dead letters: list what the consumers parked in the DLQ topic, and replay one to where it came from.
 
 A dead letter is the original key and value, with headers saying why and where it came
-from (see :func:`herald.consumer.dead_letter`). Its id is ``"<dlq partition>:<dlq offset>"``.
+from (see :func:`herald.messaging.consumer.dead_letter`). Its id is ``"<dlq partition>:<dlq offset>"``.
 
 Replaying re-produces the original key and value to the source topic, without the
 ``herald_dlq_*`` headers and with ``herald_replayed_from=<id>``. That is safe to do more

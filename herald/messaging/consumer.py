@@ -23,7 +23,8 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
-from herald import kafka_io, metrics
+from herald.messaging import kafka_io
+from herald.runtime import metrics
 from schemas.commands import CommandEnvelope
 from schemas.events import CloudEvent
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from eventsourcing.utils import register_topic
+
 from schemas import events as ev
 
 from domain.base import Context, HeraldAggregate
@@ -37,3 +39,7 @@ class CommandRecord(HeraldAggregate):
         match event:
             case ev.CommandAccepted() | ev.CommandRejected():
                 self.outcome = event
+
+
+# Events stored before the growth layout name the aggregate by its old module.
+register_topic("domain.command_record:CommandRecord", CommandRecord)
