@@ -3,36 +3,55 @@
 Every command ends in exactly one recorded outcome (accepted with its events, or rejected
 with a reason code), saved in the same transaction as the events it caused. A repeated
 command id returns that first outcome and changes nothing.
+
+Commands on one workspace are decided one batch at a time (``serialise``, plus lock stripes
+inside the process), so concurrent clients and processors queue instead of conflicting; a
+conflict that still happens (another writer that does not take the lock) is decided again
+here, never handed to the client. Deciding loads bounded state: aggregates a batch saved stay
+warm, checked current in one query; cold ones load from a snapshot plus at most a
+snapshot interval of events.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import itertools
+import random
 import threading
+import time
+import zlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Callable, Iterable, TypeVar
+from datetime import UTC, datetime
+from typing import Any, Callable, ContextManager, Iterable, Iterator, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 from pydantic import ValidationError
 
 from schemas import commands as cmd
 from schemas import events as ev
 
-from domain.base import Context, HeraldAggregate, derived_id
-from domain.command import CommandRecord
-from domain.post import Post, PublishPolicy, hold_id_for
-from domain.rejections import Reason, Rejected
 from domain.account import SocialAccount
-from domain.wallet import Wallet
+from domain.account.handlers import account_id_for
+from domain.base import Context, HeraldAggregate
+from domain.command import CommandRecord
+from domain.post import Post, PublishPolicy
+from domain.post.handlers import post_id_for
+from domain.registry import assert_complete, handler_for
+from domain.rejections import Reason, Rejected
+from domain.wallet import Grant, Hold, Wallet
+from domain.wallet.grant_claim import GrantClaim
+from domain.wallet.handlers import grant_id_for
 from domain.workspace import Workspace
+from domain.workspace import handlers as _workspace_handlers  # noqa: F401 - registers them
 
 A = TypeVar("A", bound=HeraldAggregate)
 
-# A client clock a little behind ours should not turn "now" into "in the past".
-CLOCK_SKEW = timedelta(seconds=60)
+assert_complete()  # the imports above registered every handler
+
+Serialise = Callable[[list[str]], ContextManager[None]]
 
 
 @dataclass(frozen=True)
@@ -43,14 +62,16 @@ class Decision:
     reason_code: str | None = None
     detail: str = ""
     result: dict[str, Any] = field(default_factory=dict)
+    position: int | None = field(default=None, compare=False)  # where the decision landed in the event store; None for a repeat
 
     @classmethod
-    def of(cls, record: CommandRecord) -> Decision:
+    def of(cls, record: CommandRecord, position: int | None = None) -> Decision:
         outcome = record.outcome
         if isinstance(outcome, ev.CommandAccepted):
-            return cls(outcome.command_id, outcome.command_type, True, result=dict(outcome.result))
+            return cls(outcome.command_id, outcome.command_type, True, result=dict(outcome.result), position=position)
         assert isinstance(outcome, ev.CommandRejected)
-        return cls(outcome.command_id, outcome.command_type, False, outcome.reason_code, outcome.detail)
+        return cls(outcome.command_id, outcome.command_type, False, outcome.reason_code, outcome.detail,
+                   position=position)
 
 
 class _Batch:
@@ -98,30 +119,81 @@ class _Batch:
 
 
 class _Warm:
-    """Aggregates as the last successful batch saved them, least recently used dropped first."""
+    """Aggregates as the last successful batch saved them, least recently used dropped first.
+    Batches of different workspaces touch different aggregates, so they may run at once;
+    the dict itself is guarded."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.entries: dict[UUID, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, ids: Iterable[UUID]) -> dict[UUID, Any]:
+        with self._lock:
+            return {i: self.entries[i] for i in ids if i in self.entries}
 
     def keep(self, aggregates: Iterable[Any]) -> None:
-        for aggregate in aggregates:
-            self.entries.pop(aggregate.id, None)
-            self.entries[aggregate.id] = aggregate
-        for aggregate_id in list(itertools.islice(self.entries, max(0, len(self.entries) - self.capacity))):
-            del self.entries[aggregate_id]
+        with self._lock:
+            for aggregate in aggregates:
+                self.entries.pop(aggregate.id, None)
+                self.entries[aggregate.id] = aggregate
+            for aggregate_id in list(itertools.islice(self.entries, max(0, len(self.entries) - self.capacity))):
+                del self.entries[aggregate_id]
 
-    def clear(self) -> None:
-        self.entries.clear()
+    def drop(self, ids: Iterable[UUID]) -> None:
+        with self._lock:
+            for aggregate_id in ids:
+                self.entries.pop(aggregate_id, None)
+
+
+class _Stripes:
+    """In-process mutual exclusion per workspace, from a fixed set of locks (bounded memory;
+    two workspaces sharing a stripe only wait for each other). Taken in index order."""
+
+    def __init__(self, count: int = 1024) -> None:
+        self.locks = [threading.Lock() for _ in range(count)]
+
+    @contextlib.contextmanager
+    def hold(self, workspace_ids: list[str]) -> Iterator[None]:
+        taken = sorted({zlib.crc32(w.encode()) % len(self.locks) for w in workspace_ids})
+        with contextlib.ExitStack() as stack:
+            for index in taken:
+                stack.enter_context(self.locks[index])
+            yield
 
 
 class ConflictsPersisted(RuntimeError):
     """Concurrent writers kept changing the same aggregates; the command was not applied."""
 
 
+class _DataclassAsDict(Transcoding):
+    def __init__(self, kind: type) -> None:
+        self.type, self.name = kind, kind.__name__.lower()
+
+    def encode(self, obj: Any) -> Any:
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+    def decode(self, data: Any) -> Any:
+        return self.type(**data)
+
+
+class _SetAsList(Transcoding):
+    type, name = set, "set"
+
+    def encode(self, obj: set[Any]) -> list[Any]:
+        return sorted(obj)
+
+    def decode(self, data: list[Any]) -> set[Any]:
+        return set(data)
+
+
 class HeraldApplication(Application):
     name = "herald"
-    MAX_CONFLICT_RETRIES = 8
+    # Workspace and Wallet streams grow with every post; a snapshot every so many events keeps
+    # a cold load to one snapshot plus fewer than that many events. Posts, accounts and
+    # command records have short streams of their own.
+    snapshotting_intervals = {Workspace: 100, Wallet: 100}
+    MAX_CONFLICT_RETRIES = 20
 
     def __init__(
         self,
@@ -131,72 +203,77 @@ class HeraldApplication(Application):
         policy: PublishPolicy = PublishPolicy(),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         versions: Callable[[list[UUID]], dict[UUID, int]] | None = None,
+        serialise: Serialise | None = None,
         warm_aggregates: int = 10_000,
     ) -> None:
         """``versions`` answers, in one query, the current version of those of the given
         aggregate ids that are in the store. With it a batch neither looks up one by one the
         records and posts its commands will create, nor reloads the aggregates the previous
-        batches saved (at most ``warm_aggregates`` of them are kept in memory)."""
+        batches saved (at most ``warm_aggregates`` of them are kept in memory).
+
+        ``serialise`` holds the given workspaces for the duration of a decision across
+        processes (e.g. PostgreSQL advisory locks); inside this process lock stripes do."""
         super().__init__(env)
         self.versions = versions
+        self.serialise: Serialise = serialise or (lambda _workspaces: contextlib.nullcontext())
         self._local = threading.local()  # the batch being decided, per thread
         self._warm = _Warm(warm_aggregates)
-        self._batch_lock = threading.Lock()
+        self._stripes = _Stripes()
         self.seal = seal
         self.policy = policy
         self.clock = clock
 
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        # What snapshots of the Workspace and Wallet hold besides JSON types.
+        transcoder.register(_DataclassAsDict(Grant))
+        transcoder.register(_DataclassAsDict(Hold))
+        transcoder.register(_SetAsList())
+
     # Commands ------------------------------------------------------------------------
 
     def handle(self, command: cmd.CommandEnvelope) -> Decision:
-        for _ in range(self.MAX_CONFLICT_RETRIES):
-            record, changed = self._decide_once(command)
-            try:
-                if changed:
-                    self.save(*changed)
-            except IntegrityError:
-                continue  # someone else changed one of these aggregates first: decide again
-            return Decision.of(record)
-        raise ConflictsPersisted(f"command {command.command_id} kept conflicting with concurrent writers")
+        return self.handle_batch([command])[0]
 
     def handle_batch(self, commands: list[cmd.CommandEnvelope], *, checkpoint: object = None) -> list[Decision]:
         """Decide commands in order against aggregates loaded once, and save them all in one
         transaction, with ``checkpoint`` (for the recorder: e.g. the consumer's position).
-        If another writer got there first, fall back to one command at a time.
 
-        Aggregates a batch saved stay warm for the next one. Before use each is checked, in the
-        same query as the absent ids, to be still at the version it was saved at, so a batch
-        decides on what a fresh load at its start would have read; a change after that fails
-        the save on its version, and the batch is decided again from the store."""
-        with self._batch_lock:
-            try:
-                return self._handle_batch(commands, checkpoint)
-            except BaseException:
-                self._warm.clear()  # they may hold this batch's unsaved changes
-                raise
+        The batch's workspaces are held meanwhile, so no other decision on them interleaves.
+        Aggregates a batch saved stay warm for the next one; before use each is checked, in the
+        same query as the absent ids, to be still at the version it was saved at. If a save
+        still fails on a version (a writer outside these locks), the batch is decided again
+        from the store after a short random pause."""
+        workspaces = sorted({c.workspace_id for c in commands})
+        with self._stripes.hold(workspaces), self.serialise(workspaces):
+            for attempt in range(self.MAX_CONFLICT_RETRIES):
+                try:
+                    return self._handle_batch(commands, checkpoint)
+                except IntegrityError:
+                    time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
+        raise ConflictsPersisted(f"a batch of {len(commands)} command(s) kept conflicting with concurrent writers")
 
     def _handle_batch(self, commands: list[cmd.CommandEnvelope], checkpoint: object) -> list[Decision]:
         batch = self._local.batch = _Batch(self._load, *self._known_state(commands))
         try:
-            decisions = []
+            outcomes = []
             for command in commands:
                 record, changed = self._decide_once(command)
                 if isinstance(record.outcome, ev.CommandRejected) and changed:
                     batch.undo()
                 batch.keep(changed)
-                decisions.append(Decision.of(record))
+                outcomes.append((record, bool(changed)))
+            position = None
+            if batch.changed or checkpoint is not None:
+                recordings = self.save(*batch.changed.values(), checkpoint=checkpoint)
+                position = max((r.notification.id for r in recordings), default=None)
+        except BaseException:
+            self._warm.drop(batch.current)  # they may hold this batch's unsaved changes
+            raise
         finally:
             self._local.batch = None
-        try:
-            if batch.changed or checkpoint is not None:
-                self.save(*batch.changed.values(), checkpoint=checkpoint)
-        except IntegrityError:
-            self._warm.clear()
-            decisions = [self.handle(command) for command in commands]
-            self.save(checkpoint=checkpoint)
-            return decisions
         self._warm.keep(a for a in batch.current.values() if a is not None)
-        return decisions
+        return [Decision.of(record, position if new else None) for record, new in outcomes]
 
     def _known_state(self, commands: list[cmd.CommandEnvelope]) -> tuple[set[UUID], dict[UUID, Any]]:
         """The ids of the aggregates the commands would create that do not exist yet, and the
@@ -204,18 +281,23 @@ class HeraldApplication(Application):
         if self.versions is None:
             return set(), {}
         created = [CommandRecord.aggregate_id(CommandRecord.key(c.workspace_id, c.command_id)) for c in commands]
-        created += [Post.aggregate_id(c.payload.get("post_id") or derived_id("post", c.command_id))
-                    for c in commands if c.type == "schedule_post.v1"]
         touched = {Workspace.aggregate_id(c.workspace_id) for c in commands}
         touched |= {Wallet.aggregate_id(c.workspace_id) for c in commands}
         for c in commands:
-            if isinstance(post_id := c.payload.get("post_id"), str):
-                touched.add(Post.aggregate_id(post_id))
-            if isinstance(destinations := c.payload.get("destinations"), list):
-                touched |= {SocialAccount.aggregate_id(d) for d in destinations if isinstance(d, str)}
-        warm = [i for i in touched if i in self._warm.entries]
-        current = self.versions(created + warm)
-        fresh = {i: self._warm.entries[i] for i in warm if current.get(i) == self._warm.entries[i].version}
+            payload = _payload_or_none(c)
+            match payload:
+                case cmd.SchedulePost():
+                    created.append(Post.aggregate_id(post_id_for(c.command_id, payload)))
+                    touched |= {SocialAccount.aggregate_id(d) for d in payload.destinations}
+                case cmd.GrantCredits():
+                    created.append(GrantClaim.aggregate_id(GrantClaim.key(c.workspace_id, grant_id_for(c.command_id, payload))))
+                case cmd.ConnectSocialAccount():
+                    created.append(SocialAccount.aggregate_id(account_id_for(c.command_id, payload)))
+                case cmd.CancelPost() | cmd.StartPublishAttempt() | cmd.RecordPublishOutcome():
+                    touched.add(Post.aggregate_id(payload.post_id))
+        warm = self._warm.get(touched)
+        current = self.versions(created + list(warm))
+        fresh = {i: a for i, a in warm.items() if current.get(i) == a.version}
         return set(created) - current.keys(), fresh
 
     def _decide_once(self, command: cmd.CommandEnvelope) -> tuple[CommandRecord, list[HeraldAggregate]]:
@@ -246,101 +328,9 @@ class HeraldApplication(Application):
         except ValidationError as error:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in error.errors())
             raise Rejected(Reason.invalid_payload, problems) from None
-        decide = getattr(self, f"_{type(payload).__name__}")
-        return decide(ctx, payload)
+        return handler_for(payload)(self, ctx, payload)
 
-    def _OpenWorkspace(self, ctx: Context, p: cmd.OpenWorkspace) -> tuple[list[HeraldAggregate], dict[str, Any]]:
-        if self.find(Workspace, ctx.workspace_id) is not None:
-            raise Rejected(Reason.workspace_exists, f"workspace {ctx.workspace_id} is already open")
-        workspace = Workspace.open(ctx, p.name, p.tier, p.timezone, dict(p.limit_overrides))
-        return [workspace, Wallet.open(ctx)], {"workspace_id": ctx.workspace_id}
-
-    def _ConnectSocialAccount(self, ctx: Context, p: cmd.ConnectSocialAccount) -> tuple[list[HeraldAggregate], dict[str, Any]]:
-        workspace = self._workspace(ctx)
-        account_id = p.social_account_id or derived_id("social_account", ctx.command_id)
-        if self.find(SocialAccount, account_id) is not None:
-            raise Rejected(Reason.account_exists, f"social account {account_id} is already connected")
-        workspace.link_account(ctx, account_id, p.platform)
-        instance_url = str(p.instance_url).rstrip("/") if p.instance_url else None
-        account = SocialAccount.connect(ctx, account_id, p.platform, p.handle, instance_url, self.seal(p.access_token))
-        return [workspace, account], {"social_account_id": account_id}
-
-    def _GrantCredits(self, ctx: Context, p: cmd.GrantCredits) -> tuple[list[HeraldAggregate], dict[str, Any]]:
-        self._workspace(ctx)
-        wallet = self._wallet(ctx)
-        grant_id = p.grant_id or derived_id("grant", ctx.command_id)
-        wallet.grant(ctx, grant_id, p.amount, p.source, p.expires_at)
-        return [wallet], {"grant_id": grant_id, "available": wallet.available}
-
-    def _SchedulePost(self, ctx: Context, p: cmd.SchedulePost) -> tuple[list[HeraldAggregate], dict[str, Any]]:
-        workspace = self._workspace(ctx)
-        post_id = p.post_id or derived_id("post", ctx.command_id)  # as _known_state() predicts it
-        if self.find(Post, post_id) is not None:
-            raise Rejected(Reason.post_exists, f"post {post_id} already exists")
-        publish_at = p.publish_at or ctx.now
-        if publish_at < ctx.now - CLOCK_SKEW:
-            raise Rejected(Reason.publish_at_in_past, f"publish_at {publish_at.isoformat()} is in the past")
-        destinations = []
-        for account_id in p.destinations:
-            account = self.find(SocialAccount, account_id) if account_id in workspace.accounts else None
-            if account is None:
-                raise Rejected(Reason.unknown_social_account, f"no social account {account_id} in this workspace")
-            destinations.append(
-                ev.Destination(
-                    destination_id=account_id,
-                    social_account_id=account_id,
-                    platform=account.platform,
-                    handle=account.handle,
-                    text=p.destination_text.get(account_id, p.text),
-                    hold_id=hold_id_for(post_id, account_id),
-                )
-            )
-        workspace.enqueue_post(ctx, post_id)
-        wallet = self._wallet(ctx)
-        for dest in destinations:
-            wallet.place_hold(ctx, dest.hold_id, post_id, dest.destination_id)
-        post = Post.schedule(ctx, post_id, p.text, [str(u) for u in p.media_urls], publish_at, destinations)
-        return [workspace, wallet, post], {"post_id": post_id, "publish_at": publish_at.isoformat()}
-
-    def _CancelPost(self, ctx: Context, p: cmd.CancelPost) -> tuple[list[HeraldAggregate], dict[str, Any]]:
-        post = self._post(ctx, p.post_id)
-        post.cancel(ctx, p.reason)
-        return [post, *self._dequeue_if_settled(ctx, post)], {"post_id": p.post_id, "status": post.status}
-
-    def _StartPublishAttempt(self, ctx: Context, p: cmd.StartPublishAttempt) -> tuple[list[HeraldAggregate], dict[str, Any]]:
-        post = self._post(ctx, p.post_id)
-        dest = post.destination(p.destination_id)
-        account = self.find(SocialAccount, dest.social_account_id)
-        if account is None:
-            raise Rejected(Reason.unknown_social_account, f"social account {dest.social_account_id} is gone")
-        connected = ev.SocialAccountConnected(
-            social_account_id=account.social_account_id,
-            platform=account.platform,
-            handle=account.handle,
-            instance_url=account.instance_url,
-            sealed_token=account.sealed_token,
-        )
-        post.start_attempt(ctx, p.destination_id, p.attempt, connected, self.policy)
-        result = {"post_id": p.post_id, "destination_id": p.destination_id, "status": dest.status}
-        return [post, *self._dequeue_if_settled(ctx, post)], result
-
-    def _RecordPublishOutcome(self, ctx: Context, p: cmd.RecordPublishOutcome) -> tuple[list[HeraldAggregate], dict[str, Any]]:
-        post = self._post(ctx, p.post_id)
-        post.record_outcome(ctx, p, self.policy)
-        result = {"post_id": p.post_id, "destination_id": p.destination_id, "status": post.destination(p.destination_id).status}
-        return [post, *self._dequeue_if_settled(ctx, post)], result
-
-    def _ConsumeHold(self, ctx: Context, p: cmd.ConsumeHold) -> tuple[list[HeraldAggregate], dict[str, Any]]:
-        wallet = self._wallet(ctx)
-        wallet.consume(ctx, p.hold_id)
-        return [wallet], {"hold_id": p.hold_id, "available": wallet.available}
-
-    def _ReleaseHold(self, ctx: Context, p: cmd.ReleaseHold) -> tuple[list[HeraldAggregate], dict[str, Any]]:
-        wallet = self._wallet(ctx)
-        wallet.release(ctx, p.hold_id, p.reason)
-        return [wallet], {"hold_id": p.hold_id, "available": wallet.available}
-
-    # Loading -------------------------------------------------------------------------
+    # Loading: what handlers use ---------------------------------------------------------
 
     def find(self, kind: type[A], herald_id: str) -> A | None:
         aggregate_id = kind.aggregate_id(herald_id)
@@ -360,27 +350,27 @@ class HeraldApplication(Application):
         found = self.find(kind, herald_id)
         return found if found is not None and found.workspace_id == workspace_id else None
 
-    def _workspace(self, ctx: Context) -> Workspace:
+    def workspace(self, ctx: Context) -> Workspace:
         workspace = self.find(Workspace, ctx.workspace_id)
         if workspace is None:
             raise Rejected(Reason.unknown_workspace, f"no workspace {ctx.workspace_id}")
         return workspace
 
-    def _wallet(self, ctx: Context) -> Wallet:
+    def wallet(self, ctx: Context) -> Wallet:
         wallet = self.find(Wallet, ctx.workspace_id)
         if wallet is None:
             raise Rejected(Reason.unknown_workspace, f"no workspace {ctx.workspace_id}")
         return wallet
 
-    def _post(self, ctx: Context, post_id: str) -> Post:
+    def post(self, ctx: Context, post_id: str) -> Post:
         post = self.find_in_workspace(Post, post_id, ctx.workspace_id)
         if post is None:
             raise Rejected(Reason.unknown_post, f"no post {post_id} in this workspace")
         return post
 
-    def _dequeue_if_settled(self, ctx: Context, post: Post) -> list[HeraldAggregate]:
-        if not post.settled:
-            return []
-        workspace = self._workspace(ctx)
-        workspace.dequeue_post(ctx, post.post_id)
-        return [workspace]
+
+def _payload_or_none(command: cmd.CommandEnvelope) -> cmd.Payload | None:
+    try:
+        return command.parsed_payload()
+    except (KeyError, ValidationError):
+        return None

@@ -22,8 +22,7 @@ class Reason(StrEnum):
     post_not_cancellable = "post_not_cancellable"
     attempt_fenced = "attempt_fenced"
     outcome_fenced = "outcome_fenced"
-    unknown_hold = "unknown_hold"
-    hold_already_settled = "hold_already_settled"
+    hold_not_pending = "hold_not_pending"
     grant_exists = "grant_exists"
 
 

@@ -27,7 +27,6 @@ MEDIA_TYPE = "application/problem+json"
 REASON_STATUS: dict[str, int] = {
     Reason.unknown_workspace: 404,
     Reason.unknown_post: 404,
-    Reason.unknown_hold: 404,
     Reason.invalid_payload: 422,
     Reason.unknown_command_type: 422,
     Reason.unknown_social_account: 422,
@@ -41,7 +40,7 @@ REASON_STATUS: dict[str, int] = {
     Reason.post_exists: 409,
     Reason.grant_exists: 409,
     Reason.post_not_cancellable: 409,
-    Reason.hold_already_settled: 409,
+    Reason.hold_not_pending: 409,
     Reason.attempt_fenced: 409,
     Reason.outcome_fenced: 409,
 }

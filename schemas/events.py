@@ -87,6 +87,13 @@ class CreditsGranted(EventData):
     expires_at: datetime | None
 
 
+@event_type("herald.wallet.grant_id_claimed.v1")
+class GrantIdClaimed(EventData):
+    """A grant id is taken in this workspace for good (recorded with the grant it names)."""
+
+    grant_id: str
+
+
 @event_type("herald.wallet.hold_placed.v1")
 class HoldPlaced(EventData):
     hold_id: str

@@ -1,7 +1,11 @@
-"""Wallet: a workspace's credit ledger of grants and holds.
+"""Wallet: a workspace's credit ledger of live grants and pending holds.
 
 Invariants: ``available = Σ remaining grants − Σ pending holds`` never drops below zero,
 and every hold ends exactly once, consumed or released.
+
+The state stays bounded however long the workspace lives: a hold leaves it when it ends and
+a grant when it is used up, so deciding costs the same after ten posts or ten thousand. Grant
+ids stay unique for good through a ``GrantClaim`` per grant id, not through this state.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from schemas import events as ev
 
 from domain.base import Context, HeraldAggregate
 from domain.rejections import Reason, Rejected
-
 
 
 @dataclass
@@ -29,7 +32,6 @@ class Hold:
     post_id: str
     destination_id: str
     amount: int
-    status: str = "pending"  # pending | consumed | released
 
 
 class Wallet(HeraldAggregate):
@@ -37,8 +39,8 @@ class Wallet(HeraldAggregate):
 
     def __init__(self) -> None:
         super().__init__()
-        self.grants: dict[str, Grant] = {}
-        self.holds: dict[str, Hold] = {}
+        self.grants: dict[str, Grant] = {}  # live grants only: remaining > 0
+        self.holds: dict[str, Hold] = {}  # pending holds only
 
     @classmethod
     def open(cls, ctx: Context) -> Wallet:
@@ -50,15 +52,13 @@ class Wallet(HeraldAggregate):
 
     @property
     def held(self) -> int:
-        return sum(h.amount for h in self.holds.values() if h.status == "pending")
+        return sum(h.amount for h in self.holds.values())
 
     @property
     def available(self) -> int:
         return self.granted - self.held
 
     def grant(self, ctx: Context, grant_id: str, amount: int, source: str, expires_at: datetime | None) -> None:
-        if grant_id in self.grants:
-            raise Rejected(Reason.grant_exists, f"grant {grant_id} was already made")
         self.record(ctx, ev.CreditsGranted(grant_id=grant_id, amount=amount, source=source, expires_at=expires_at))
 
     def place_hold(self, ctx: Context, hold_id: str, post_id: str, destination_id: str, amount: int = 1) -> None:
@@ -90,9 +90,10 @@ class Wallet(HeraldAggregate):
     def _pending_hold(self, hold_id: str) -> Hold:
         hold = self.holds.get(hold_id)
         if hold is None:
-            raise Rejected(Reason.unknown_hold, f"no hold {hold_id} in this wallet")
-        if hold.status != "pending":
-            raise Rejected(Reason.hold_already_settled, f"hold {hold_id} was already {hold.status}")
+            raise Rejected(
+                Reason.hold_not_pending,
+                f"no pending hold {hold_id} in this wallet: it was never placed, or it was already consumed or released",
+            )
         return hold
 
     def evolve(self, event: ev.EventData) -> None:
@@ -102,11 +103,14 @@ class Wallet(HeraldAggregate):
             case ev.HoldPlaced():
                 self.holds[event.hold_id] = Hold(event.post_id, event.destination_id, event.amount)
             case ev.HoldConsumed():
-                self.holds[event.hold_id].status = "consumed"
+                del self.holds[event.hold_id]
                 for burn in event.burned:
-                    self.grants[burn.grant_id].remaining -= burn.amount
+                    grant = self.grants[burn.grant_id]
+                    grant.remaining -= burn.amount
+                    if grant.remaining <= 0:
+                        del self.grants[burn.grant_id]
             case ev.HoldReleased():
-                self.holds[event.hold_id].status = "released"
+                del self.holds[event.hold_id]
 
 
 def _earliest_expiring_first(item: tuple[str, Grant]) -> tuple[bool, datetime | None]:

@@ -22,6 +22,7 @@ from gateway.app import GatewayDeps, create_app
 from gateway import auth
 from herald.messaging import consumer as consumer_runtime
 from herald.storage import db, event_store
+from herald.storage.locks import workspace_locks
 from herald.messaging import inbox, kafka_io
 from herald.messaging.command_handler import CommandHandler
 from herald.messaging.consumer import EventConsumer, EventHandler
@@ -89,11 +90,11 @@ class Herald:
         policy = PublishPolicy(tuple(self.settings.retry_delays_s), self.settings.missed_window_s)
         env = {**db.eventsourcing_env(self.database_url), "APPLICATION_RECORDER_TOPIC": event_store.RECORDER_TOPIC}
         return HeraldApplication(env, seal=self.cipher.seal, policy=policy,
-                                 versions=event_store.versions_in(self.pool))
+                                 versions=event_store.versions_in(self.pool), serialise=workspace_locks(self.pool))
 
     @cached_property
     def pool(self) -> ConnectionPool:
-        pool = db.connection_pool(self.database_url, max_size=10)
+        pool = db.connection_pool(self.database_url, max_size=20)
         self._closers.append(pool.close)
         return pool
 

@@ -14,6 +14,7 @@ from domain.account import SocialAccount
 from domain.wallet import Wallet
 from domain.workspace import Workspace
 from schemas import commands as cmd
+from tests.unit.stores import AppFactory, make_app  # noqa: F401 - the fixture
 
 T0 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
 WS = "ws-1"
@@ -21,11 +22,11 @@ OTHER_WS = "ws-2"
 
 
 class Herald:
-    """One HeraldApplication on the in-memory recorder, with a clock the test moves."""
+    """One HeraldApplication on the test's event store, with a clock the test moves."""
 
-    def __init__(self) -> None:
+    def __init__(self, make_app: AppFactory) -> None:
         self.now = T0
-        self.app = HeraldApplication({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: self.now)
+        self.app = make_app(lambda: self.now)
         self._ids = itertools.count(1)
 
     def advance(self, seconds: float) -> None:
@@ -127,8 +128,8 @@ class Herald:
 
 
 @pytest.fixture
-def h() -> Herald:
-    return Herald()
+def h(make_app: AppFactory) -> Herald:
+    return Herald(make_app)
 
 
 @pytest.fixture
@@ -646,8 +647,8 @@ def test_a_hold_ends_exactly_once(ready: Herald) -> None:
         cmd.ConsumeHold(hold_id=released),
         cmd.ReleaseHold(hold_id=released),
     ):
-        ready.rejected(payload, "hold_already_settled")
-    ready.rejected(cmd.ConsumeHold(hold_id="nope"), "unknown_hold")
+        ready.rejected(payload, "hold_not_pending")
+    ready.rejected(cmd.ConsumeHold(hold_id="nope"), "hold_not_pending")
     assert ready.wallet().available == 9
     assert len(ready.events_of("herald.wallet.hold_consumed.v1")) == 1
     assert len(ready.events_of("herald.wallet.hold_released.v1")) == 1
@@ -666,3 +667,50 @@ def test_the_wallet_never_goes_negative(h: Herald) -> None:
     for destination in ("acc-a", "acc-b"):
         h.send(cmd.ConsumeHold(hold_id=hold_id_for("p1", destination)))
     assert (h.wallet().available, h.wallet().granted, h.wallet().held) == (0, 1, 1)
+
+
+# Bounded state ---------------------------------------------------------------------------
+
+
+def test_the_wallet_forgets_ended_holds_and_used_up_grants(ready: Herald) -> None:
+    """However many posts a workspace has had, its wallet holds live grants and pending holds only."""
+    for n in range(60):
+        ready.grant(1, grant_id=f"topup-{n}")
+        ready.schedule(f"p{n}", "acc-a", "acc-b")
+        ready.send(cmd.ConsumeHold(hold_id=hold_id_for(f"p{n}", "acc-a")))
+        ready.send(cmd.ReleaseHold(hold_id=hold_id_for(f"p{n}", "acc-b"), reason="test"))
+        ready.send(cmd.CancelPost(post_id=f"p{n}"))  # frees the queue slot
+    wallet = ready.wallet()
+    assert wallet.holds == {}
+    assert all(g.remaining > 0 for g in wallet.grants.values())
+    assert (wallet.available, wallet.granted, wallet.held) == (10, 10, 0)
+    assert len(wallet.grants) <= 10, "used-up grants left the state"
+    assert wallet.version > 200, "the wallet's stream did grow"
+
+
+def test_long_streams_load_from_a_snapshot(ready: Herald) -> None:
+    for n in range(60):
+        ready.schedule(f"p{n}", "acc-a")
+        ready.send(cmd.ReleaseHold(hold_id=hold_id_for(f"p{n}", "acc-a"), reason="test"))
+        ready.send(cmd.CancelPost(post_id=f"p{n}"))
+    wallet = ready.wallet()
+    assert wallet.version > 100
+    snapshots = list(ready.app.snapshots.get(Wallet.aggregate_id(WS), desc=True, limit=1))
+    assert snapshots and snapshots[0].originator_version == 100 * (wallet.version // 100)
+    # A cold load (no warm copy) is the snapshot plus the events after it, and equals the full replay.
+    from_snapshot = ready.app.repository.get(Wallet.aggregate_id(WS))
+    replayed = None
+    for event in ready.app.events.get(Wallet.aggregate_id(WS)):  # every event, no snapshot
+        replayed = event.mutate(replayed)
+    assert (from_snapshot.version, from_snapshot.grants, from_snapshot.holds) == (replayed.version, replayed.grants,
+                                                                                   replayed.holds)
+    workspace = ready.workspace()
+    assert workspace.version > 100 and workspace.waiting_posts == set()
+
+
+def test_a_grant_id_is_taken_for_good(ready: Herald) -> None:
+    """Even once the grant is used up and gone from the wallet's state, its id cannot pay twice."""
+    ready.grant(1, grant_id="invoice-7")
+    ready.schedule("p1", "acc-a")
+    ready.send(cmd.ConsumeHold(hold_id=hold_id_for("p1", "acc-a")))
+    ready.rejected(cmd.GrantCredits(grant_id="invoice-7", amount=1), "grant_exists")

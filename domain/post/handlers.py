@@ -1,0 +1,99 @@
+"""Deciding post commands: scheduling, cancelling, and the publishing processors' attempts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from schemas import commands as cmd
+from schemas import events as ev
+
+from domain.account import SocialAccount
+from domain.base import Context, HeraldAggregate, derived_id
+from domain.post.aggregate import Post, hold_id_for
+from domain.registry import Outcome, handles
+from domain.rejections import Reason, Rejected
+
+if TYPE_CHECKING:
+    from domain.application import HeraldApplication
+
+# A client clock a little behind ours should not turn "now" into "in the past".
+CLOCK_SKEW = timedelta(seconds=60)
+
+
+def post_id_for(command_id: str, p: cmd.SchedulePost) -> str:
+    return p.post_id or derived_id("post", command_id)
+
+
+@handles(cmd.SchedulePost)
+def schedule_post(app: HeraldApplication, ctx: Context, p: cmd.SchedulePost) -> Outcome:
+    workspace = app.workspace(ctx)
+    post_id = post_id_for(ctx.command_id, p)
+    if app.find(Post, post_id) is not None:
+        raise Rejected(Reason.post_exists, f"post {post_id} already exists")
+    publish_at = p.publish_at or ctx.now
+    if publish_at < ctx.now - CLOCK_SKEW:
+        raise Rejected(Reason.publish_at_in_past, f"publish_at {publish_at.isoformat()} is in the past")
+    destinations = []
+    for account_id in p.destinations:
+        account = app.find(SocialAccount, account_id) if account_id in workspace.accounts else None
+        if account is None:
+            raise Rejected(Reason.unknown_social_account, f"no social account {account_id} in this workspace")
+        destinations.append(
+            ev.Destination(
+                destination_id=account_id,
+                social_account_id=account_id,
+                platform=account.platform,
+                handle=account.handle,
+                text=p.destination_text.get(account_id, p.text),
+                hold_id=hold_id_for(post_id, account_id),
+            )
+        )
+    workspace.enqueue_post(ctx, post_id)
+    wallet = app.wallet(ctx)
+    for dest in destinations:
+        wallet.place_hold(ctx, dest.hold_id, post_id, dest.destination_id)
+    post = Post.schedule(ctx, post_id, p.text, [str(u) for u in p.media_urls], publish_at, destinations)
+    return [workspace, wallet, post], {"post_id": post_id, "publish_at": publish_at.isoformat()}
+
+
+@handles(cmd.CancelPost)
+def cancel_post(app: HeraldApplication, ctx: Context, p: cmd.CancelPost) -> Outcome:
+    post = app.post(ctx, p.post_id)
+    post.cancel(ctx, p.reason)
+    return [post, *_dequeue_if_settled(app, ctx, post)], {"post_id": p.post_id, "status": post.status}
+
+
+@handles(cmd.StartPublishAttempt)
+def start_publish_attempt(app: HeraldApplication, ctx: Context, p: cmd.StartPublishAttempt) -> Outcome:
+    post = app.post(ctx, p.post_id)
+    dest = post.destination(p.destination_id)
+    account = app.find(SocialAccount, dest.social_account_id)
+    if account is None:
+        raise Rejected(Reason.unknown_social_account, f"social account {dest.social_account_id} is gone")
+    connected = ev.SocialAccountConnected(
+        social_account_id=account.social_account_id,
+        platform=account.platform,
+        handle=account.handle,
+        instance_url=account.instance_url,
+        sealed_token=account.sealed_token,
+    )
+    post.start_attempt(ctx, p.destination_id, p.attempt, connected, app.policy)
+    result = {"post_id": p.post_id, "destination_id": p.destination_id, "status": dest.status}
+    return [post, *_dequeue_if_settled(app, ctx, post)], result
+
+
+@handles(cmd.RecordPublishOutcome)
+def record_publish_outcome(app: HeraldApplication, ctx: Context, p: cmd.RecordPublishOutcome) -> Outcome:
+    post = app.post(ctx, p.post_id)
+    post.record_outcome(ctx, p, app.policy)
+    result = {"post_id": p.post_id, "destination_id": p.destination_id, "status": post.destination(p.destination_id).status}
+    return [post, *_dequeue_if_settled(app, ctx, post)], result
+
+
+def _dequeue_if_settled(app: HeraldApplication, ctx: Context, post: Post) -> list[HeraldAggregate]:
+    if not post.settled:
+        return []
+    workspace = app.workspace(ctx)
+    workspace.dequeue_post(ctx, post.post_id)
+    return [workspace]

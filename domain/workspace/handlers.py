@@ -1,0 +1,30 @@
+"""Deciding workspace commands."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from schemas import commands as cmd
+
+from domain.base import Context
+from domain.registry import Outcome, handles
+from domain.rejections import Reason, Rejected
+from domain.tiers import LIMIT_NAMES
+from domain.wallet import Wallet
+from domain.workspace.aggregate import Workspace
+
+if TYPE_CHECKING:
+    from domain.application import HeraldApplication
+
+
+@handles(cmd.OpenWorkspace)
+def open_workspace(app: HeraldApplication, ctx: Context, p: cmd.OpenWorkspace) -> Outcome:
+    if app.find(Workspace, ctx.workspace_id) is not None:
+        raise Rejected(Reason.workspace_exists, f"workspace {ctx.workspace_id} is already open")
+    workspace = Workspace.open(ctx, p.name, p.tier, p.timezone, dict(p.limit_overrides))
+    result = {
+        "workspace_id": ctx.workspace_id, "name": workspace.name, "tier": workspace.tier,
+        "timezone": workspace.timezone, "limit_overrides": dict(workspace.limit_overrides),
+        "limits": {name: workspace.limit(name) for name in LIMIT_NAMES},
+    }
+    return [workspace, Wallet.open(ctx)], result
