@@ -1,15 +1,32 @@
-"""Queue read model: every destination's due time, status and attempt, and per workspace
-how many posts wait against the tier's queue size. Built only from events."""
+"""Queue read model: every destination's due time, status, attempt and text, and per workspace
+how many posts wait against the tier's queue size. Built only from events.
+
+``queue_destinations`` also serves the posts read model (``projections.posts``) as the
+per-destination state of a post, and the dispatcher as its source of due work.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from datetime import datetime
 from typing import Any
 
-from psycopg import Connection
+from psycopg import Connection, sql
 from psycopg.rows import dict_row
 
+from projections.base import Projection, handled
 from schemas import events as ev
-from schemas.events import CloudEvent, current_model
+from schemas.events import CloudEvent, EventData, current_model
+
+# Every status a destination can have; ACTIVE are the ones still waiting or in flight.
+STATUSES = frozenset(
+    {"pending", "retry_scheduled", "attempting", "outcome_unknown", "published", "failed", "skipped", "cancelled"}
+)
+ACTIVE = ("pending", "retry_scheduled", "attempting", "outcome_unknown")
+TERMINAL = frozenset(STATUSES - set(ACTIVE))
+MAX_LIMIT = 500
 
 DDL = """
 CREATE TABLE IF NOT EXISTS queue_destinations (
@@ -28,9 +45,26 @@ CREATE TABLE IF NOT EXISTS queue_destinations (
     updated_at        timestamptz NOT NULL,
     PRIMARY KEY (post_id, destination_id)
 );
+-- Added later: NULL on rows projected before, filled when their PostScheduled is applied again.
+-- ADD COLUMN IF NOT EXISTS would still take an exclusive lock at every start; only ALTER when missing.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+                    AND table_name = 'queue_destinations' AND column_name = 'text') THEN
+        ALTER TABLE queue_destinations ADD COLUMN IF NOT EXISTS text text;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+                    AND table_name = 'queue_destinations' AND column_name = 'ordinal') THEN
+        ALTER TABLE queue_destinations ADD COLUMN IF NOT EXISTS ordinal integer;
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS queue_destinations_due
     ON queue_destinations (due_at) WHERE status IN ('pending', 'retry_scheduled');
 CREATE INDEX IF NOT EXISTS queue_destinations_workspace ON queue_destinations (workspace_id, due_at);
+-- The default queue read (and the waiting count): only destinations still waiting or in flight.
+CREATE INDEX IF NOT EXISTS queue_destinations_active
+    ON queue_destinations (workspace_id, due_at, post_id, destination_id)
+    WHERE status IN ('pending', 'retry_scheduled', 'attempting', 'outcome_unknown');
 CREATE TABLE IF NOT EXISTS queue_workspaces (
     workspace_id text    PRIMARY KEY,
     tier         text    NOT NULL,
@@ -40,7 +74,7 @@ CREATE OR REPLACE VIEW queue_workspace_summary AS
 SELECT w.workspace_id, w.tier, w.queue_size,
        (SELECT count(DISTINCT d.post_id) FROM queue_destinations d
          WHERE d.workspace_id = w.workspace_id
-           AND d.status NOT IN ('published', 'failed', 'skipped', 'cancelled')) AS waiting
+           AND d.status IN ('pending', 'retry_scheduled', 'attempting', 'outcome_unknown')) AS waiting
   FROM queue_workspaces w;
 """
 TABLES = ("queue_destinations", "queue_workspaces")
@@ -57,11 +91,12 @@ _APPLIED = (ev.WorkspaceOpened, ev.PostScheduled, ev.AttemptStarted, ev.Destinat
             ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown, ev.PostCancelled)
 
 
-def apply(conn: Connection, event: CloudEvent) -> None:
+def apply(conn: Connection, event: CloudEvent, data: EventData | None = None) -> None:
     """Apply one event; events that do not concern the queue are ignored (without parsing them)."""
-    if current_model(event.type) not in _APPLIED:
-        return
-    data = event.parsed_data()
+    if data is None:
+        if current_model(event.type) not in _APPLIED:
+            return
+        data = event.parsed_data()
     at = event.time
     match data:
         case ev.WorkspaceOpened():
@@ -71,15 +106,19 @@ def apply(conn: Connection, event: CloudEvent) -> None:
                 (event.workspaceid, data.tier, data.limits["queue_size"]),
             )
         case ev.PostScheduled():
+            # A repeat changes nothing but fills text/ordinal on rows projected before those columns existed.
             with conn.cursor() as cur:
                 cur.executemany(
                     "INSERT INTO queue_destinations (post_id, destination_id, workspace_id, social_account_id,"
-                    " platform, handle, due_at, status, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending', %s)"
-                    " ON CONFLICT DO NOTHING",
+                    " platform, handle, due_at, status, updated_at, text, ordinal)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s)"
+                    " ON CONFLICT (post_id, destination_id) DO UPDATE"
+                    " SET text = EXCLUDED.text, ordinal = EXCLUDED.ordinal"
+                    " WHERE queue_destinations.text IS NULL OR queue_destinations.ordinal IS NULL",
                     [
                         (data.post_id, d.destination_id, event.workspaceid, d.social_account_id, d.platform,
-                         d.handle, data.publish_at, at)
-                        for d in data.destinations
+                         d.handle, data.publish_at, at, d.text, i)
+                        for i, d in enumerate(data.destinations)
                     ],
                 )
         case ev.AttemptStarted():
@@ -114,16 +153,126 @@ def _set(conn: Connection, post_id: str, destination_id: str, status: str, at: A
     )
 
 
-def read_queue(conn: Connection, workspace_id: str) -> dict[str, Any]:
-    """The queue as the gateway shows it: summary plus every destination, soonest first."""
+PROJECTION = Projection(name="queue", ddl=DDL, tables=TABLES, handles=handled(_APPLIED), apply=apply)
+
+
+# Reading ---------------------------------------------------------------------------------
+
+_ENTRY_COLUMNS = sql.SQL(
+    "post_id, destination_id, social_account_id, platform, handle, due_at, status, attempt,"
+    " platform_post_id, url, reason, updated_at"
+)
+
+
+def encode_cursor(due_at: datetime, post_id: str, destination_id: str) -> str:
+    """The opaque cursor after the row (due_at, post_id, destination_id)."""
+    raw = json.dumps([due_at.isoformat(), post_id, destination_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str, str]:
+    """(due_at, post_id, destination_id) from a cursor; ValueError when it is not one read_queue made."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        due_at, post_id, destination_id = json.loads(raw)
+        if not isinstance(due_at, str) or not isinstance(post_id, str) or not isinstance(destination_id, str):
+            raise TypeError("cursor fields are not strings")
+        when = datetime.fromisoformat(due_at)
+        if when.tzinfo is None:
+            raise TypeError("cursor time has no time zone")
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as error:
+        raise ValueError(f"malformed queue cursor {cursor[:80]!r}: pass back a next_cursor exactly as returned") from error
+    return when, post_id, destination_id
+
+
+def read_queue(
+    conn: Connection,
+    workspace_id: str,
+    *,
+    statuses: list[str] | None = None,
+    social_account_id: str | None = None,
+    due_from: datetime | None = None,
+    due_to: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> dict[str, Any]:
+    """One page of the workspace's queue, soonest first, with the workspace's summary.
+
+    ``statuses`` defaults to the destinations still waiting or in flight (``ACTIVE``); settled
+    ones are shown only when asked for. ``due_from`` is inclusive, ``due_to`` exclusive. Pages
+    are keyset-ordered by (due_at, post_id, destination_id); ``next_cursor`` is None on the last
+    page. Raises ValueError for an unknown status, a malformed cursor or a limit outside
+    1..MAX_LIMIT.
+    """
+    query, params = page_query(
+        workspace_id, statuses=statuses, social_account_id=social_account_id, due_from=due_from, due_to=due_to,
+        cursor=cursor, limit=limit,
+    )
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute("SELECT tier, queue_size, waiting FROM queue_workspace_summary WHERE workspace_id = %s", (workspace_id,))
         summary = cur.fetchone() or {"tier": None, "queue_size": None, "waiting": 0}
-        cur.execute(
-            "SELECT post_id, destination_id, social_account_id, platform, handle, due_at, status, attempt,"
-            " platform_post_id, url, reason, updated_at FROM queue_destinations"
-            " WHERE workspace_id = %s ORDER BY due_at, post_id, destination_id",
-            (workspace_id,),
-        )
+        cur.execute(query, params)
         destinations = cur.fetchall()
-    return {"workspace_id": workspace_id, **summary, "destinations": destinations}
+    next_cursor = None
+    if len(destinations) > limit:
+        destinations = destinations[:limit]
+        last = destinations[-1]
+        next_cursor = encode_cursor(last["due_at"], last["post_id"], last["destination_id"])
+    return {"workspace_id": workspace_id, **summary, "destinations": destinations, "next_cursor": next_cursor}
+
+
+def page_query(
+    workspace_id: str,
+    *,
+    statuses: list[str] | None = None,
+    social_account_id: str | None = None,
+    due_from: datetime | None = None,
+    due_to: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """The query (and its parameters) of one read_queue page; it fetches limit + 1 rows to
+    tell whether another page follows. Validates the arguments (ValueError)."""
+    if statuses is None:
+        wanted = ACTIVE
+    else:
+        unknown = sorted(set(statuses) - STATUSES)
+        if unknown:
+            raise ValueError(f"unknown destination status {', '.join(map(repr, unknown))}; known: {', '.join(sorted(STATUSES))}")
+        if not statuses:
+            raise ValueError("statuses is empty; leave it out for the default (waiting and in-flight destinations)")
+        wanted = tuple(s for s in (*ACTIVE, *sorted(TERMINAL)) if s in statuses)
+    if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, not {limit!r}")
+    after = decode_cursor(cursor) if cursor is not None else None
+
+    # Statuses are checked against STATUSES, so they go in as literals: the planner then sees
+    # that a read of active statuses only is covered by the partial index queue_destinations_active.
+    where = [sql.SQL("workspace_id = %(workspace_id)s"), _status_filter(wanted)]
+    params: dict[str, Any] = {"workspace_id": workspace_id, "limit": limit + 1}
+    if social_account_id is not None:
+        where.append(sql.SQL("social_account_id = %(account)s"))
+        params["account"] = social_account_id
+    if due_from is not None:
+        where.append(sql.SQL("due_at >= %(due_from)s"))
+        params["due_from"] = due_from
+    if due_to is not None:
+        where.append(sql.SQL("due_at < %(due_to)s"))
+        params["due_to"] = due_to
+    if after is not None:
+        where.append(sql.SQL("(due_at, post_id, destination_id) > (%(a_due)s, %(a_post)s, %(a_dest)s)"))
+        params.update(a_due=after[0], a_post=after[1], a_dest=after[2])
+    query = sql.SQL(
+        "SELECT {columns} FROM queue_destinations WHERE {where}"
+        " ORDER BY due_at, post_id, destination_id LIMIT %(limit)s"
+    ).format(columns=_ENTRY_COLUMNS, where=sql.SQL(" AND ").join(where))
+
+    return query, params
+
+
+def _status_filter(wanted: tuple[str, ...]) -> sql.Composable:
+    listed = sql.SQL("status IN ({})").format(sql.SQL(", ").join(map(sql.Literal, wanted)))
+    if set(wanted) < set(ACTIVE):
+        # A subset of the active set: repeat the index's own predicate so the partial index still applies.
+        return sql.SQL("{} AND {}").format(_status_filter(ACTIVE), listed)
+    return listed

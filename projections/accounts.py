@@ -1,0 +1,65 @@
+"""Social accounts read model: which accounts a workspace can publish to. The sealed access
+token is never stored here; only the domain (and the publisher, through AttemptStarted) sees it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import Connection
+from psycopg.rows import dict_row
+
+from projections.base import Projection, handled
+from schemas import events as ev
+from schemas.events import CloudEvent, EventData, current_model
+
+DDL = """
+CREATE TABLE IF NOT EXISTS social_accounts (
+    social_account_id text        PRIMARY KEY,
+    workspace_id      text        NOT NULL,
+    platform          text        NOT NULL,
+    handle            text        NOT NULL,
+    instance_url      text,
+    connected_at      timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS social_accounts_workspace ON social_accounts (workspace_id, connected_at, social_account_id);
+"""
+TABLES = ("social_accounts",)
+
+_APPLIED = (ev.SocialAccountConnected,)
+_COLUMNS = "social_account_id, workspace_id, platform, handle, instance_url, connected_at"
+
+
+def apply(conn: Connection, event: CloudEvent, data: EventData | None = None) -> None:
+    """Apply one event to ``social_accounts``; others are ignored without parsing them."""
+    if data is None:
+        if current_model(event.type) not in _APPLIED:
+            return
+        data = event.parsed_data()
+    match data:
+        case ev.SocialAccountConnected():
+            # Deliberately not data.sealed_token: a read model is no place for credentials.
+            conn.execute(
+                f"INSERT INTO social_accounts ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (data.social_account_id, event.workspaceid, data.platform, data.handle, data.instance_url, event.time),
+            )
+
+
+PROJECTION = Projection(name="accounts", ddl=DDL, tables=TABLES, handles=handled(_APPLIED), apply=apply)
+
+
+def read_account(conn: Connection, workspace_id: str, account_id: str) -> dict[str, Any] | None:
+    """One account of the workspace (None if absent or another workspace's)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            f"SELECT {_COLUMNS} FROM social_accounts WHERE social_account_id = %s AND workspace_id = %s",
+            (account_id, workspace_id),
+        ).fetchone()
+
+
+def list_accounts(conn: Connection, workspace_id: str) -> list[dict[str, Any]]:
+    """The workspace's accounts, in the order they were connected."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            f"SELECT {_COLUMNS} FROM social_accounts WHERE workspace_id = %s ORDER BY connected_at, social_account_id",
+            (workspace_id,),
+        ).fetchall()

@@ -1,0 +1,57 @@
+"""Workspaces read model: each workspace's name, tier, time zone and limits. The queue summary
+(tier, queue_size, waiting) stays in the queue projection (``queue_workspace_summary``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import Connection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from projections.base import Projection, handled
+from schemas import events as ev
+from schemas.events import CloudEvent, EventData, current_model
+
+DDL = """
+CREATE TABLE IF NOT EXISTS workspaces (
+    workspace_id    text        PRIMARY KEY,
+    name            text        NOT NULL,
+    tier            text        NOT NULL,
+    timezone        text        NOT NULL,
+    limit_overrides jsonb       NOT NULL,
+    limits          jsonb       NOT NULL,
+    opened_at       timestamptz NOT NULL
+);
+"""
+TABLES = ("workspaces",)
+
+_APPLIED = (ev.WorkspaceOpened,)
+
+
+def apply(conn: Connection, event: CloudEvent, data: EventData | None = None) -> None:
+    """Apply one event to ``workspaces``; others are ignored without parsing them."""
+    if data is None:
+        if current_model(event.type) not in _APPLIED:
+            return
+        data = event.parsed_data()
+    match data:
+        case ev.WorkspaceOpened():
+            conn.execute(
+                "INSERT INTO workspaces VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (event.workspaceid, data.name, data.tier, data.timezone, Jsonb(dict(data.limit_overrides)),
+                 Jsonb(dict(data.limits)), event.time),
+            )
+
+
+PROJECTION = Projection(name="workspaces", ddl=DDL, tables=TABLES, handles=handled(_APPLIED), apply=apply)
+
+
+def read_workspace(conn: Connection, workspace_id: str) -> dict[str, Any] | None:
+    """The workspace (workspace_id, name, tier, timezone, limit_overrides, limits, opened_at), or None."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT workspace_id, name, tier, timezone, limit_overrides, limits, opened_at FROM workspaces"
+            " WHERE workspace_id = %s",
+            (workspace_id,),
+        ).fetchone()
