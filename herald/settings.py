@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +27,16 @@ class Settings(BaseSettings):
     # Consumer runtime.
     batch_max_records: int = Field(500, ge=1)
     poll_timeout_ms: int = Field(200, ge=1)
+    consumer_batch_sizes: dict[str, PositiveInt] = Field(
+        default_factory=dict,
+        description='max records per poll by consumer name (handler, publisher, settler, projection-queue, ...),'
+                    ' JSON, e.g. {"publisher": 50}; a consumer not named uses batch_max_records')
+    # Failure policy (every consumer, the handler included): a batch that raises is retried this many
+    # times, then applied message by message, parking those that still fail on the DLQ; a database or
+    # broker failure is retried without end, waiting a growing delay between tries.
+    consumer_retries: int = Field(3, ge=0, description="retries of a failing batch before it is applied message by message")
+    consumer_backoff_initial_s: float = Field(0.5, gt=0, description="first delay after a failed batch; it doubles")
+    consumer_backoff_max_s: float = Field(10.0, gt=0, description="the longest delay between retries")
 
     # Relay.
     relay_batch_size: int = Field(500, ge=1)
@@ -49,9 +59,14 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     admin_api_key: str = Field("", description="admin key; empty → one is generated and printed at start")
+    read_wait_s: float = Field(10.0, gt=0, description="longest a GET with min_position waits for the read models")
 
     # Secrets. 32-byte key, base64; empty → generated once and kept in data_dir.
     token_key: str = Field("", description="AES-256-GCM key (base64) for social-account tokens")
+
+    def batch_size_for(self, consumer: str) -> int:
+        """Max records per poll for the consumer of that name."""
+        return self.consumer_batch_sizes.get(consumer, self.batch_max_records)
 
     @property
     def commands_topic(self) -> str:

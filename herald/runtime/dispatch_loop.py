@@ -1,19 +1,16 @@
-"""Runs the dispatcher on a timer: claim due destinations, send their start commands, commit."""
+"""The dispatcher on a Ticker: claim due destinations, send their start commands, commit."""
 
 from __future__ import annotations
 
-import logging
 import threading
 from datetime import UTC, datetime
 
 from kafka import KafkaProducer
 from psycopg_pool import ConnectionPool
 
-from herald.runtime import metrics
 from herald.messaging.consumer import produce_commands
+from herald.runtime.ticker import Ticker
 from processors.publishing.dispatcher import due_attempts
-
-log = logging.getLogger(__name__)
 
 
 def dispatch_once(pool: ConnectionPool, producer: KafkaProducer, commands_topic: str, *, limit: int,
@@ -24,15 +21,18 @@ def dispatch_once(pool: ConnectionPool, producer: KafkaProducer, commands_topic:
         return produce_commands(producer, commands_topic, commands)
 
 
+def dispatch_ticker(pool: ConnectionPool, producer: KafkaProducer, commands_topic: str, *, interval_s: float,
+                    limit: int, redeliver_after_s: float, name: str = "dispatcher") -> Ticker:
+    """A tick sends at most ``limit`` starts; a full one is followed by another at once."""
+    return Ticker(
+        name, interval_s,
+        lambda: dispatch_once(pool, producer, commands_topic, limit=limit, redeliver_after_s=redeliver_after_s),
+        full=limit,
+    )
+
+
 def run_dispatcher(pool: ConnectionPool, producer: KafkaProducer, commands_topic: str, stop: threading.Event, *,
                    interval_s: float, limit: int, redeliver_after_s: float) -> None:
-    while not stop.is_set():
-        try:
-            sent = dispatch_once(pool, producer, commands_topic, limit=limit, redeliver_after_s=redeliver_after_s)
-            metrics.beat("dispatcher")
-        except Exception:  # noqa: BLE001 - database or broker away: try again next tick
-            metrics.FAILURES.labels("dispatcher").inc()
-            log.exception("dispatcher: tick failed")
-            sent = 0
-        if sent < limit:
-            stop.wait(interval_s)
+    """Kept for callers of the old loop: ``dispatch_ticker(...).run(stop)``."""
+    dispatch_ticker(pool, producer, commands_topic, interval_s=interval_s, limit=limit,
+                    redeliver_after_s=redeliver_after_s).run(stop)
