@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
-
 from fastapi import FastAPI
-from psycopg_pool import ConnectionPool
 
-from domain.application import HeraldApplication
 from gateway import problems, routes
-from schemas.commands import CommandEnvelope
+from gateway.deps import GatewayDeps
+
+__all__ = ["GatewayDeps", "create_app"]
 
 DESCRIPTION = """
 Schedule social-media posts, publish them on time, charge prepaid credits.
@@ -40,25 +37,6 @@ TAGS = [
     {"name": "health", "description": "Liveness and readiness"},
     {"name": "admin", "description": "Operating Herald (admin key only): dead letters"},
 ]
-
-
-class DeadLetterStore(Protocol):
-    """Lists and replays the DLQ (herald.messaging.dead_letters.DeadLetterStore). ``replay`` raises KeyError for an
-    unknown id; both return objects with ``to_dict()``."""
-
-    def list(self, limit: int) -> list[Any]: ...
-
-    def replay(self, dead_letter_id: str) -> Any: ...
-
-
-@dataclass
-class GatewayDeps:
-    app: HeraldApplication  # domain application on PostgreSQL
-    pool: ConnectionPool  # same database: API keys and the queue read model
-    submit_command: Callable[[CommandEnvelope], None]  # durably produces to the commands topic; raises on failure
-    admin_api_key: str
-    ready_checks: dict[str, Callable[[], None]] = field(default_factory=dict)  # name → raises if not ready
-    dead_letters: DeadLetterStore | None = None  # admin dead-letter endpoints; None → they answer 503
 
 
 def create_app(deps: GatewayDeps) -> FastAPI:

@@ -62,6 +62,9 @@ class WorkspaceCreated(Response):
     limit_overrides: dict[str, int]
     limits: dict[str, int] = Field(description="effective limits: tier defaults with overrides applied")
     command_id: str
+    position: int | None = Field(
+        None, description="event-store position of this decision: pass it as `min_position` to a GET to read your "
+        "own write (null for a repeated Idempotency-Key)")
     api_key_id: str | None
     api_key: str | None = Field(
         description="service key bound to this workspace; shown once, on the first successful response for the "
@@ -75,12 +78,18 @@ class SocialAccountConnected(Response):
     handle: str
     instance_url: str | None
     command_id: str
+    position: int | None = Field(
+        None, description="event-store position of this decision: pass it as `min_position` to a GET to read your "
+        "own write (null for a repeated Idempotency-Key)")
 
 
 class CreditsGranted(Response):
     grant_id: str
     available: int = Field(description="credits available right after the grant")
     command_id: str
+    position: int | None = Field(
+        None, description="event-store position of this decision: pass it as `min_position` to a GET to read your "
+        "own write (null for a repeated Idempotency-Key)")
 
 
 class PostScheduled(Response):
@@ -88,12 +97,18 @@ class PostScheduled(Response):
     publish_at: datetime
     status: str
     command_id: str
+    position: int | None = Field(
+        None, description="event-store position of this decision: pass it as `min_position` to a GET to read your "
+        "own write (null for a repeated Idempotency-Key)")
 
 
 class PostCancelled(Response):
     post_id: str
     status: str
     command_id: str
+    position: int | None = Field(
+        None, description="event-store position of this decision: pass it as `min_position` to a GET to read your "
+        "own write (null for a repeated Idempotency-Key)")
 
 
 class DestinationView(Response):
@@ -144,6 +159,30 @@ class QueueView(Response):
     queue_size: int | None
     waiting: int
     destinations: list[QueueEntry]
+    next_cursor: str | None = Field(None, description="pass as `cursor` for the next page; null on the last page")
+
+
+class SocialAccountView(Response):
+    social_account_id: str
+    workspace_id: str
+    platform: str
+    handle: str
+    instance_url: str | None
+    connected_at: datetime
+
+
+class SocialAccountList(Response):
+    social_accounts: list[SocialAccountView]
+
+
+class WorkspaceView(Response):
+    workspace_id: str
+    name: str
+    tier: str
+    timezone: str
+    limit_overrides: dict[str, int]
+    limits: dict[str, int]
+    opened_at: datetime
 
 
 class GrantView(Response):

@@ -25,10 +25,10 @@ from herald.storage import db, event_store
 from herald.storage.locks import workspace_locks
 from herald.messaging import inbox, kafka_io
 from herald.messaging.command_handler import CommandHandler
-from herald.messaging.consumer import EventConsumer, EventHandler
+from herald.messaging.consumer import BatchHook, EventConsumer, EventHandler, FailurePolicy
 from herald.messaging.dead_letters import DeadLetterStore
 from herald.crypto import TokenCipher, load_or_create_key
-from herald.runtime.dispatch_loop import run_dispatcher
+from herald.runtime.dispatch_loop import dispatch_ticker
 from herald.storage.embedded import EmbeddedBroker, start_embedded_postgres
 from herald.runtime.health import RoleHealth
 from herald.messaging.relay import DDL as RELAY_DDL
@@ -41,19 +41,71 @@ from processors.platforms import sandbox
 from processors.platforms.sandbox import SandboxAdapter
 from processors.publishing.publisher import Publisher
 from processors.settling.settler import settle
-from projections import queue
+from projections import catalogue as read_models
+from projections import positions
 
 log = logging.getLogger(__name__)
 
 ROLES = ("gateway", "handler", "relay", "processors", "projections")
-# The heartbeat names of each role's loops (see loops()), for the role's readiness.
-LOOP_NAMES = {
+
+
+# The catalogue ---------------------------------------------------------------------------
+# Every events consumer and timed loop of the processors and projections roles is one entry
+# here: adding a processor or a read-model consumer is one line, its health, batch size and
+# failure policy follow. (A new read model is one entry in projections/catalogue.py.)
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """An events-topic consumer: a consumer group of its own, positions of its own."""
+
+    name: str
+    role: str
+    handler: Callable[["Herald"], EventHandler]
+    on_batch: BatchHook | None = None
+
+
+@dataclass(frozen=True)
+class Timed:
+    """Timed work on the generic ticker."""
+
+    name: str
+    role: str
+    loop: Callable[["Herald"], Callable[[threading.Event], None]]
+
+
+def _read_models(_herald: "Herald") -> EventHandler:
+    def apply(conn: psycopg.Connection, event: object) -> list:
+        read_models.apply_all(conn, event)
+        return []
+
+    return apply
+
+
+def _dispatcher(herald: "Herald") -> Callable[[threading.Event], None]:
+    s = herald.settings
+    return dispatch_ticker(herald.pool, herald.producer, s.commands_topic, interval_s=s.dispatch_interval_s,
+                           limit=s.dispatch_batch_size, redeliver_after_s=s.dispatch_redeliver_after_s).run
+
+
+CATALOGUE: tuple[Consumer | Timed, ...] = (
+    Consumer("publisher", "processors",
+             lambda h: Publisher(pool=h.pool, adapters=h.adapters(), unseal=h.cipher.unseal)),
+    Consumer("settler", "processors", lambda h: settle),
+    Timed("dispatcher", "processors", _dispatcher),
+    # Every read model in one consumer: each event is decoded once, and all read models of a
+    # workspace are at the same position (read-your-writes waits on one number).
+    Consumer("read-models", "projections", _read_models, on_batch=positions.record),
+)
+
+# The heartbeat names of each role's loops, for the role's readiness.
+LOOP_NAMES: dict[str, tuple[str, ...]] = {
     "handler": ("handler",),
     "relay": ("relay", "inbox-relay"),
-    "processors": ("publisher", "settler", "dispatcher"),
-    "projections": ("projection-queue",),
+    **{role: tuple(c.name for c in CATALOGUE if c.role == role) for role in ("processors", "projections")},
 }
-DDLS = (consumer_runtime.DDL, event_store.DDL, RELAY_DDL, inbox.DDL, queue.DDL, dispatcher.DDL, publisher.DDL, sandbox.DDL, auth.DDL)
+DDLS = (consumer_runtime.DDL, event_store.DDL, RELAY_DDL, inbox.DDL, *read_models.DDL, dispatcher.DDL,
+        publisher.DDL, sandbox.DDL, auth.DDL)
 
 
 @contextlib.contextmanager
@@ -150,6 +202,7 @@ class Herald:
                 admin_api_key=self.admin_api_key,
                 ready_checks={"postgres": self._check_postgres, "kafka": self._check_kafka},
                 dead_letters=DeadLetterStore(self.kafka_bootstrap, self.settings.dlq_topic, lambda: self.producer),
+                read_wait_s=self.settings.read_wait_s,
             )
         )
 
@@ -197,12 +250,13 @@ class Herald:
             topic=s.commands_topic,
             dlq_topic=s.dlq_topic,
             poll_timeout_ms=s.poll_timeout_ms,
-            max_records=s.batch_max_records,
+            max_records=s.batch_size_for("handler"),
             on_decided=lambda commands: inbox.mark_decided(self.pool, commands),
             pool=self.pool,
+            failure_policy=FailurePolicy.from_settings(s),
         )
 
-    def event_consumer(self, name: str, handler: EventHandler) -> EventConsumer:
+    def event_consumer(self, name: str, handler: EventHandler, on_batch: BatchHook | None = None) -> EventConsumer:
         s = self.settings
         return EventConsumer(
             name=name,
@@ -214,7 +268,9 @@ class Herald:
             pool=self.pool,
             handler=handler,
             poll_timeout_ms=s.poll_timeout_ms,
-            max_records=s.batch_max_records,
+            max_records=s.batch_size_for(name),
+            on_batch=on_batch,
+            failure_policy=FailurePolicy.from_settings(s),
         )
 
     def adapters(self) -> AdapterRegistry:
@@ -238,24 +294,15 @@ class Herald:
 
     def loops(self, role: str) -> list[Callable[[threading.Event], None]]:
         """The long-running loops one role consists of; each runs until the stop event is set."""
-        s = self.settings
         if role == "handler":
             return [self.command_handler().run]
         if role == "relay":
             return [self.relay().run, self.inbox_relay().run]
-        if role == "processors":
-            publish = Publisher(pool=self.pool, adapters=self.adapters(), unseal=self.cipher.unseal)
-            return [
-                self.event_consumer("publisher", publish).run,
-                self.event_consumer("settler", settle).run,
-                lambda stop: run_dispatcher(
-                    self.pool, self.producer, s.commands_topic, stop, interval_s=s.dispatch_interval_s,
-                    limit=s.dispatch_batch_size, redeliver_after_s=s.dispatch_redeliver_after_s,
-                ),
-            ]
-        if role == "projections":
-            return [self.event_consumer("projection-queue", _projection(queue.apply)).run]
-        raise ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+        return [self.event_consumer(c.name, c.handler(self), on_batch=c.on_batch).run
+                if isinstance(c, Consumer) else c.loop(self)
+                for c in CATALOGUE if c.role == role]
 
     def _check_postgres(self) -> None:
         with self.pool.connection(timeout=2) as conn:
@@ -263,14 +310,6 @@ class Herald:
 
     def _check_kafka(self) -> None:
         kafka_io.check_broker(self.kafka_bootstrap)
-
-
-def _projection(apply: Callable[[psycopg.Connection, object], None]) -> EventHandler:
-    def handler(conn: psycopg.Connection, event: object) -> list:
-        apply(conn, event)
-        return []
-
-    return handler
 
 
 def run_loops(loops: list[Callable[[threading.Event], None]], stop: threading.Event) -> list[threading.Thread]:

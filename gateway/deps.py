@@ -1,0 +1,143 @@
+"""What every route shares: the caller's key, workspace scoping, deciding a command, reading a
+read model no older than the caller's own last write."""
+
+# No `from __future__ import annotations`: FastAPI must see the Annotated aliases.
+import contextlib
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, Callable, Iterator, Protocol
+
+from fastapi import Depends, Header, Query, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from psycopg import Connection
+from psycopg_pool import ConnectionPool
+
+from domain.application import ConflictsPersisted, Decision, HeraldApplication
+from domain.base import derived_id
+from gateway import auth
+from gateway.problems import ProblemError, rejection
+from projections import positions
+from schemas import api
+from schemas import commands as cmd
+
+POSITION_HEADER = "Herald-Position"
+
+
+class DeadLetterStore(Protocol):
+    """Lists and replays the DLQ (herald.messaging.dead_letters.DeadLetterStore). ``replay`` raises KeyError for
+    an unknown id; both return objects with ``to_dict()``."""
+
+    def list(self, limit: int) -> list[Any]: ...
+
+    def replay(self, dead_letter_id: str) -> Any: ...
+
+
+@dataclass
+class GatewayDeps:
+    app: HeraldApplication  # decides commands; never read for queries
+    pool: ConnectionPool  # API keys and the read models
+    submit_command: Callable[[cmd.CommandEnvelope], None]  # durably queues for the commands topic; raises on failure
+    admin_api_key: str
+    ready_checks: dict[str, Callable[[], None]] = field(default_factory=dict)  # name → raises if not ready
+    dead_letters: DeadLetterStore | None = None  # admin dead-letter endpoints; None → they answer 503
+    read_wait_s: float = 10.0  # longest a GET waits for the read models to reach `min_position`
+
+
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`: the admin key or a service key")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="the same key, in `X-API-Key`")
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=api.IDEMPOTENCY_KEY_PATTERN,
+        description="Makes the request safe to retry: a repeat returns the first outcome (accepted or rejected) "
+        "and changes nothing. Scoped to the workspace and the kind of command. After a rejection, send a new "
+        "key to try again. Omitted → every request is a new command.",
+    ),
+]
+
+MinPosition = Annotated[
+    int | None,
+    Query(ge=0, description="read your own write: wait (up to a few seconds) until the read models have applied "
+          "the workspace's events up to this position, the `position` a command answered with"),
+]
+
+
+class Shared:
+    """The route helpers bound to one gateway's dependencies."""
+
+    def __init__(self, deps: GatewayDeps) -> None:
+        self.deps = deps
+
+        def principal(
+            bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+            api_key: Annotated[str | None, Depends(_api_key)],
+        ) -> auth.Principal:
+            presented = bearer.credentials if bearer else api_key
+            found = auth.authenticate(deps.pool, deps.admin_api_key, presented) if presented else None
+            if found is None:
+                raise ProblemError(401, "unauthenticated", "a valid API key is required: Authorization: Bearer <key>",
+                                   {"WWW-Authenticate": "Bearer"})
+            return found
+
+        self.principal = principal
+
+    @staticmethod
+    def within(caller: auth.Principal, workspace_id: str) -> str:
+        # Another workspace answers exactly like a workspace that does not exist.
+        if not caller.may_access(workspace_id):
+            raise ProblemError(404, "unknown_workspace", f"no workspace {workspace_id}")
+        return workspace_id
+
+    def decide(self, caller: auth.Principal, workspace_id: str, payload: cmd.Payload, idempotency_key: str | None,
+               response: Response | None = None, command_id: str | None = None) -> Decision:
+        command_type = cmd.COMMAND_TYPE_OF[type(payload)]
+        command_id = command_id or command_id_for(workspace_id, command_type, idempotency_key)
+        envelope = cmd.CommandEnvelope.wrap(
+            payload, command_id=command_id, workspace_id=workspace_id,
+            issued_by=caller.issued_by, issued_at=datetime.now(UTC),
+        )
+        try:
+            decision = self.deps.app.handle(envelope)
+        except ConflictsPersisted:  # not expected with workspace locks; kept as a clear answer, not a 500
+            raise ProblemError(503, "conflict_persisted", "concurrent writers kept changing this workspace; retry "
+                               "with the same Idempotency-Key", {"Retry-After": "1"}) from None
+        if decision.command_type != command_type:
+            raise ProblemError(422, "idempotency_key_reused", f"command {command_id} was a {decision.command_type}")
+        if response is not None and decision.position is not None:
+            response.headers[POSITION_HEADER] = str(decision.position)
+        if not decision.accepted:
+            raise rejection(decision.reason_code or "rejected", decision.detail, command_id)
+        return decision
+
+    @contextlib.contextmanager
+    def read(self, workspace_id: str, min_position: int | None, response: Response) -> Iterator[Connection]:
+        """A connection to read the workspace's read models once they have applied ``min_position``;
+        the position they are at goes back in the ``Herald-Position`` header."""
+        deadline = time.monotonic() + self.deps.read_wait_s
+        with self.deps.pool.connection() as conn:
+            while True:
+                at = positions.read_position(conn, workspace_id)
+                conn.commit()  # each look sees the latest committed position
+                if min_position is None or at >= min_position:
+                    break
+                if time.monotonic() >= deadline:
+                    raise ProblemError(503, "read_model_behind", f"the read models are at position {at}, not yet "
+                                       f"at {min_position}; retry shortly", {"Retry-After": "1"}, position=at)
+                time.sleep(0.01)
+            response.headers[POSITION_HEADER] = str(at)
+            yield conn
+
+
+def command_id_for(workspace_id: str, command_type: str, idempotency_key: str | None) -> str:
+    """The command id of a synchronous request.
+
+    A client's Idempotency-Key is scoped to its workspace and the command type, so two
+    workspaces (or two endpoints) using the same key never share an outcome.
+    """
+    if idempotency_key is None:
+        return str(uuid.uuid4())
+    return derived_id("http", workspace_id, command_type, idempotency_key)

@@ -1,0 +1,16 @@
+"""The gateway's endpoints, one module per resource."""
+
+from fastapi import APIRouter
+
+from gateway.deps import GatewayDeps, Shared
+from gateway.routes import admin, commands, credits, health, posts, workspaces
+
+RESOURCES = (workspaces, credits, posts, commands, admin, health)
+
+
+def build(deps: GatewayDeps) -> APIRouter:
+    shared = Shared(deps)
+    router = APIRouter()
+    for resource in RESOURCES:
+        router.include_router(resource.router(shared))
+    return router

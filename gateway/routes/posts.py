@@ -1,0 +1,87 @@
+"""Scheduling, cancelling and following posts; the publishing queue."""
+
+# No `from __future__ import annotations`: FastAPI must see the endpoint-local Annotated aliases.
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from gateway import auth
+from gateway.deps import IdempotencyKey, MinPosition, Shared
+from gateway.problems import ProblemError, openapi_responses
+from projections import posts, queue
+from schemas import api
+from schemas import commands as cmd
+
+
+def router(shared: Shared) -> APIRouter:
+    r = APIRouter(tags=["posts"])
+    Caller = Annotated[auth.Principal, Depends(shared.principal)]
+
+    @r.post(
+        "/v1/workspaces/{workspace_id}/posts", status_code=201, response_model=api.PostScheduled,
+        summary="Schedule a post", responses=openapi_responses(401, 402, 404, 409, 422, 503),
+        description="Holds one credit per destination. 402 `insufficient_credits`; 409 `queue_full` at the "
+        "tier's queue size; 422 `unknown_social_account` when a destination is not one of the workspace's "
+        "accounts, `publish_at_in_past` when publish_at has passed.",
+    )
+    def schedule_post(workspace_id: str, body: api.SchedulePostRequest, caller: Caller, response: Response,
+                      idempotency_key: IdempotencyKey = None):
+        decision = shared.decide(caller, shared.within(caller, workspace_id), body, idempotency_key, response)
+        post_id = decision.result["post_id"]
+        response.headers["Location"] = f"/v1/workspaces/{workspace_id}/posts/{post_id}"
+        return api.PostScheduled(post_id=post_id, publish_at=decision.result["publish_at"], status="scheduled",
+                                 command_id=decision.command_id, position=decision.position)
+
+    @r.post(
+        "/v1/workspaces/{workspace_id}/posts/{post_id}/cancel", response_model=api.PostCancelled,
+        summary="Cancel a post", responses=openapi_responses(401, 404, 409, 422, 503),
+        description="Cancels every destination still waiting. 409 `post_not_cancellable` when none is.",
+    )
+    def cancel_post(workspace_id: str, post_id: str, caller: Caller, response: Response,
+                    body: api.CancelPostRequest | None = None, idempotency_key: IdempotencyKey = None):
+        payload = cmd.CancelPost(post_id=post_id, reason=(body or api.CancelPostRequest()).reason)
+        decision = shared.decide(caller, shared.within(caller, workspace_id), payload, idempotency_key, response)
+        return api.PostCancelled(**decision.result, command_id=decision.command_id, position=decision.position)
+
+    @r.get(
+        "/v1/workspaces/{workspace_id}/posts/{post_id}", response_model=api.PostView,
+        summary="A post and each destination's state", responses=openapi_responses(401, 404, 503),
+        description="From the posts read model; pass `min_position` (from a command's answer) to read your own write.",
+    )
+    def get_post(workspace_id: str, post_id: str, caller: Caller, response: Response,
+                 min_position: MinPosition = None):
+        with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:
+            found = posts.read_post(conn, workspace_id, post_id)
+        if found is None:
+            raise ProblemError(404, "unknown_post", f"no post {post_id} in this workspace")
+        return found
+
+    @r.get(
+        "/v1/workspaces/{workspace_id}/queue", response_model=api.QueueView,
+        summary="The workspace's publishing queue", responses=openapi_responses(401, 404, 422, 503),
+        description="Destinations soonest first, a page at a time (`next_cursor`). By default only those waiting "
+        f"or being published ({', '.join(queue.ACTIVE)}); `status` (repeatable) chooses others, e.g. "
+        "`status=published`. Filters: `social_account_id`, `due_from` (inclusive), `due_to` (exclusive).",
+    )
+    def get_queue(
+        workspace_id: str, caller: Caller, response: Response,
+        status: Annotated[list[str] | None, Query(description=f"any of {', '.join(sorted(queue.STATUSES))}")] = None,
+        social_account_id: str | None = None,
+        due_from: datetime | None = None,
+        due_to: datetime | None = None,
+        cursor: Annotated[str | None, Query(max_length=1000)] = None,
+        limit: Annotated[int, Query(ge=1, le=queue.MAX_LIMIT)] = 50,
+        min_position: MinPosition = None,
+    ):
+        with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:
+            try:
+                view = queue.read_queue(conn, workspace_id, statuses=status, social_account_id=social_account_id,
+                                        due_from=due_from, due_to=due_to, cursor=cursor, limit=limit)
+            except ValueError as error:
+                raise ProblemError(422, "invalid_query", str(error)) from None
+        if view["tier"] is None:
+            raise ProblemError(404, "unknown_workspace", f"no workspace {workspace_id}")
+        return view
+
+    return r

@@ -1,0 +1,87 @@
+"""Workspaces and their social accounts."""
+
+# No `from __future__ import annotations`: FastAPI must see the endpoint-local Annotated aliases.
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+
+from domain.base import derived_id
+from gateway import auth
+from gateway.deps import IdempotencyKey, MinPosition, Shared, command_id_for
+from gateway.problems import ProblemError, openapi_responses
+from projections import accounts, workspaces
+from schemas import api
+
+
+def router(shared: Shared) -> APIRouter:
+    r = APIRouter(tags=["workspaces"])
+    Caller = Annotated[auth.Principal, Depends(shared.principal)]
+    pool = shared.deps.pool
+
+    @r.post(
+        "/v1/workspaces", status_code=201, response_model=api.WorkspaceCreated,
+        summary="Open a workspace (admin)", responses=openapi_responses(401, 403, 409, 422, 503),
+        description="Opens the workspace and its wallet, and issues a service API key bound to it. The key is "
+        "returned once: a repeat with the same Idempotency-Key answers with the workspace and `api_key: null`.",
+    )
+    def open_workspace(body: api.OpenWorkspaceRequest, caller: Caller, response: Response,
+                       idempotency_key: IdempotencyKey = None):
+        if not caller.is_admin:
+            raise ProblemError(403, "forbidden", "only the admin key can open workspaces")
+        workspace_id = body.workspace_id or (
+            derived_id("workspace", idempotency_key) if idempotency_key else str(uuid.uuid4())
+        )
+        command_id = command_id_for(workspace_id, "open_workspace.v1", idempotency_key)
+        decision = shared.decide(caller, workspace_id, body.payload(), idempotency_key, response, command_id)
+        key_id = auth.service_key_id(command_id)
+        api_key = auth.issue_service_key(pool, workspace_id, key_id)
+        return api.WorkspaceCreated(**decision.result, command_id=command_id, api_key_id=key_id, api_key=api_key,
+                                    position=decision.position)
+
+    @r.get(
+        "/v1/workspaces/{workspace_id}", response_model=api.WorkspaceView, summary="A workspace: tier and limits",
+        responses=openapi_responses(401, 404, 503),
+    )
+    def get_workspace(workspace_id: str, caller: Caller, response: Response, min_position: MinPosition = None):
+        with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:
+            found = workspaces.read_workspace(conn, workspace_id)
+            if found is None:
+                raise ProblemError(404, "unknown_workspace", f"no workspace {workspace_id}")
+            return found
+
+    @r.post(
+        "/v1/workspaces/{workspace_id}/social-accounts", status_code=201, response_model=api.SocialAccountConnected,
+        summary="Connect a social account", responses=openapi_responses(401, 404, 409, 422, 503),
+        description="409 `account_limit_reached` when the tier's accounts-per-platform limit is reached. "
+        "The access token is sealed at rest and never returned.",
+    )
+    def connect_social_account(workspace_id: str, body: api.ConnectSocialAccountRequest, caller: Caller,
+                               response: Response, idempotency_key: IdempotencyKey = None):
+        decision = shared.decide(caller, shared.within(caller, workspace_id), body, idempotency_key, response)
+        return api.SocialAccountConnected(**decision.result, command_id=decision.command_id,
+                                          position=decision.position)
+
+    @r.get(
+        "/v1/workspaces/{workspace_id}/social-accounts", response_model=api.SocialAccountList,
+        summary="The workspace's social accounts", responses=openapi_responses(401, 404, 503),
+    )
+    def list_social_accounts(workspace_id: str, caller: Caller, response: Response,
+                             min_position: MinPosition = None):
+        with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:
+            return {"social_accounts": accounts.list_accounts(conn, workspace_id)}
+
+    @r.get(
+        "/v1/workspaces/{workspace_id}/social-accounts/{social_account_id}", response_model=api.SocialAccountView,
+        summary="One social account (never its token)", responses=openapi_responses(401, 404, 503),
+    )
+    def get_social_account(workspace_id: str, social_account_id: str, caller: Caller, response: Response,
+                           min_position: MinPosition = None):
+        with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:
+            found = accounts.read_account(conn, workspace_id, social_account_id)
+            if found is None:
+                raise ProblemError(404, "unknown_social_account", f"no social account {social_account_id} in this "
+                                   "workspace")
+            return found
+
+    return r
