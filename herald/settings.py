@@ -24,6 +24,9 @@ class Settings(BaseSettings):
         None, description="unset: on when the broker grants producer ids (Apache Kafka does, Tansu 0.6 does not)")
     consumer_group_prefix: str = Field("herald-", description="prefix of every consumer group id")
 
+    # PostgreSQL connections held by decisions waiting for, or holding, a workspace lock.
+    lock_pool_size: int = Field(20, ge=1)
+
     # Consumer runtime.
     batch_max_records: int = Field(500, ge=1)
     poll_timeout_ms: int = Field(200, ge=1)

@@ -142,11 +142,20 @@ class Herald:
         policy = PublishPolicy(tuple(self.settings.retry_delays_s), self.settings.missed_window_s)
         env = {**db.eventsourcing_env(self.database_url), "APPLICATION_RECORDER_TOPIC": event_store.RECORDER_TOPIC}
         return HeraldApplication(env, seal=self.cipher.seal, policy=policy,
-                                 versions=event_store.versions_in(self.pool), serialise=workspace_locks(self.pool))
+                                 versions=event_store.versions_in(self.pool), serialise=workspace_locks(self.lock_pool))
 
     @cached_property
     def pool(self) -> ConnectionPool:
         pool = db.connection_pool(self.database_url, max_size=20)
+        self._closers.append(pool.close)
+        return pool
+
+    @cached_property
+    def lock_pool(self) -> ConnectionPool:
+        """Connections that hold workspace locks during a decision. Apart from ``pool``: a decision
+        holding its lock connection also takes one from ``pool`` (the version check), and must not
+        wait for it behind other decisions that each hold one while waiting for a lock."""
+        pool = db.connection_pool(self.database_url, max_size=self.settings.lock_pool_size)
         self._closers.append(pool.close)
         return pool
 
