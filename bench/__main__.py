@@ -1,9 +1,12 @@
-"""python -m bench: measure, print one line per figure, then the JSON summary as the last line."""
+"""python -m bench [SCENARIO ...]: measure, print one line per figure, then the JSON summary as the last line.
+
+Scenarios: throughput (roles against raw baselines), history (latency as a workspace ages),
+concurrency (many clients, one workspace). None named → all of them, in that order.
+"""
 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import logging
 import os
@@ -13,27 +16,45 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import baselines, roles
-from herald.storage import db
+from bench import concurrency, history, roles, throughput
+from bench.stack import running, say
 from herald.storage.embedded import EmbeddedBroker
-from herald.settings import Settings
-from herald.runtime.wiring import Herald
 
 SERVER_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
+SCENARIOS = ("throughput", "history", "concurrency")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--commands", type=int, default=5_000)
-    parser.add_argument("--workspaces", type=int, default=100)
-    parser.add_argument("--aggregates", type=int, default=20_000)
-    parser.add_argument("--messages", type=int, default=50_000)
-    parser.add_argument("--profile", metavar="DIR", help="run each role under cProfile, dumping DIR/<role>.prof")
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("scenarios", nargs="*", metavar="SCENARIO", help=f"any of {', '.join(SCENARIOS)} (default: all)")
+    group = parser.add_argument_group("throughput")
+    group.add_argument("--commands", type=int, default=5_000)
+    group.add_argument("--workspaces", type=int, default=100)
+    group.add_argument("--aggregates", type=int, default=20_000)
+    group.add_argument("--messages", type=int, default=50_000)
+    group.add_argument("--profile", metavar="DIR", help="run each role under cProfile, dumping DIR/<role>.prof")
+    group = parser.add_argument_group("history")
+    group.add_argument("--history-posts", type=int, default=history.Options.history_posts,
+                       help="posts of history at the second measuring point (the first is at 10)")
+    group.add_argument("--history-window", type=int, default=history.Options.window,
+                       help="requests of each kind (schedule, wallet, queue) measured at each point")
+    group.add_argument("--history-clients", type=int, default=history.Options.clients,
+                       help="concurrent HTTP clients building the history")
+    group.add_argument("--history-budget-s", type=float, default=history.Options.budget_s,
+                       help="time for building the history; past it, measure at what was built")
+    group.add_argument("--history-via", choices=("commands", "posts"), default=history.Options.via,
+                       help="schedule the history through POST /v1/commands (decided by the handler in batches)"
+                       " or POST .../posts (decided synchronously)")
+    group = parser.add_argument_group("concurrency")
+    group.add_argument("--clients", type=int, default=concurrency.Options.clients)
+    group.add_argument("--posts-per-client", type=int, default=concurrency.Options.posts_per_client)
+    group.add_argument("--concurrency-budget-s", type=float, default=concurrency.Options.budget_s,
+                       help="clients send no new request after this")
     args = parser.parse_args()
+    unknown = sorted(set(args.scenarios) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown scenarios {unknown}; scenarios are {', '.join(SCENARIOS)}")
+    chosen = [s for s in SCENARIOS if s in args.scenarios] if args.scenarios else list(SCENARIOS)
     if args.profile:
         Path(args.profile).mkdir(parents=True, exist_ok=True)
         roles.PROFILE_DIR = args.profile
@@ -41,91 +62,40 @@ def main() -> int:
 
     run_started = time.perf_counter()
     tag = secrets.token_hex(4)
-    db_name = f"herald_bench_{tag}"
-    db.create_database(SERVER_URL, db_name)
-    database_url = db.with_database(SERVER_URL, db_name)
-    say(f"bench {tag}: database {db_name}")
-    try:
-        with tempfile.TemporaryDirectory(prefix="herald-bench-") as tmp, EmbeddedBroker(Path(tmp) / "broker") as broker:
-            results = measure(args, tag, database_url, broker.bootstrap, Path(tmp))
-    finally:
-        db.drop_database(SERVER_URL, db_name)
+    results: dict[str, object] = {}
+    failed: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="herald-bench-") as tmp, EmbeddedBroker(Path(tmp) / "broker") as broker:
+        for scenario in chosen:
+            started = time.perf_counter()
+            try:
+                results.update(run(scenario, args, tag, broker.bootstrap, Path(tmp)))
+            except Exception as error:  # noqa: BLE001 - report it, run the other scenarios, fail at the end
+                logging.getLogger("bench").exception("scenario %s failed", scenario)
+                say(f"{scenario}: FAILED: {type(error).__name__}: {error}")
+                failed.append(scenario)
+            say(f"{scenario}: {time.perf_counter() - started:.1f} s")
     say(f"total bench time {time.perf_counter() - run_started:.1f} s")
+    if failed:
+        results["failed_scenarios"] = ",".join(failed)
     print(json.dumps(results), flush=True)
-    return 0
+    return 1 if failed else 0
 
 
-def measure(args: argparse.Namespace, tag: str, database_url: str, bootstrap: str, tmp: Path) -> dict[str, float]:
-    prefix = f"b{tag}."
-    save_rate = baselines.save_aggregates(database_url, args.aggregates)
-    say(f"baseline eventsourcing save: {save_rate:,.0f} aggregates/s ({args.aggregates} aggregates, 500 per save)")
-    produce_rate, consume_rate = baselines.produce_consume(bootstrap, f"{prefix}baseline", args.messages)
-    say(f"baseline kafka-python produce: {produce_rate:,.0f} msgs/s ({args.messages} x 300 B, acks=all)")
-    say(f"baseline kafka-python consume: {consume_rate:,.0f} msgs/s")
-
-    settings = Settings(
-        _env_file=None,
-        database_url=database_url,
-        kafka_bootstrap=bootstrap,
-        topic_prefix=prefix,
-        consumer_group_prefix=prefix,
-        data_dir=tmp / "herald",
-        admin_api_key="x",
-        token_key=base64.b64encode(os.urandom(32)).decode(),
-    )
-    herald = Herald(settings, database_url, bootstrap)
-    try:
-        herald.prepare()
-        started = time.perf_counter()
-        per_ws = -(-args.commands // args.workspaces)
-        accounts = roles.setup_workspaces(herald, args.workspaces, credits=max(10, 4 * per_ws))
-        commands = roles.schedule_commands(accounts, args.commands)
-        say(f"setup: {args.workspaces} workspaces x 2 sandbox accounts in {time.perf_counter() - started:.1f} s")
-
-        handled = roles.run_handler(herald, commands)
-        say(f"handler: {handled.rate:,.0f} commands/s ({handled.count} SchedulePost, all accepted, "
-            f"{handled.seconds:.2f} s after {handled.join_s:.1f} s group join)")
-
-        say(f"handler: {handled.events / handled.seconds:,.0f} events/s stored ({handled.events} events)")
-
-        relayed = roles.run_relay(herald)
-        say(f"relay: {relayed.rate:,.0f} events/s ({relayed.count} events in {relayed.seconds:.2f} s)")
-        same_records = roles.relay_records(herald)
-        produce_same = baselines.produce(bootstrap, f"{prefix}baseline-events", same_records)
-        consume_same = baselines.consume(bootstrap, settings.events_topic, relayed.count)
-        say(f"baseline kafka-python produce, the relay's own records (~{_mean_size(same_records):,.0f} B,"
-            f" {len(same_records[0][2])} headers): {produce_same:,.0f} msgs/s")
-        say(f"baseline kafka-python consume, the events topic: {consume_same:,.0f} msgs/s")
-
-        projected = roles.run_projection(herald, relayed.count)
-        say(f"projection (queue): {projected.rate:,.0f} events/s ({projected.count} events in "
-            f"{projected.seconds:.2f} s after {projected.join_s:.1f} s group join)")
-    finally:
-        herald.close()
-        herald.app.close()
-
-    return {
-        "handler_commands_per_s": round(handled.rate, 1),
-        "relay_events_per_s": round(relayed.rate, 1),
-        "projection_events_per_s": round(projected.rate, 1),
-        "baseline_save_aggregates_per_s": round(save_rate, 1),
-        "baseline_produce_per_s": round(produce_rate, 1),
-        "baseline_consume_per_s": round(consume_rate, 1),
-        "handler_vs_save": round(handled.rate / save_rate, 3),
-        "relay_vs_produce": round(relayed.rate / produce_rate, 3),
-        # Context: the same figures against like-for-like baselines (the very records Herald
-        # stores, produces and consumes), since Herald's records are larger and carry headers.
-        "handler_events_per_s": round(handled.events / handled.seconds, 1),
-        "handler_events_vs_save": round(handled.events / handled.seconds / save_rate, 3),
-        "baseline_produce_relay_records_per_s": round(produce_same, 1),
-        "relay_vs_produce_relay_records": round(relayed.rate / produce_same, 3),
-        "baseline_consume_events_topic_per_s": round(consume_same, 1),
-        "projection_vs_consume_events_topic": round(projected.rate / consume_same, 3),
-    }
-
-
-def _mean_size(records: list[baselines.Record]) -> float:
-    return sum(len(value) for _, value, _ in records) / len(records)
+def run(scenario: str, args: argparse.Namespace, tag: str, bootstrap: str, tmp: Path) -> dict:
+    if scenario == "throughput":
+        return throughput.run(args, tag, SERVER_URL, bootstrap, tmp)
+    if scenario == "history":
+        opts = history.Options(history_posts=args.history_posts, window=args.history_window,
+                               clients=args.history_clients, budget_s=args.history_budget_s,
+                               via=args.history_via)
+        with running(SERVER_URL, bootstrap, tmp, "history") as stack:
+            return history.run(stack, opts, say)
+    if scenario == "concurrency":
+        opts = concurrency.Options(clients=args.clients, posts_per_client=args.posts_per_client,
+                                   budget_s=args.concurrency_budget_s)
+        with running(SERVER_URL, bootstrap, tmp, "concurrency") as stack:
+            return concurrency.run(stack, opts, say)
+    raise ValueError(scenario)
 
 
 if __name__ == "__main__":

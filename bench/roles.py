@@ -146,7 +146,7 @@ def run_handler(herald: Herald, commands: list[cmd.CommandEnvelope], timeout_s: 
     before = _count_events(herald, like)
     events_before = max_position(herald)
     produce_commands(herald.producer, herald.settings.commands_topic, commands)
-    handler = herald.messaging.command_handler()
+    handler = herald.command_handler()
     first = _first_batch_clock(handler.consumer)
     target = before + len(commands)
     started, ended, done = _drive("handler", handler.run, lambda: _count_events(herald, like) >= target, timeout_s)
@@ -177,7 +177,7 @@ def relay_records(herald: Herald) -> list[tuple[bytes, bytes, list[tuple[str, by
 
 def run_relay(herald: Herald) -> Timed:
     """Time relay_once() from position 0 until the whole event store is on the events topic."""
-    relay = herald.messaging.relay()
+    relay = herald.relay()
     if relay.position() != 0:
         raise RuntimeError("relay position is not zero")
     total = 0

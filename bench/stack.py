@@ -1,0 +1,206 @@
+"""Herald running in-process as `herald run` runs it, for the scenarios that drive it over HTTP.
+
+``running()`` gives a fresh database of its own (dropped afterwards) and its own topic prefix
+on the bench's broker, starts every loop (handler, relay, processors, projections) and the
+gateway under uvicorn on a free port, and stops and closes all of it on the way out. The
+helpers below talk to that gateway as a user would: httpx, API keys, JSON bodies, tolerant
+of fields they do not know.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import math
+import os
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import uvicorn
+
+from herald.runtime.wiring import Herald, run_loops
+from herald.settings import Settings
+from herald.storage import db
+
+log = logging.getLogger("bench")
+
+
+def say(line: str) -> None:
+    """One figure (or progress line) on stdout, at once."""
+    print(line, flush=True)
+
+ROLES = ("handler", "relay", "processors", "projections")  # every role but the gateway, as loops
+BIG = 1_000_000
+ACCOUNTS = 10  # sandbox accounts per workspace = destinations per post
+
+
+@dataclass
+class Stack:
+    url: str
+    admin_key: str
+    herald: Herald
+
+    def client(self, key: str | None = None, timeout_s: float = 30.0) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key or self.admin_key}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
+
+
+@contextlib.contextmanager
+def running(server_url: str, bootstrap: str, tmp: Path, name: str) -> Iterator[Stack]:
+    """Herald with every role on a database of its own, gateway on a free port."""
+    tag = secrets.token_hex(4)
+    db_name = f"herald_bench_{name}_{tag}"
+    db.create_database(server_url, db_name)
+    database_url = db.with_database(server_url, db_name)
+    prefix = f"b{tag}{name[:4]}."
+    settings = Settings(
+        _env_file=None,
+        database_url=database_url,
+        kafka_bootstrap=bootstrap,
+        topic_prefix=prefix,
+        consumer_group_prefix=prefix,
+        data_dir=tmp / f"herald-{name}",
+        admin_api_key=secrets.token_urlsafe(24),
+        token_key=base64.b64encode(os.urandom(32)).decode(),
+        metrics_port=0,
+    )
+    herald = Herald(settings, database_url, bootstrap)
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    server: uvicorn.Server | None = None
+    server_thread: threading.Thread | None = None
+    sock = socket.socket()
+    try:
+        herald.resume_relays(herald.prepare())
+        threads = run_loops([loop for role in ROLES for loop in herald.loops(role)], stop)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(herald.gateway(), log_level="warning", access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=5)
+        server = uvicorn.Server(config)
+        server_thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"bench-{name}-gateway",
+                                         daemon=True)
+        server_thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if not server_thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the gateway did not start")
+            time.sleep(0.02)
+        yield Stack(f"http://127.0.0.1:{port}", settings.admin_api_key, herald)
+        if stop.is_set():
+            raise RuntimeError("a Herald loop died during the scenario (see the log above)")
+    finally:
+        if server is not None:
+            server.should_exit = True
+        stop.set()
+        for thread in [*threads, *([server_thread] if server_thread else [])]:
+            thread.join(timeout=15)
+        stuck = [t.name for t in threads if t.is_alive()]
+        if stuck:
+            log.warning("bench %s: loops still running after stop: %s", name, stuck)
+        sock.close()
+        herald.close()
+        with contextlib.suppress(Exception):
+            herald.app.close()
+        db.drop_database(server_url, db_name)
+
+
+# Talking to the gateway ------------------------------------------------------------------
+
+
+@dataclass
+class Workspace:
+    workspace_id: str
+    api_key: str
+    accounts: list[str] = field(default_factory=list)
+
+    def path(self, tail: str) -> str:
+        return f"/v1/workspaces/{self.workspace_id}/{tail}"
+
+
+def open_workspace(stack: Stack, name: str, credits: int) -> Workspace:
+    """Open a business workspace with room for everything, connect 10 sandbox accounts, grant credits."""
+    with stack.client() as admin:
+        opened = _ok(admin.post("/v1/workspaces", json={
+            "name": name, "tier": "business",
+            "limit_overrides": {"queue_size": BIG, "accounts_per_platform": ACCOUNTS, "daily_posts_per_platform": BIG},
+        }))
+    ws = Workspace(opened["workspace_id"], opened["api_key"])
+    with stack.client(ws.api_key) as http:
+        for i in range(ACCOUNTS):
+            connected = _ok(http.post(ws.path("social-accounts"), json={"platform": "sandbox", "handle": f"{name}-{i}"}))
+            ws.accounts.append(connected["social_account_id"])
+        while credits > 0:  # one grant is at most 1,000,000
+            amount = min(credits, BIG)
+            _ok(http.post(ws.path("credits/grants"), json={"amount": amount, "source": "purchase"}))
+            credits -= amount
+    return ws
+
+
+def post_body(ws: Workspace, text: str, publish_in_s: float) -> dict[str, Any]:
+    at = datetime.now(UTC) + timedelta(seconds=publish_in_s)
+    return {"text": text, "destinations": ws.accounts, "publish_at": at.isoformat()}
+
+
+def wallet(http: httpx.Client, ws: Workspace) -> dict[str, Any]:
+    return _ok(http.get(ws.path("wallet")))
+
+
+def held(view: dict[str, Any]) -> int:
+    if "held" in view:
+        return int(view["held"])
+    return sum(h.get("amount", 1) for h in view.get("holds", []) if h.get("status") == "pending")
+
+
+TERMINAL = {"published", "failed", "skipped", "cancelled"}
+
+
+def queue_waiting(http: httpx.Client, ws: Workspace) -> int:
+    """Destinations still waiting, from the queue's summary (or by counting its pages)."""
+    page = _ok(http.get(ws.path("queue")))
+    if "waiting" in page:
+        return int(page["waiting"])
+    waiting = 0
+    while True:
+        waiting += sum(1 for d in page.get("destinations", []) if d.get("status") not in TERMINAL)
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return waiting
+        page = _ok(http.get(ws.path("queue"), params={"cursor": cursor}))
+
+
+def _ok(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code >= 300:
+        raise RuntimeError(f"{response.request.method} {response.request.url.path}: {response.status_code} "
+                           f"{response.text[:300]}")
+    return response.json()
+
+
+def reason_code(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("reason_code") or "none")
+    except ValueError:
+        return "not_json"
+
+
+# Figures ---------------------------------------------------------------------------------
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100); NaN without samples."""
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
