@@ -19,9 +19,8 @@ import httpx
 import pytest
 import uvicorn
 
-from herald.messaging import kafka_io
-from herald.runtime.wiring import Herald, run_loops
 from tests.fakes.mastodon_server import FakeMastodon
+from tests.support import Api, read_topic, role_loops, running, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -35,72 +34,37 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def herald_url(settings, database_url, kafka_bootstrap):
-    settings = settings.model_copy(update={"http_port": _free_port(), "dispatch_interval_s": 0.2})
-    herald = Herald(settings, database_url, kafka_bootstrap)
-    herald.prepare()
-    stop = threading.Event()
-    loops = [loop for role in ("handler", "relay", "processors", "projections") for loop in herald.loops(role)]
-    threads = run_loops(loops, stop)
-    server = uvicorn.Server(uvicorn.Config(herald.gateway(), host="127.0.0.1", port=settings.http_port, log_level="warning"))
-    server_thread = threading.Thread(target=server.run, daemon=True)
-    server_thread.start()
-    url = f"http://127.0.0.1:{settings.http_port}"
-    _wait_until(lambda: httpx.get(f"{url}/healthz").status_code == 200, timeout=15)
-    yield url, herald
-    server.should_exit = True
-    stop.set()
-    for thread in [*threads, server_thread]:
-        thread.join(timeout=15)
-    assert not any(t.is_alive() for t in threads), "a role did not stop"
-    herald.close()
-
-
-def _wait_until(check, timeout: float, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except httpx.HTTPError:
-            result = None
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
+def herald_url(heralds):
+    herald = heralds.start(resume_relays=False, http_port=_free_port(), dispatch_interval_s=0.2)
+    port = herald.settings.http_port
+    with running(role_loops(herald, "handler", "relay", "processors", "projections"), must_stop=True, join_timeout=15):
+        server = uvicorn.Server(uvicorn.Config(herald.gateway(), host="127.0.0.1", port=port, log_level="warning"))
+        server_thread = threading.Thread(target=server.run, daemon=True)
+        server_thread.start()
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: httpx.get(f"{url}/healthz").status_code == 200, "the gateway answers", timeout=15,
+                   ignoring=(httpx.HTTPError,))
+        yield url, herald
+        server.should_exit = True
+        server_thread.join(timeout=15)
 
 
 def test_a_post_for_two_accounts_is_published_once_each_and_charged(herald_url, settings):
     url, herald = herald_url
-    admin = {"Authorization": f"Bearer {settings.admin_api_key}"}
     with FakeMastodon(valid_tokens=set(TOKENS.values())) as mastodon, httpx.Client(base_url=url, timeout=10) as http:
-        sent: list[tuple[str, dict, dict]] = []
-
-        def post(path: str, body: dict, headers: dict, key: str) -> dict:
-            headers = {**headers, "Idempotency-Key": key}
-            sent.append((path, body, headers))
-            response = http.post(path, json=body, headers=headers)
-            assert response.status_code in (200, 201), response.text
-            return response.json()
-
-        opened = post("/v1/workspaces", {"name": "Acme", "tier": "pro"}, admin, "open-acme")
-        ws, service = opened["workspace_id"], {"Authorization": f"Bearer {opened['api_key']}"}
+        api = Api(http, admin_key=settings.admin_api_key)
+        ws, service = api.open_workspace(name="Acme", tier="pro", idempotency_key="open-acme")
         accounts = [
-            post(
-                f"/v1/workspaces/{ws}/social-accounts",
-                {"platform": "mastodon", "handle": handle, "access_token": TOKENS[handle], "instance_url": mastodon.base_url},
-                service,
-                f"connect-{handle}",
-            )["social_account_id"]
+            api.connect(ws, service, handle, platform="mastodon", access_token=TOKENS[handle],
+                        instance_url=mastodon.base_url, idempotency_key=f"connect-{handle}")
             for handle in ("acme", "acme_news")
         ]
-        post(f"/v1/workspaces/{ws}/credits/grants", {"amount": 5, "source": "purchase"}, service, "grant-5")
+        api.grant(ws, service, 5, source="purchase", idempotency_key="grant-5")
         due = datetime.now(UTC) + timedelta(seconds=3)
-        scheduled = post(
-            f"/v1/workspaces/{ws}/posts",
-            {"text": "Hello from Herald", "destinations": accounts, "publish_at": due.isoformat()},
-            service,
-            "post-hello",
-        )
+        response = api.schedule(ws, service, accounts, text="Hello from Herald", publish_at=due,
+                                idempotency_key="post-hello")
+        assert response.status_code == 201, response.text
+        scheduled = response.json()
         post_id = scheduled["post_id"]
         assert http.get(f"/v1/workspaces/{ws}/wallet", headers=service).json()["available"] == 3
 
@@ -109,7 +73,7 @@ def test_a_post_for_two_accounts_is_published_once_each_and_charged(herald_url, 
             rows = [d for d in queue["destinations"] if d["post_id"] == post_id]
             return rows if len(rows) == 2 and all(d["status"] == "published" for d in rows) else None
 
-        rows = _wait_until(both_published, timeout=60)
+        rows = wait_until(both_published, "both destinations published", timeout=60, ignoring=(httpx.HTTPError,))
         published_at = max(datetime.fromisoformat(d["updated_at"]) for d in rows)
         delay = (published_at - due).total_seconds()
         print(f"\ndue-to-published delay: {delay:.2f} s")
@@ -119,7 +83,7 @@ def test_a_post_for_two_accounts_is_published_once_each_and_charged(herald_url, 
             wallet = http.get(f"/v1/workspaces/{ws}/wallet", headers=service).json()
             return wallet if all(h["status"] == "consumed" for h in wallet["holds"]) else None
 
-        wallet = _wait_until(wallet_settled, timeout=30)
+        wallet = wait_until(wallet_settled, "every hold consumed", timeout=30, ignoring=(httpx.HTTPError,))
         assert wallet["available"] == 3 and wallet["held"] == 0
         assert sum(g["remaining"] for g in wallet["grants"]) == 3, "exactly 2 credits burned"
         assert len(wallet["holds"]) == 2
@@ -132,7 +96,7 @@ def test_a_post_for_two_accounts_is_published_once_each_and_charged(herald_url, 
 
         # Replay every command: the HTTP requests again, and the whole commands topic again.
         events_before = herald.app.recorder.max_notification_id()
-        for path, body, headers in sent:
+        for path, body, headers in api.sent:
             assert http.post(path, json=body, headers=headers).status_code in (200, 201)
         replayed = _replay_commands_topic(settings, herald)
         assert replayed >= 4, "start, outcome and consume commands for two destinations went through Kafka"
@@ -144,13 +108,7 @@ def test_a_post_for_two_accounts_is_published_once_each_and_charged(herald_url, 
 
 
 def _replay_commands_topic(settings, herald) -> int:
-    consumer = kafka_io.make_consumer(herald.kafka_bootstrap, None, [settings.commands_topic])
-    records = []
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        for batch in consumer.poll(timeout_ms=500).values():
-            records.extend(batch)
-    consumer.close()
+    records = read_topic(herald.kafka_bootstrap, settings.commands_topic, idle_s=2.0)
     for record in records:
         herald.producer.send(settings.commands_topic, key=record.key, value=record.value)
     herald.producer.flush()
@@ -161,14 +119,13 @@ def _replay_commands_topic(settings, herald) -> int:
 def test_metrics_show_the_work_of_every_loop(herald_url, settings):
     url, herald = herald_url
     with httpx.Client(base_url=url, timeout=10) as http:
-        admin = {"Authorization": f"Bearer {settings.admin_api_key}"}
-        assert http.post("/v1/workspaces", json={"name": "M"}, headers=admin).status_code == 201
+        Api(http, admin_key=settings.admin_api_key).open_workspace(name="M")
 
         def relayed():  # the registry is per process: look for this test's own topic
             text = http.get("/metrics").text
             return text if f'herald_messages_produced_total{{producer="{settings.events_topic}"}}' in text else None
 
-        text = _wait_until(relayed, timeout=30)
+        text = wait_until(relayed, "this test's events relayed", timeout=30, ignoring=(httpx.HTTPError,))
     assert 'herald_events_applied_total{consumer="projection-queue"}' in text
     for loop in ("relay", "handler", "dispatcher", "publisher", "settler", "projection-queue", "inbox-relay"):
         assert f'herald_loop_heartbeat_timestamp_seconds{{loop="{loop}"}}' in text, loop

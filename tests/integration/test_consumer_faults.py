@@ -13,7 +13,9 @@ from herald.messaging.consumer import EventConsumer
 from herald.runtime.wiring import Herald
 from projections import queue
 from schemas import commands as cmd
-from tests.read_models import assert_queue_equals_rebuilt
+from tests.support import (
+    assert_queue_equals_rebuilt, decide_all, query_all, relay_everything, stored_notifications,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -23,32 +25,25 @@ class Crash(BaseException):
 
 
 @pytest.fixture
-def herald(settings):
-    herald = Herald(settings, settings.database_url, settings.kafka_bootstrap)
-    herald.resume_relays(herald.prepare())
+def herald(herald):
+    """The shared Herald, with three workspaces' events stored and relayed, and a probe table."""
     with herald.pool.connection() as conn:
         conn.execute("CREATE TABLE probe_effects (event_id text NOT NULL)")
     later = datetime.now(UTC) + timedelta(days=1)
     for ws in ("ws-1", "ws-2", "ws-3"):
-        for n, payload in enumerate([cmd.OpenWorkspace(name=ws), cmd.GrantCredits(amount=5),
-                                     cmd.GrantCredits(amount=6),
-                                     cmd.ConnectSocialAccount(social_account_id=f"{ws}-acct", platform="sandbox",
-                                                              handle=ws),
-                                     *[cmd.SchedulePost(post_id=f"{ws}-p{i}", text="x", destinations=[f"{ws}-acct"],
-                                                        publish_at=later) for i in range(3)],
-                                     cmd.CancelPost(post_id=f"{ws}-p0", reason="changed my mind")]):
-            herald.app.handle(cmd.CommandEnvelope.wrap(payload, command_id=f"{ws}-{n}", workspace_id=ws,
-                                                       issued_by="t", issued_at=datetime.now(UTC)))
-    relay = herald.messaging.relay()
-    while relay.relay_once():
-        pass
-    yield herald
-    herald.close()
+        decide_all(herald.app, ws, [cmd.OpenWorkspace(name=ws), cmd.GrantCredits(amount=5), cmd.GrantCredits(amount=6),
+                                    cmd.ConnectSocialAccount(social_account_id=f"{ws}-acct", platform="sandbox",
+                                                             handle=ws),
+                                    *[cmd.SchedulePost(post_id=f"{ws}-p{i}", text="x", destinations=[f"{ws}-acct"],
+                                                       publish_at=later) for i in range(3)],
+                                    cmd.CancelPost(post_id=f"{ws}-p0", reason="changed my mind")])
+    relay_everything(herald.messaging.relay())
+    return herald
 
 
 def _effects(herald: Herald) -> tuple[int, int]:
-    with herald.pool.connection() as conn:
-        return conn.execute("SELECT count(*), count(DISTINCT event_id) FROM probe_effects").fetchone()
+    (counts,) = query_all(herald, "SELECT count(*), count(DISTINCT event_id) FROM probe_effects")
+    return counts
 
 
 def _probe(conn, event):
@@ -66,7 +61,7 @@ def _drain(consumer: EventConsumer, expected: int, herald: Herald, timeout: floa
 
 
 def _event_count(herald: Herald) -> int:
-    return len(herald.app.recorder.select_notifications(start=1, limit=10_000))
+    return len(stored_notifications(herald.app))
 
 
 def _reread_all(consumer: EventConsumer, expected: int, timeout: float = 15) -> int:
@@ -148,7 +143,6 @@ def test_the_queue_projection_crashed_at_any_step_equals_one_rebuilt_from_scratc
     """The real read model under the same faults: the queue must equal one built once from the
     event store."""
     _crash_resume_and_reread(herald, "queue-under-faults", queue.apply, step, crash_after=_event_count(herald) // 2)
-    with herald.pool.connection() as conn:
-        statuses = conn.execute("SELECT status, count(*) FROM queue_destinations GROUP BY 1 ORDER BY 1").fetchall()
+    statuses = query_all(herald, "SELECT status, count(*) FROM queue_destinations GROUP BY 1 ORDER BY 1")
     assert statuses == [("cancelled", 3), ("pending", 6)]
     assert_queue_equals_rebuilt(herald, pg_url, timeout_s=0)

@@ -8,6 +8,7 @@ from prometheus_client import REGISTRY
 
 from herald.messaging import kafka_io
 from herald.runtime import metrics
+from tests.support import fill_topic
 
 pytestmark = pytest.mark.integration
 
@@ -18,12 +19,7 @@ def _lag() -> float | None:
 
 def test_lag_is_what_the_consumer_has_not_read_yet(kafka_bootstrap, topic_prefix):
     topic = f"{topic_prefix}lag"
-    kafka_io.ensure_topics(kafka_bootstrap, {topic: 1})
-    producer = kafka_io.make_producer(kafka_bootstrap)
-    for _ in range(100):
-        producer.send(topic, value=b"x")
-    producer.flush()
-    producer.close()
+    fill_topic(kafka_bootstrap, topic, [(None, b"x")] * 100)
     consumer = kafka_io.make_consumer(kafka_bootstrap, None, [])
     tp = TopicPartition(topic, 0)
     consumer.assign([tp])

@@ -5,14 +5,11 @@ the gateway's admin endpoints do the same."""
 from __future__ import annotations
 
 import json
-import threading
-import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
-from kafka import KafkaConsumer, TopicPartition
 from typer.testing import CliRunner
 
 from domain.workspace import Workspace
@@ -21,42 +18,23 @@ from herald.messaging import kafka_io
 from herald.cli import cli
 from herald.messaging.consumer import dead_letter, produce_commands
 from herald.messaging.dead_letters import UnknownDeadLetter, list_dead_letters, replay_dead_letter
-from herald.runtime.wiring import Herald, run_loops
+from herald.runtime.wiring import Herald
 from schemas import commands as cmd
+from tests.support import ADMIN_KEY, bearer, envelope, read_topic, running, wait_until
 
 pytestmark = pytest.mark.integration
 
-ADMIN = {"Authorization": "Bearer test-admin-key"}
+ADMIN = bearer(ADMIN_KEY)
 GARBAGE = b'{"this is": not json'
 
 
 @pytest.fixture
-def herald(settings):
-    herald = Herald(settings, settings.database_url, settings.kafka_bootstrap)
-    herald.prepare()
-    yield herald
-    herald.close()
-
-
-def _read_all(bootstrap: str, topic: str, idle_s: float = 1.0) -> list:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                             auto_offset_reset="earliest")
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        records, last = [], time.monotonic()
-        while time.monotonic() - last < idle_s:
-            for batch in consumer.poll(timeout_ms=200).values():
-                records.extend(batch)
-                last = time.monotonic()
-        return records
-    finally:
-        consumer.close()
+def herald(heralds):
+    return heralds.start(resume_relays=False)
 
 
 def _replayed_copies(bootstrap: str, topic: str, dead_letter_id: str) -> list:
-    return [r for r in _read_all(bootstrap, topic)
+    return [r for r in read_topic(bootstrap, topic)
             if (("herald_replayed_from", dead_letter_id.encode()) in (r.headers or []))]
 
 
@@ -75,24 +53,18 @@ def test_handler_dead_letters_and_goes_on_then_list_and_replay(herald, settings)
     producer = kafka_io.make_producer(s.kafka_bootstrap)
     try:
         producer.send(s.commands_topic, key=b"ws-dlq", value=GARBAGE).get(timeout=30)
-        produce_commands(producer, s.commands_topic, [cmd.CommandEnvelope.wrap(
-            cmd.OpenWorkspace(name="After the garbage"), command_id="open-after", workspace_id="ws-dlq",
-            issued_by="test", issued_at=datetime.now(UTC))])
+        produce_commands(producer, s.commands_topic, [envelope(cmd.OpenWorkspace(name="After the garbage"),
+                                                               workspace_id="ws-dlq", command_id="open-after")])
     finally:
         producer.close(timeout=5)
 
-    stop = threading.Event()
-    threads = run_loops([herald.messaging.command_handler().run], stop)
-    try:
-        deadline = time.monotonic() + 30
-        while herald.app.find(Workspace, "ws-dlq") is None:
-            assert time.monotonic() < deadline, "the valid command after the dead letter was not decided"
-            assert not stop.is_set(), "the handler loop died"
-            time.sleep(0.2)
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=20)
+    with running([herald.messaging.command_handler().run]) as loops:
+
+        def decided() -> bool:
+            loops.assert_running()
+            return herald.app.find(Workspace, "ws-dlq") is not None
+
+        wait_until(decided, "the valid command after the dead letter was decided", timeout=30, interval=0.2)
 
     (found,) = list_dead_letters(s.kafka_bootstrap, s.dlq_topic)
     assert found.id == "0:0"
@@ -144,38 +116,35 @@ def test_cli_lists_and_replays(herald, settings):
     assert no_broker.exit_code == 2 and "HERALD_KAFKA_BOOTSTRAP" in no_broker.output
 
 
-def test_admin_endpoints(herald, settings):
-    s = settings
+def test_admin_endpoints(herald, api, settings):
+    s, http = settings, api.http
     dead_id = _park(herald, cause="unparseable command: from the gateway test")
-    with TestClient(herald.gateway()) as http:
-        opened = http.post("/v1/workspaces", json={"workspace_id": "ws-svc", "name": "svc"}, headers=ADMIN)
-        assert opened.status_code == 201, opened.text
-        service = {"Authorization": f"Bearer {opened.json()['api_key']}"}
+    _, service = api.open_workspace("ws-svc", name="svc")
 
-        listed = http.get("/v1/admin/dead-letters", params={"limit": 10}, headers=ADMIN)
-        assert listed.status_code == 200, listed.text
-        (entry,) = listed.json()["dead_letters"]
-        assert entry["id"] == dead_id and entry["cause"] == "unparseable command: from the gateway test"
-        assert entry["consumer"] == "handler" and entry["value"] == GARBAGE.decode()
+    listed = http.get("/v1/admin/dead-letters", params={"limit": 10}, headers=ADMIN)
+    assert listed.status_code == 200, listed.text
+    (entry,) = listed.json()["dead_letters"]
+    assert entry["id"] == dead_id and entry["cause"] == "unparseable command: from the gateway test"
+    assert entry["consumer"] == "handler" and entry["value"] == GARBAGE.decode()
 
-        for response in (http.get("/v1/admin/dead-letters", headers=service),
-                         http.post(f"/v1/admin/dead-letters/{dead_id}/replay", headers=service)):
-            assert response.status_code == 403, response.text
-            assert response.json()["reason_code"] == "forbidden"
-        assert http.get("/v1/admin/dead-letters").status_code == 401
-        assert http.get("/v1/admin/dead-letters", params={"limit": 0}, headers=ADMIN).status_code == 422
+    for response in (http.get("/v1/admin/dead-letters", headers=service),
+                     http.post(f"/v1/admin/dead-letters/{dead_id}/replay", headers=service)):
+        assert response.status_code == 403, response.text
+        assert response.json()["reason_code"] == "forbidden"
+    assert http.get("/v1/admin/dead-letters").status_code == 401
+    assert http.get("/v1/admin/dead-letters", params={"limit": 0}, headers=ADMIN).status_code == 422
 
-        missing = http.post("/v1/admin/dead-letters/0:999/replay", headers=ADMIN)
-        assert missing.status_code == 404 and missing.json()["reason_code"] == "unknown_dead_letter"
-        assert missing.headers["content-type"] == "application/problem+json"
+    missing = http.post("/v1/admin/dead-letters/0:999/replay", headers=ADMIN)
+    assert missing.status_code == 404 and missing.json()["reason_code"] == "unknown_dead_letter"
+    assert missing.headers["content-type"] == "application/problem+json"
 
-        replayed = http.post(f"/v1/admin/dead-letters/{dead_id}/replay", headers=ADMIN)
-        assert replayed.status_code == 200, replayed.text
-        assert replayed.json()["replayed"]["source_topic"] == s.commands_topic
+    replayed = http.post(f"/v1/admin/dead-letters/{dead_id}/replay", headers=ADMIN)
+    assert replayed.status_code == 200, replayed.text
+    assert replayed.json()["replayed"]["source_topic"] == s.commands_topic
     assert len(_replayed_copies(s.kafka_bootstrap, s.commands_topic, dead_id)) == 1
 
     unwired = create_app(GatewayDeps(app=herald.app, pool=herald.pool, submit_command=lambda _: None,
-                                     admin_api_key="test-admin-key"))
+                                     admin_api_key=ADMIN_KEY))
     with TestClient(unwired) as http:
         response = http.get("/v1/admin/dead-letters", headers=ADMIN)
         assert response.status_code == 503 and response.json()["reason_code"] == "dead_letters_unavailable"

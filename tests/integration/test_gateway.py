@@ -18,14 +18,13 @@ from gateway import auth
 from gateway.app import GatewayDeps, create_app
 from gateway.problems import REASON_STATUS
 from herald.storage import db
-from herald.messaging.relay import to_cloud_event
 from projections import queue
 from schemas.commands import CommandEnvelope
+from tests.support import ADMIN_KEY, Api, apply_store, bearer
 
 pytestmark = pytest.mark.integration
 
-ADMIN_KEY = "test-admin-key"
-ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+ADMIN = bearer(ADMIN_KEY)
 PROBLEM = "application/problem+json"
 
 
@@ -44,6 +43,7 @@ class Gateway:
             ready_checks=self.ready_checks,
         )
         self.http = TestClient(create_app(self.deps))
+        self.api = Api(self.http)
 
     def _submit(self, envelope: CommandEnvelope) -> None:
         if self.fail_submit:
@@ -55,35 +55,10 @@ class Gateway:
         self.pool.close()
         self.app.close()
 
-    # Helpers -----------------------------------------------------------------------------
-
-    def open_workspace(self, workspace_id: str, **body) -> dict[str, str]:
-        response = self.http.post("/v1/workspaces", json={"workspace_id": workspace_id, "name": workspace_id, **body},
-                                  headers=ADMIN)
-        assert response.status_code == 201, response.text
-        return {"Authorization": f"Bearer {response.json()['api_key']}"}
-
-    def connect(self, ws: str, key: dict, handle: str = "acme") -> str:
-        response = self.http.post(f"/v1/workspaces/{ws}/social-accounts",
-                                  json={"platform": "sandbox", "handle": handle, "access_token": "s3cret-token"},
-                                  headers=key)
-        assert response.status_code == 201, response.text
-        return response.json()["social_account_id"]
-
-    def grant(self, ws: str, key: dict, amount: int) -> None:
-        response = self.http.post(f"/v1/workspaces/{ws}/credits/grants", json={"amount": amount}, headers=key)
-        assert response.status_code == 201, response.text
-
-    def schedule(self, ws: str, key: dict, destinations: list[str], *, in_s: float = 3600, **extra):
-        publish_at = (datetime.now(UTC) + timedelta(seconds=in_s)).isoformat()
-        body = {"text": "Hello", "destinations": destinations, "publish_at": publish_at, **extra}
-        return self.http.post(f"/v1/workspaces/{ws}/posts", json=body, headers=key)
-
     def project_queue(self) -> None:
         """Apply the event store's events to the queue read model (the projection role's job)."""
         with self.pool.connection() as conn:
-            for notification in self.app.recorder.select_notifications(1, 10_000):
-                queue.apply(conn, to_cloud_event(self.app, notification))
+            apply_store(conn, self.app, queue.apply)
 
 
 @pytest.fixture
@@ -96,10 +71,10 @@ def gw(database_url):
 @pytest.fixture
 def ready(gw):
     """Workspace "a" with a sandbox account and 5 credits: (workspace id, its key, account id)."""
-    key = gw.open_workspace("a", tier="pro")
-    account = gw.connect("a", key)
-    gw.grant("a", key, 5)
-    return "a", key, account
+    ws, key = gw.api.open_workspace("a", tier="pro")
+    account = gw.api.connect(ws, key)
+    gw.api.grant(ws, key, 5)
+    return ws, key, account
 
 
 def assert_problem(response, status: int, reason_code: str) -> dict:
@@ -116,7 +91,7 @@ def test_open_connect_grant_schedule_inspect_cancel(gw):
                           headers={**ADMIN, "Idempotency-Key": "open-acme"})
     assert opened.status_code == 201, opened.text
     body = opened.json()
-    ws, key = body["workspace_id"], {"Authorization": f"Bearer {body['api_key']}"}
+    ws, key = body["workspace_id"], bearer(body["api_key"])
     assert body["tier"] == "pro" and body["timezone"] == "Europe/Berlin" and body["limits"]["queue_size"] == 50
     assert body["api_key"].startswith("hk_")
 
@@ -132,7 +107,7 @@ def test_open_connect_grant_schedule_inspect_cancel(gw):
                            headers=key)
     assert granted.status_code == 201 and granted.json()["available"] == 5
 
-    scheduled = gw.schedule(ws, key, [account], media_urls=["https://example.com/a.png"])
+    scheduled = gw.api.schedule(ws, key, [account], media_urls=["https://example.com/a.png"])
     assert scheduled.status_code == 201, scheduled.text
     post_id = scheduled.json()["post_id"]
     assert scheduled.headers["location"] == f"/v1/workspaces/{ws}/posts/{post_id}"
@@ -176,10 +151,10 @@ def test_a_repeated_idempotency_key_returns_the_first_outcome(gw):
     assert first.json()["workspace_id"] == again.json()["workspace_id"]
     assert first.json()["api_key"] and again.json()["api_key"] is None, "no second key is minted"
     assert first.json()["api_key_id"] == again.json()["api_key_id"]
-    ws, key = first.json()["workspace_id"], {"Authorization": f"Bearer {first.json()['api_key']}"}
+    ws, key = first.json()["workspace_id"], bearer(first.json()["api_key"])
 
-    account = gw.connect(ws, key)
-    gw.grant(ws, key, 5)
+    account = gw.api.connect(ws, key)
+    gw.api.grant(ws, key, 5)
     post_headers = {**key, "Idempotency-Key": "post-1"}
     publish_at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     body = {"text": "Once", "destinations": [account], "publish_at": publish_at}
@@ -197,9 +172,9 @@ def test_a_repeated_idempotency_key_returns_the_first_outcome(gw):
     assert assert_problem(rejected[0], 409, "grant_exists") == assert_problem(rejected[1], 409, "grant_exists")
 
     # The same key in another workspace is another command.
-    other = gw.open_workspace("other")
-    other_account = gw.connect("other", other)
-    gw.grant("other", other, 1)
+    _, other = gw.api.open_workspace("other")
+    other_account = gw.api.connect("other", other)
+    gw.api.grant("other", other, 1)
     body = {"text": "Once", "destinations": [other_account], "publish_at": publish_at}
     elsewhere = gw.http.post("/v1/workspaces/other/posts", json=body, headers={**other, "Idempotency-Key": "post-1"})
     assert elsewhere.status_code == 201 and elsewhere.json()["post_id"] != posted[0].json()["post_id"]
@@ -211,16 +186,16 @@ def test_a_repeated_idempotency_key_returns_the_first_outcome(gw):
 
 def test_a_service_key_sees_nothing_of_another_workspace(gw, ready):
     ws_a, key_a, _ = ready
-    key_b = gw.open_workspace("b")
-    account_b = gw.connect("b", key_b)
-    gw.grant("b", key_b, 2)
-    post_b = gw.schedule("b", key_b, [account_b]).json()["post_id"]
+    _, key_b = gw.api.open_workspace("b")
+    account_b = gw.api.connect("b", key_b)
+    gw.api.grant("b", key_b, 2)
+    post_b = gw.api.schedule("b", key_b, [account_b]).json()["post_id"]
     gw.project_queue()
 
     assert_problem(gw.http.get(f"/v1/workspaces/b/posts/{post_b}", headers=key_a), 404, "unknown_workspace")
     assert_problem(gw.http.get("/v1/workspaces/b/wallet", headers=key_a), 404, "unknown_workspace")
     assert_problem(gw.http.get("/v1/workspaces/b/queue", headers=key_a), 404, "unknown_workspace")
-    assert_problem(gw.schedule("b", key_a, [account_b]), 404, "unknown_workspace")
+    assert_problem(gw.api.schedule("b", key_a, [account_b]), 404, "unknown_workspace")
     assert_problem(gw.http.post(f"/v1/workspaces/b/posts/{post_b}/cancel", headers=key_a), 404, "unknown_workspace")
     assert_problem(gw.http.post("/v1/workspaces/b/credits/grants", json={"amount": 9}, headers=key_a),
                    404, "unknown_workspace")
@@ -241,7 +216,7 @@ def test_a_service_key_sees_nothing_of_another_workspace(gw, ready):
 
 def test_keys(gw):
     assert_problem(gw.http.get("/v1/workspaces/a/wallet"), 401, "unauthenticated")
-    unknown = gw.http.get("/v1/workspaces/a/wallet", headers={"Authorization": "Bearer hk_guess"})
+    unknown = gw.http.get("/v1/workspaces/a/wallet", headers=bearer("hk_guess"))
     assert assert_problem(unknown, 401, "unauthenticated") and unknown.headers["www-authenticate"] == "Bearer"
     assert_problem(gw.http.get("/v1/workspaces/a/wallet", headers={"Authorization": f"Basic {ADMIN_KEY}"}),
                    401, "unauthenticated")
@@ -267,25 +242,25 @@ def test_every_rejection_reason_has_a_status():
 
 def test_rejections_map_to_statuses(gw, ready):
     ws, key, account = ready
-    assert_problem(gw.schedule(ws, key, ["not-an-account"]), 422, "unknown_social_account")
-    assert_problem(gw.schedule(ws, key, [account], in_s=-3600), 422, "publish_at_in_past")
+    assert_problem(gw.api.schedule(ws, key, ["not-an-account"]), 422, "unknown_social_account")
+    assert_problem(gw.api.schedule(ws, key, [account], in_s=-3600), 422, "publish_at_in_past")
     rejected = gw.http.post("/v1/workspaces", json={"workspace_id": ws, "name": "again"}, headers=ADMIN)
     assert assert_problem(rejected, 409, "workspace_exists")["command_id"]
     assert rejected.json()["detail"] == f"workspace {ws} is already open"
 
-    poor = gw.open_workspace("poor")
-    poor_account = gw.connect("poor", poor)
-    assert_problem(gw.schedule("poor", poor, [poor_account]), 402, "insufficient_credits")
+    _, poor = gw.api.open_workspace("poor")
+    poor_account = gw.api.connect("poor", poor)
+    assert_problem(gw.api.schedule("poor", poor, [poor_account]), 402, "insufficient_credits")
     second = gw.http.post("/v1/workspaces/poor/social-accounts", json={"platform": "sandbox", "handle": "two"},
                           headers=poor)
     assert_problem(second, 409, "account_limit_reached")  # the free tier allows one account per platform
 
-    tight = gw.open_workspace("tight", limit_overrides={"queue_size": 1})
-    tight_account = gw.connect("tight", tight)
-    gw.grant("tight", tight, 5)
-    first = gw.schedule("tight", tight, [tight_account])
+    _, tight = gw.api.open_workspace("tight", limit_overrides={"queue_size": 1})
+    tight_account = gw.api.connect("tight", tight)
+    gw.api.grant("tight", tight, 5)
+    first = gw.api.schedule("tight", tight, [tight_account])
     assert first.status_code == 201
-    assert_problem(gw.schedule("tight", tight, [tight_account]), 409, "queue_full")
+    assert_problem(gw.api.schedule("tight", tight, [tight_account]), 409, "queue_full")
 
     post_id = first.json()["post_id"]
     assert gw.http.post(f"/v1/workspaces/tight/posts/{post_id}/cancel", headers=tight).status_code == 200
@@ -383,7 +358,7 @@ def test_an_unexpected_error_is_a_500_problem_without_internals(gw):
     with gw.pool.connection() as conn:
         conn.execute("DROP TABLE gateway_api_keys")
     http = TestClient(create_app(gw.deps), raise_server_exceptions=False)
-    response = http.get("/v1/workspaces/a/wallet", headers={"Authorization": "Bearer hk_something"})
+    response = http.get("/v1/workspaces/a/wallet", headers=bearer("hk_something"))
     body = assert_problem(response, 500, "internal_error")
     assert "gateway_api_keys" not in response.text and "Traceback" not in response.text
     assert set(body) == {"type", "title", "status", "detail", "reason_code"}

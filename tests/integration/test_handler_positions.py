@@ -4,27 +4,22 @@ that was rebuilt (then it reads the new topic from the start)."""
 
 from __future__ import annotations
 
-import threading
-import time
-from datetime import UTC, datetime
-
 import pytest
 
 from domain.wallet import Wallet
 from herald.messaging import kafka_io
 from herald.messaging.command_handler import CommandHandler
 from herald.messaging.consumer import produce_commands
-from herald.storage.embedded import EmbeddedBroker
 from herald.storage.event_store import digest, load_command_positions
 from herald.runtime.wiring import Herald
 from schemas import commands as cmd
+from tests.support import close_herald, envelope, running, wait_until
 
 pytestmark = pytest.mark.integration
 
 
 def _envelope(ws: str, command_id: str, payload: cmd.Payload) -> cmd.CommandEnvelope:
-    return cmd.CommandEnvelope.wrap(payload, command_id=command_id, workspace_id=ws, issued_by="t",
-                                    issued_at=datetime.now(UTC))
+    return envelope(payload, workspace_id=ws, command_id=command_id)
 
 
 def _handler(herald: Herald, group: str, decided: list[str]) -> CommandHandler:
@@ -41,22 +36,12 @@ def _handler(herald: Herald, group: str, decided: list[str]) -> CommandHandler:
 
 
 def _run_until(handler: CommandHandler, done, timeout_s: float = 60) -> None:
-    stop = threading.Event()
-    thread = threading.Thread(target=handler.run, args=(stop,), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline and not done():
-            time.sleep(0.1)
-    finally:
-        stop.set()
-        thread.join(timeout=20)
-    assert done(), "the handler did not get there in time"
+    with running([handler.run]):
+        wait_until(done, "the handler got there", timeout=timeout_s)
 
 
-def test_a_handler_resumes_from_the_position_saved_with_its_decisions(settings):
-    herald = Herald(settings, settings.database_url, settings.kafka_bootstrap)
-    herald.prepare()
+def test_a_handler_resumes_from_the_position_saved_with_its_decisions(heralds, settings):
+    herald = heralds.start(resume_relays=False)
     ws = "ws-positions"
     first = [
         _envelope(ws, "open", cmd.OpenWorkspace(name="P", tier="pro")),
@@ -76,33 +61,29 @@ def test_a_handler_resumes_from_the_position_saved_with_its_decisions(settings):
     decided_by_b: list[str] = []
     _run_until(_handler(herald, f"{settings.consumer_group_prefix}b", decided_by_b), lambda: len(decided_by_b) >= 2)
     assert decided_by_b == ["grant-3", "grant-4"], "resumed after the last decided command, nothing read twice"
-    herald.close()
 
 
-def test_a_rebuilt_commands_topic_is_read_from_the_start(settings, tmp_path):
+def test_a_rebuilt_commands_topic_is_read_from_the_start(heralds):
     """After broker loss the saved offset points into a different topic: the record there is
     not the last one decided, so the handler reads the new topic from its start."""
-    with EmbeddedBroker(tmp_path / "broker") as broker:
-        settings = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
-        herald = Herald(settings, settings.database_url, broker.bootstrap)
-        herald.prepare()
-        ws = "ws-rebuilt"
-        before = [_envelope(ws, "open", cmd.OpenWorkspace(name="R", tier="pro")),
-                  *[_envelope(ws, f"grant-{i}", cmd.GrantCredits(amount=1)) for i in range(3)]]
-        produce_commands(herald.producer, settings.commands_topic, before)
-        decided: list[str] = []
-        _run_until(_handler(herald, f"{settings.consumer_group_prefix}h", decided), lambda: len(decided) == 4)
-        herald.close()
+    broker = heralds.own_broker()
+    herald = heralds.start(broker=broker, resume_relays=False)
+    settings = herald.settings
+    ws = "ws-rebuilt"
+    before = [_envelope(ws, "open", cmd.OpenWorkspace(name="R", tier="pro")),
+              *[_envelope(ws, f"grant-{i}", cmd.GrantCredits(amount=1)) for i in range(3)]]
+    produce_commands(herald.producer, settings.commands_topic, before)
+    decided: list[str] = []
+    _run_until(_handler(herald, f"{settings.consumer_group_prefix}h", decided), lambda: len(decided) == 4)
+    close_herald(herald)
 
-        broker.restart()  # memory-only: the commands topic and the group's offsets are gone
+    broker.restart()  # memory-only: the commands topic and the group's offsets are gone
 
-        herald = Herald(settings, settings.database_url, broker.bootstrap)
-        herald.prepare()
-        after = [_envelope(ws, f"grant-{i}", cmd.GrantCredits(amount=1)) for i in range(3, 9)]
-        produce_commands(herald.producer, settings.commands_topic, after)  # more records than the saved offset
-        decided_after: list[str] = []
-        _run_until(_handler(herald, f"{settings.consumer_group_prefix}h", decided_after),
-                   lambda: len(decided_after) >= 6)
-        assert decided_after == [c.command_id for c in after], "none skipped by the old topic's offset"
-        assert herald.app.find(Wallet, ws).available == 9
-        herald.close()
+    herald = heralds.start(broker=broker, resume_relays=False)
+    after = [_envelope(ws, f"grant-{i}", cmd.GrantCredits(amount=1)) for i in range(3, 9)]
+    produce_commands(herald.producer, settings.commands_topic, after)  # more records than the saved offset
+    decided_after: list[str] = []
+    _run_until(_handler(herald, f"{settings.consumer_group_prefix}h", decided_after),
+               lambda: len(decided_after) >= 6)
+    assert decided_after == [c.command_id for c in after], "none skipped by the old topic's offset"
+    assert herald.app.find(Wallet, ws).available == 9

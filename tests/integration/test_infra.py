@@ -18,6 +18,7 @@ from eventsourcing.domain import Aggregate, event
 from herald.storage import db
 from herald.messaging import kafka_io
 from herald.storage.embedded import EmbeddedBroker
+from tests.support import fill_topic
 
 pytestmark = pytest.mark.integration
 
@@ -109,13 +110,8 @@ def test_ensure_topics_reports_only_what_it_created(kafka_bootstrap: str, topic_
 
 def test_group_consumer_gets_every_message_in_partition_order(kafka_bootstrap: str, topic_prefix: str) -> None:
     topic = f"{topic_prefix}orders"
-    kafka_io.ensure_topics(kafka_bootstrap, {topic: 3})
-    producer = kafka_io.make_producer(kafka_bootstrap)
     sent = [(f"ws-{i % 7}".encode(), f"{i}".encode()) for i in range(300)]
-    for key, value in sent:
-        producer.send(topic, key=key, value=value)
-    producer.flush()
-    producer.close()
+    fill_topic(kafka_bootstrap, topic, sent, partitions=3)
 
     consumer = kafka_io.make_consumer(kafka_bootstrap, f"{topic_prefix}g", [topic])
     try:

@@ -4,62 +4,47 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import httpx
 import pytest
 
 from herald.runtime import health
-from herald.storage.embedded import EmbeddedBroker
-from herald.runtime.wiring import Herald, run_loops
+from tests.support import poll_until, role_loops, running
 
 pytestmark = pytest.mark.integration
 
 
 def _wait_for(url: str, status: int, naming: tuple[str, ...] = (), timeout_s: float = 60) -> httpx.Response:
     """Poll until ``url`` answers ``status`` (and, for a problem, one naming each of ``naming``)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        response = httpx.get(url, timeout=30)
-        named = set(naming) <= set(response.json().get("checks", {}))
-        if (response.status_code == status and named) or time.monotonic() > deadline:
-            return response
-        time.sleep(0.2)
+    return poll_until(lambda: httpx.get(url, timeout=30),
+                      lambda r: r.status_code == status and set(naming) <= set(r.json().get("checks", {})),
+                      timeout=timeout_s)
 
 
-def test_a_worker_role_reports_live_ready_and_metrics(settings, tmp_path):
-    with EmbeddedBroker(tmp_path / "broker") as broker:
-        settings = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap, "health_stale_after_s": 3.0})
-        herald = Herald(settings, settings.database_url, broker.bootstrap)
-        herald.prepare()
-        stop = threading.Event()
-        roles = ["handler", "projections"]
-        threads = run_loops([loop for role in roles for loop in herald.loops(role)], stop)
-        server = health.serve(herald.role_health(roles, threads), "127.0.0.1", 0)
+def test_a_worker_role_reports_live_ready_and_metrics(heralds):
+    broker = heralds.own_broker()
+    herald = heralds.start(broker=broker, resume_relays=False, health_stale_after_s=3.0)
+    roles = ["handler", "projections"]
+    with running(role_loops(herald, *roles)) as loops:
+        server = health.serve(herald.role_health(roles, loops.threads), "127.0.0.1", 0)
         base = f"http://127.0.0.1:{server.server_port}"
-        try:
-            ready = _wait_for(f"{base}/readyz", 200)
-            assert ready.status_code == 200, ready.text
-            assert ready.json()["loops"] == ["handler", "projection-queue"]
-            assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
-            assert 'herald_loop_heartbeat_timestamp_seconds{loop="handler"}' in httpx.get(f"{base}/metrics").text
+        ready = _wait_for(f"{base}/readyz", 200)
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["loops"] == ["handler", "projection-queue"]
+        assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+        assert 'herald_loop_heartbeat_timestamp_seconds{loop="handler"}' in httpx.get(f"{base}/metrics").text
 
-            broker.stop()
-            # A stopping broker may first show as loops gone stale; its own check fails once it is away.
-            not_ready = _wait_for(f"{base}/readyz", 503, naming=("kafka",))
-            assert not_ready.status_code == 503
-            assert not_ready.headers["content-type"] == "application/problem+json"
-            assert not_ready.json()["reason_code"] == "not_ready" and "kafka" in not_ready.json()["checks"]
-            broker.start()
-        finally:
-            stop.set()
-            for thread in threads:
-                thread.join(timeout=20)
+        broker.stop()
+        # A stopping broker may first show as loops gone stale; its own check fails once it is away.
+        not_ready = _wait_for(f"{base}/readyz", 503, naming=("kafka",))
+        assert not_ready.status_code == 503
+        assert not_ready.headers["content-type"] == "application/problem+json"
+        assert not_ready.json()["reason_code"] == "not_ready" and "kafka" in not_ready.json()["checks"]
+        broker.start()
 
+    try:
         dead = _wait_for(f"{base}/healthz", 503)
         assert dead.status_code == 503 and dead.json()["reason_code"] == "not_live"
         stale = _wait_for(f"{base}/readyz", 503, naming=("handler", "projection-queue"))
         assert {"handler", "projection-queue"} <= set(stale.json()["checks"]), stale.text
+    finally:
         server.shutdown()
-        herald.close()

@@ -5,20 +5,15 @@ which partitions is up to the group coordinator; this test does not assert the s
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from domain.wallet import Wallet
-from herald.runtime.wiring import Herald, run_loops
-from tests.conftest import role_env
-from tests.read_models import assert_queue_equals_rebuilt, queue_rows
-from schemas import commands as cmd
+from tests.support import (
+    assert_queue_equals_rebuilt, numbered, queue_rows, role_processes, running, sandbox_workspace, wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -26,38 +21,19 @@ WORKSPACES = [f"ws-{i}" for i in range(6)]
 POSTS_PER_WORKSPACE = 15
 
 
-def test_two_handlers_and_two_projections_share_the_work_without_doubling_it(settings, pg_url, tmp_path):
-    herald = Herald(settings, settings.database_url, settings.kafka_bootstrap)
-    herald.resume_relays(herald.prepare())
+def test_two_handlers_and_two_projections_share_the_work_without_doubling_it(herald, settings, pg_url, tmp_path):
     later = datetime.now(UTC) + timedelta(days=1)  # nothing becomes due: only handler and projections work
-    commands = []
-    for ws in WORKSPACES:
-        for c in [
-            cmd.OpenWorkspace(name=ws, tier="business"),
-            cmd.ConnectSocialAccount(social_account_id=f"{ws}-a", platform="sandbox", handle="a"),
-            cmd.ConnectSocialAccount(social_account_id=f"{ws}-b", platform="sandbox", handle="b"),
-            cmd.GrantCredits(amount=100),
-            *[cmd.SchedulePost(post_id=f"{ws}-p{i}", text="x", destinations=[f"{ws}-a", f"{ws}-b"], publish_at=later)
-              for i in range(POSTS_PER_WORKSPACE)],
-        ]:
-            commands.append(cmd.CommandEnvelope.wrap(c, command_id=f"{ws}-{len(commands)}", workspace_id=ws,
-                                                     issued_by="t", issued_at=datetime.now(UTC)))
-    stop = threading.Event()
-    relay_threads = run_loops(herald.loops("relay"), stop)
-    env = role_env(settings)
-    logs = [tmp_path / f"{n}-{role}.log" for n, role in enumerate(("handler", "handler", "projections", "projections"))]
-    processes = [subprocess.Popen([sys.executable, "-m", "herald.cli", log.stem.split("-", 1)[1]], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=log.open("wb"))  # a file: a pipe could fill up
-                 for log in logs]
-    try:
+    commands = [command for ws in WORKSPACES for command in numbered(ws, sandbox_workspace(
+        ws, accounts=("a", "b"), credits=100, posts=POSTS_PER_WORKSPACE, publish_at=later))]
+    with (running(herald.loops("relay")),
+          role_processes(["handler", "handler", "projections", "projections"], settings, tmp_path) as processes):
         for command in commands:
             herald.producer.send(settings.commands_topic, key=command.workspace_id.encode(),
                                  value=command.model_dump_json().encode())
         herald.producer.flush()
         expected_rows = len(WORKSPACES) * POSTS_PER_WORKSPACE * 2
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and len(queue_rows(settings.database_url)) < expected_rows:
-            time.sleep(0.5)
+        wait_until(lambda: len(queue_rows(settings.database_url)) >= expected_rows, "every destination projected",
+                   timeout=120, interval=0.5)
         time.sleep(2)  # anything doubled would show up by now
         rows = queue_rows(settings.database_url)
         assert len(rows) == expected_rows
@@ -65,12 +41,4 @@ def test_two_handlers_and_two_projections_share_the_work_without_doubling_it(set
             wallet = herald.app.find(Wallet, ws)
             assert wallet.held == POSTS_PER_WORKSPACE * 2 and wallet.available == 100 - POSTS_PER_WORKSPACE * 2
         assert_queue_equals_rebuilt(herald, pg_url)
-    finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        codes = [process.wait(timeout=30) for process in processes]
-        stop.set()
-        for thread in relay_threads:
-            thread.join(timeout=20)
-        herald.close()
-    assert codes == [0, 0, 0, 0], [log.read_text()[-2000:] for log in logs]
+    assert [p.returncode for p in processes] == [0, 0, 0, 0], [p.log_tail() for p in processes]
