@@ -37,7 +37,7 @@ def herald(herald):
                                     *[cmd.SchedulePost(post_id=f"{ws}-p{i}", text="x", destinations=[f"{ws}-acct"],
                                                        publish_at=later) for i in range(3)],
                                     cmd.CancelPost(post_id=f"{ws}-p0", reason="changed my mind")])
-    relay_everything(herald.messaging.relay())
+    relay_everything(herald.relay())
     return herald
 
 

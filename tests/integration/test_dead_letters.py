@@ -58,7 +58,7 @@ def test_handler_dead_letters_and_goes_on_then_list_and_replay(herald, settings)
     finally:
         producer.close(timeout=5)
 
-    with running([herald.messaging.command_handler().run]) as loops:
+    with running([herald.command_handler().run]) as loops:
 
         def decided() -> bool:
             loops.assert_running()

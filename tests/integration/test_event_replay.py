@@ -30,7 +30,7 @@ def test_a_replayed_event_is_applied_once_by_the_consumer_that_parked_it(herald,
         conn.execute("INSERT INTO replay_probe VALUES (%s)", (event.type,))
         return []
 
-    with running([herald.messaging.relay().run, herald.event_consumer("probe", probe).run]):
+    with running([herald.relay().run, herald.event_consumer("probe", probe).run]):
         decide(herald.app, "ws-r", "open", cmd.OpenWorkspace(name="R"))
         wait_until(lambda: "herald.command.accepted.v1" in _applied(herald), "the probe applied the events", timeout=40)
         [parked] = [d for d in list_dead_letters(settings.kafka_bootstrap, settings.dlq_topic) if d.consumer == "probe"]

@@ -70,7 +70,7 @@ def test_a_broker_that_restarts_empty_under_a_running_relay_gets_every_event_in_
     _open_workspaces(herald)
     writing = threading.Event()
     writing.set()
-    with running([herald.messaging.relay().run]):
+    with running([herald.relay().run]):
         writer = threading.Thread(target=_keep_writing, args=(herald, writing), daemon=True)
         writer.start()
         try:
@@ -105,7 +105,7 @@ def test_sends_cut_off_by_the_loss_do_not_land_ahead_of_the_history(heralds):
     broker = heralds.own_broker(stop_timeout_s=0)
     herald = heralds.start(broker=broker)
     _open_workspaces(herald)
-    relay = relay_everything(herald.messaging.relay())
+    relay = relay_everything(herald.relay())
     for ws in WORKSPACES:
         decide(herald.app, ws, f"grant-{ws}", cmd.GrantCredits(amount=1))
     last = herald.app.recorder.max_notification_id()

@@ -48,7 +48,7 @@ def test_a_new_event_wakes_the_relay_long_before_its_watchdog(herald):
     consumer = topic_consumer(herald.kafka_bootstrap, herald.settings.events_topic)
     channel = herald.app.recorder.channel_name
     try:
-        with running([herald.messaging.relay().run]):
+        with running([herald.relay().run]):
             wait_until(lambda: _listener_pid(herald, channel) is not None, "the relay listens", timeout=WITHIN_S,
                        interval=0.05)
             # The first event may be picked up by the pass the relay makes right after it started
