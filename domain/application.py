@@ -254,11 +254,12 @@ class HeraldApplication(Application):
         raise ConflictsPersisted(f"a batch of {len(commands)} command(s) kept conflicting with concurrent writers")
 
     def _handle_batch(self, commands: list[cmd.CommandEnvelope], checkpoint: object) -> list[Decision]:
-        batch = self._local.batch = _Batch(self._load, *self._known_state(commands))
+        payloads = [_payload_or_none(c) for c in commands]  # parsed once for the whole batch
+        batch = self._local.batch = _Batch(self._load, *self._known_state(commands, payloads))
         try:
             outcomes = []
-            for command in commands:
-                record, changed = self._decide_once(command)
+            for command, payload in zip(commands, payloads):
+                record, changed = self._decide_once(command, payload)
                 if isinstance(record.outcome, ev.CommandRejected) and changed:
                     batch.undo()
                 batch.keep(changed)
@@ -275,7 +276,8 @@ class HeraldApplication(Application):
         self._warm.keep(a for a in batch.current.values() if a is not None)
         return [Decision.of(record, position if new else None) for record, new in outcomes]
 
-    def _known_state(self, commands: list[cmd.CommandEnvelope]) -> tuple[set[UUID], dict[UUID, Any]]:
+    def _known_state(self, commands: list[cmd.CommandEnvelope],
+                     payloads: list[cmd.Payload | None]) -> tuple[set[UUID], dict[UUID, Any]]:
         """The ids of the aggregates the commands would create that do not exist yet, and the
         warm aggregates they would touch that are still current (a stale one is read afresh)."""
         if self.versions is None:
@@ -283,8 +285,7 @@ class HeraldApplication(Application):
         created = [CommandRecord.aggregate_id(CommandRecord.key(c.workspace_id, c.command_id)) for c in commands]
         touched = {Workspace.aggregate_id(c.workspace_id) for c in commands}
         touched |= {Wallet.aggregate_id(c.workspace_id) for c in commands}
-        for c in commands:
-            payload = _payload_or_none(c)
+        for c, payload in zip(commands, payloads):
             match payload:
                 case cmd.SchedulePost():
                     created.append(Post.aggregate_id(post_id_for(c.command_id, payload)))
@@ -300,7 +301,8 @@ class HeraldApplication(Application):
         fresh = {i: a for i, a in warm.items() if current.get(i) == a.version}
         return set(created) - current.keys(), fresh
 
-    def _decide_once(self, command: cmd.CommandEnvelope) -> tuple[CommandRecord, list[HeraldAggregate]]:
+    def _decide_once(self, command: cmd.CommandEnvelope,
+                     payload: cmd.Payload | None) -> tuple[CommandRecord, list[HeraldAggregate]]:
         """The command's outcome and the aggregates to save (none when it was decided before)."""
         earlier = self.find(CommandRecord, CommandRecord.key(command.workspace_id, command.command_id))
         if earlier is not None:
@@ -313,21 +315,23 @@ class HeraldApplication(Application):
             now=self.clock(),
         )
         try:
-            changed, result = self._decide(ctx, command)
+            changed, result = self._decide(ctx, command, payload)
             record = CommandRecord.accepted(ctx, command.type, result)
         except Rejected as rejection:
             changed = []
             record = CommandRecord.rejected(ctx, command.type, rejection.reason, rejection.detail)
         return record, [record, *changed]
 
-    def _decide(self, ctx: Context, command: cmd.CommandEnvelope) -> tuple[list[HeraldAggregate], dict[str, Any]]:
+    def _decide(self, ctx: Context, command: cmd.CommandEnvelope,
+                payload: cmd.Payload | None) -> tuple[list[HeraldAggregate], dict[str, Any]]:
         if command.type not in cmd.COMMAND_TYPES:
             raise Rejected(Reason.unknown_command_type, f"unknown command type {command.type!r}")
-        try:
-            payload = command.parsed_payload()
-        except ValidationError as error:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in error.errors())
-            raise Rejected(Reason.invalid_payload, problems) from None
+        if payload is None:
+            try:
+                payload = command.parsed_payload()
+            except ValidationError as error:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in error.errors())
+                raise Rejected(Reason.invalid_payload, problems) from None
         return handler_for(payload)(self, ctx, payload)
 
     # Loading: what handlers use ---------------------------------------------------------
