@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+import uuid
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +21,7 @@ from domain.application import Decision, HeraldApplication
 from domain.post import TERMINAL, Post
 from domain.workspace import Workspace
 from schemas import commands as cmd
+from tests.unit.stores import AppFactory, make_app  # noqa: F401 - the fixture
 
 T0 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)
 WS = "ws-post-props"
@@ -92,61 +95,104 @@ step_st = st.tuples(
 )
 
 
+class Clock:
+    now: datetime = T0
+
+
 @dataclass
 class Run:
-    now: datetime = T0
-    app: HeraldApplication = field(init=False)
+    """One example on a shared application: its workspace, post and accounts carry a prefix of
+    their own in the store (the PostgreSQL store outlives examples), translated at the edges so
+    the rules below speak of POST and DESTINATIONS."""
+
+    app: HeraldApplication
+    clock: Clock
+    prefix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     decisions: dict[str, Decision] = field(default_factory=dict)
     fresh: int = 0
     history: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     read_up_to: int = 0
 
     def __post_init__(self) -> None:
-        self.app = HeraldApplication({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: self.now)
+        self.clock.now = T0
+        self.read_up_to = self.app.recorder.max_notification_id() or 0
+        self.ws, self.post_id = f"{WS}-{self.prefix}", f"{self.prefix}-{POST}"
+
+    @property
+    def now(self) -> datetime:
+        return self.clock.now
+
+    @now.setter
+    def now(self, value: datetime) -> None:
+        self.clock.now = value
+
+    def account(self, destination: str) -> str:
+        return f"{self.prefix}-{destination}"
+
+    def unprefixed(self, account: str) -> str:
+        return account.removeprefix(f"{self.prefix}-")
 
     def send(self, payload: cmd.Payload, command_id: str | None = None) -> tuple[str, Decision]:
         if command_id is None:
             self.fresh += 1
             command_id = f"fresh-{self.fresh}"
-        envelope = cmd.CommandEnvelope.wrap(payload, command_id=command_id, workspace_id=WS, issued_by="props", issued_at=self.now)
+        if isinstance(payload, (cmd.StartPublishAttempt, cmd.RecordPublishOutcome)):
+            payload = payload.model_copy(update={"post_id": self.post_id,
+                                                 "destination_id": self.account(payload.destination_id)})
+        elif isinstance(payload, cmd.CancelPost):
+            payload = payload.model_copy(update={"post_id": self.post_id})
+        envelope = cmd.CommandEnvelope.wrap(payload, command_id=command_id, workspace_id=self.ws, issued_by="props",
+                                            issued_at=self.now)
         return command_id, self.app.handle(envelope)
 
     def setup(self) -> None:
+        accounts = [self.account(d) for d in DESTINATIONS]
         commands: list[cmd.Payload] = [
             cmd.OpenWorkspace(name="props", tier=cmd.Tier.pro),
-            *(cmd.ConnectSocialAccount(social_account_id=d, platform=cmd.Platform.sandbox, handle=d) for d in DESTINATIONS),
+            *(cmd.ConnectSocialAccount(social_account_id=a, platform=cmd.Platform.sandbox, handle=a) for a in accounts),
             cmd.GrantCredits(amount=5),
-            cmd.SchedulePost(post_id=POST, text="hello", destinations=list(DESTINATIONS), publish_at=T0),
+            cmd.SchedulePost(post_id=self.post_id, text="hello", destinations=accounts, publish_at=T0),
         ]
         for payload in commands:
             _, decision = self.send(payload)
             assert decision.accepted, decision
 
     def post(self) -> Post:
-        post = self.app.find(Post, POST)
+        post = self.app.find(Post, self.post_id)
         assert post is not None
         return post
 
+    def statuses(self) -> dict[str, str]:
+        return {self.unprefixed(d): s.status for d, s in self.post().destinations.items()}
+
     def workspace(self) -> Workspace:
-        workspace = self.app.find(Workspace, WS)
+        workspace = self.app.find(Workspace, self.ws)
         assert workspace is not None
         return workspace
 
     def resolve(self, command: cmd.Payload | Next) -> cmd.Payload:
         if not isinstance(command, Next):
             return command
-        dest = self.post().destinations[command.destination]
+        dest = self.post().destinations[self.account(command.destination)]
         if dest.status == "attempting":
             return _outcome(command.destination, dest.attempt, command.outcome, None)
         return cmd.StartPublishAttempt(post_id=POST, destination_id=command.destination, attempt=dest.attempt + 1)
 
     def events(self) -> list[tuple[str, dict[str, Any]]]:
-        """(type, data) of every stored event in notification order; reads only what is new."""
+        """(type, data) of this example's events in notification order, with its own ids; reads
+        only what is new."""
         notifications = self.app.recorder.select_notifications(start=self.read_up_to + 1, limit=1_000_000)
         for notification in notifications:
             event = self.app.mapper.to_domain_event(notification)
-            self.history.append((event.type, event.data))
             self.read_up_to = notification.id
+            if event.workspace_id != self.ws:
+                continue
+            data = dict(event.data)
+            if "destination_id" in data:
+                data["destination_id"] = self.unprefixed(data["destination_id"])
+            if "cancelled_destinations" in data:
+                data["cancelled_destinations"] = [self.unprefixed(d) for d in data["cancelled_destinations"]]
+            self.history.append((event.type, data))
         return list(self.history)
 
 
@@ -181,10 +227,18 @@ def check_history(events: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
     return status
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.fixture
+def shared_app(make_app: AppFactory) -> tuple[HeraldApplication, Clock]:
+    clock = Clock()
+    return make_app(lambda: clock.now), clock
+
+
+@settings(max_examples=120, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(steps=st.integers(1, 60).flatmap(lambda n: st.lists(step_st, min_size=n, max_size=n)))
-def test_any_command_sequence_keeps_the_post_consistent(steps: list[tuple[Any, str | None, int]]) -> None:
-    run = Run()
+def test_any_command_sequence_keeps_the_post_consistent(shared_app: tuple[HeraldApplication, Clock],
+                                                        steps: list[tuple[Any, str | None, int]]) -> None:
+    run = Run(*shared_app)  # the fixture's app serves every example; each example has ids of its own
     run.setup()
     for command, command_id, advance_s in steps:
         run.now += timedelta(seconds=advance_s)
@@ -199,8 +253,8 @@ def test_any_command_sequence_keeps_the_post_consistent(steps: list[tuple[Any, s
         events = run.events()
         status = check_history(events)
         post = run.post()
-        assert {d: s.status for d, s in post.destinations.items()} == status
+        assert run.statuses() == status
         kinds = [kind for kind, _ in events]
         assert kinds.count("herald.workspace.post_queued.v1") == 1
         assert kinds.count("herald.workspace.post_left_queue.v1") == (1 if post.settled else 0)
-        assert (POST in run.workspace().waiting_posts) == (not post.settled)
+        assert (run.post_id in run.workspace().waiting_posts) == (not post.settled)
