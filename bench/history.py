@@ -33,7 +33,7 @@ class Options:
     history_posts: int = 2_000
     window: int = 50  # requests of each kind per measurement window
     clients: int = 4  # concurrent HTTP clients building the history
-    budget_s: float = 100.0  # for building the history (scheduled as fast as it is published); past it, no more
+    budget_s: float = 130.0  # for building the history (scheduled as fast as it is published); past it, no more
     window_budget_s: float = 12.0  # per kind of request in one window; past it (and 5 requests), stop there
     drain_timeout_s: float = 30.0  # waiting for the processors after the building budget
     via: str = "commands"  # how the history is scheduled: "commands" (POST /v1/commands) or "posts"
