@@ -62,7 +62,7 @@ class Decision:
     reason_code: str | None = None
     detail: str = ""
     result: dict[str, Any] = field(default_factory=dict)
-    position: int | None = field(default=None, compare=False)  # where the decision landed in the event store; None for a repeat
+    position: int | None = field(default=None, compare=False)  # where the decision landed in the event store
 
     @classmethod
     def of(cls, record: CommandRecord, position: int | None = None) -> Decision:
@@ -204,6 +204,7 @@ class HeraldApplication(Application):
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         versions: Callable[[list[UUID]], dict[UUID, int]] | None = None,
         serialise: Serialise | None = None,
+        recorded_at: Callable[[UUID], int | None] | None = None,
         warm_aggregates: int = 10_000,
     ) -> None:
         """``versions`` answers, in one query, the current version of those of the given
@@ -212,9 +213,13 @@ class HeraldApplication(Application):
         batches saved (at most ``warm_aggregates`` of them are kept in memory).
 
         ``serialise`` holds the given workspaces for the duration of a decision across
-        processes (e.g. PostgreSQL advisory locks); inside this process lock stripes do."""
+        processes (e.g. PostgreSQL advisory locks); inside this process lock stripes do.
+
+        ``recorded_at`` answers where an aggregate's first event is in the store: a repeated
+        command answers with the position of its record, saved after its decision's events."""
         super().__init__(env)
         self.versions = versions
+        self.recorded_at = recorded_at
         self.serialise: Serialise = serialise or (lambda _workspaces: contextlib.nullcontext())
         self._local = threading.local()  # the batch being decided, per thread
         self._warm = _Warm(warm_aggregates)
@@ -266,7 +271,10 @@ class HeraldApplication(Application):
                 outcomes.append((record, bool(changed)))
             position = None
             if batch.changed or checkpoint is not None:
-                recordings = self.save(*batch.changed.values(), checkpoint=checkpoint)
+                # Records last: a record's position is then at or after every event of its decision,
+                # so a repeated command answers with a position that covers its first decision too.
+                changed = sorted(batch.changed.values(), key=lambda a: isinstance(a, CommandRecord))
+                recordings = self.save(*changed, checkpoint=checkpoint)
                 position = max((r.notification.id for r in recordings), default=None)
         except BaseException:
             self._warm.drop(batch.current)  # they may hold this batch's unsaved changes
@@ -274,7 +282,10 @@ class HeraldApplication(Application):
         finally:
             self._local.batch = None
         self._warm.keep(a for a in batch.current.values() if a is not None)
-        return [Decision.of(record, position if new else None) for record, new in outcomes]
+        return [Decision.of(record, position if new else self._position_of(record)) for record, new in outcomes]
+
+    def _position_of(self, record: CommandRecord) -> int | None:
+        return self.recorded_at(record.id) if self.recorded_at is not None else None
 
     def _known_state(self, commands: list[cmd.CommandEnvelope],
                      payloads: list[cmd.Payload | None]) -> tuple[set[UUID], dict[UUID, Any]]:

@@ -64,7 +64,7 @@ class WorkspaceCreated(Response):
     command_id: str
     position: int | None = Field(
         None, description="event-store position of this decision: pass it as `min_position` to a GET to read your "
-        "own write (null for a repeated Idempotency-Key)")
+        "own write (a repeated Idempotency-Key answers the first decision's)")
     api_key_id: str | None
     api_key: str | None = Field(
         description="service key bound to this workspace; shown once, on the first successful response for the "
@@ -80,7 +80,7 @@ class SocialAccountConnected(Response):
     command_id: str
     position: int | None = Field(
         None, description="event-store position of this decision: pass it as `min_position` to a GET to read your "
-        "own write (null for a repeated Idempotency-Key)")
+        "own write (a repeated Idempotency-Key answers the first decision's)")
 
 
 class CreditsGranted(Response):
@@ -89,7 +89,7 @@ class CreditsGranted(Response):
     command_id: str
     position: int | None = Field(
         None, description="event-store position of this decision: pass it as `min_position` to a GET to read your "
-        "own write (null for a repeated Idempotency-Key)")
+        "own write (a repeated Idempotency-Key answers the first decision's)")
 
 
 class PostScheduled(Response):
@@ -99,7 +99,7 @@ class PostScheduled(Response):
     command_id: str
     position: int | None = Field(
         None, description="event-store position of this decision: pass it as `min_position` to a GET to read your "
-        "own write (null for a repeated Idempotency-Key)")
+        "own write (a repeated Idempotency-Key answers the first decision's)")
 
 
 class PostCancelled(Response):
@@ -108,7 +108,7 @@ class PostCancelled(Response):
     command_id: str
     position: int | None = Field(
         None, description="event-store position of this decision: pass it as `min_position` to a GET to read your "
-        "own write (null for a repeated Idempotency-Key)")
+        "own write (a repeated Idempotency-Key answers the first decision's)")
 
 
 class DestinationView(Response):

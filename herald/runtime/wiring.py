@@ -142,7 +142,8 @@ class Herald:
         policy = PublishPolicy(tuple(self.settings.retry_delays_s), self.settings.missed_window_s)
         env = {**db.eventsourcing_env(self.database_url), "APPLICATION_RECORDER_TOPIC": event_store.RECORDER_TOPIC}
         return HeraldApplication(env, seal=self.cipher.seal, policy=policy,
-                                 versions=event_store.versions_in(self.pool), serialise=workspace_locks(self.lock_pool))
+                                 versions=event_store.versions_in(self.pool), serialise=workspace_locks(self.lock_pool),
+                                 recorded_at=event_store.recorded_at_in(self.pool))
 
     @cached_property
     def pool(self) -> ConnectionPool:

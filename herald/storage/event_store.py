@@ -117,3 +117,17 @@ def versions_in(pool: ConnectionPool) -> Callable[[list[UUID]], dict[UUID, int]]
         return dict(rows)
 
     return versions
+
+
+def recorded_at_in(pool: ConnectionPool) -> Callable[[UUID], int | None]:
+    """The application's port: the notification id of an aggregate's first event."""
+
+    def recorded_at(aggregate_id: UUID) -> int | None:
+        with pool.connection() as conn:
+            row = conn.execute(
+                "SELECT notification_id FROM herald_events WHERE originator_id = %s AND originator_version = 1",
+                (aggregate_id,),
+            ).fetchone()
+        return row[0] if row else None
+
+    return recorded_at

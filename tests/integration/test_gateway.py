@@ -17,10 +17,12 @@ from domain.rejections import Reason
 from gateway import auth
 from gateway.app import GatewayDeps, create_app
 from gateway.problems import REASON_STATUS
-from herald.storage import db
-from projections import queue
+from herald.storage import db, event_store
+from herald.messaging.relay import to_cloud_event
+from projections import catalogue as read_models
+from projections import positions
 from schemas.commands import CommandEnvelope
-from tests.support import ADMIN_KEY, Api, apply_store, bearer
+from tests.support import ADMIN_KEY, Api, bearer
 
 pytestmark = pytest.mark.integration
 
@@ -32,9 +34,11 @@ class Gateway:
     """A TestClient on a gateway wired to a fresh database, plus what the tests look at."""
 
     def __init__(self, database_url: str) -> None:
-        self.app = HeraldApplication(db.eventsourcing_env(database_url))
-        db.apply_ddl(database_url, queue.DDL, auth.DDL)
         self.pool = db.connection_pool(database_url, max_size=4)
+        self.app = HeraldApplication(db.eventsourcing_env(database_url),
+                                     recorded_at=event_store.recorded_at_in(self.pool))
+        db.apply_ddl(database_url, *read_models.DDL, auth.DDL)
+        self.projected = 0  # last event-store position applied to the read models
         self.submitted: list[CommandEnvelope] = []
         self.fail_submit = False
         self.ready_checks: dict = {}
@@ -55,10 +59,22 @@ class Gateway:
         self.pool.close()
         self.app.close()
 
-    def project_queue(self) -> None:
-        """Apply the event store's events to the queue read model (the projection role's job)."""
+    def project(self) -> None:
+        """Apply the events stored since the last call to every read model, with their positions
+        (the projections role's job, done here in step so each test reads settled read models)."""
+        notifications = self.app.recorder.select_notifications(start=self.projected + 1, limit=1_000_000)
+        events = [to_cloud_event(self.app, n) for n in notifications]
         with self.pool.connection() as conn:
-            apply_store(conn, self.app, queue.apply)
+            for event in events:
+                read_models.apply_all(conn, event)
+            positions.record(conn, events)
+        if events:
+            self.projected = events[-1].position
+
+    def get(self, path: str, **kwargs):
+        """A GET once the read models have caught up with every decision so far."""
+        self.project()
+        return self.http.get(path, **kwargs)
 
 
 @pytest.fixture
@@ -112,7 +128,7 @@ def test_open_connect_grant_schedule_inspect_cancel(gw):
     post_id = scheduled.json()["post_id"]
     assert scheduled.headers["location"] == f"/v1/workspaces/{ws}/posts/{post_id}"
 
-    post = gw.http.get(f"/v1/workspaces/{ws}/posts/{post_id}", headers=key).json()
+    post = gw.get(f"/v1/workspaces/{ws}/posts/{post_id}", headers=key).json()
     assert post["status"] == "scheduled" and post["text"] == "Hello"
     assert post["media_urls"] == ["https://example.com/a.png"]
     assert datetime.fromisoformat(post["publish_at"]) == datetime.fromisoformat(scheduled.json()["publish_at"])
@@ -120,15 +136,14 @@ def test_open_connect_grant_schedule_inspect_cancel(gw):
     assert dest["destination_id"] == account and dest["status"] == "pending" and dest["attempt"] == 0
     assert dest["platform_post_id"] is None and dest["url"] is None and dest["reason"] == ""
 
-    wallet = gw.http.get(f"/v1/workspaces/{ws}/wallet", headers=key).json()
+    wallet = gw.get(f"/v1/workspaces/{ws}/wallet", headers=key).json()
     assert (wallet["available"], wallet["granted"], wallet["held"]) == (4, 5, 1)
     [grant] = wallet["grants"]
     assert (grant["amount"], grant["remaining"], grant["source"]) == (5, 5, "purchase")
     [hold] = wallet["holds"]
     assert (hold["post_id"], hold["destination_id"], hold["amount"], hold["status"]) == (post_id, account, 1, "pending")
 
-    gw.project_queue()
-    shown = gw.http.get(f"/v1/workspaces/{ws}/queue", headers=key).json()
+    shown = gw.get(f"/v1/workspaces/{ws}/queue", headers=key).json()
     assert (shown["tier"], shown["queue_size"], shown["waiting"]) == ("pro", 50, 1)
     assert [(d["post_id"], d["status"]) for d in shown["destinations"]] == [(post_id, "pending")]
 
@@ -136,10 +151,10 @@ def test_open_connect_grant_schedule_inspect_cancel(gw):
                              headers=key)
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["status"] == "cancelled"
-    post = gw.http.get(f"/v1/workspaces/{ws}/posts/{post_id}", headers=key).json()
+    post = gw.get(f"/v1/workspaces/{ws}/posts/{post_id}", headers=key).json()
     assert post["status"] == "cancelled" and post["destinations"][0]["reason"] == "changed my mind"
     # The settler (a processor reacting to the cancellation event) releases the hold, not the gateway.
-    assert gw.http.get(f"/v1/workspaces/{ws}/wallet", headers=key).json()["holds"][0]["status"] == "pending"
+    assert gw.get(f"/v1/workspaces/{ws}/wallet", headers=key).json()["holds"][0]["status"] == "pending"
     assert gw.submitted == [], "synchronous commands are decided in-process, not queued"
 
 
@@ -161,7 +176,7 @@ def test_a_repeated_idempotency_key_returns_the_first_outcome(gw):
     posted = [gw.http.post(f"/v1/workspaces/{ws}/posts", json=body, headers=post_headers) for _ in range(2)]
     assert [p.status_code for p in posted] == [201, 201]
     assert posted[0].json() == posted[1].json()
-    assert gw.http.get(f"/v1/workspaces/{ws}/wallet", headers=key).json()["held"] == 1
+    assert gw.get(f"/v1/workspaces/{ws}/wallet", headers=key).json()["held"] == 1
 
     # A rejection is an outcome too: repeating it answers the same problem.
     grant_headers = {**key, "Idempotency-Key": "grant-1"}
@@ -190,39 +205,38 @@ def test_a_service_key_sees_nothing_of_another_workspace(gw, ready):
     account_b = gw.api.connect("b", key_b)
     gw.api.grant("b", key_b, 2)
     post_b = gw.api.schedule("b", key_b, [account_b]).json()["post_id"]
-    gw.project_queue()
 
-    assert_problem(gw.http.get(f"/v1/workspaces/b/posts/{post_b}", headers=key_a), 404, "unknown_workspace")
-    assert_problem(gw.http.get("/v1/workspaces/b/wallet", headers=key_a), 404, "unknown_workspace")
-    assert_problem(gw.http.get("/v1/workspaces/b/queue", headers=key_a), 404, "unknown_workspace")
+    assert_problem(gw.get(f"/v1/workspaces/b/posts/{post_b}", headers=key_a), 404, "unknown_workspace")
+    assert_problem(gw.get("/v1/workspaces/b/wallet", headers=key_a), 404, "unknown_workspace")
+    assert_problem(gw.get("/v1/workspaces/b/queue", headers=key_a), 404, "unknown_workspace")
     assert_problem(gw.api.schedule("b", key_a, [account_b]), 404, "unknown_workspace")
     assert_problem(gw.http.post(f"/v1/workspaces/b/posts/{post_b}/cancel", headers=key_a), 404, "unknown_workspace")
     assert_problem(gw.http.post("/v1/workspaces/b/credits/grants", json={"amount": 9}, headers=key_a),
                    404, "unknown_workspace")
     # Another workspace answers exactly like one that does not exist.
-    missing = gw.http.get("/v1/workspaces/nope/wallet", headers=key_a)
-    assert missing.json()["detail"].replace("nope", "b") == gw.http.get("/v1/workspaces/b/wallet", headers=key_a).json()["detail"]
+    missing = gw.get("/v1/workspaces/nope/wallet", headers=key_a)
+    assert missing.json()["detail"].replace("nope", "b") == gw.get("/v1/workspaces/b/wallet", headers=key_a).json()["detail"]
     # Naming B's post under A's own path does not find it either.
-    assert_problem(gw.http.get(f"/v1/workspaces/{ws_a}/posts/{post_b}", headers=key_a), 404, "unknown_post")
+    assert_problem(gw.get(f"/v1/workspaces/{ws_a}/posts/{post_b}", headers=key_a), 404, "unknown_post")
     assert_problem(gw.http.post(f"/v1/workspaces/{ws_a}/posts/{post_b}/cancel", headers=key_a), 404, "unknown_post")
 
     envelope = _envelope("b", "cancel_post.v1", {"post_id": post_b})
     assert_problem(gw.http.post("/v1/commands", json=envelope, headers=key_a), 404, "unknown_workspace")
     assert gw.submitted == []
-    post = gw.http.get(f"/v1/workspaces/b/posts/{post_b}", headers=key_b).json()
+    post = gw.get(f"/v1/workspaces/b/posts/{post_b}", headers=key_b).json()
     assert post["status"] == "scheduled", "B's post is untouched"
-    assert gw.http.get("/v1/workspaces/b/wallet", headers=ADMIN).json()["available"] == 1, "the admin sees all"
+    assert gw.get("/v1/workspaces/b/wallet", headers=ADMIN).json()["available"] == 1, "the admin sees all"
 
 
 def test_keys(gw):
-    assert_problem(gw.http.get("/v1/workspaces/a/wallet"), 401, "unauthenticated")
-    unknown = gw.http.get("/v1/workspaces/a/wallet", headers=bearer("hk_guess"))
+    assert_problem(gw.get("/v1/workspaces/a/wallet"), 401, "unauthenticated")
+    unknown = gw.get("/v1/workspaces/a/wallet", headers=bearer("hk_guess"))
     assert assert_problem(unknown, 401, "unauthenticated") and unknown.headers["www-authenticate"] == "Bearer"
-    assert_problem(gw.http.get("/v1/workspaces/a/wallet", headers={"Authorization": f"Basic {ADMIN_KEY}"}),
+    assert_problem(gw.get("/v1/workspaces/a/wallet", headers={"Authorization": f"Basic {ADMIN_KEY}"}),
                    401, "unauthenticated")
 
     opened = gw.http.post("/v1/workspaces", json={"workspace_id": "a", "name": "A"}, headers=ADMIN).json()
-    as_header = gw.http.get("/v1/workspaces/a/wallet", headers={"X-API-Key": opened["api_key"]})
+    as_header = gw.get("/v1/workspaces/a/wallet", headers={"X-API-Key": opened["api_key"]})
     assert as_header.status_code == 200
     assert_problem(gw.http.post("/v1/workspaces", json={"name": "B"}, headers={"X-API-Key": opened["api_key"]}),
                    403, "forbidden")
@@ -232,7 +246,7 @@ def test_keys(gw):
     assert stored == [(auth.digest(opened["api_key"]), "service", "a")], "only the key's hash is stored"
 
     assert auth.revoke(gw.pool, opened["api_key_id"])
-    assert_problem(gw.http.get("/v1/workspaces/a/wallet", headers={"X-API-Key": opened["api_key"]}),
+    assert_problem(gw.get("/v1/workspaces/a/wallet", headers={"X-API-Key": opened["api_key"]}),
                    401, "unauthenticated")
 
 
@@ -267,9 +281,9 @@ def test_rejections_map_to_statuses(gw, ready):
     assert_problem(gw.http.post(f"/v1/workspaces/tight/posts/{post_id}/cancel", headers=tight),
                    409, "post_not_cancellable")
     assert_problem(gw.http.post("/v1/workspaces/tight/posts/no-such-post/cancel", headers=tight), 404, "unknown_post")
-    assert_problem(gw.http.get("/v1/workspaces/tight/posts/no-such-post", headers=tight), 404, "unknown_post")
-    assert_problem(gw.http.get("/v1/workspaces/ghost/wallet", headers=ADMIN), 404, "unknown_workspace")
-    assert_problem(gw.http.get("/v1/workspaces/ghost/queue", headers=ADMIN), 404, "unknown_workspace")
+    assert_problem(gw.get("/v1/workspaces/tight/posts/no-such-post", headers=tight), 404, "unknown_post")
+    assert_problem(gw.get("/v1/workspaces/ghost/wallet", headers=ADMIN), 404, "unknown_workspace")
+    assert_problem(gw.get("/v1/workspaces/ghost/queue", headers=ADMIN), 404, "unknown_workspace")
     assert_problem(gw.http.post("/v1/workspaces/ghost/credits/grants", json={"amount": 1}, headers=ADMIN),
                    404, "unknown_workspace")
 
@@ -290,7 +304,7 @@ def test_malformed_bodies_are_422_problems(gw, ready):
     assert_problem(naive, 422, "validation_error")
     assert_problem(gw.http.post("/v1/workspaces", json={"name": "x", "timezone": "Mars/Olympus"}, headers=ADMIN),
                    422, "validation_error")
-    assert_problem(gw.http.get("/v1/nowhere", headers=key), 404, "not_found")
+    assert_problem(gw.get("/v1/nowhere", headers=key), 404, "not_found")
     assert_problem(gw.http.delete("/v1/commands", headers=key), 405, "method_not_allowed")
 
 
@@ -336,22 +350,22 @@ def test_a_command_the_broker_does_not_take_is_a_503(gw, ready):
 
 
 def test_health_and_readiness(gw):
-    assert gw.http.get("/healthz").json() == {"status": "ok"}
+    assert gw.get("/healthz").json() == {"status": "ok"}
 
     def postgres() -> None:
         with gw.pool.connection() as conn:
             conn.execute("SELECT 1")
 
     gw.ready_checks["postgres"] = postgres
-    assert gw.http.get("/readyz").json() == {"status": "ready", "checks": {"postgres": "ok"}}
+    assert gw.get("/readyz").json() == {"status": "ready", "checks": {"postgres": "ok"}}
 
     def broker_down() -> None:
         raise ConnectionError("no broker at 127.0.0.1:9")
 
     gw.ready_checks["kafka"] = broker_down
-    body = assert_problem(gw.http.get("/readyz"), 503, "not_ready")
+    body = assert_problem(gw.get("/readyz"), 503, "not_ready")
     assert body["checks"] == {"postgres": "ok", "kafka": "ConnectionError: no broker at 127.0.0.1:9"}
-    assert gw.http.get("/healthz").status_code == 200, "liveness does not depend on the checks"
+    assert gw.get("/healthz").status_code == 200, "liveness does not depend on the checks"
 
 
 def test_an_unexpected_error_is_a_500_problem_without_internals(gw):
@@ -365,8 +379,8 @@ def test_an_unexpected_error_is_a_500_problem_without_internals(gw):
 
 
 def test_docs_and_openapi_are_served(gw):
-    assert gw.http.get("/docs").status_code == 200
-    spec = gw.http.get("/openapi.json").json()
+    assert gw.get("/docs").status_code == 200
+    spec = gw.get("/openapi.json").json()
     assert spec["info"]["title"] == "Herald" and "404" in spec["info"]["description"]
     for path in ("/v1/workspaces", "/v1/workspaces/{workspace_id}/posts", "/v1/commands", "/readyz"):
         assert path in spec["paths"]

@@ -29,7 +29,7 @@ def test_a_worker_role_reports_live_ready_and_metrics(heralds):
         base = f"http://127.0.0.1:{server.server_port}"
         ready = _wait_for(f"{base}/readyz", 200)
         assert ready.status_code == 200, ready.text
-        assert ready.json()["loops"] == ["handler", "projection-queue"]
+        assert ready.json()["loops"] == ["handler", "read-models"]
         assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
         assert 'herald_loop_heartbeat_timestamp_seconds{loop="handler"}' in httpx.get(f"{base}/metrics").text
 
@@ -44,7 +44,7 @@ def test_a_worker_role_reports_live_ready_and_metrics(heralds):
     try:
         dead = _wait_for(f"{base}/healthz", 503)
         assert dead.status_code == 503 and dead.json()["reason_code"] == "not_live"
-        stale = _wait_for(f"{base}/readyz", 503, naming=("handler", "projection-queue"))
-        assert {"handler", "projection-queue"} <= set(stale.json()["checks"]), stale.text
+        stale = _wait_for(f"{base}/readyz", 503, naming=("handler", "read-models"))
+        assert {"handler", "read-models"} <= set(stale.json()["checks"]), stale.text
     finally:
         server.shutdown()

@@ -32,7 +32,8 @@ def make_app(request: pytest.FixtureRequest) -> Iterator[AppFactory]:
             pools.append(pool)
             env = {**db.eventsourcing_env(url), "APPLICATION_RECORDER_TOPIC": event_store.RECORDER_TOPIC}
             app = HeraldApplication(env, clock=clock, versions=event_store.versions_in(pool),
-                                    serialise=workspace_locks(pool), **kwargs)
+                                    serialise=workspace_locks(pool), recorded_at=event_store.recorded_at_in(pool),
+                                    **kwargs)
             made.append(app)
             return app
 
