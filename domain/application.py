@@ -220,6 +220,7 @@ class HeraldApplication(Application):
         super().__init__(env)
         self.versions = versions
         self.recorded_at = recorded_at
+        self.conflicts = 0  # saves that failed on a version and were decided again (the locks keep it at 0)
         self.serialise: Serialise = serialise or (lambda _workspaces: contextlib.nullcontext())
         self._local = threading.local()  # the batch being decided, per thread
         self._warm = _Warm(warm_aggregates)
@@ -255,6 +256,7 @@ class HeraldApplication(Application):
                 try:
                     return self._handle_batch(commands, checkpoint)
                 except IntegrityError:
+                    self.conflicts += 1
                     time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
         raise ConflictsPersisted(f"a batch of {len(commands)} command(s) kept conflicting with concurrent writers")
 

@@ -119,3 +119,46 @@ def test_warm_aggregates_spare_the_loads_of_the_next_batch(database_url, warm_ha
     assert loads == [], "workspace, wallet and account came warm; records and posts are known absent"
     wallet = _stored_wallet(database_url, ws)
     assert wallet.held == 3 and wallet.available == 2
+
+
+def test_many_writers_on_one_workspace_queue_instead_of_conflicting(database_url):
+    """Two "processes" (applications with caches of their own), four threads each, scheduling into
+    one workspace at once: every command is decided, none fails on a conflict, and the wallet
+    holds exactly what was accepted. (Without the cross-process locks this run saw 18 conflicts.)"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from herald.storage.event_store import recorded_at_in
+    from herald.storage.locks import workspace_locks
+
+    pools = [connection_pool(database_url, max_size=8) for _ in range(2)]
+    apps = [HeraldApplication(eventsourcing_env(database_url), versions=versions_in(pool),
+                              serialise=workspace_locks(pool), recorded_at=recorded_at_in(pool)) for pool in pools]
+    try:
+        command = _commands_of(WS)
+        for c in [
+            command("open", cmd.OpenWorkspace(name="C", tier="business", limit_overrides={"queue_size": 1000})),
+            command("connect-a", cmd.ConnectSocialAccount(social_account_id="acc-a", platform="sandbox", handle="a")),
+            command("connect-b", cmd.ConnectSocialAccount(social_account_id="acc-b", platform="sandbox", handle="b")),
+            command("grant", cmd.GrantCredits(amount=150)),  # 100 posts × 2 destinations: some must be refused
+        ]:
+            assert apps[0].handle(c).accepted
+
+        def schedule(n: int):
+            app = apps[n % 2]
+            return app.handle(command(f"post-{n}", cmd.SchedulePost(text=f"#{n}", destinations=["acc-a", "acc-b"])))
+
+        with ThreadPoolExecutor(max_workers=8) as threads:
+            decisions = list(threads.map(schedule, range(100)))
+
+        accepted = [d for d in decisions if d.accepted]
+        assert len(accepted) == 75, "150 credits pay for 75 posts of two destinations"
+        assert {d.reason_code for d in decisions if not d.accepted} == {"insufficient_credits"}
+        assert all(d.position is not None for d in decisions)
+        assert sum(app.conflicts for app in apps) == 0, "the workspace locks made the writers queue"
+        wallet = _stored_wallet(database_url, WS)
+        assert (wallet.available, wallet.held, len(wallet.holds)) == (0, 150, 150)
+    finally:
+        for app in apps:
+            app.close()
+        for pool in pools:
+            pool.close()
