@@ -388,3 +388,58 @@ def test_docs_and_openapi_are_served(gw):
     assert {"HTTPBearer", "APIKeyHeader"} <= set(spec["components"]["securitySchemes"])
     grants = spec["paths"]["/v1/workspaces/{workspace_id}/credits/grants"]["post"]
     assert PROBLEM in grants["responses"]["404"]["content"]
+
+
+def test_a_read_waits_for_its_own_write_and_says_where_it_is(gw, ready):
+    ws, key, account = ready
+    gw.project()
+    scheduled = gw.api.schedule(ws, key, [account])
+    position = scheduled.json()["position"]
+    assert int(scheduled.headers["Herald-Position"]) == position > 0
+
+    gw.deps.read_wait_s = 0.2  # nothing projects meanwhile: the read models stay behind
+    behind = gw.http.get(f"/v1/workspaces/{ws}/wallet", headers=key, params={"min_position": position})
+    body = assert_problem(behind, 503, "read_model_behind")
+    assert body["position"] < position and behind.headers["Retry-After"] == "1"
+    stale = gw.http.get(f"/v1/workspaces/{ws}/wallet", headers=key)  # without min_position: what is there
+    assert stale.status_code == 200 and stale.json()["held"] == 0
+    assert int(stale.headers["Herald-Position"]) < position
+
+    caught_up = gw.get(f"/v1/workspaces/{ws}/wallet", headers=key, params={"min_position": position})
+    assert caught_up.status_code == 200 and caught_up.json()["held"] == 1
+    assert int(caught_up.headers["Herald-Position"]) >= position
+
+
+def test_the_queue_pages_through_what_is_waiting_and_filters(gw):
+    ws, key = gw.api.open_workspace("q", tier="business")
+    accounts = [gw.api.connect(ws, key, f"h{n}") for n in range(2)]
+    gw.api.grant(ws, key, 20)
+    start = datetime.now(UTC) + timedelta(hours=1)
+    posts = [gw.api.schedule(ws, key, accounts, publish_at=start + timedelta(minutes=n))
+             .json()["post_id"] for n in range(5)]
+    cancelled = posts.pop(0)
+    assert gw.http.post(f"/v1/workspaces/{ws}/posts/{cancelled}/cancel", headers=key).status_code == 200
+
+    seen, cursor = [], None
+    while True:
+        page = gw.get(f"/v1/workspaces/{ws}/queue", headers=key,
+                      params={"limit": 3, **({"cursor": cursor} if cursor else {})}).json()
+        seen += [(d["post_id"], d["destination_id"]) for d in page["destinations"]]
+        assert len(page["destinations"]) <= 3
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    # Every waiting destination once, soonest first, the cancelled post not at all.
+    assert seen == [(p, a) for p in posts for a in sorted(accounts)]
+
+    shown = gw.get(f"/v1/workspaces/{ws}/queue", headers=key, params={"status": "cancelled"}).json()
+    assert {d["post_id"] for d in shown["destinations"]} == {cancelled}
+    one = gw.get(f"/v1/workspaces/{ws}/queue", headers=key, params={"social_account_id": accounts[0]}).json()
+    assert {d["destination_id"] for d in one["destinations"]} == {accounts[0]} and len(one["destinations"]) == 4
+    due = gw.get(f"/v1/workspaces/{ws}/queue", headers=key,
+                 params={"due_to": (start + timedelta(minutes=2, seconds=30)).isoformat()}).json()
+    assert {d["post_id"] for d in due["destinations"]} == set(posts[:2])
+
+    assert_problem(gw.get(f"/v1/workspaces/{ws}/queue", headers=key, params={"cursor": "nope"}), 422, "invalid_query")
+    assert_problem(gw.get(f"/v1/workspaces/{ws}/queue", headers=key, params={"status": "lost"}), 422,
+                   "invalid_query")
