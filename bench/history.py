@@ -5,7 +5,8 @@ second or so after they are scheduled, which the processors dispatch, publish an
 (every hold consumed), so the workspace's event streams grow as they would in use. At two
 points, 10 posts of history and ``--history-posts`` (2,000), once the queue has drained, a
 window is measured over HTTP: sequential schedule requests (10 destinations, due a day
-ahead so they do not interfere), then wallet GETs, then queue GETs (first page).
+ahead so they do not interfere), then wallet GETs, then queue GETs (first page); the measured
+posts are cancelled after their window, so both windows start with the same posts waiting.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class Options:
     history_posts: int = 2_000
     window: int = 50  # requests of each kind per measurement window
     clients: int = 4  # concurrent HTTP clients building the history
-    budget_s: float = 130.0  # for building the history (scheduled as fast as it is published); past it, no more
+    budget_s: float = 420.0  # for building the history (scheduled as fast as it is published); past it, no more
     window_budget_s: float = 12.0  # per kind of request in one window; past it (and 5 requests), stop there
     drain_timeout_s: float = 30.0  # waiting for the processors after the building budget
     via: str = "commands"  # how the history is scheduled: "commands" (POST /v1/commands) or "posts"
@@ -46,6 +47,7 @@ class Window:
     wallet: list[float] = field(default_factory=list)
     queue: list[float] = field(default_factory=list)
     schedule_statuses: dict[int, int] = field(default_factory=dict)
+    posts: list[str] = field(default_factory=list)  # the measured posts, cancelled after the window
 
 
 @dataclass
@@ -160,12 +162,26 @@ def measure(http: httpx.Client, ws: Workspace, history: int, opts: Options) -> W
     for _ in range(2):  # warm the connection and the read paths; not counted
         http.get(ws.path("wallet"))
         http.get(ws.path("queue"))
-    _timed(window.schedule, opts, lambda i: http.post(
-        ws.path("posts"), json=post_body(ws, f"measured {history}-{i}", FAR_S),
-        headers={"Idempotency-Key": f"measured-{history}-{i}"}), window.schedule_statuses)
+    def schedule(i: int) -> httpx.Response:
+        response = http.post(ws.path("posts"), json=post_body(ws, f"measured {history}-{i}", FAR_S),
+                             headers={"Idempotency-Key": f"measured-{history}-{i}"})
+        if response.status_code < 300:
+            window.posts.append(response.json()["post_id"])
+        return response
+
+    _timed(window.schedule, opts, schedule, window.schedule_statuses)
     _timed(window.wallet, opts, lambda i: http.get(ws.path("wallet")))
     _timed(window.queue, opts, lambda i: http.get(ws.path("queue")))
+    # Cancelled, so the next window starts with the same posts waiting and credits held (none
+    # but its own): what grows between the windows is history only.
+    for post_id in window.posts:
+        _ok_status(http.post(ws.path(f"posts/{post_id}/cancel")))
     return window
+
+
+def _ok_status(response: httpx.Response) -> None:
+    if response.status_code >= 300:
+        raise RuntimeError(f"{response.request.url.path}: {response.status_code} {response.text[:300]}")
 
 
 def _timed(samples: list[float], opts: Options, request, statuses: dict[int, int] | None = None) -> None:
@@ -195,8 +211,7 @@ def run(stack: Stack, opts: Options, say) -> dict[str, float | int | None]:
             phase = time.monotonic()
             builder.build(point, deadline, lambda: published_destinations(stack))
             built_s = time.monotonic() - phase
-            far_posts = sum(n for w in windows for status, n in w.schedule_statuses.items() if status < 300)
-            done, drain_s, left = drain(stack, http, ws, builder.sent, far_posts,
+            done, drain_s, left = drain(stack, http, ws, builder.sent, 0,
                                         max(deadline, time.monotonic()) + opts.drain_timeout_s)
             say(f"history: {builder.sent} posts x {ACCOUNTS} destinations scheduled in {built_s:.1f} s (paced by publishing, "
                 f"{opts.clients} clients via {builder.via}, {builder.retries} retries), "

@@ -77,7 +77,9 @@ def running(server_url: str, bootstrap: str, tmp: Path, name: str) -> Iterator[S
     threads: list[threading.Thread] = []
     server: uvicorn.Server | None = None
     server_thread: threading.Thread | None = None
-    sock = socket.socket()
+    # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets that say so; without it every
+    # response would wait ~40 ms on Nagle and the client's delayed ACK (herald run binds its own).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         herald.resume_relays(herald.prepare())
         threads = run_loops([loop for role in ROLES for loop in herald.loops(role)], stop)
