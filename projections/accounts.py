@@ -8,9 +8,9 @@ from typing import Any
 from psycopg import Connection
 from psycopg.rows import dict_row
 
-from projections.base import Projection, handled
+from projections.base import Projection, applies
 from schemas import events as ev
-from schemas.events import CloudEvent, EventData, current_model
+from schemas.events import CloudEvent, EventData
 
 DDL = """
 CREATE TABLE IF NOT EXISTS social_accounts (
@@ -29,12 +29,9 @@ _APPLIED = (ev.SocialAccountConnected,)
 _COLUMNS = "social_account_id, workspace_id, platform, handle, instance_url, connected_at"
 
 
-def apply(conn: Connection, event: CloudEvent, data: EventData | None = None) -> None:
+@applies(*_APPLIED)
+def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
     """Apply one event to ``social_accounts``; others are ignored without parsing them."""
-    if data is None:
-        if current_model(event.type) not in _APPLIED:
-            return
-        data = event.parsed_data()
     match data:
         case ev.SocialAccountConnected():
             # Deliberately not data.sealed_token: a read model is no place for credentials.
@@ -44,7 +41,7 @@ def apply(conn: Connection, event: CloudEvent, data: EventData | None = None) ->
             )
 
 
-PROJECTION = Projection(name="accounts", ddl=DDL, tables=TABLES, handles=handled(_APPLIED), apply=apply)
+PROJECTION = Projection(name="accounts", ddl=DDL, tables=TABLES, handles=apply.handles, apply=apply)
 
 
 def read_account(conn: Connection, workspace_id: str, account_id: str) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Callable, Protocol
 
 from psycopg import Connection
 
@@ -48,3 +48,24 @@ def current_type(event_type: str) -> str:
 
 def handled(models: tuple[type[EventData], ...]) -> frozenset[str]:
     return frozenset(model.type for model in models)
+
+
+def applies(*models: type[EventData]) -> Callable[[Callable[[Connection, CloudEvent, Any], None]], Apply]:
+    """Makes ``fn(conn, event, data)`` an ``Apply`` of these event models: an event of another type
+    is skipped before it is parsed; without ``data`` the event is parsed here. The result's
+    ``handles`` is the set of types, for the module's ``Projection``."""
+    types = handled(models)
+
+    def wrap(fn: Callable[[Connection, CloudEvent, Any], None]) -> Apply:
+        @functools.wraps(fn)
+        def apply(conn: Connection, event: CloudEvent, data: EventData | None = None) -> None:
+            if data is None:
+                if current_type(event.type) not in types:
+                    return
+                data = event.parsed_data()
+            fn(conn, event, data)
+
+        apply.handles = types  # type: ignore[attr-defined]
+        return apply
+
+    return wrap

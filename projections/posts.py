@@ -5,16 +5,16 @@ status is rolled up from its destinations' statuses exactly as the domain's ``Po
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from projections.base import Projection, handled
+from projections.base import Projection, applies
 from schemas import events as ev
-from schemas.events import CloudEvent, EventData, current_model
+from schemas.events import CloudEvent, EventData
+from schemas.statuses import post_status
 
 DDL = """
 CREATE TABLE IF NOT EXISTS posts (
@@ -30,38 +30,15 @@ CREATE INDEX IF NOT EXISTS posts_workspace ON posts (workspace_id, created_at);
 """
 TABLES = ("posts",)
 
-WAITING = frozenset({"pending", "retry_scheduled"})
-TERMINAL = frozenset({"published", "failed", "skipped", "cancelled"})
-_IN_FLIGHT = frozenset({"attempting", "outcome_unknown"})
-
 # A destination event only moves the post's updated_at; the destination itself is the queue projection's.
 _DESTINATION_EVENTS = (ev.AttemptStarted, ev.DestinationPublished, ev.RetryScheduled, ev.DestinationFailed,
                        ev.DestinationSkipped, ev.OutcomeUnknown, ev.PostCancelled)
 _APPLIED = (ev.PostScheduled, *_DESTINATION_EVENTS)
 
 
-def rollup_status(statuses: Iterable[str]) -> str:
-    """A post's status from its destinations' statuses (the domain's ``Post.status``)."""
-    states = set(statuses)
-    if states & _IN_FLIGHT:
-        return "publishing"
-    if not states <= TERMINAL:
-        return "scheduled"
-    if states == {"published"}:
-        return "published"
-    if "published" in states:
-        return "partially_published"
-    if states == {"cancelled"}:
-        return "cancelled"
-    return "failed" if "failed" in states else "skipped"
-
-
-def apply(conn: Connection, event: CloudEvent, data: EventData | None = None) -> None:
+@applies(*_APPLIED)
+def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
     """Apply one event to ``posts``; others are ignored without parsing them."""
-    if data is None:
-        if current_model(event.type) not in _APPLIED:
-            return
-        data = event.parsed_data()
     match data:
         case ev.PostScheduled():
             conn.execute(
@@ -78,7 +55,7 @@ def apply(conn: Connection, event: CloudEvent, data: EventData | None = None) ->
             )
 
 
-PROJECTION = Projection(name="posts", ddl=DDL, tables=TABLES, handles=handled(_APPLIED), apply=apply)
+PROJECTION = Projection(name="posts", ddl=DDL, tables=TABLES, handles=apply.handles, apply=apply)
 
 
 _READ = """
@@ -106,7 +83,7 @@ def read_post(conn: Connection, workspace_id: str, post_id: str) -> dict[str, An
     return {
         "post_id": first["post_id"],
         "workspace_id": first["workspace_id"],
-        "status": rollup_status(d["status"] for d in destinations),
+        "status": post_status(d["status"] for d in destinations),
         "text": first["post_text"],
         "media_urls": first["media_urls"],
         "publish_at": first["publish_at"],

@@ -16,16 +16,12 @@ from typing import Any
 from psycopg import Connection, sql
 from psycopg.rows import dict_row
 
-from projections.base import Projection, handled
+from projections.base import Projection, applies
 from schemas import events as ev
-from schemas.events import CloudEvent, EventData, current_model
+from schemas.events import CloudEvent, EventData
+from schemas.statuses import ACTIVE, DESTINATION_STATUSES, TERMINAL
 
-# Every status a destination can have; ACTIVE are the ones still waiting or in flight.
-STATUSES = frozenset(
-    {"pending", "retry_scheduled", "attempting", "outcome_unknown", "published", "failed", "skipped", "cancelled"}
-)
-ACTIVE = ("pending", "retry_scheduled", "attempting", "outcome_unknown")
-TERMINAL = frozenset(STATUSES - set(ACTIVE))
+STATUSES = DESTINATION_STATUSES
 MAX_LIMIT = 500
 
 DDL = """
@@ -91,12 +87,9 @@ _APPLIED = (ev.WorkspaceOpened, ev.PostScheduled, ev.AttemptStarted, ev.Destinat
             ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown, ev.PostCancelled)
 
 
-def apply(conn: Connection, event: CloudEvent, data: EventData | None = None) -> None:
+@applies(*_APPLIED)
+def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
     """Apply one event; events that do not concern the queue are ignored (without parsing them)."""
-    if data is None:
-        if current_model(event.type) not in _APPLIED:
-            return
-        data = event.parsed_data()
     at = event.time
     match data:
         case ev.WorkspaceOpened():
@@ -153,7 +146,7 @@ def _set(conn: Connection, post_id: str, destination_id: str, status: str, at: A
     )
 
 
-PROJECTION = Projection(name="queue", ddl=DDL, tables=TABLES, handles=handled(_APPLIED), apply=apply)
+PROJECTION = Projection(name="queue", ddl=DDL, tables=TABLES, handles=apply.handles, apply=apply)
 
 
 # Reading ---------------------------------------------------------------------------------

@@ -14,9 +14,9 @@ from typing import Any
 
 from psycopg import Connection
 
-from projections.base import Projection, handled
+from projections.base import Projection, applies
 from schemas import events as ev
-from schemas.events import CloudEvent, EventData, current_model
+from schemas.events import CloudEvent, EventData
 
 DDL = """
 CREATE TABLE IF NOT EXISTS wallets (
@@ -74,12 +74,9 @@ UPDATE wallet_grants g SET remaining = g.remaining - b.amount
 """
 
 
-def apply(conn: Connection, event: CloudEvent, data: EventData | None = None) -> None:
+@applies(*_APPLIED)
+def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
     """Apply one event to the wallet tables; others are ignored without parsing them."""
-    if data is None:
-        if current_model(event.type) not in _APPLIED:
-            return
-        data = event.parsed_data()
     ws, at = event.workspaceid, event.time
     match data:
         case ev.WorkspaceOpened() | ev.WalletOpened():
@@ -110,7 +107,7 @@ def apply(conn: Connection, event: CloudEvent, data: EventData | None = None) ->
             )
 
 
-PROJECTION = Projection(name="wallet", ddl=DDL, tables=TABLES, handles=handled(_APPLIED), apply=apply)
+PROJECTION = Projection(name="wallet", ddl=DDL, tables=TABLES, handles=apply.handles, apply=apply)
 
 
 _READ = """

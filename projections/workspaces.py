@@ -9,9 +9,9 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from projections.base import Projection, handled
+from projections.base import Projection, applies
 from schemas import events as ev
-from schemas.events import CloudEvent, EventData, current_model
+from schemas.events import CloudEvent, EventData
 
 DDL = """
 CREATE TABLE IF NOT EXISTS workspaces (
@@ -29,12 +29,9 @@ TABLES = ("workspaces",)
 _APPLIED = (ev.WorkspaceOpened,)
 
 
-def apply(conn: Connection, event: CloudEvent, data: EventData | None = None) -> None:
+@applies(*_APPLIED)
+def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
     """Apply one event to ``workspaces``; others are ignored without parsing them."""
-    if data is None:
-        if current_model(event.type) not in _APPLIED:
-            return
-        data = event.parsed_data()
     match data:
         case ev.WorkspaceOpened():
             conn.execute(
@@ -44,7 +41,7 @@ def apply(conn: Connection, event: CloudEvent, data: EventData | None = None) ->
             )
 
 
-PROJECTION = Projection(name="workspaces", ddl=DDL, tables=TABLES, handles=handled(_APPLIED), apply=apply)
+PROJECTION = Projection(name="workspaces", ddl=DDL, tables=TABLES, handles=apply.handles, apply=apply)
 
 
 def read_workspace(conn: Connection, workspace_id: str) -> dict[str, Any] | None:

@@ -13,12 +13,11 @@ from datetime import datetime, timedelta
 
 from schemas import events as ev
 from schemas.commands import Outcome, RecordPublishOutcome
+from schemas.statuses import TERMINAL, WAITING, post_status
 
 from domain.base import Context, HeraldAggregate, derived_id
 from domain.rejections import Reason, Rejected
 
-WAITING = frozenset({"pending", "retry_scheduled"})
-TERMINAL = frozenset({"published", "failed", "skipped", "cancelled"})
 
 
 def hold_id_for(post_id: str, destination_id: str) -> str:
@@ -79,18 +78,7 @@ class Post(HeraldAggregate):
 
     @property
     def status(self) -> str:
-        states = {d.status for d in self.destinations.values()}
-        if states & {"attempting", "outcome_unknown"}:
-            return "publishing"
-        if not states <= TERMINAL:
-            return "scheduled"
-        if states == {"published"}:
-            return "published"
-        if "published" in states:
-            return "partially_published"
-        if states == {"cancelled"}:
-            return "cancelled"
-        return "failed" if "failed" in states else "skipped"
+        return post_status(d.status for d in self.destinations.values())
 
     @property
     def settled(self) -> bool:

@@ -172,7 +172,7 @@ class WalletMachine(RuleBasedStateMachine):
             self.model.holds[hold_id] = "consumed"
             self.model.consumed_amount += 1
             expected_burn = self.model.burn(1)
-            (_, last) = self.events()[-1]
+            last = [data for kind, data in self.events() if kind == "herald.wallet.hold_consumed.v1"][-1]
             assert [(b["grant_id"], b["amount"]) for b in last["burned"]] == expected_burn
         else:
             self.model.holds[hold_id] = "released"
