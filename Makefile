@@ -22,6 +22,6 @@ schemas: $(BIN)/herald  ## regenerate the checked-in JSON Schemas from schemas/
 clean:
 	rm -rf $(VENV) .herald .pytest_cache .hypothesis
 
-bench: $(BIN)/herald  ## throughput of handler, relay and projection against raw library baselines (JSON last line)
+bench: $(BIN)/herald  ## throughput, history and concurrency scenarios (python -m bench SCENARIO runs one; JSON last line)
 	$(BIN)/python -m bench
 .PHONY: bench

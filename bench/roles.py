@@ -11,7 +11,8 @@ from domain.command import CommandRecord
 from herald.messaging.consumer import produce_commands
 from herald.messaging.relay import cloud_event_attributes, to_record
 from herald.runtime.wiring import Herald
-from projections import queue
+from projections import catalogue as read_models
+from projections import positions, queue
 from schemas import commands as cmd
 
 BIG = 1_000_000
@@ -197,15 +198,21 @@ def run_relay(herald: Herald) -> Timed:
     return Timed(total, time.perf_counter() - started, 0.0)
 
 
-def run_projection(herald: Herald, expected_events: int, timeout_s: float = 150) -> Timed:
-    """Time an EventConsumer applying projections.queue until its positions reach the last event."""
-    name = "bench-projection"
+def run_projection(herald: Herald, expected_events: int, timeout_s: float = 150, *,
+                   every_read_model: bool = False) -> Timed:
+    """Time an EventConsumer applying projections.queue (the figure kept from before), or with
+    ``every_read_model`` the projections role's consumer as wired (every read model and the
+    per-workspace positions), until its positions reach the last event."""
+    name = "bench-read-models" if every_read_model else "bench-projection"
 
     def handler(conn, event):
-        queue.apply(conn, event)
+        if every_read_model:
+            read_models.apply_all(conn, event)
+        else:
+            queue.apply(conn, event)
         return []
 
-    consumer = herald.event_consumer(name, handler)
+    consumer = herald.event_consumer(name, handler, on_batch=positions.record if every_read_model else None)
     first = _first_batch_clock(consumer.consumer)
     target = max_position(herald)
 

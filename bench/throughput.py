@@ -75,6 +75,9 @@ def measure(args: argparse.Namespace, tag: str, database_url: str, bootstrap: st
         projected = roles.run_projection(herald, relayed.count)
         say(f"projection (queue): {projected.rate:,.0f} events/s ({projected.count} events in "
             f"{projected.seconds:.2f} s after {projected.join_s:.1f} s group join)")
+        every = roles.run_projection(herald, relayed.count, every_read_model=True)
+        say(f"projection (every read model, as the projections role runs): {every.rate:,.0f} events/s "
+            f"({every.count} events in {every.seconds:.2f} s after {every.join_s:.1f} s group join)")
     finally:
         herald.close()
         herald.app.close()
@@ -96,6 +99,7 @@ def measure(args: argparse.Namespace, tag: str, database_url: str, bootstrap: st
         "relay_vs_produce_relay_records": round(relayed.rate / produce_same, 3),
         "baseline_consume_events_topic_per_s": round(consume_same, 1),
         "projection_vs_consume_events_topic": round(projected.rate / consume_same, 3),
+        "read_models_events_per_s": round(every.rate, 1),
     }
 
 

@@ -104,17 +104,21 @@ def load_command_positions(conn: Connection, consumer: str, topic: str) -> dict[
     return {partition: CommandPosition(offset, value_digest) for partition, offset, value_digest in rows}
 
 
+VERSIONS = (
+    "SELECT i.id, (SELECT e.originator_version FROM herald_events e WHERE e.originator_id = i.id"
+    " ORDER BY e.originator_version DESC LIMIT 1) FROM unnest(%s::uuid[]) AS i(id)"
+)
+
+
 def versions_in(pool: ConnectionPool) -> Callable[[list[UUID]], dict[UUID, int]]:
     """The application's port: the current version of each given aggregate id that exists."""
 
     def versions(aggregate_ids: list[UUID]) -> dict[UUID, int]:
         with pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT originator_id, max(originator_version) FROM herald_events"
-                " WHERE originator_id = ANY(%s) GROUP BY originator_id",
-                (aggregate_ids,),
-            ).fetchall()
-        return dict(rows)
+            # One backward index probe per id: max() with GROUP BY read every event of the stream
+            # (9 ms for a 40,000-event wallet), the very growth with history this check must not have.
+            rows = conn.execute(VERSIONS, (aggregate_ids,)).fetchall()
+        return {aggregate_id: version for aggregate_id, version in rows if version is not None}
 
     return versions
 
