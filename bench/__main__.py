@@ -37,7 +37,9 @@ def main() -> int:
     group.add_argument("--history-posts", type=int, default=history.Options.history_posts,
                        help="posts of history at the second measuring point (the first is at 10)")
     group.add_argument("--history-window", type=int, default=history.Options.window,
-                       help="requests of each kind (schedule, wallet, queue) measured at each point")
+                       help="requests of each kind (schedule, wallet, queue) per measuring round")
+    group.add_argument("--history-rounds", type=int, default=history.Options.rounds,
+                       help="measuring rounds at each point (their samples are pooled)")
     group.add_argument("--history-clients", type=int, default=history.Options.clients,
                        help="concurrent HTTP clients building the history")
     group.add_argument("--history-budget-s", type=float, default=history.Options.budget_s,
@@ -85,7 +87,7 @@ def run(scenario: str, args: argparse.Namespace, tag: str, bootstrap: str, tmp: 
     if scenario == "throughput":
         return throughput.run(args, tag, SERVER_URL, bootstrap, tmp)
     if scenario == "history":
-        opts = history.Options(history_posts=args.history_posts, window=args.history_window,
+        opts = history.Options(history_posts=args.history_posts, window=args.history_window, rounds=args.history_rounds,
                                clients=args.history_clients, budget_s=args.history_budget_s,
                                via=args.history_via)
         with running(SERVER_URL, bootstrap, tmp, "history") as stack:

@@ -5,7 +5,7 @@ second or so after they are scheduled, which the processors dispatch, publish an
 (every hold consumed), so the workspace's event streams grow as they would in use. At two
 points, 10 posts of history and ``--history-posts`` (2,000), once the queue has drained, a
 window is measured over HTTP: sequential schedule requests (10 destinations, due a day
-ahead so they do not interfere), then wallet GETs, then queue GETs (first page); the measured
+ahead so they do not interfere), then wallet GETs, then queue GETs (first page), in 3 rounds; the measured
 posts are cancelled after their window, so both windows start with the same posts waiting.
 """
 
@@ -32,7 +32,9 @@ FAR_S = 86_400.0  # the measured posts are due a day ahead: they stay waiting, o
 @dataclass
 class Options:
     history_posts: int = 2_000
-    window: int = 50  # requests of each kind per measurement window
+    window: int = 50  # requests of each kind per measurement round
+    rounds: int = 3  # rounds per measuring point, a few seconds apart: one burst of noise moves one round only
+    pause_s: float = 0.05  # a user's pause between requests: each request meets a system done with the last
     clients: int = 4  # concurrent HTTP clients building the history
     budget_s: float = 420.0  # for building the history (scheduled as fast as it is published); past it, no more
     window_budget_s: float = 12.0  # per kind of request in one window; past it (and 5 requests), stop there
@@ -162,21 +164,39 @@ def measure(http: httpx.Client, ws: Workspace, history: int, opts: Options) -> W
     for _ in range(2):  # warm the connection and the read paths; not counted
         http.get(ws.path("wallet"))
         http.get(ws.path("queue"))
-    def schedule(i: int) -> httpx.Response:
-        response = http.post(ws.path("posts"), json=post_body(ws, f"measured {history}-{i}", FAR_S),
-                             headers={"Idempotency-Key": f"measured-{history}-{i}"})
-        if response.status_code < 300:
-            window.posts.append(response.json()["post_id"])
-        return response
+    for round_ in range(opts.rounds):
+        posts: list[str] = []
 
-    _timed(window.schedule, opts, schedule, window.schedule_statuses)
-    _timed(window.wallet, opts, lambda i: http.get(ws.path("wallet")))
-    _timed(window.queue, opts, lambda i: http.get(ws.path("queue")))
-    # Cancelled, so the next window starts with the same posts waiting and credits held (none
-    # but its own): what grows between the windows is history only.
-    for post_id in window.posts:
-        _ok_status(http.post(ws.path(f"posts/{post_id}/cancel")))
+        def schedule(i: int) -> httpx.Response:
+            response = http.post(ws.path("posts"), json=post_body(ws, f"measured {history}-{round_}-{i}", FAR_S),
+                                 headers={"Idempotency-Key": f"measured-{history}-{round_}-{i}"})
+            if response.status_code < 300:
+                posts.append(response.json()["post_id"])
+            return response
+
+        _timed(window.schedule, opts, schedule, window.schedule_statuses)
+        _timed(window.wallet, opts, lambda i: http.get(ws.path("wallet")))
+        _timed(window.queue, opts, lambda i: http.get(ws.path("queue")))
+        # Cancelled, so every round starts with the same posts waiting and credits held (none
+        # but its own): what grows between the measuring points is history only.
+        for post_id in posts:
+            _ok_status(http.post(ws.path(f"posts/{post_id}/cancel")))
+        window.posts += posts
+        _wait_released(http, ws)
     return window
+
+
+def _maintenance(stack: Stack) -> str:
+    """PostgreSQL's autovacuum workers at work now (they share the two cores with the requests)."""
+    with stack.herald.pool.connection() as conn:
+        rows = conn.execute("SELECT query FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'").fetchall()
+    return "; ".join(r[0] for r in rows) or "none"
+
+
+def _wait_released(http: httpx.Client, ws: Workspace, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while held(wallet(http, ws)) > 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def _ok_status(response: httpx.Response) -> None:
@@ -189,6 +209,7 @@ def _timed(samples: list[float], opts: Options, request, statuses: dict[int, int
     for i in range(opts.window):
         if i >= 5 and time.monotonic() > stop_at:
             break
+        time.sleep(opts.pause_s)
         started = time.perf_counter()
         response = request(i)
         samples.append(time.perf_counter() - started)
@@ -221,6 +242,7 @@ def run(stack: Stack, opts: Options, say) -> dict[str, float | int | None]:
                 say(f"history: rejected while building: {builder.rejected}")
             if not done:
                 drained_all = False
+            say(f"history: maintenance running as the window starts: {_maintenance(stack)}")
             windows.append(measure(http, ws, builder.sent, opts))
     small, large = windows
     figures: dict[str, float | int | None] = {}

@@ -1,8 +1,9 @@
 """Herald running in-process as `herald run` runs it, for the scenarios that drive it over HTTP.
 
 ``running()`` gives a fresh database of its own (dropped afterwards) and its own topic prefix
-on the bench's broker, starts every loop (handler, relay, processors, projections) and the
-gateway under uvicorn on a free port, and stops and closes all of it on the way out. The
+on the bench's broker, starts every loop (handler, relay, processors, projections) in this
+process and `herald gateway` in a process of its own on a free port, and stops and closes all
+of it on the way out. The
 helpers below talk to that gateway as a user would: httpx, API keys, JSON bodies, tolerant
 of fields they do not know.
 """
@@ -16,6 +17,9 @@ import math
 import os
 import secrets
 import socket
+import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,7 +28,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
-import uvicorn
 
 from herald.runtime.wiring import Herald, run_loops
 from herald.settings import Settings
@@ -53,6 +56,21 @@ class Stack:
         return httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
 
 
+def bench_settings(database_url: str, bootstrap: str, prefix: str, data_dir: Path) -> Settings:
+    """Herald's settings for a bench run: its own database, topics, consumer groups and keys."""
+    return Settings(
+        _env_file=None,
+        database_url=database_url,
+        kafka_bootstrap=bootstrap,
+        topic_prefix=prefix,
+        consumer_group_prefix=prefix,
+        data_dir=data_dir,
+        admin_api_key=secrets.token_urlsafe(24),
+        token_key=base64.b64encode(os.urandom(32)).decode(),
+        metrics_port=0,
+    )
+
+
 @contextlib.contextmanager
 def running(server_url: str, bootstrap: str, tmp: Path, name: str) -> Iterator[Stack]:
     """Herald with every role on a database of its own, gateway on a free port."""
@@ -61,58 +79,73 @@ def running(server_url: str, bootstrap: str, tmp: Path, name: str) -> Iterator[S
     db.create_database(server_url, db_name)
     database_url = db.with_database(server_url, db_name)
     prefix = f"b{tag}{name[:4]}."
-    settings = Settings(
-        _env_file=None,
-        database_url=database_url,
-        kafka_bootstrap=bootstrap,
-        topic_prefix=prefix,
-        consumer_group_prefix=prefix,
-        data_dir=tmp / f"herald-{name}",
-        admin_api_key=secrets.token_urlsafe(24),
-        token_key=base64.b64encode(os.urandom(32)).decode(),
-        metrics_port=0,
-    )
+    settings = bench_settings(database_url, bootstrap, prefix, tmp / f"herald-{name}")
     herald = Herald(settings, database_url, bootstrap)
     stop = threading.Event()
     threads: list[threading.Thread] = []
-    server: uvicorn.Server | None = None
-    server_thread: threading.Thread | None = None
-    # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets that say so; without it every
-    # response would wait ~40 ms on Nagle and the client's delayed ACK (herald run binds its own).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    gateway: subprocess.Popen | None = None
     try:
         herald.resume_relays(herald.prepare())
         threads = run_loops([loop for role in ROLES for loop in herald.loops(role)], stop)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(herald.gateway(), log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=5)
-        server = uvicorn.Server(config)
-        server_thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"bench-{name}-gateway",
-                                         daemon=True)
-        server_thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            if not server_thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the gateway did not start")
-            time.sleep(0.02)
-        yield Stack(f"http://127.0.0.1:{port}", settings.admin_api_key, herald)
+        port = _free_port()
+        # The gateway in a process of its own, as `herald gateway` is deployed: its requests do not
+        # share an interpreter with the relay, projections and processors (here all in this process),
+        # and its decisions meet the handler's across processes (the workspace locks).
+        gateway = subprocess.Popen(
+            [sys.executable, "-c", "from herald.cli import main; main()", "gateway"],
+            env={**os.environ, **_role_env(settings), "HERALD_HTTP_PORT": str(port)},
+            stdout=subprocess.DEVNULL, stderr=open(tmp / f"gateway-{name}.log", "wb"),
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while not _answers(f"{url}/healthz"):
+            if gateway.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the gateway did not start (log: {tmp / f'gateway-{name}.log'})")
+            time.sleep(0.1)
+        yield Stack(url, settings.admin_api_key, herald)
         if stop.is_set():
             raise RuntimeError("a Herald loop died during the scenario (see the log above)")
+        if gateway.poll() is not None:
+            raise RuntimeError(f"the gateway process ended during the scenario ({gateway.returncode})")
     finally:
-        if server is not None:
-            server.should_exit = True
+        if gateway is not None and gateway.poll() is None:
+            gateway.send_signal(signal.SIGTERM)
+            try:
+                gateway.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                gateway.kill()
         stop.set()
-        for thread in [*threads, *([server_thread] if server_thread else [])]:
+        for thread in threads:
             thread.join(timeout=15)
         stuck = [t.name for t in threads if t.is_alive()]
         if stuck:
             log.warning("bench %s: loops still running after stop: %s", name, stuck)
-        sock.close()
         herald.close()
         with contextlib.suppress(Exception):
             herald.app.close()
         db.drop_database(server_url, db_name)
+
+
+def _role_env(settings: Settings) -> dict[str, str]:
+    return {
+        "HERALD_DATABASE_URL": settings.database_url, "HERALD_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "HERALD_TOPIC_PREFIX": settings.topic_prefix, "HERALD_CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix,
+        "HERALD_DATA_DIR": str(settings.data_dir), "HERALD_ADMIN_API_KEY": settings.admin_api_key,
+        "HERALD_TOKEN_KEY": settings.token_key, "HERALD_METRICS_PORT": "0", "HERALD_HTTP_HOST": "127.0.0.1",
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 # Talking to the gateway ------------------------------------------------------------------

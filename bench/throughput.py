@@ -7,15 +7,12 @@ are produced to the commands topic, and each role is timed on its own.
 from __future__ import annotations
 
 import argparse
-import base64
-import os
 import time
 from pathlib import Path
 
 from bench import baselines, roles
-from bench.stack import say
+from bench.stack import bench_settings, say
 from herald.runtime.wiring import Herald
-from herald.settings import Settings
 from herald.storage import db
 
 
@@ -38,16 +35,7 @@ def measure(args: argparse.Namespace, tag: str, database_url: str, bootstrap: st
     say(f"baseline kafka-python produce: {produce_rate:,.0f} msgs/s ({args.messages} x 300 B, acks=all)")
     say(f"baseline kafka-python consume: {consume_rate:,.0f} msgs/s")
 
-    settings = Settings(
-        _env_file=None,
-        database_url=database_url,
-        kafka_bootstrap=bootstrap,
-        topic_prefix=prefix,
-        consumer_group_prefix=prefix,
-        data_dir=tmp / "herald",
-        admin_api_key="x",
-        token_key=base64.b64encode(os.urandom(32)).decode(),
-    )
+    settings = bench_settings(database_url, bootstrap, prefix, tmp / "herald")
     herald = Herald(settings, database_url, bootstrap)
     try:
         herald.prepare()
