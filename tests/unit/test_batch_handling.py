@@ -77,8 +77,13 @@ def test_batches_decide_exactly_as_one_at_a_time(steps, replays, cuts):
     expected = [one_by_one.handle(c) for c in commands]
 
     batched = _app()
-    # As in production: ask the store once per batch which aggregates exist.
-    batched.existing = lambda ids: {i for i in ids if batched.recorder.select_events(i, limit=1)}
+    # As in production: one question to the store per batch (which aggregates exist, at which
+    # version), so aggregates saved by earlier batches are used warm when still current.
+    def versions(ids):
+        latest = {i: batched.recorder.select_events(i, desc=True, limit=1) for i in ids}
+        return {i: events[0].originator_version for i, events in latest.items() if events}
+
+    batched.versions = versions
     decisions, start, i = [], 0, 0
     while start < len(commands):
         size = cuts[i % len(cuts)]
