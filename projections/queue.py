@@ -178,29 +178,17 @@ def decode_cursor(cursor: str) -> tuple[datetime, str, str]:
     return when, post_id, destination_id
 
 
-def read_queue(
-    conn: Connection,
-    workspace_id: str,
-    *,
-    statuses: list[str] | None = None,
-    social_account_id: str | None = None,
-    due_from: datetime | None = None,
-    due_to: datetime | None = None,
-    cursor: str | None = None,
-    limit: int = 50,
-) -> dict[str, Any]:
+def read_queue(conn: Connection, workspace_id: str, **filters: Any) -> dict[str, Any]:
     """One page of the workspace's queue, soonest first, with the workspace's summary.
 
-    ``statuses`` defaults to the destinations still waiting or in flight (``ACTIVE``); settled
-    ones are shown only when asked for. ``due_from`` is inclusive, ``due_to`` exclusive. Pages
-    are keyset-ordered by (due_at, post_id, destination_id); ``next_cursor`` is None on the last
-    page. Raises ValueError for an unknown status, a malformed cursor or a limit outside
-    1..MAX_LIMIT.
+    ``filters`` are ``page_query``'s: ``statuses`` defaults to the destinations still waiting or
+    in flight (``ACTIVE``), settled ones are shown only when asked for; ``due_from`` is
+    inclusive, ``due_to`` exclusive. Pages are keyset-ordered by (due_at, post_id,
+    destination_id); ``next_cursor`` is None on the last page. Raises ValueError for an unknown
+    status, a malformed cursor or a limit outside 1..MAX_LIMIT.
     """
-    query, params = page_query(
-        workspace_id, statuses=statuses, social_account_id=social_account_id, due_from=due_from, due_to=due_to,
-        cursor=cursor, limit=limit,
-    )
+    query, params = page_query(workspace_id, **filters)
+    limit = params["limit"] - 1
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute("SELECT tier, queue_size, waiting FROM queue_workspace_summary WHERE workspace_id = %s", (workspace_id,))
         summary = cur.fetchone() or {"tier": None, "queue_size": None, "waiting": 0}
