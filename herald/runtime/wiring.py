@@ -18,6 +18,7 @@ from psycopg_pool import ConnectionPool
 
 from domain.application import HeraldApplication
 from domain.post import PublishPolicy
+from domain.wallet.upgrade import claim_earlier_grants
 from gateway.app import GatewayDeps, create_app
 from gateway import auth
 from herald.messaging import consumer as consumer_runtime
@@ -186,6 +187,9 @@ class Herald:
         with db.schema_lock(self.database_url):
             self.app  # noqa: B018 - constructing the application creates the event store tables
             db.apply_ddl(self.database_url, *DDLS)
+            if event_store.run_upgrade_once(self.database_url, "grant-claims-v1",
+                                            lambda: claim_earlier_grants(self.app)):
+                log.info("upgrade: claimed the grant ids recorded before grant claims")
         return self.ensure_topics()
 
     def ensure_topics(self) -> set[str]:

@@ -15,11 +15,16 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
+import psycopg
 from psycopg import Connection, Cursor
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
 
 DDL = """
+CREATE TABLE IF NOT EXISTS herald_upgrades (
+    name    text        PRIMARY KEY,
+    done_at timestamptz NOT NULL DEFAULT now()
+);
 CREATE TABLE IF NOT EXISTS command_positions (
     consumer     text    NOT NULL,
     topic        text    NOT NULL,
@@ -135,3 +140,14 @@ def recorded_at_in(pool: ConnectionPool) -> Callable[[UUID], int | None]:
         return row[0] if row else None
 
     return recorded_at
+
+
+def run_upgrade_once(url: str, name: str, step: Callable[[], object]) -> bool:
+    """Run ``step`` unless an upgrade of that name was recorded; record it after. The caller holds
+    the schema lock, so two starting processes do not both run it. True when it ran now."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM herald_upgrades WHERE name = %s", (name,)).fetchone():
+            return False
+        step()
+        conn.execute("INSERT INTO herald_upgrades (name) VALUES (%s) ON CONFLICT DO NOTHING", (name,))
+    return True

@@ -714,3 +714,18 @@ def test_a_grant_id_is_taken_for_good(ready: Herald) -> None:
     ready.schedule("p1", "acc-a")
     ready.send(cmd.ConsumeHold(hold_id=hold_id_for("p1", "acc-a")))
     ready.rejected(cmd.GrantCredits(grant_id="invoice-7", amount=1), "grant_exists")
+
+
+def test_grant_ids_recorded_before_claims_are_claimed_by_the_upgrade(ready: Herald) -> None:
+    """A store from before grant claims: a grant made without its claim (as the old handler did).
+    The upgrade claims it, so its id cannot pay again; a second run claims nothing."""
+    from domain.base import Context
+    from domain.wallet.upgrade import claim_earlier_grants
+
+    wallet = ready.wallet()
+    old = Context(command_id="old-grant", correlation_id="old-grant", workspace_id=WS, issued_by="old", now=ready.now)
+    wallet.grant(old, "invoice-9", 1, "purchase", None)
+    ready.app.save(wallet)
+    assert claim_earlier_grants(ready.app) == 1  # invoice-9; the fixture's grant was claimed when it was made
+    ready.rejected(cmd.GrantCredits(grant_id="invoice-9", amount=1), "grant_exists")
+    assert claim_earlier_grants(ready.app) == 0
