@@ -93,7 +93,8 @@ def running(server_url: str, bootstrap: str, tmp: Path, name: str) -> Iterator[S
         # and its decisions meet the handler's across processes (the workspace locks).
         gateway = subprocess.Popen(
             [sys.executable, "-c", "from herald.cli import main; main()", "gateway"],
-            env={**os.environ, **_role_env(settings), "HERALD_HTTP_PORT": str(port)},
+            env={**os.environ, **settings.environment(), "HERALD_METRICS_PORT": "0", "HERALD_HTTP_HOST": "127.0.0.1",
+                 "HERALD_HTTP_PORT": str(port)},
             stdout=subprocess.DEVNULL, stderr=open(tmp / f"gateway-{name}.log", "wb"),
         )
         url = f"http://127.0.0.1:{port}"
@@ -124,15 +125,6 @@ def running(server_url: str, bootstrap: str, tmp: Path, name: str) -> Iterator[S
         with contextlib.suppress(Exception):
             herald.app.close()
         db.drop_database(server_url, db_name)
-
-
-def _role_env(settings: Settings) -> dict[str, str]:
-    return {
-        "HERALD_DATABASE_URL": settings.database_url, "HERALD_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "HERALD_TOPIC_PREFIX": settings.topic_prefix, "HERALD_CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix,
-        "HERALD_DATA_DIR": str(settings.data_dir), "HERALD_ADMIN_API_KEY": settings.admin_api_key,
-        "HERALD_TOKEN_KEY": settings.token_key, "HERALD_METRICS_PORT": "0", "HERALD_HTTP_HOST": "127.0.0.1",
-    }
 
 
 def _free_port() -> int:

@@ -67,6 +67,20 @@ class Settings(BaseSettings):
     # Secrets. 32-byte key, base64; empty → generated once and kept in data_dir.
     token_key: str = Field("", description="AES-256-GCM key (base64) for social-account tokens")
 
+    def environment(self) -> dict[str, str]:
+        """The HERALD_* variables that make a child `herald <role>` process share this
+        configuration: the same database, broker, topics, consumer groups, data dir and keys."""
+        return {
+            "HERALD_DATABASE_URL": self.database_url,
+            "HERALD_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "HERALD_TOPIC_PREFIX": self.topic_prefix,
+            "HERALD_TOPIC_PARTITIONS": str(self.topic_partitions),
+            "HERALD_CONSUMER_GROUP_PREFIX": self.consumer_group_prefix,
+            "HERALD_DATA_DIR": str(self.data_dir),
+            "HERALD_TOKEN_KEY": self.token_key,
+            "HERALD_ADMIN_API_KEY": self.admin_api_key,
+        }
+
     def batch_size_for(self, consumer: str) -> int:
         """Max records per poll for the consumer of that name."""
         return self.consumer_batch_sizes.get(consumer, self.batch_max_records)

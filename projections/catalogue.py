@@ -18,11 +18,10 @@ PROJECTIONS: tuple[Projection, ...] = (
     posts.PROJECTION,
     accounts.PROJECTION,
     workspaces.PROJECTION,
-    positions.PROJECTION,
 )
-DDL: tuple[str, ...] = tuple(p.ddl for p in PROJECTIONS)
-TABLES: tuple[str, ...] = tuple(t for p in PROJECTIONS for t in p.tables)
-HANDLED: frozenset[str] = frozenset().union(*(p.handles for p in PROJECTIONS))
+# The read models' own tables, and the per-workspace positions the consumer records per batch.
+DDL: tuple[str, ...] = (*(p.ddl for p in PROJECTIONS), positions.DDL)
+TABLES: tuple[str, ...] = (*(t for p in PROJECTIONS for t in p.tables), *positions.TABLES)
 
 
 def apply_all(conn: Connection, event: CloudEvent) -> None:

@@ -11,7 +11,6 @@ from collections.abc import Iterable
 
 from psycopg import Connection
 
-from projections.base import Projection
 from schemas.events import CloudEvent
 
 DDL = """
@@ -49,10 +48,3 @@ def read_position(conn: Connection, workspace_id: str) -> int:
     """The highest position applied for the workspace; 0 when none was."""
     row = conn.execute("SELECT position FROM read_model_positions WHERE workspace_id = %s", (workspace_id,)).fetchone()
     return row[0] if row else 0
-
-
-def _apply(conn: Connection, event: CloudEvent, data: object = None) -> None:
-    """Positions are recorded per batch (``record``), not per event."""
-
-
-PROJECTION = Projection(name="positions", ddl=DDL, tables=TABLES, handles=frozenset(), apply=_apply)

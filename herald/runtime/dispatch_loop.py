@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 
 from kafka import KafkaProducer
@@ -29,10 +28,3 @@ def dispatch_ticker(pool: ConnectionPool, producer: KafkaProducer, commands_topi
         lambda: dispatch_once(pool, producer, commands_topic, limit=limit, redeliver_after_s=redeliver_after_s),
         full=limit,
     )
-
-
-def run_dispatcher(pool: ConnectionPool, producer: KafkaProducer, commands_topic: str, stop: threading.Event, *,
-                   interval_s: float, limit: int, redeliver_after_s: float) -> None:
-    """Kept for callers of the old loop: ``dispatch_ticker(...).run(stop)``."""
-    dispatch_ticker(pool, producer, commands_topic, interval_s=interval_s, limit=limit,
-                    redeliver_after_s=redeliver_after_s).run(stop)

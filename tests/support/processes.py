@@ -22,19 +22,7 @@ HERALD_COMMAND = [sys.executable, "-c", "from herald.cli import main; main()"]
 def role_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment that makes a `herald <role>` subprocess use this test's database and topics
     (``extra``: more HERALD_* variables)."""
-    return {
-        **os.environ,
-        "HERALD_DATABASE_URL": settings.database_url,
-        "HERALD_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "HERALD_TOPIC_PREFIX": settings.topic_prefix,
-        "HERALD_TOPIC_PARTITIONS": str(settings.topic_partitions),
-        "HERALD_CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix,
-        "HERALD_DATA_DIR": str(settings.data_dir),
-        "HERALD_TOKEN_KEY": settings.token_key,
-        "HERALD_ADMIN_API_KEY": settings.admin_api_key,
-        "HERALD_METRICS_PORT": "0",
-        **extra,
-    }
+    return {**os.environ, **settings.environment(), "HERALD_METRICS_PORT": "0", **extra}
 
 
 @dataclass
