@@ -8,22 +8,46 @@ with fault injection.
     GET  /api/v1/media/:id
     GET  /media/:name          a stand-in media host, so adapters have something to download
 
-Faults (``fail_next``, ``delay_next``) apply to the next status posts, in order.
+Faults (``fail_next``, ``delay_next``) apply to the next status posts, in order. ``latency_ms``
+holds every status post that long (asyncio.sleep, so thousands wait at once), like a platform's
+round trip.
+
+Every status post is recorded as it arrives (wall-clock ``received_at``, Idempotency-Key, text,
+token) and, once answered, with its HTTP status and the status id it got. Read-only inspection:
+
+    GET /_fake/posts[?since=N]  the records from the N-th on (0-based), in arrival order
+    GET /_fake/stats            counters, see ``FakeMastodon.stats``
+
+As a separate process (for benches and chaos runs; SIGTERM or SIGINT stops it):
+
+    python -m tests.fakes.mastodon_server --port 0 --latency-ms 200 --port-file PATH
+
+writes the bound port to PATH once it accepts connections. Without ``--token`` it accepts any
+bearer token, so callers may connect as many accounts as they like.
+
+The documented behaviour it imitates: https://docs.joinmastodon.org/methods/statuses/#create
+(Idempotency-Key: "Prevent duplicate submissions of the same status. Idempotency keys are stored
+for up to 1 hour").
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import itertools
 import logging
+import os
+import signal
 import socket
+import sys
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.policy import default as email_policy
 from email.parser import BytesParser
+from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import parse_qs
 
@@ -62,11 +86,20 @@ logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
 
 
 class FakeMastodon:
-    def __init__(self, valid_tokens: Iterable[str] = (DEFAULT_TOKEN,), media_processing_polls: int = 0) -> None:
+    def __init__(self, valid_tokens: Iterable[str] = (DEFAULT_TOKEN,), media_processing_polls: int = 0, *,
+                 latency_ms: float = 0, accept_any_token: bool = False, port: int = 0) -> None:
         self.valid_tokens = set(valid_tokens)
+        self.accept_any_token = accept_any_token  # any non-empty bearer token is an account of its own
         self.media_processing_polls = media_processing_polls  # GETs an upload answers "processing" to
+        self.latency_s = latency_ms / 1000
         self.requests = 0  # POST /api/v1/statuses received, whatever their outcome
         self._statuses: list[dict[str, Any]] = []
+        self._received: list[dict[str, Any]] = []  # every status post, in arrival order
+        self._accepted_keys: Counter[tuple[str, str]] = Counter()  # 2xx answers per (token, Idempotency-Key)
+        self._texts: Counter[tuple[str, str]] = Counter()  # statuses created per (token, text)
+        self._answered = 0
+        self._double_by_key = 0
+        self._double_by_text = 0
         self._media: dict[str, dict[str, Any]] = {}
         self._by_key: dict[tuple[str, str], dict[str, Any]] = {}
         self._faults: deque[Fault] = deque()
@@ -74,11 +107,14 @@ class FakeMastodon:
         self._ids = itertools.count(110_000_000_000_000_001)
         self._lock = threading.Lock()
         self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", 0))
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", port))
         self.port = self._socket.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
+        # A backlog and no concurrency limit, so a burst of thousands of posts is held, not refused.
         config = uvicorn.Config(self._build_app(), log_level="warning", http="h11", lifespan="off",
-                                timeout_graceful_shutdown=2)
+                                timeout_graceful_shutdown=2, backlog=2048, limit_concurrency=None,
+                                timeout_keep_alive=30)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
                                         name=f"fake-mastodon-{self.port}", daemon=True)
@@ -139,6 +175,24 @@ class FakeMastodon:
     def statuses_for(self, token: str) -> list[dict[str, Any]]:
         return [s for s in self.statuses if s["token"] == token]
 
+    def received(self, since: int = 0) -> list[dict[str, Any]]:
+        """Status posts from the ``since``-th on: received_at (epoch seconds), idempotency_key, text, token,
+        then, once answered, answered_at, http_status and status_id (the status it created or was answered
+        with, even when an injected fault hid it from the client; None when no status exists for it)."""
+        with self._lock:
+            return [dict(r) for r in self._received[since:]]
+
+    def stats(self) -> dict[str, Any]:
+        """``posts``: statuses created. ``double_posts``: statuses created with a text the same account had
+        already posted, i.e. what followers see twice (``double_posts_by_text``). ``double_posts_by_key``:
+        2xx answers to an Idempotency-Key already answered 2xx for that account (the client sent an accepted
+        post again; the key returned the first status, so nothing shows twice, unless keys are not honoured)."""
+        with self._lock:
+            return {"requests": self.requests, "answered": self._answered, "in_flight": self.requests - self._answered,
+                    "posts": len(self._statuses), "double_posts": self._double_by_text,
+                    "double_posts_by_text": self._double_by_text, "double_posts_by_key": self._double_by_key,
+                    "latency_ms": self.latency_s * 1000}
+
     def media_url(self, name: str = "picture.png") -> str:
         return f"{self.base_url}/media/{name}"
 
@@ -148,40 +202,35 @@ class FakeMastodon:
         app = FastAPI()
 
         def token_of(request: Request) -> str | None:
-            scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            return token if scheme.lower() == "bearer" and token in self.valid_tokens else None
+            token = _bearer(request)
+            return token if token and (self.accept_any_token or token in self.valid_tokens) else None
 
         @app.post("/api/v1/statuses")
         async def create_status(request: Request):
-            # Read the body first: a delayed request still completes after its client gave up.
-            text, visibility, media_ids = await _status_params(request)
+            record: dict[str, Any] = {"received_at": time.time(), "idempotency_key": None, "text": None,
+                                      "token": None, "answered_at": None, "http_status": None, "status_id": None}
             with self._lock:
                 self.requests += 1
+                self._received.append(record)
                 fault = self._faults.popleft() if self._faults else None
                 delay = self._delays.popleft() if self._delays else 0.0
-            if delay:
-                await asyncio.sleep(delay)
-            if fault and not fault.after_create:
-                return _fault_response(fault)
-            token = token_of(request)
-            if token is None:
-                return JSONResponse(INVALID_TOKEN, status_code=401)
+            # Read the body first: a delayed request still completes after its client gave up.
+            text, visibility, media_ids = await _status_params(request)
+            key = request.headers.get("idempotency-key")
             with self._lock:
-                key = request.headers.get("idempotency-key")
-                status = self._by_key.get((token, key)) if key else None
-                if status is None:
-                    unknown = [m for m in media_ids if self._media.get(m, {}).get("token") != token]
-                    if unknown:
-                        return JSONResponse({"error": f"Record not found: media {unknown}"}, status_code=404)
-                    if any(self._media[m]["pending_polls"] for m in media_ids):
-                        return JSONResponse({"error": "Cannot attach files that have not finished processing. "
-                                                      "Try again in a moment!"}, status_code=422)
-                    if not text.strip() and not media_ids:
-                        return JSONResponse({"error": "Validation failed: Text can't be blank"}, status_code=422)
-                    status = self._create(token, key, text, visibility, media_ids)
-            if fault:
-                return _fault_response(fault)
-            return self._public(status)
+                record.update(idempotency_key=key, text=text, token=_bearer(request))
+            if delay + self.latency_s:
+                await asyncio.sleep(delay + self.latency_s)
+            response, status = self._answer_status(token_of(request), key, text, visibility, media_ids, fault)
+            with self._lock:
+                self._answered += 1
+                record.update(answered_at=time.time(), http_status=response.status_code,
+                              status_id=status["id"] if status else None)
+                if key and record["token"] and 200 <= response.status_code < 300:
+                    self._accepted_keys[(record["token"], key)] += 1
+                    if self._accepted_keys[(record["token"], key)] > 1:
+                        self._double_by_key += 1
+            return response
 
         @app.get("/api/v1/statuses/{status_id}")
         async def get_status(status_id: str):
@@ -222,7 +271,37 @@ class FakeMastodon:
         async def media_file(name: str):
             return Response(MEDIA_BYTES, media_type="image/png")
 
+        @app.get("/_fake/posts")
+        async def fake_posts(since: int = 0):
+            return self.received(max(0, since))
+
+        @app.get("/_fake/stats")
+        async def fake_stats():
+            return self.stats()
+
         return app
+
+    def _answer_status(self, token: str | None, key: str | None, text: str, visibility: str, media_ids: list[str],
+                       fault: Fault | None) -> tuple[Response, dict[str, Any] | None]:
+        if fault and not fault.after_create:
+            return _fault_response(fault), None
+        if token is None:
+            return JSONResponse(INVALID_TOKEN, status_code=401), None
+        with self._lock:
+            status = self._by_key.get((token, key)) if key else None
+            if status is None:
+                unknown = [m for m in media_ids if self._media.get(m, {}).get("token") != token]
+                if unknown:
+                    return JSONResponse({"error": f"Record not found: media {unknown}"}, status_code=404), None
+                if any(self._media[m]["pending_polls"] for m in media_ids):
+                    return JSONResponse({"error": "Cannot attach files that have not finished processing. "
+                                                  "Try again in a moment!"}, status_code=422), None
+                if not text.strip() and not media_ids:
+                    return JSONResponse({"error": "Validation failed: Text can't be blank"}, status_code=422), None
+                status = self._create(token, key, text, visibility, media_ids)
+        if fault:
+            return _fault_response(fault), status
+        return JSONResponse(self._public(status)), status
 
     def _create(self, token: str, key: str | None, text: str, visibility: str, media_ids: list[str]) -> dict[str, Any]:
         status_id = str(next(self._ids))
@@ -232,6 +311,9 @@ class FakeMastodon:
         self._statuses.append(status)
         if key:
             self._by_key[(token, key)] = status
+        self._texts[(token, text)] += 1
+        if self._texts[(token, text)] > 1:
+            self._double_by_text += 1
         return status
 
     def _public(self, status: dict[str, Any]) -> dict[str, Any]:
@@ -247,6 +329,13 @@ class FakeMastodon:
     def _public_media(self, media_id: str) -> dict[str, Any]:
         return {"id": media_id, "type": "image", "url": f"{self.base_url}/system/media/{media_id}.png",
                 "preview_url": None, "description": None}
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
 
 
 async def _status_params(request: Request) -> tuple[str, str, list[str]]:
@@ -289,3 +378,32 @@ def _fault_response(fault: Fault) -> Response:
     if fault.drop_connection:
         return _DroppedResponse()
     return JSONResponse(fault.body, status_code=fault.status, headers=fault.headers)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.mastodon_server",
+                                     description="Run the fake Mastodon instance as a process until SIGTERM/SIGINT.")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (see --port-file)")
+    parser.add_argument("--latency-ms", type=float, default=0, help="hold every status post this long")
+    parser.add_argument("--port-file", type=Path, help="write the bound port here once it accepts connections")
+    parser.add_argument("--token", action="append", default=[],
+                        help="a valid bearer token (repeatable); none given: any bearer token is valid")
+    parser.add_argument("--media-processing-polls", type=int, default=0)
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    server = FakeMastodon(args.token, args.media_processing_polls, latency_ms=args.latency_ms,
+                          accept_any_token=not args.token, port=args.port)
+    with server:
+        if args.port_file:
+            partial = args.port_file.with_name(args.port_file.name + ".partial")
+            partial.write_text(f"{server.port}\n")
+            os.replace(partial, args.port_file)  # readers never see a half-written port
+        print(f"fake Mastodon at {server.base_url} (latency {args.latency_ms:g} ms)", file=sys.stderr, flush=True)
+        stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
