@@ -89,7 +89,10 @@ class Violation:
 
 
 _CLUSTER = regex.compile(r"\X")
-_EMOJI = regex.compile(r"[\p{Extended_Pictographic}\p{Regional_Indicator}\u20e3]")
+# A cluster is an emoji when it starts with a pictograph or a regional indicator (flags). Judged by the first
+# code point only, so appending text never turns a cluster into an emoji; a keycap ("1️⃣") is thus not one
+# and counts per code point, more than the 2 X gives it.
+_EMOJI = regex.compile(r"[\p{Extended_Pictographic}\p{Regional_Indicator}]")
 _CONSONANT = regex.compile(r"\p{InCB=Consonant}")
 # A URL with a scheme and a host whose last label is a word of two or more letters (a TLD).
 # Not preceded by a letter, digit or @$#, as twitter-text requires (else "x@https://…" would count 23).
@@ -180,7 +183,7 @@ _X_LIGHT = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x203
 def _x_plain_weight(text: str) -> int:
     weight = 0
     for cluster in _CLUSTER.findall(text):
-        if _EMOJI.search(cluster):
+        if _EMOJI.match(cluster):
             weight += 2  # an emoji sequence of any length counts 2 (emojiParsingEnabled)
         else:
             weight += sum(1 if any(lo <= ord(c) <= hi for lo, hi in _X_LIGHT) else 2 for c in cluster)
@@ -216,7 +219,7 @@ def mastodon_length(text: str) -> int:
 def threads_length(text: str) -> int:
     """Threads: characters (grapheme clusters), except that an emoji counts its UTF-8 bytes."""
     return sum(
-        utf8_length(cluster) if _EMOJI.search(cluster) else graphemes(cluster) for cluster in _CLUSTER.findall(text)
+        utf8_length(cluster) if _EMOJI.match(cluster) else graphemes(cluster) for cluster in _CLUSTER.findall(text)
     )
 
 
