@@ -355,9 +355,11 @@ _RULES = (
         "threads",
         "Threads",
         # https://developers.facebook.com/documentation/threads/posts (500 characters, emoji count their UTF-8 bytes;
-        # carousels up to 20 images and videos; JPEG and PNG images) — GIFs only through GIPHY, not as media
+        # JPEG and PNG images, as quoted by https://ayrshare.com/docs/media-guidelines/threads; GIFs only through
+        # GIPHY). Carousel size: the app takes 20 since 2024 and some integrators quote 20 for the API, others 10
+        # (https://docs.upload-post.com/api/photo-requirements/, postfa.st): Herald takes 10.
         (TextLimit(Part.text, THREADS, 500),),
-        (_option("images and videos", 20, I, V),),
+        (_option("images and videos", 10, I, V),),
         image_formats=frozenset({"jpg", "jpeg", "png"}),
         # https://developers.facebook.com/documentation/threads/create-posts/text-attachments: more than 5 links
         # fail with THREADS_API__LINK_LIMIT_EXCEEDED since 2025-12-22 (unique URLs; bare domains count)
@@ -366,8 +368,9 @@ _RULES = (
     PlatformRules(
         "linkedin",
         "LinkedIn",
-        # https://learn.microsoft.com/en-us/linkedin/marketing/community-management/shares/posts-api (commentary 3,000
-        # characters; the unit is not stated, so UTF-16 units); MultiImage API: 2–20 images; one video
+        # Posts API commentary: 3,000 characters (https://ayrshare.com/integration/linkedin, docs.postsyncer.com; the
+        # unit is not stated, so UTF-16 units). 2–20 images or one video, never both:
+        # https://learn.microsoft.com/en-us/linkedin/marketing/community-management/shares/multiimage-post-api
         (TextLimit(Part.text, UTF16, 3000),),
         (_option("images", 20, I, G), _option("video", 1, V)),
     ),
