@@ -52,8 +52,17 @@ class Settings(BaseSettings):
     missed_window_s: float = Field(3600.0, gt=0, description="a destination due longer ago than this is marked missed")
 
     # Publishing.
-    retry_delays_s: list[float] = Field([60.0, 300.0, 900.0], description="delay before each retry")
+    retry_delays_s: list[float] = Field([60.0, 300.0, 900.0], description="delay before each retry (jittered ±20%)")
     platform_timeout_s: float = Field(10.0, gt=0)
+    publish_lead_s: float = Field(2.0, ge=0, description="attempts start this long before their due time, so the"
+                                  " engine holds them and calls the platform on time; a post cannot be cancelled then")
+    publish_lease_s: float = Field(30.0, gt=0, description="how long a dead engine's attempts stay claimed before"
+                                   " another engine takes them over (reconciling those it had in flight)")
+    publish_max_in_flight: int = Field(200, ge=1, description="platform calls in flight per process")
+    publish_per_account: int = Field(4, ge=1, description="platform calls in flight per social account")
+    publish_per_platform: int = Field(100, ge=1, description="platform calls in flight per platform, per process")
+    publish_budget_share: float = Field(1.0, gt=0, le=1, description="share of each platform's documented rate"
+                                        " budget one process may spend: 1/N with N publishing processes")
     mastodon_base_url: str = Field("", description="default Mastodon instance when an account names none")
 
     # Gateway.

@@ -148,6 +148,8 @@ class QueueEntry(Response):
     platform_post_id: str | None
     url: str | None
     reason: str
+    throttled_until: datetime | None = Field(
+        None, description="the platform asked Herald to wait until then (rate limit); the destination waits")
     updated_at: datetime
 
 

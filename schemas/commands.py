@@ -108,6 +108,7 @@ class StartPublishAttempt(Payload):
 class Outcome(StrEnum):
     published = "published"
     retry = "retry"
+    throttled = "throttled"  # the platform asked us to wait: try again then, without using up a retry
     failed = "failed"
     skipped = "skipped"
     unknown = "unknown"
@@ -120,14 +121,40 @@ class RecordPublishOutcome(Payload):
     outcome: Outcome
     platform_post_id: str | None = None
     url: str | None = None
-    error_kind: str | None = Field(None, description="rate_limited, auth, invalid_content, transient, permanent")
+    error_kind: str | None = Field(
+        None, description="rate_limited, auth, invalid_content, transient, permanent, unknown")
     detail: str = Field("", max_length=2000)
     retry_after_s: float | None = Field(None, ge=0, description="platform-requested wait (e.g. Retry-After)")
+    status_code: int | None = Field(None, ge=100, le=599, description="the platform's HTTP status, when it answered")
 
     @model_validator(mode="after")
     def _published_has_platform_id(self) -> RecordPublishOutcome:
         if self.outcome is Outcome.published and not self.platform_post_id:
             raise ValueError("a published outcome needs platform_post_id")
+        return self
+
+
+class Resolution(StrEnum):
+    published = "published"
+    not_published = "not_published"
+
+
+class ResolvePublishOutcome(Payload):
+    """Ends a destination whose outcome is unknown: found on the platform (published) or not.
+    Sent by the publisher's reconciliation, or by an admin who checked the platform."""
+
+    post_id: str
+    destination_id: str
+    attempt: int = Field(ge=1)
+    resolution: Resolution
+    platform_post_id: str | None = Field(None, min_length=1, max_length=200)
+    url: str | None = Field(None, max_length=2000)
+    note: str = Field("", max_length=500)
+
+    @model_validator(mode="after")
+    def _published_has_platform_id(self) -> ResolvePublishOutcome:
+        if self.resolution is Resolution.published and not self.platform_post_id:
+            raise ValueError("a published resolution needs platform_post_id")
         return self
 
 
@@ -148,6 +175,7 @@ COMMAND_TYPES: dict[str, type[Payload]] = {
     "cancel_post.v1": CancelPost,
     "start_publish_attempt.v1": StartPublishAttempt,
     "record_publish_outcome.v1": RecordPublishOutcome,
+    "resolve_publish_outcome.v1": ResolvePublishOutcome,
     "consume_hold.v1": ConsumeHold,
     "release_hold.v1": ReleaseHold,
 }

@@ -159,6 +159,8 @@ class AttemptStarted(EventData):
     sealed_token: str
     text: str
     media_urls: list[str]
+    not_before: datetime | None = Field(
+        None, description="the due time: the attempt starts a little ahead, the platform is called at this time")
 
 
 @event_type("herald.post.destination_published.v1")
@@ -169,6 +171,7 @@ class DestinationPublished(EventData):
     hold_id: str
     platform_post_id: str
     url: str | None
+    resolved_by: str | None = Field(None, description="set when an unknown outcome was resolved: who found the post")
 
 
 @event_type("herald.post.retry_scheduled.v1")
@@ -179,6 +182,20 @@ class RetryScheduled(EventData):
     retry_at: datetime
     error_kind: str | None
     detail: str
+    status_code: int | None = None
+
+
+@event_type("herald.post.destination_throttled.v1")
+class DestinationThrottled(EventData):
+    """The platform or its rate budget said wait: the destination waits until ``until`` and the
+    attempt does not count against its retries."""
+
+    post_id: str
+    destination_id: str
+    attempt: int
+    until: datetime
+    detail: str
+    status_code: int | None = None
 
 
 @event_type("herald.post.destination_failed.v1")
@@ -189,6 +206,7 @@ class DestinationFailed(EventData):
     hold_id: str
     error_kind: str | None
     detail: str
+    status_code: int | None = None
 
 
 @event_type("herald.post.destination_skipped.v1")

@@ -91,6 +91,14 @@ def record_publish_outcome(app: HeraldApplication, ctx: Context, p: cmd.RecordPu
     return [post, *_dequeue_if_settled(app, ctx, post)], result
 
 
+@handles(cmd.ResolvePublishOutcome)
+def resolve_publish_outcome(app: HeraldApplication, ctx: Context, p: cmd.ResolvePublishOutcome) -> Outcome:
+    post = app.post(ctx, p.post_id)
+    post.resolve_outcome(ctx, p)
+    result = {"post_id": p.post_id, "destination_id": p.destination_id, "status": post.destination(p.destination_id).status}
+    return [post, *_dequeue_if_settled(app, ctx, post)], result
+
+
 def _dequeue_if_settled(app: HeraldApplication, ctx: Context, post: Post) -> list[HeraldAggregate]:
     if not post.settled:
         return []

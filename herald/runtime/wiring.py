@@ -40,7 +40,8 @@ from processors.platforms.base import AdapterRegistry
 from processors.platforms.mastodon import MastodonAdapter
 from processors.platforms import sandbox
 from processors.platforms.sandbox import SandboxAdapter
-from processors.publishing.publisher import Publisher
+from processors.publishing.engine import EngineSettings, PublishEngine
+from processors.publishing.publisher import journal_attempts
 from processors.settling.settler import settle
 from projections import catalogue as read_models
 from projections import positions
@@ -86,12 +87,22 @@ def _read_models(_herald: "Herald") -> EventHandler:
 def _dispatcher(herald: "Herald") -> Callable[[threading.Event], None]:
     s = herald.settings
     return dispatch_ticker(herald.pool, herald.producer, s.commands_topic, interval_s=s.dispatch_interval_s,
-                           limit=s.dispatch_batch_size, redeliver_after_s=s.dispatch_redeliver_after_s).run
+                           limit=s.dispatch_batch_size, redeliver_after_s=s.dispatch_redeliver_after_s,
+                           lead_s=s.publish_lead_s).run
+
+
+def _publish_engine(herald: "Herald") -> Callable[[threading.Event], None]:
+    s = herald.settings
+    settings = EngineSettings(lead_s=s.publish_lead_s, lease_s=s.publish_lease_s,
+                              max_in_flight=s.publish_max_in_flight, per_account=s.publish_per_account,
+                              per_platform=s.publish_per_platform, budget_share=s.publish_budget_share)
+    return PublishEngine(pool=herald.pool, producer=herald.producer, commands_topic=s.commands_topic,
+                         adapters=herald.adapters(), unseal=herald.cipher.unseal, settings=settings).run
 
 
 CATALOGUE: tuple[Consumer | Timed, ...] = (
-    Consumer("publisher", "processors",
-             lambda h: Publisher(pool=h.pool, adapters=h.adapters(), unseal=h.cipher.unseal)),
+    Consumer("publisher", "processors", lambda h: journal_attempts),
+    Timed("publish-engine", "processors", _publish_engine),
     Consumer("settler", "processors", lambda h: settle),
     Timed("dispatcher", "processors", _dispatcher),
     # Every read model in one consumer: each event is decoded once, and all read models of a
@@ -288,7 +299,9 @@ class Herald:
         )
 
     def adapters(self) -> AdapterRegistry:
-        http = httpx.Client(timeout=self.settings.platform_timeout_s)
+        limits = httpx.Limits(max_connections=self.settings.publish_max_in_flight * 2,
+                              max_keepalive_connections=self.settings.publish_max_in_flight)
+        http = httpx.Client(timeout=self.settings.platform_timeout_s, limits=limits)
         self._closers.append(http.close)
         return AdapterRegistry(
             [

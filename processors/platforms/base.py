@@ -1,4 +1,11 @@
-"""What every platform adapter offers the publisher, and how platform HTTP errors are classified."""
+"""The platform adapter port: what every adapter offers the publishing engine, the rate budgets
+it declares, and how platform HTTP errors are classified.
+
+An adapter is synchronous and stateless between calls; the engine runs many of them at once on
+worker threads, bounded per account and per platform, and calls them outside any database
+transaction. Each adapter declares its documented rate budgets (``rate_budgets``) so the engine
+spends them instead of learning them from 429s.
+"""
 
 from __future__ import annotations
 
@@ -33,26 +40,42 @@ class PublishResult:
 
 
 class ErrorKind(StrEnum):
-    rate_limited = "rate_limited"
-    auth = "auth"
-    invalid_content = "invalid_content"
-    transient = "transient"
-    permanent = "permanent"
+    rate_limited = "rate_limited"  # 429 or a spent budget: wait (Retry-After), do not count a failure
+    auth = "auth"  # the token is refused: refresh or reconnect
+    invalid_content = "invalid_content"  # the platform will never take this content
+    transient = "transient"  # the platform did not take it; trying again may work
+    permanent = "permanent"  # the platform will never take it from this account
+    unknown = "unknown"  # sent, but no answer (timeout, dropped connection): it may have posted
 
 
 class PublishError(Exception):
-    def __init__(self, kind: ErrorKind, detail: str, retry_after_s: float | None = None) -> None:
+    def __init__(self, kind: ErrorKind, detail: str, retry_after_s: float | None = None,
+                 status_code: int | None = None) -> None:
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail
         self.retry_after_s = retry_after_s
+        self.status_code = status_code
+
+
+@dataclass(frozen=True)
+class RateBudget:
+    """A documented request budget: ``requests`` per ``per_s`` seconds, per account or per app
+    (Herald's one client registration, shared by every account of that platform)."""
+
+    requests: int
+    per_s: float
+    scope: str = "account"  # "account" or "app"
+    source: str = ""  # the doc page that states it
 
 
 class PlatformAdapter(Protocol):
     platform: str
+    rate_budgets: tuple[RateBudget, ...]
 
     def publish(self, request: PublishRequest) -> PublishResult:
-        """Post it once; raises PublishError."""
+        """Post it once; raises PublishError. Sends ``request.attempt_key`` as the platform's
+        idempotency key where the platform has one."""
         ...
 
     def reconcile(self, request: PublishRequest) -> PublishResult | None:
@@ -85,23 +108,46 @@ def classify_http_error(
     status_code: int, headers: Mapping[str, str], body_text: str, now: datetime | None = None
 ) -> PublishError:
     retry_after = retry_after_seconds(_header(headers, "retry-after"), now)
+    if retry_after is None:
+        retry_after = _reset_after(headers, now)
     detail = f"HTTP {status_code}: {body_text[:500]}"
     if status_code == 429:
-        return PublishError(ErrorKind.rate_limited, detail, retry_after)
+        return PublishError(ErrorKind.rate_limited, detail, retry_after, status_code)
     if status_code in (401, 403):
-        return PublishError(ErrorKind.auth, detail)
+        return PublishError(ErrorKind.auth, detail, status_code=status_code)
     if status_code in (400, 413, 422):
-        return PublishError(ErrorKind.invalid_content, detail)
+        return PublishError(ErrorKind.invalid_content, detail, status_code=status_code)
     if status_code in (408, 425) or status_code >= 500:
-        return PublishError(ErrorKind.transient, detail, retry_after)  # 503 may carry Retry-After too
-    return PublishError(ErrorKind.permanent, detail)
+        # 503 may carry Retry-After too
+        return PublishError(ErrorKind.transient, detail, retry_after, status_code)
+    return PublishError(ErrorKind.permanent, detail, status_code=status_code)
+
+
+def _reset_after(headers: Mapping[str, str], now: datetime | None) -> float | None:
+    """Seconds until a rate-limit window resets, from ``x-rate-limit-reset`` (X: epoch seconds) or
+    ``X-RateLimit-Reset`` (Mastodon: an ISO 8601 time)."""
+    value = _header(headers, "x-rate-limit-reset") or _header(headers, "x-ratelimit-reset")
+    if not value:
+        return None
+    now = now or datetime.now(UTC)
+    try:
+        return max(0.0, float(value) - now.timestamp())
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     value = headers.get(name)  # httpx.Headers is case-insensitive; a plain dict may not be
     if value is not None:
         return value
-    return next((v for k, v in headers.items() if k.lower() == name), None)
+    return next((v for k, v in headers.items() if k.lower() == name.lower()), None)
 
 
 class UnknownPlatform(KeyError):

@@ -1,5 +1,8 @@
 """Mastodon adapter: the documented REST API, POST /api/v1/statuses with a bearer token.
 
+Rate budget: 300 requests per 5 minutes per account (https://docs.joinmastodon.org/api/rate-limits/);
+answers carry ``X-RateLimit-Reset`` (an ISO 8601 time), and 429 when it is spent.
+
 Every status post carries ``Idempotency-Key: <attempt_key>``. Mastodon documents that a repeated
 request with the same key (same account, within one hour) returns the status it already created
 instead of posting again; that is what makes retries and reconciliation safe.
@@ -17,6 +20,7 @@ from processors.platforms.base import (
     PublishError,
     PublishRequest,
     PublishResult,
+    RateBudget,
     classify_http_error,
 )
 
@@ -29,6 +33,7 @@ MEDIA_POLL_INTERVAL_S = 0.5
 
 class MastodonAdapter:
     platform = "mastodon"
+    rate_budgets = (RateBudget(300, 300.0, "account", "https://docs.joinmastodon.org/api/rate-limits/"),)
 
     def __init__(self, http: httpx.Client, default_base_url: str = "", timeout_s: float = 10) -> None:
         self.http = http
@@ -92,8 +97,11 @@ class MastodonAdapter:
     def _call(self, method: str, url: str, **kwargs: Any) -> Any:
         try:
             response = self.http.request(method, url, timeout=self.timeout_s, **kwargs)
-        except httpx.HTTPError as error:  # timeouts, refused/dropped connections, protocol errors
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:  # nothing was sent
             raise PublishError(ErrorKind.transient, f"{method} {url}: {type(error).__name__}: {error}") from None
+        except httpx.HTTPError as error:  # sent, then no answer: the platform may have acted on it
+            kind = ErrorKind.unknown if method == "POST" else ErrorKind.transient
+            raise PublishError(kind, f"{method} {url}: {type(error).__name__}: {error}") from None
         if response.status_code >= 400:
             raise classify_http_error(response.status_code, response.headers, response.text)
         try:

@@ -42,6 +42,7 @@ class SandboxPost:
 
 class SandboxAdapter:
     platform = "sandbox"
+    rate_budgets = ()  # Herald's own table: no budget to keep
 
     def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool
