@@ -11,7 +11,7 @@ accounts in one business workspace pointing at the fake, so no single account's 
    ``schedule_post.v1`` commands straight to the commands topic (what POST /v1/commands queues), so
    scheduling is not the gateway's speed; ``lead_s`` leaves the handler time to decide them all before the
    first is due (the run says whether it did). Lateness of a destination = the fake's receive time of its
-   first request − its due time: p50, p99, max.
+   first request that posted the status − its due time: p50, p99, max.
 2. Burst: ``burst`` (10,000) posts all due at one instant: burst_drain_s = last receive − that instant,
    burst_p99_ms the p99 lateness.
 3. The peer: BullMQ delayed jobs with the same counts (bench/peers.py), and lateness_p99_vs_bullmq = Herald's
@@ -19,11 +19,13 @@ accounts in one business workspace pointing at the fake, so no single account's 
    which includes the HTTP connection: Herald is, if anything, disadvantaged).
 
 Each phase waits until every destination has ended (published, failed, skipped or cancelled in the queue
-read model) or its deadline passes; what never reached the platform is counted, not hidden. double_posts
+read model), its deadline passes, or, past its last due time, none has ended for ``stall_s`` (120 s); what
+never reached the platform is counted, not hidden. double_posts
 (the fake's count of statuses an account posted twice with the same text) must be 0.
 
 Sizes come from the environment so a quick run can scale down (defaults are the issue's numbers):
-HERALD_BENCH_LATENESS_N, _WINDOW_S, _BURST, _ACCOUNTS, _LATENCY_MS, _LEAD_S, _DEADLINE_S, _PEER (0: no BullMQ).
+HERALD_BENCH_LATENESS_N, _WINDOW_S, _BURST, _ACCOUNTS, _LATENCY_MS, _LEAD_S, _DEADLINE_S, _STALL_S,
+_PEER (0: no BullMQ).
 Herald's own settings come from HERALD_* as always (e.g. HERALD_DISPATCH_INTERVAL_S); the publishing ones in
 effect are printed.
 """
@@ -65,6 +67,7 @@ class Options:
     latency_ms: float = 200.0
     lead_s: float | None = None  # None: 15 s + 6 ms per post (what the handler needs to decide them, with room)
     deadline_s: float | None = None  # per phase, after its first due time; None: window + 600 s + 0.25 s per post
+    stall_s: float = 120.0  # past the last due time, give up once no destination has ended for this long
     peer: bool = True
     peer_concurrency: int = 50
 
@@ -74,7 +77,8 @@ class Options:
         return cls(posts=int(_env("N", cls.posts)), window_s=_env("WINDOW_S", cls.window_s),
                    burst=int(_env("BURST", cls.burst)), accounts=int(_env("ACCOUNTS", cls.accounts)),
                    latency_ms=_env("LATENCY_MS", cls.latency_ms), lead_s=float(lead) if lead else None,
-                   deadline_s=float(deadline) if deadline else None, peer=_env("PEER", 1) != 0)
+                   deadline_s=float(deadline) if deadline else None, stall_s=_env("STALL_S", cls.stall_s),
+                   peer=_env("PEER", 1) != 0)
 
     def lead_for(self, posts: int) -> float:
         return self.lead_s if self.lead_s is not None else 15.0 + 0.006 * posts
@@ -174,19 +178,21 @@ def schedule(stack: Stack, ws: Workspace, phase: str, due: list[datetime]) -> di
     return texts
 
 
-def destinations(stack: Stack, ws: Workspace) -> tuple[int, int]:
-    """(destinations in the queue read model, of which ended) for the workspace."""
+def destinations(stack: Stack, ws: Workspace, due: tuple[datetime, datetime]) -> tuple[int, int]:
+    """(destinations in the queue read model due within ``due``, of which ended): one phase's, as phases
+    do not share due times."""
     with stack.herald.pool.connection() as conn:
-        row = conn.execute("SELECT count(*), count(*) FILTER (WHERE status = ANY(%s))"
-                           " FROM queue_destinations WHERE workspace_id = %s",
-                           (list(TERMINAL), ws.workspace_id)).fetchone()
+        row = conn.execute("SELECT count(*), count(*) FILTER (WHERE status = ANY(%s)) FROM queue_destinations"
+                           " WHERE workspace_id = %s AND due_at BETWEEN %s AND %s",
+                           (list(TERMINAL), ws.workspace_id, *due)).fetchone()
     return int(row[0]), int(row[1])
 
 
-def statuses(stack: Stack, ws: Workspace) -> dict[str, int]:
+def statuses(stack: Stack, ws: Workspace, due: tuple[datetime, datetime]) -> dict[str, int]:
     with stack.herald.pool.connection() as conn:
         rows = conn.execute("SELECT status, count(*) FROM queue_destinations WHERE workspace_id = %s"
-                            " GROUP BY status ORDER BY status", (ws.workspace_id,)).fetchall()
+                            " AND due_at BETWEEN %s AND %s GROUP BY status ORDER BY status",
+                            (ws.workspace_id, *due)).fetchall()
     return {status: int(n) for status, n in rows}
 
 
@@ -198,13 +204,35 @@ def wait_for(condition: Callable[[], bool], deadline: float, every_s: float = 0.
     return True
 
 
+def wait_to_end(stack: Stack, ws: Workspace, due: tuple[datetime, datetime], expected: int, deadline: float,
+                stall_s: float, say) -> bool:
+    """Until every destination has ended; False at the deadline, or once past the last due time nothing has
+    ended for ``stall_s`` (a stuck destination should not hold the bench for the whole deadline)."""
+    last_due = due[1].timestamp()
+    progress, progress_at = -1, time.time()
+    while True:
+        ended = destinations(stack, ws, due)[1]
+        now = time.time()
+        if ended >= expected:
+            return True
+        if ended != progress:
+            progress, progress_at = ended, now
+        if now > deadline:
+            say(f"lateness: deadline passed with {expected - ended} destinations not ended")
+            return False
+        if now > last_due and now - max(progress_at, last_due) > stall_s:
+            say(f"lateness: {expected - ended} destinations not ended and none ended for {stall_s:g} s: stalled")
+            return False
+        time.sleep(1.0)
+
+
 # A phase ---------------------------------------------------------------------------------------
 
 
 @dataclass
 class Phase:
     name: str
-    expected: int  # destinations in the workspace once this phase is scheduled (earlier phases included)
+    expected: int  # destinations of this phase
     texts: dict[str, datetime]
     first_due: float  # epoch seconds
     scheduled_s: float = float("nan")  # from the first command produced until the read model shows them all
@@ -219,22 +247,23 @@ def run_phase(stack: Stack, ws: Workspace, platform: FakePlatform, opts: Options
               due: list[datetime], say) -> Phase:
     seen = platform.stats()["requests"]
     started = time.time()
+    span = (min(due), max(due))
     phase.texts = schedule(stack, ws, phase.name, due)
-    if not wait_for(lambda: destinations(stack, ws)[0] >= phase.expected, phase.first_due + 120, every_s=0.2):
-        raise RuntimeError(f"lateness {phase.name}: only {destinations(stack, ws)[0]} of {phase.expected}"
+    if not wait_for(lambda: destinations(stack, ws, span)[0] >= phase.expected, phase.first_due + 120, every_s=0.2):
+        raise RuntimeError(f"lateness {phase.name}: only {destinations(stack, ws, span)[0]} of {phase.expected}"
                            " destinations were scheduled")
     phase.scheduled_s = time.time() - started
     margin = phase.first_due - time.time()
     say(f"lateness {phase.name}: {len(due):,} posts scheduled in {phase.scheduled_s:.1f} s, "
         + (f"{margin:.1f} s before the first is due" if margin >= 0
            else f"NOT before the first was due ({-margin:.1f} s after it): raise HERALD_BENCH_LATENESS_LEAD_S"))
-    last_due = max(due).timestamp()
-    deadline = phase.first_due + opts.deadline_for(len(due), last_due - phase.first_due)
-    phase.ended = wait_for(lambda: destinations(stack, ws)[1] >= phase.expected, deadline, every_s=1.0)
+    deadline = phase.first_due + opts.deadline_for(len(due), span[1].timestamp() - phase.first_due)
+    phase.ended = wait_to_end(stack, ws, span, phase.expected, deadline, opts.stall_s, say)
     first: dict[str, float] = {}
     for post in platform.posts(since=seen):
         text = post["text"]
-        if text in phase.texts and (text not in first or post["received_at"] < first[text]):
+        # The first request that created (or was answered with) the status: a refused one did not post.
+        if text in phase.texts and post["status_id"] and (text not in first or post["received_at"] < first[text]):
             first[text] = post["received_at"]
     phase.lateness_s = [first[t] - at.timestamp() for t, at in phase.texts.items() if t in first]
     phase.not_received = len(phase.texts) - len(first)
@@ -242,7 +271,7 @@ def run_phase(stack: Stack, ws: Workspace, platform: FakePlatform, opts: Options
     phase.last_received = max(first.values(), default=float("nan"))
     say(f"lateness {phase.name}: " + ("every destination ended" if phase.ended else
                                      "NOT every destination ended by the deadline")
-        + f" ({statuses(stack, ws)}); {len(first):,} reached the platform, {phase.not_received:,} did not,"
+        + f" ({statuses(stack, ws, span)}); {len(first):,} reached the platform, {phase.not_received:,} did not,"
         f" {phase.received_before_due} before their due time")
     return phase
 
@@ -262,7 +291,7 @@ def run(stack: Stack, opts: Options, say, tmp: Path) -> dict[str, Any]:
 
         burst_at = time.time() + opts.lead_for(opts.burst)
         burst = run_phase(stack, ws, platform, opts,
-                          Phase("burst", opts.posts + opts.burst, {}, burst_at),
+                          Phase("burst", opts.burst, {}, burst_at),
                           [datetime.fromtimestamp(burst_at, UTC)] * opts.burst, say)
         stats = platform.stats()
 
