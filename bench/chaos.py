@@ -14,10 +14,9 @@ What runs (every part a process of its own):
   each), submits ``--posts`` schedule_post commands through the gateway (``POST /v1/commands``,
   retried with the same command id while the gateway is down), due over ``--spread-s`` seconds,
   and meanwhile sends ``--kills`` SIGKILLs to random role processes at random moments, each
-  process restarted at once. Some kills aim at the publisher mid-call: a processors process is
-  killed while the fake holds as many requests as there are processors processes (each publisher
-  calls the platform one at a time today, so every one of them is inside a call), or right after
-  the fake received a post.
+  process restarted at once. Some kills aim at the publisher mid-call: every processors process
+  is killed at once (each counts as a kill) while the fake holds a request unanswered, or right
+  after the fake received a post (which of them made the call is not known, so all go).
 
 After the kills it waits until every destination has ended (or nothing moves any more, or
 ``--settle-timeout-s``), stops the roles, and checks:
@@ -165,13 +164,20 @@ class Slot:
 
     def kill(self) -> None:
         """SIGKILL (the process gets no chance to clean up) and start it again."""
+        self.send_kill()
+        self.restart()
+
+    def send_kill(self) -> None:
         assert self.process is not None
         if self.process.poll() is not None:  # it had ended by itself
             self.unexpected_exits.append(self.process.returncode)
         else:
             self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
             self.killed += 1
+
+    def restart(self) -> None:
+        assert self.process is not None
+        self.process.wait()
         self.start()
 
     def watch(self) -> None:
@@ -350,25 +356,29 @@ def plan_kills(options: Options, slots: list[Slot], rng: random.Random) -> list[
     least once when there are enough kills; mid-call kills go to the processors."""
     n = options.kills
     roles = sorted({s.role for s in slots})
-    mid_calls = round(n * options.mid_call_share) if "processors" in roles else 0
+    publishers = sum(1 for s in slots if s.role == "processors")
+    # A mid-call kill takes every processors process at once (which one holds the call is not
+    # known), so it counts as that many kills.
+    mid_calls = min(round(n * options.mid_call_share / publishers), n // publishers) if publishers else 0
     # Mid-call kills while posts fall due; the others anywhere in the window, setup included.
     plan: list[tuple[float, str | None, str]] = [
         (rng.uniform(options.lead_s, options.lead_s + options.spread_s), "processors",
          "in_flight" if k % 2 == 0 else "just_received") for k in range(mid_calls)]
-    others: list[str | None] = [r for r in roles if r != "processors"][: n - mid_calls]  # each role once
-    others += [None] * (n - mid_calls - len(others))
+    singles = n - mid_calls * publishers
+    others: list[str | None] = [r for r in roles if r != "processors"][:singles]  # each role once
+    others += [None] * (singles - len(others))
     plan += [(rng.uniform(0, options.window_s), role, "random") for role in others]
     return sorted(plan, key=lambda kill: kill[0])
 
 
-def wait_mid_call(fake: FakePlatform, mode: str, publishers: int, patience_s: float = 30.0) -> bool:
-    """Wait until the publisher is inside a platform call: every publisher process holds a request at
-    the fake (``in_flight``), or a status post just arrived (``just_received``). False: not seen."""
+def wait_mid_call(fake: FakePlatform, mode: str, patience_s: float = 30.0) -> bool:
+    """Wait until a publisher is inside a platform call: the fake holds a request unanswered
+    (``in_flight``), or a status post just arrived (``just_received``). False: not seen in time."""
     deadline = time.monotonic() + patience_s
     seen = fake.stats()
     while time.monotonic() < deadline:
         stats = fake.stats()
-        if mode == "in_flight" and stats.get("in_flight", 0) >= publishers:
+        if mode == "in_flight" and stats.get("in_flight", 0) >= 1:
             return True
         if mode == "just_received" and stats.get("requests", 0) > seen.get("requests", 0):
             return True
@@ -388,15 +398,19 @@ def run_kills(plan: list[tuple[float, str | None, str]], slots: list[Slot], fake
         if stop.is_set():
             break
         candidates = [s for s in slots if role is None or s.role == role]
-        mid_call = ""
-        if mode != "random":
-            publishers = sum(1 for s in candidates if s.alive())
-            if wait_mid_call(fake, mode, publishers):
-                mid_call = mode
-        victim = rng.choice(candidates)
-        victim.kill()
-        done.append(Kill(round(time.monotonic() - started, 2), victim.name, victim.role, mid_call))
-        say(f"kill -9 {victim.name} at {done[-1].at_s:.1f} s{' (' + mid_call + ')' if mid_call else ''}")
+        if mode == "random":
+            victims = [rng.choice(candidates)]
+            mid_call = ""
+        else:  # every publisher at once: the one inside the call among them
+            victims = candidates
+            mid_call = mode if wait_mid_call(fake, mode) else ""
+        for victim in victims:
+            victim.send_kill()
+        at_s = round(time.monotonic() - started, 2)
+        for victim in victims:
+            victim.restart()
+            done.append(Kill(at_s, victim.name, victim.role, mid_call))
+        say(f"kill -9 {', '.join(v.name for v in victims)} at {at_s:.1f} s{' (' + mid_call + ')' if mid_call else ''}")
     return done
 
 

@@ -14,7 +14,7 @@ from bench import chaos
 
 pytestmark = pytest.mark.e2e
 
-OPTIONS = chaos.Options(posts=40, destinations=2, workspaces=2, kills=5, latency_ms=200, lead_s=8.0, spread_s=12.0,
+OPTIONS = chaos.Options(posts=40, destinations=2, workspaces=2, kills=6, latency_ms=200, lead_s=6.0, spread_s=10.0,
                         mid_call_share=0.4, settle_timeout_s=75.0, stall_s=30.0,
                         processes={"gateway": 1, "handler": 1, "relay": 1, "processors": 2, "projections": 1})
 
