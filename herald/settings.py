@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     publish_max_in_flight: int = Field(200, ge=1, description="platform calls in flight per process")
     publish_per_account: int = Field(4, ge=1, description="platform calls in flight per social account")
     publish_per_platform: int = Field(100, ge=1, description="platform calls in flight per platform, per process")
+    publish_rechecks_s: list[float] = Field([60.0, 300.0, 900.0], description="after an unknown outcome, ask the"
+                                            " platform again after these delays; then an admin resolves it")
+    publish_maintain_every_s: float = Field(5.0, gt=0, description="lease renewal and take-over of a dead"
+                                            " engine's attempts, this often")
     publish_budget_share: float = Field(1.0, gt=0, le=1, description="share of each platform's documented rate"
                                         " budget one process may spend: 1/N with N publishing processes")
     mastodon_base_url: str = Field("", description="default Mastodon instance when an account names none")

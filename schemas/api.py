@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas import commands as cmd
 
@@ -134,6 +134,29 @@ class PostView(Response):
     media_urls: list[str]
     publish_at: datetime | None
     destinations: list[DestinationView]
+
+
+class ResolveOutcomeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    attempt: int = Field(ge=1, description="the attempt whose outcome is unknown (see the queue's `attempt`)")
+    resolution: cmd.Resolution
+    platform_post_id: str | None = Field(None, min_length=1, max_length=200)
+    url: str | None = Field(None, max_length=2000)
+    note: str = Field("", max_length=500)
+
+    @model_validator(mode="after")
+    def _published_has_platform_id(self) -> "ResolveOutcomeRequest":
+        if self.resolution is cmd.Resolution.published and not self.platform_post_id:
+            raise ValueError("a published resolution needs platform_post_id")
+        return self
+
+
+class OutcomeResolved(Response):
+    post_id: str
+    destination_id: str
+    status: str
+    command_id: str
+    position: int | None = None
 
 
 class QueueEntry(Response):

@@ -95,7 +95,8 @@ def _publish_engine(herald: "Herald") -> Callable[[threading.Event], None]:
     s = herald.settings
     settings = EngineSettings(lead_s=s.publish_lead_s, lease_s=s.publish_lease_s,
                               max_in_flight=s.publish_max_in_flight, per_account=s.publish_per_account,
-                              per_platform=s.publish_per_platform, budget_share=s.publish_budget_share)
+                              per_platform=s.publish_per_platform, budget_share=s.publish_budget_share,
+                              rechecks_s=tuple(s.publish_rechecks_s), maintain_every_s=s.publish_maintain_every_s)
     return PublishEngine(pool=herald.pool, producer=herald.producer, commands_topic=s.commands_topic,
                          adapters=herald.adapters(), unseal=herald.cipher.unseal, settings=settings).run
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from domain.post.platform_rules import mastodon_length
 from processors.platforms.base import (
     ErrorKind,
     PublishError,
@@ -24,7 +25,7 @@ from processors.platforms.base import (
     classify_http_error,
 )
 
-# Mastodon's default limit. Raw length is conservative: Mastodon counts every URL as 23 characters.
+# Mastodon's default limit, counted as Mastodon counts (every URL as 23 characters).
 MAX_CHARACTERS = 500
 # /api/v2/media answers 202 (url null) while it still processes a file; a status may not attach it yet.
 MEDIA_PROCESSING_POLLS = 10
@@ -41,10 +42,9 @@ class MastodonAdapter:
         self.timeout_s = timeout_s
 
     def publish(self, request: PublishRequest) -> PublishResult:
-        if len(request.text) > MAX_CHARACTERS:
-            raise PublishError(
-                ErrorKind.invalid_content, f"{len(request.text)} characters; Mastodon allows {MAX_CHARACTERS}"
-            )
+        length = mastodon_length(request.text)
+        if length > MAX_CHARACTERS:
+            raise PublishError(ErrorKind.invalid_content, f"{length} characters; Mastodon allows {MAX_CHARACTERS}")
         base = (request.account.instance_url or self.default_base_url).rstrip("/")
         if not base:
             raise PublishError(ErrorKind.permanent, f"account {request.account.account_id} names no Mastodon instance")

@@ -81,6 +81,7 @@ class EngineSettings:
     load_every_s: float = 0.1
     maintain_every_s: float = 5.0
     budget_share: float = 1.0
+    rechecks_s: tuple[float, ...] = RECHECKS_S
 
 
 @dataclass
@@ -321,8 +322,8 @@ class PublishEngine:
         for entry, payload in outcomes:
             commands.append(_command(entry, payload))
             if _is_unknown(payload):
-                if entry.checks < len(RECHECKS_S):
-                    unresolved[entry.attempt_key] = RECHECKS_S[entry.checks]
+                if entry.checks < len(self.s.rechecks_s):
+                    unresolved[entry.attempt_key] = self.s.rechecks_s[entry.checks]
         produce_commands(self.producer, self.commands_topic, [c for c in commands if c is not None])
         metrics.PUBLISH_OUTCOMES.labels(self.name).inc(len(outcomes))
         with self.pool.connection() as conn:
