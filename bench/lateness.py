@@ -19,7 +19,7 @@ accounts in one business workspace pointing at the fake, so no single account's 
    which includes the HTTP connection: Herald is, if anything, disadvantaged).
 
 Each phase waits until every destination has ended (published, failed, skipped or cancelled in the queue
-read model), its deadline passes, or, past its last due time, none has ended for ``stall_s`` (120 s); what
+read model), its deadline passes, or, past its last due time, nothing has moved for ``stall_s`` (120 s); what
 never reached the platform is counted, not hidden. double_posts
 (the fake's count of statuses an account posted twice with the same text) must be 0.
 
@@ -204,24 +204,27 @@ def wait_for(condition: Callable[[], bool], deadline: float, every_s: float = 0.
     return True
 
 
-def wait_to_end(stack: Stack, ws: Workspace, due: tuple[datetime, datetime], expected: int, deadline: float,
-                stall_s: float, say) -> bool:
+def wait_to_end(stack: Stack, ws: Workspace, platform: FakePlatform, due: tuple[datetime, datetime], expected: int,
+                deadline: float, stall_s: float, say) -> bool:
     """Until every destination has ended; False at the deadline, or once past the last due time nothing has
-    ended for ``stall_s`` (a stuck destination should not hold the bench for the whole deadline)."""
+    moved for ``stall_s``: no status changed in the read model and no request reached the platform (a stuck
+    destination should not hold the bench for the whole deadline; a read model catching up is progress)."""
     last_due = due[1].timestamp()
-    progress, progress_at = -1, time.time()
+    progress: object = None
+    progress_at = time.time()
     while True:
         ended = destinations(stack, ws, due)[1]
         now = time.time()
         if ended >= expected:
             return True
-        if ended != progress:
-            progress, progress_at = ended, now
+        moved = (statuses(stack, ws, due), platform.stats()["requests"])
+        if moved != progress:
+            progress, progress_at = moved, now
         if now > deadline:
             say(f"lateness: deadline passed with {expected - ended} destinations not ended")
             return False
         if now > last_due and now - max(progress_at, last_due) > stall_s:
-            say(f"lateness: {expected - ended} destinations not ended and none ended for {stall_s:g} s: stalled")
+            say(f"lateness: {expected - ended} destinations not ended and nothing moved for {stall_s:g} s: stalled")
             return False
         time.sleep(1.0)
 
@@ -258,7 +261,7 @@ def run_phase(stack: Stack, ws: Workspace, platform: FakePlatform, opts: Options
         + (f"{margin:.1f} s before the first is due" if margin >= 0
            else f"NOT before the first was due ({-margin:.1f} s after it): raise HERALD_BENCH_LATENESS_LEAD_S"))
     deadline = phase.first_due + opts.deadline_for(len(due), span[1].timestamp() - phase.first_due)
-    phase.ended = wait_to_end(stack, ws, span, phase.expected, deadline, opts.stall_s, say)
+    phase.ended = wait_to_end(stack, ws, platform, span, phase.expected, deadline, opts.stall_s, say)
     first: dict[str, float] = {}
     for post in platform.posts(since=seen):
         text = post["text"]
@@ -270,7 +273,7 @@ def run_phase(stack: Stack, ws: Workspace, platform: FakePlatform, opts: Options
     phase.received_before_due = sum(1 for late in phase.lateness_s if late < 0)
     phase.last_received = max(first.values(), default=float("nan"))
     say(f"lateness {phase.name}: " + ("every destination ended" if phase.ended else
-                                     "NOT every destination ended by the deadline")
+                                     "NOT every destination ended (deadline or stall)")
         + f" ({statuses(stack, ws, span)}); {len(first):,} reached the platform, {phase.not_received:,} did not,"
         f" {phase.received_before_due} before their due time")
     return phase
