@@ -69,6 +69,7 @@ import httpx
 
 from domain.wallet import Wallet
 from herald.runtime.wiring import Herald
+from processors.accounts.credentials import connect_with_tokens
 from herald.settings import Settings
 from herald.storage import db
 from schemas import commands as cmd
@@ -287,23 +288,29 @@ def open_workspaces(herald: Herald, options: Options, platform_url: str, run_tag
     workload = Workload(run_tag, {}, {})
     for w in range(options.workspaces):
         ws = f"chaos-{run_tag}-ws{w}"
+        tokens: dict[str, str] = {}  # connect step → its account's token
         steps: list[tuple[str, cmd.Payload]] = [
             ("open", cmd.OpenWorkspace(name=ws, tier="business", limit_overrides=overrides))]
         for a in range(options.destinations):
             token = f"chaos-{run_tag}-ws{w}-account{a}-{secrets.token_hex(4)}"
             steps.append((f"connect-{a}", cmd.ConnectSocialAccount(
-                platform="mastodon", handle=f"ws{w}_account{a}", access_token=token, instance_url=platform_url)))
+                platform="mastodon", handle=f"ws{w}_account{a}", instance_url=platform_url)))
+            tokens[f"connect-{a}"] = token
         # More than the workload needs, in two grants, so burns span grants.
         steps.append(("grant-1", cmd.GrantCredits(amount=per_workspace // 2 + 3, source="monthly")))
         steps.append(("grant-2", cmd.GrantCredits(amount=per_workspace, source="purchase")))
         for command_id, payload in steps:
-            decision = herald.app.handle(_envelope(payload, ws, f"{ws}-{command_id}"))
+            envelope = _envelope(payload, ws, f"{ws}-{command_id}")
+            if command_id in tokens:  # the token goes to the credentials store, the domain gets its version
+                decision = connect_with_tokens(herald.app, herald.credentials, envelope, access_token=tokens[command_id])
+            else:
+                decision = herald.app.handle(envelope)
             if not decision.accepted:
                 raise RuntimeError(f"setup {ws}/{command_id} rejected: {decision.reason_code} {decision.detail}")
             if isinstance(payload, cmd.ConnectSocialAccount):
                 account = decision.result["social_account_id"]
                 workload.accounts.setdefault(ws, []).append(account)
-                workload.tokens[account] = payload.access_token
+                workload.tokens[account] = tokens[command_id]
     return workload
 
 

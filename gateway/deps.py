@@ -18,6 +18,7 @@ from domain.application import ConflictsPersisted, Decision, HeraldApplication
 from domain.base import derived_id
 from gateway import auth
 from gateway.problems import ProblemError, rejection
+from processors.accounts.credentials import Credentials
 from projections import positions
 from schemas import api
 from schemas import commands as cmd
@@ -43,6 +44,7 @@ class GatewayDeps:
     ready_checks: dict[str, Callable[[], None]] = field(default_factory=dict)  # name → raises if not ready
     dead_letters: DeadLetterStore | None = None  # admin dead-letter endpoints; None → they answer 503
     read_wait_s: float = 10.0  # longest a GET waits for the read models to reach `min_position`
+    credentials: Credentials | None = None  # the private store connect seals tokens into; None → tokens refused
 
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`: the admin key or a service key")

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from pydantic import Field, PositiveInt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OAuthClientSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr = SecretStr("")
+    auth_method: Literal["client_secret_post", "client_secret_basic"] = "client_secret_post"
 
 
 class Settings(BaseSettings):
@@ -69,6 +79,16 @@ class Settings(BaseSettings):
                                         " budget one process may spend: 1/N with N publishing processes")
     mastodon_base_url: str = Field("", description="default Mastodon instance when an account names none")
 
+    # Social-account tokens (processors/accounts): refreshed just in time, on a 401, and ahead of expiry.
+    oauth_clients: dict[str, OAuthClientSettings] = Field(
+        default_factory=dict, description='Herald\'s OAuth client per platform, for the refresh-token grant, JSON,'
+        ' e.g. {"mastodon": {"client_id": "…", "client_secret": "…"}}; a platform without one is never refreshed')
+    token_refresh_margin_s: float = Field(300.0, ge=0, description="refresh before a call when the token expires"
+                                          " within this")
+    token_refresh_ahead_s: float = Field(900.0, ge=0, description="the refresher renews tokens expiring within this")
+    token_refresh_interval_s: float = Field(30.0, gt=0, description="how often the refresher looks")
+    token_refresh_batch_size: int = Field(100, ge=1, description="tokens the refresher renews per tick at most")
+
     # Gateway.
     metrics_port: int = Field(9464, ge=0, description="/metrics, /healthz, /readyz port of roles without the gateway; 0 disables")
     health_stale_after_s: float = Field(60.0, gt=0, description="a loop without a completed iteration this long makes /readyz fail")
@@ -92,6 +112,8 @@ class Settings(BaseSettings):
             "HERALD_DATA_DIR": str(self.data_dir),
             "HERALD_TOKEN_KEY": self.token_key,
             "HERALD_ADMIN_API_KEY": self.admin_api_key,
+            "HERALD_OAUTH_CLIENTS": json.dumps({p: {**c.model_dump(), "client_secret": c.client_secret.get_secret_value()}
+                                                for p, c in self.oauth_clients.items()}),
         }
 
     def batch_size_for(self, consumer: str) -> int:

@@ -65,8 +65,12 @@ class ConnectSocialAccount(Payload):
     social_account_id: str | None = Field(None, description="defaults to one derived from command_id")
     platform: Platform
     handle: str = Field(min_length=1, max_length=200)
-    access_token: str = Field("", max_length=4000, description="sealed with AES-256-GCM before it is stored")
     instance_url: HttpUrl | None = Field(None, description="Mastodon instance base URL")
+    credential_version: str | None = Field(
+        None, min_length=1, max_length=200, pattern=ID_PATTERN,
+        description="the version of the account's credentials in Herald's private store, written there (sealed) "
+        "by the gateway's connect endpoint before this command; never the token itself. Connecting an account "
+        "of this workspace again with a new version reconnects it")
 
 
 class GrantCredits(Payload):
@@ -158,6 +162,15 @@ class ResolvePublishOutcome(Payload):
         return self
 
 
+class MarkAccountNeedsReconnect(Payload):
+    """Sent by the token refresher when the platform refused to refresh an account's token for good."""
+
+    social_account_id: str = Identifier
+    reason: str = Field(min_length=1, max_length=200, description="e.g. invalid_grant, access_token_rejected")
+    credential_version: str | None = Field(None, max_length=200, description="the credentials that failed")
+    detail: str = Field("", max_length=500)
+
+
 class ConsumeHold(Payload):
     hold_id: str
 
@@ -176,6 +189,7 @@ COMMAND_TYPES: dict[str, type[Payload]] = {
     "start_publish_attempt.v1": StartPublishAttempt,
     "record_publish_outcome.v1": RecordPublishOutcome,
     "resolve_publish_outcome.v1": ResolvePublishOutcome,
+    "mark_account_needs_reconnect.v1": MarkAccountNeedsReconnect,
     "consume_hold.v1": ConsumeHold,
     "release_hold.v1": ReleaseHold,
 }

@@ -104,8 +104,11 @@ class Post(HeraldAggregate):
             raise Rejected(Reason.unknown_destination, f"post {self.post_id} has no destination {destination_id}") from None
 
     def start_attempt(
-        self, ctx: Context, destination_id: str, attempt: int, account: ev.SocialAccountConnected, policy: PublishPolicy
+        self, ctx: Context, destination_id: str, attempt: int, account: ev.SocialAccountConnected, policy: PublishPolicy,
+        skip_reason: str | None = None,
     ) -> None:
+        """Start the attempt, or skip the destination: when it is past the missed window, or with
+        ``skip_reason`` (e.g. its account must be reconnected first)."""
         dest = self.destination(destination_id)
         if dest.status not in WAITING or attempt != dest.attempt + 1:
             raise Rejected(
@@ -114,10 +117,12 @@ class Post(HeraldAggregate):
             )
         late_by = (ctx.now - dest.due_at).total_seconds()
         if late_by > policy.missed_window_s:
+            skip_reason = "missed"
+        if skip_reason:
             self.record(
                 ctx,
                 ev.DestinationSkipped(
-                    post_id=self.post_id, destination_id=destination_id, hold_id=dest.hold_id, reason="missed"
+                    post_id=self.post_id, destination_id=destination_id, hold_id=dest.hold_id, reason=skip_reason
                 ),
             )
             return
@@ -132,7 +137,6 @@ class Post(HeraldAggregate):
                 platform=account.platform,
                 handle=account.handle,
                 instance_url=account.instance_url,
-                sealed_token=account.sealed_token,
                 text=dest.text,
                 media_urls=self.media_urls,
                 not_before=dest.due_at,

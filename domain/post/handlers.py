@@ -90,9 +90,9 @@ def start_publish_attempt(app: HeraldApplication, ctx: Context, p: cmd.StartPubl
         platform=account.platform,
         handle=account.handle,
         instance_url=account.instance_url,
-        sealed_token=account.sealed_token,
     )
-    post.start_attempt(ctx, p.destination_id, p.attempt, connected, app.policy)
+    skip = "account_needs_reconnect" if account.needs_reconnect else None
+    post.start_attempt(ctx, p.destination_id, p.attempt, connected, app.policy, skip_reason=skip)
     result = {"post_id": p.post_id, "destination_id": p.destination_id, "status": dest.status}
     return [post, *_dequeue_if_settled(app, ctx, post)], result
 

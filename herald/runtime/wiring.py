@@ -35,6 +35,12 @@ from herald.runtime.health import RoleHealth
 from herald.messaging.relay import DDL as RELAY_DDL
 from herald.messaging.relay import Relay
 from herald.settings import Settings
+from herald.messaging.consumer import produce_commands
+from processors.accounts import vault
+from processors.accounts.credentials import Credentials, RefreshSettings
+from processors.accounts.refresher import refresher_ticker
+from processors.accounts.upgrade import copy_earlier_tokens
+from processors.platforms.oauth import OAuthClient
 from processors.publishing import dispatcher, publisher
 from processors.platforms.base import AdapterRegistry
 from processors.platforms.mastodon import MastodonAdapter
@@ -91,6 +97,12 @@ def _dispatcher(herald: "Herald") -> Callable[[threading.Event], None]:
                            lead_s=s.publish_lead_s).run
 
 
+def _token_refresher(herald: "Herald") -> Callable[[threading.Event], None]:
+    s = herald.settings
+    return refresher_ticker(herald.pool, herald.credentials, interval_s=s.token_refresh_interval_s,
+                            ahead_s=s.token_refresh_ahead_s, limit=s.token_refresh_batch_size).run
+
+
 def _publish_engine(herald: "Herald") -> Callable[[threading.Event], None]:
     s = herald.settings
     settings = EngineSettings(lead_s=s.publish_lead_s, lease_s=s.publish_lease_s,
@@ -98,7 +110,7 @@ def _publish_engine(herald: "Herald") -> Callable[[threading.Event], None]:
                               per_platform=s.publish_per_platform, budget_share=s.publish_budget_share,
                               rechecks_s=tuple(s.publish_rechecks_s), maintain_every_s=s.publish_maintain_every_s)
     return PublishEngine(pool=herald.pool, producer=herald.producer, commands_topic=s.commands_topic,
-                         adapters=herald.adapters(), unseal=herald.cipher.unseal, settings=settings).run
+                         adapters=herald.adapters(), credentials=herald.credentials, settings=settings).run
 
 
 CATALOGUE: tuple[Consumer | Timed, ...] = (
@@ -106,6 +118,7 @@ CATALOGUE: tuple[Consumer | Timed, ...] = (
     Timed("publish-engine", "processors", _publish_engine),
     Consumer("settler", "processors", lambda h: settle),
     Timed("dispatcher", "processors", _dispatcher),
+    Timed("token-refresher", "processors", _token_refresher),
     # Every read model in one consumer: each event is decoded once, and all read models of a
     # workspace are at the same position (read-your-writes waits on one number).
     Consumer("read-models", "projections", _read_models, on_batch=positions.record),
@@ -118,7 +131,7 @@ LOOP_NAMES: dict[str, tuple[str, ...]] = {
     **{role: tuple(c.name for c in CATALOGUE if c.role == role) for role in ("processors", "projections")},
 }
 DDLS = (consumer_runtime.DDL, event_store.DDL, RELAY_DDL, inbox.DDL, *read_models.DDL, dispatcher.DDL,
-        publisher.DDL, sandbox.DDL, auth.DDL)
+        publisher.DDL, sandbox.DDL, auth.DDL, vault.DDL)
 
 
 @contextlib.contextmanager
@@ -151,10 +164,21 @@ class Herald:
         return load_or_create_key(self.settings.token_key, self.settings.data_dir)
 
     @cached_property
+    def credentials(self) -> Credentials:
+        s = self.settings
+        http = httpx.Client(timeout=s.platform_timeout_s)
+        self._closers.append(http.close)
+        clients = {platform: OAuthClient(c.client_id, c.client_secret.get_secret_value(), c.auth_method)
+                   for platform, c in s.oauth_clients.items()}
+        return Credentials(pool=self.pool, cipher=self.cipher, adapters=self.adapters, clients=clients, http=http,
+                           send_commands=lambda commands: produce_commands(self.producer, s.commands_topic, commands),
+                           settings=RefreshSettings(margin_s=s.token_refresh_margin_s, timeout_s=s.platform_timeout_s))
+
+    @cached_property
     def app(self) -> HeraldApplication:
         policy = PublishPolicy(tuple(self.settings.retry_delays_s), self.settings.missed_window_s)
         env = {**db.eventsourcing_env(self.database_url), "APPLICATION_RECORDER_TOPIC": event_store.RECORDER_TOPIC}
-        return HeraldApplication(env, seal=self.cipher.seal, policy=policy,
+        return HeraldApplication(env, policy=policy,
                                  versions=event_store.versions_in(self.pool), serialise=workspace_locks(self.lock_pool),
                                  recorded_at=event_store.recorded_at_in(self.pool))
 
@@ -202,6 +226,9 @@ class Herald:
             if event_store.run_upgrade_once(self.database_url, "grant-claims-v1",
                                             lambda: claim_earlier_grants(self.app)):
                 log.info("upgrade: claimed the grant ids recorded before grant claims")
+            if event_store.run_upgrade_once(self.database_url, "credentials-store-v1",
+                                            lambda: copy_earlier_tokens(self.app, self.pool)):
+                log.info("upgrade: copied the sealed tokens of earlier connected accounts into the credentials store")
         return self.ensure_topics()
 
     def ensure_topics(self) -> set[str]:
@@ -229,6 +256,7 @@ class Herald:
                 ready_checks={"postgres": self._check_postgres, "kafka": self._check_kafka},
                 dead_letters=DeadLetterStore(self.kafka_bootstrap, self.settings.dlq_topic, lambda: self.producer),
                 read_wait_s=self.settings.read_wait_s,
+                credentials=self.credentials,
             )
         )
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
-from typing import Iterable, Mapping, Protocol
+from typing import Callable, Iterable, Mapping, Protocol
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,23 @@ class RateBudget:
     source: str = ""  # the doc page that states it
 
 
+@dataclass(frozen=True)
+class TokenRefresh:
+    """How a platform refreshes an account's access token: the OAuth 2.0 refresh-token grant
+    (processors/platforms/oauth.py) at ``token_endpoint`` (given the account's instance URL, for
+    platforms that have instances). ``tokens_expire`` says whether the platform documents expiring
+    access tokens; Herald refreshes whenever an account has a refresh token and its token expires
+    (or is refused with 401), whatever the platform."""
+
+    token_endpoint: Callable[[str | None], str]
+    tokens_expire: bool
+    source: str = ""  # the doc page that states it
+
+
 class PlatformAdapter(Protocol):
     platform: str
     rate_budgets: tuple[RateBudget, ...]
+    token_refresh: TokenRefresh | None  # None: tokens cannot be refreshed; a refused one needs a reconnect
 
     def publish(self, request: PublishRequest) -> PublishResult:
         """Post it once; raises PublishError. Sends ``request.attempt_key`` as the platform's

@@ -3,6 +3,14 @@
 Rate budget: 300 requests per 5 minutes per account (https://docs.joinmastodon.org/api/rate-limits/);
 answers carry ``X-RateLimit-Reset`` (an ISO 8601 time), and 429 when it is spent.
 
+Tokens: Mastodon's token endpoint (POST /oauth/token, https://docs.joinmastodon.org/methods/oauth/#token)
+answers a Token (https://docs.joinmastodon.org/entities/Token/) with no ``expires_in`` and no
+``refresh_token``: its access tokens do not expire, they stay valid until revoked (POST /oauth/revoke).
+So an ordinary Mastodon account is never refreshed; a token it refuses with 401 means the account
+must be connected again. Should an account come with a refresh token and an expiry (an instance
+configured to issue them; Mastodon's OAuth is Doorkeeper, which can), the refresh-token grant goes to
+the same endpoint.
+
 Every status post carries ``Idempotency-Key: <attempt_key>``. Mastodon documents that a repeated
 request with the same key (same account, within one hour) returns the status it already created
 instead of posting again; that is what makes retries and reconciliation safe.
@@ -22,6 +30,7 @@ from processors.platforms.base import (
     PublishRequest,
     PublishResult,
     RateBudget,
+    TokenRefresh,
     classify_http_error,
 )
 
@@ -35,6 +44,8 @@ MEDIA_POLL_INTERVAL_S = 0.5
 class MastodonAdapter:
     platform = "mastodon"
     rate_budgets = (RateBudget(300, 300.0, "account", "https://docs.joinmastodon.org/api/rate-limits/"),)
+    token_refresh = TokenRefresh(token_endpoint=lambda instance_url: f"{(instance_url or '').rstrip('/')}/oauth/token",
+                                 tokens_expire=False, source="https://docs.joinmastodon.org/methods/oauth/#token")
 
     def __init__(self, http: httpx.Client, default_base_url: str = "", timeout_s: float = 10) -> None:
         self.http = http

@@ -43,6 +43,7 @@ class SandboxPost:
 class SandboxAdapter:
     platform = "sandbox"
     rate_budgets = ()  # Herald's own table: no budget to keep
+    token_refresh = None  # no tokens
 
     def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool

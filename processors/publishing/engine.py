@@ -37,6 +37,7 @@ from psycopg_pool import ConnectionPool
 
 from herald.messaging.consumer import produce_commands
 from herald.runtime import metrics
+from processors.accounts.credentials import Credentials, CredentialsError
 from processors.commands import command_for
 from processors.platforms.base import (
     AccountCredentials,
@@ -94,17 +95,19 @@ class _Done:
 
 class PublishEngine:
     def __init__(self, *, pool: ConnectionPool, producer: KafkaProducer, commands_topic: str,
-                 adapters: AdapterRegistry, unseal: Callable[[str], str], settings: EngineSettings,
+                 adapters: AdapterRegistry, credentials: Credentials | None, settings: EngineSettings,
                  name: str = "publish-engine", clock: Callable[[], float] = time.time) -> None:
         self.pool, self.producer, self.commands_topic = pool, producer, commands_topic
-        self.adapters, self.unseal, self.s, self.name, self.clock = adapters, unseal, settings, name, clock
+        self.adapters, self.credentials, self.s, self.name, self.clock = adapters, credentials, settings, name, clock
         self.owner = f"{name}-{uuid.uuid4().hex[:12]}"
         budgets = {p: tuple(getattr(adapters.get(p), "rate_budgets", ())) for p in adapters.platforms()}
         self.limits = Limits(per_account=settings.per_account, per_platform=settings.per_platform,
                              budgets=budgets, budget_share=settings.budget_share)
         self.held: dict[str, Entry] = {}
         self.due: list[tuple[float, int, str]] = []  # (epoch time it may go, seq, attempt key)
-        self.blocked: dict[str, deque[str]] = defaultdict(deque)  # platform → keys waiting for a free call slot
+        self.blocked: dict[str, deque[str]] = defaultdict(deque)  # account → keys waiting for a free call slot
+        self.finished: list[_Done] = []  # calls that ended, outcome not yet stored
+        self.unreported: list[tuple[Entry, Payload]] = []  # outcomes stored, not yet produced
         self.results: queue.SimpleQueue[_Done] = queue.SimpleQueue()
         self.wake = threading.Event()
         self.workers = ThreadPoolExecutor(max_workers=settings.max_in_flight, thread_name_prefix="publish-call")
@@ -176,12 +179,12 @@ class PublishEngine:
 
     def _maintain(self) -> None:
         with self.pool.connection() as conn:
-            journal.renew(conn, self.owner, self.s.lease_s)
+            journal.renew(conn, self.owner, self._kept_keys(), self.s.lease_s)
             lost = journal.claim_lost(conn, self.owner, lease_s=self.s.lease_s, limit=max(0, self.s.max_held - len(self.held)))
         self.limits.forget_expired(time.monotonic())
         for entry in lost:
             if entry.state == "done":  # its outcome is stored; only the report is missing
-                self._report([(entry, _payload_from(entry))])
+                self.unreported.append((entry, _payload_from(entry)))
             else:
                 self._hold(entry, 0.0)
 
@@ -200,8 +203,10 @@ class PublishEngine:
     def _start_due(self) -> None:
         now, mono = self.clock(), time.monotonic()
         ready: list[tuple[Entry, Slot]] = []
-        for platform in list(self.blocked):  # those that waited for a free slot go first
-            keys = self.blocked[platform]
+        # Those that waited for a free call slot go first. Waiting is per account, so one busy
+        # account never holds up the others.
+        for account in list(self.blocked):
+            keys = self.blocked[account]
             while keys:
                 entry = self.held[keys[0]]
                 slot = _slot(entry)
@@ -215,14 +220,14 @@ class PublishEngine:
                 self.limits.take(slot, mono)
                 ready.append((entry, slot))
             if not keys:
-                del self.blocked[platform]
+                del self.blocked[account]
         while self.due and self.due[0][0] <= now:
             _, _, key = heapq.heappop(self.due)
             entry = self.held[key]
             slot = _slot(entry)
             wait = self.limits.wait_s(slot, mono)
             if wait is None:
-                self.blocked[entry.platform].append(key)
+                self.blocked[slot.account].append(key)
             elif wait > 0:
                 self._push(key, now + wait)
             else:
@@ -231,8 +236,14 @@ class PublishEngine:
         if not ready:
             return
         fresh = [entry.attempt_key for entry, _ in ready if entry.state == "claimed"]
-        with self.pool.connection() as conn:
-            ours = journal.mark_in_flight(conn, self.owner, fresh, self.s.lease_s)
+        try:
+            with self.pool.connection() as conn:
+                ours = journal.mark_in_flight(conn, self.owner, fresh, self.s.lease_s)
+        except Exception:
+            for entry, slot in ready:  # nothing was called: they go again at the next step
+                self.limits.release(slot)
+                self._push(entry.attempt_key, now)
+            raise
         for entry, slot in ready:
             if entry.state == "claimed" and entry.attempt_key not in ours:
                 self.limits.release(slot)  # another engine took it over: not ours to call
@@ -257,13 +268,16 @@ class PublishEngine:
         self.results.put(done)
         self.wake.set()
 
-    def _outcome(self, entry: Entry, mode: str) -> Payload:
+    def _outcome(self, entry: Entry, mode: str, retried: bool = False) -> Payload:
         try:
             adapter = self.adapters.get(entry.platform)
         except UnknownPlatform as error:
             return _record(entry, Outcome.failed, error_kind=str(ErrorKind.permanent), detail=str(error))
         try:
             request = self._request(entry)
+        except CredentialsError as error:  # needs reconnecting (skipped), or the token endpoint is away (retry)
+            outcome = Outcome.unknown if mode == "recheck" else error.outcome
+            return _record(entry, outcome, error_kind=error.error_kind, detail=error.detail)
         except Exception as error:  # noqa: BLE001 - a token that cannot be unsealed will not unseal later
             return _record(entry, Outcome.failed, error_kind=str(ErrorKind.permanent),
                            detail=f"the account's token cannot be unsealed ({type(error).__name__})")
@@ -277,16 +291,28 @@ class PublishEngine:
                 log.info("attempt %s: the platform provably has no post; publishing", entry.attempt_key)
             return _published(entry, adapter.publish(request))
         except PublishError as error:
+            if error.status_code == 401 and not retried and self.credentials is not None:
+                # Refused token: refresh it (unless another call already did) and try once more.
+                try:
+                    self._request(entry, refused=request.account.access_token)
+                except CredentialsError as failed:
+                    return _record(entry, failed.outcome, error_kind=failed.error_kind, status_code=401,
+                                   detail=f"{failed.detail} ({error.detail})"[:2000])
+                return self._outcome(entry, mode, retried=True)
             if error.kind is ErrorKind.unknown or (mode == "reconcile" and error.kind in _RETRYABLE):
                 return _after_unknown(entry, adapter.reconcile, request, error)
             return _from_error(entry, error)
 
-    def _request(self, entry: Entry) -> PublishRequest:
-        account = AccountCredentials(
-            account_id=entry.account_id, platform=entry.platform, handle=entry.handle,
-            access_token=self.unseal(entry.sealed_token) if entry.sealed_token else "",
-            instance_url=entry.instance_url,
-        )
+    def _request(self, entry: Entry, refused: str | None = None) -> PublishRequest:
+        # Credentials are read from the store at call time (fresh, refreshed if they expire soon
+        # or were just ``refused``); nothing secret is journaled.
+        if self.credentials is not None:
+            account = self.credentials.for_call(account_id=entry.account_id, workspace_id=entry.workspace_id,
+                                                platform=entry.platform, handle=entry.handle,
+                                                instance_url=entry.instance_url, refused=refused)
+        else:
+            account = AccountCredentials(account_id=entry.account_id, platform=entry.platform, handle=entry.handle,
+                                         access_token="", instance_url=entry.instance_url)
         # The platform's idempotency key is per destination, not per attempt: a retry after a
         # timeout (the platform may have posted) then returns the earlier post instead of a second one.
         return PublishRequest(attempt_key=derived_id("publish", entry.post_id, entry.destination_id),
@@ -295,26 +321,31 @@ class PublishEngine:
     # Reporting -----------------------------------------------------------------------------
 
     def _finish(self) -> None:
-        finished: list[_Done] = []
+        """Store and report the calls that ended. A failure keeps them for the next step (their
+        rows stay ours and leased, so nobody else reconciles a call whose outcome we hold)."""
         while True:
             try:
-                finished.append(self.results.get_nowait())
+                done = self.results.get_nowait()
             except queue.Empty:
                 break
-        if not finished:
-            return
-        for done in finished:
             self.in_flight -= 1
             if done.slot is not None:
                 self.limits.release(done.slot)
                 if done.throttle_until is not None:
                     self.limits.throttle(done.slot, done.throttle_until)
+                done.slot = None
+            self.finished.append(done)
         metrics.IN_FLIGHT.labels(self.name).set(self.in_flight)
-        with self.pool.connection() as conn:
-            ours = journal.finish(conn, self.owner, [(d.entry.attempt_key, d.payload) for d in finished])
-        for done in finished:
-            self.held.pop(done.entry.attempt_key, None)
-        self._report([(d.entry, d.payload) for d in finished if d.entry.attempt_key in ours])
+        if self.finished:
+            with self.pool.connection() as conn:
+                ours = journal.finish(conn, self.owner, [(d.entry.attempt_key, d.payload) for d in self.finished])
+            finished, self.finished = self.finished, []
+            for done in finished:
+                self.held.pop(done.entry.attempt_key, None)
+            self.unreported.extend((d.entry, d.payload) for d in finished if d.entry.attempt_key in ours)
+        if self.unreported:
+            self._report(self.unreported)
+            self.unreported = []
 
     def _report(self, outcomes: list[tuple[Entry, Payload]]) -> None:
         commands: list[CommandEnvelope | None] = []
@@ -328,6 +359,11 @@ class PublishEngine:
         metrics.PUBLISH_OUTCOMES.labels(self.name).inc(len(outcomes))
         with self.pool.connection() as conn:
             journal.reported(conn, [e.attempt_key for e, _ in outcomes], unresolved)
+
+    def _kept_keys(self) -> list[str]:
+        """The rows this engine holds in memory: only their leases are renewed, so a row it lost
+        track of runs out and is taken over (and reconciled) instead of being renewed forever."""
+        return [*self.held, *(d.entry.attempt_key for d in self.finished), *(e.attempt_key for e, _ in self.unreported)]
 
 
 # Outcomes -----------------------------------------------------------------------------------

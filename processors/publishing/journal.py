@@ -125,7 +125,7 @@ def schedule(conn: Connection, event: ev.CloudEvent, attempt: ev.AttemptStarted)
         " sealed_token = EXCLUDED.sealed_token, body = EXCLUDED.body, not_before = EXCLUDED.not_before,"
         " correlation_id = EXCLUDED.correlation_id WHERE publish_journal.body IS NULL",
         (attempt.attempt_key, attempt.post_id, attempt.destination_id, attempt.attempt, attempt.platform,
-         event.workspaceid, attempt.social_account_id, attempt.handle, attempt.instance_url, attempt.sealed_token,
+         event.workspaceid, attempt.social_account_id, attempt.handle, attempt.instance_url, None,  # no token here
          Jsonb({"text": attempt.text, "media_urls": list(attempt.media_urls)}),
          attempt.not_before or event.time, event.correlationid),
     )
@@ -179,9 +179,10 @@ def claim_lost(conn: Connection, owner: str, *, lease_s: float, limit: int) -> l
     return _entries(rows)
 
 
-def renew(conn: Connection, owner: str, lease_s: float) -> None:
-    conn.execute(f"UPDATE publish_journal SET lease_until = {_lease(lease_s)}"
-                 " WHERE owner = %s AND state IN ('claimed', 'in_flight', 'done', 'unresolved')", (owner,))
+def renew(conn: Connection, owner: str, keys: list[str], lease_s: float) -> None:
+    if keys:
+        conn.execute(f"UPDATE publish_journal SET lease_until = {_lease(lease_s)}"
+                     " WHERE attempt_key = ANY(%s) AND owner = %s", (keys, owner))
 
 
 def release(conn: Connection, owner: str, keys: Iterable[str]) -> None:

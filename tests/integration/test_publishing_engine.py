@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from processors.accounts.credentials import connect_with_tokens
 from schemas import commands as cmd
 from tests.fakes.mastodon_server import FakeMastodon
 from tests.support import (
-    decide, decide_all, event_types, query_all, query_one, role_loops, role_processes, running, stored_notifications,
+    decide, envelope, event_types, query_all, query_one, role_loops, role_processes, running, stored_notifications,
     wait_until,
 )
 
@@ -26,13 +27,13 @@ FAST = {"dispatch_interval_s": 0.1, "publish_lead_s": 1.0, "retry_delays_s": [1.
         "publish_maintain_every_s": 0.5}
 
 
-def _workspace(mastodon: FakeMastodon) -> list[cmd.Payload]:
-    return [
-        cmd.OpenWorkspace(name=WS, tier="business"),
-        cmd.ConnectSocialAccount(social_account_id=ACCOUNT, platform="mastodon", handle="engine",
-                                 access_token=TOKEN, instance_url=mastodon.base_url),
-        cmd.GrantCredits(amount=10),
-    ]
+def _workspace(herald, mastodon: FakeMastodon) -> None:
+    decide(herald.app, WS, "open", cmd.OpenWorkspace(name=WS, tier="business"))
+    connect = cmd.ConnectSocialAccount(social_account_id=ACCOUNT, platform="mastodon", handle="engine",
+                                       instance_url=mastodon.base_url)
+    assert connect_with_tokens(herald.app, herald.credentials, envelope(connect, workspace_id=WS, command_id="connect"),
+                               access_token=TOKEN).accepted
+    decide(herald.app, WS, "grant", cmd.GrantCredits(amount=10))
 
 
 def _schedule(herald, post_id: str, text: str, in_s: float = 1.5) -> None:
@@ -65,8 +66,7 @@ def mastodon():
 
 def _setup(heralds, mastodon, **extra):
     herald = heralds.start(**{**FAST, **extra})
-    # Commands numbered per call: give the set-up its own ids.
-    decide_all(herald.app, WS, _workspace(mastodon))
+    _workspace(herald, mastodon)  # the token goes to the credentials store, as the connect endpoint does
     return herald
 
 
