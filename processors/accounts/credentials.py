@@ -141,48 +141,57 @@ class Credentials:
         """Refresh the row ``seen`` (unless another refresher already moved it on: then its result).
         ``because`` is "refused" (the platform answered 401), "expiring" or "ahead" (the ticker)."""
         stripe = self._stripes[zlib.crc32(seen.social_account_id.encode()) % len(self._stripes)]
-        with stripe, self.pool.connection() as conn, conn.transaction():
-            row = vault.lock(conn, seen.social_account_id, seen.version)
-            if row is None:
-                raise CredentialsError(Outcome.retry, "the account's credentials were replaced meanwhile", "auth")
-            if row.revision != seen.revision:
-                if row.status == "needs_reconnect":
-                    raise CredentialsError(Outcome.skipped, NEEDS_RECONNECT, "auth")
-                return row  # refreshed by someone else while we waited for the lock
-            refresh_token = self.cipher.unseal(row.sealed_refresh_token) if row.sealed_refresh_token else ""
-            endpoint, client = self._endpoint(row)
-            if not refresh_token or endpoint is None or client is None:
-                if because != "refused":
-                    return row  # nothing to refresh with; the token still works until refused
-                return self._give_up(conn, row, "access_token_rejected",
-                                     "the platform refused the token and it cannot be refreshed")
-            assert self.http is not None
-            try:
-                tokens = oauth.refresh(self.http, endpoint, client, refresh_token, timeout_s=self.s.timeout_s,
-                                       attempts=self.s.attempts, now=self.clock, wait_initial_s=self.s.wait_initial_s)
-            except RefreshRefused as refused:
-                return self._give_up(conn, row, refused.error, refused.description)
-            except RefreshUnavailable as error:
-                log.warning("account %s: token refresh unavailable (%s)", row.social_account_id, error)
-                raise CredentialsError(Outcome.retry, f"token refresh unavailable: {error}", "transient") from None
-            # Persist the rotation before anyone uses the new access token (RFC 6749 §6: the old
-            # refresh token is discarded); the row lock makes the compare-and-set succeed.
-            new_refresh = tokens.refresh_token or refresh_token
-            rotated = vault.rotate(conn, row, sealed_access_token=self.cipher.seal(tokens.access_token),
-                                   sealed_refresh_token=self.cipher.seal(new_refresh),
-                                   access_expires_at=tokens.expires_at)
-            if rotated is None:  # not reachable while the row is locked; kept as the compare-and-set's guard
-                raise CredentialsError(Outcome.retry, "the credentials changed during the refresh", "transient")
-            log.info("account %s: token refreshed (%s), revision %d", row.social_account_id, because, rotated.revision)
-            return rotated
+        with stripe, self.pool.connection() as conn:
+            with conn.transaction():
+                outcome = self._refresh_locked(conn, seen, because)
+        if isinstance(outcome, CredentialsError):  # raised once the transaction committed what it marked
+            raise outcome
+        return outcome
 
-    def _give_up(self, conn: object, row: StoredCredential, reason: str, detail: str) -> StoredCredential:
+    def _refresh_locked(self, conn: object, seen: StoredCredential, because: str) -> StoredCredential | CredentialsError:
+        """In the refresh's transaction; a failure that marked the row is returned, not raised, so
+        that the mark commits."""
+        row = vault.lock(conn, seen.social_account_id, seen.version)
+        if row is None:
+            raise CredentialsError(Outcome.retry, "the account's credentials were replaced meanwhile", "auth")
+        if row.revision != seen.revision:
+            if row.status == "needs_reconnect":
+                raise CredentialsError(Outcome.skipped, NEEDS_RECONNECT, "auth")
+            return row  # refreshed by someone else while we waited for the lock
+        refresh_token = self.cipher.unseal(row.sealed_refresh_token) if row.sealed_refresh_token else ""
+        endpoint, client = self._endpoint(row)
+        if not refresh_token or endpoint is None or client is None:
+            if because != "refused":
+                return row  # nothing to refresh with; the token still works until refused
+            return self._give_up(conn, row, "access_token_rejected",
+                                 "the platform refused the token and it cannot be refreshed")
+        assert self.http is not None
+        try:
+            tokens = oauth.refresh(self.http, endpoint, client, refresh_token, timeout_s=self.s.timeout_s,
+                                   attempts=self.s.attempts, now=self.clock, wait_initial_s=self.s.wait_initial_s)
+        except RefreshRefused as refused:
+            return self._give_up(conn, row, refused.error, refused.description)
+        except RefreshUnavailable as error:
+            log.warning("account %s: token refresh unavailable (%s)", row.social_account_id, error)
+            raise CredentialsError(Outcome.retry, f"token refresh unavailable: {error}", "transient") from None
+        # Persist the rotation before anyone uses the new access token (RFC 6749 §6: the old
+        # refresh token is discarded); the row lock makes the compare-and-set succeed.
+        new_refresh = tokens.refresh_token or refresh_token
+        rotated = vault.rotate(conn, row, sealed_access_token=self.cipher.seal(tokens.access_token),
+                               sealed_refresh_token=self.cipher.seal(new_refresh),
+                               access_expires_at=tokens.expires_at)
+        if rotated is None:  # not reachable while the row is locked; kept as the compare-and-set's guard
+            raise CredentialsError(Outcome.retry, "the credentials changed during the refresh", "transient")
+        log.info("account %s: token refreshed (%s), revision %d", row.social_account_id, because, rotated.revision)
+        return rotated
+
+    def _give_up(self, conn: object, row: StoredCredential, reason: str, detail: str) -> CredentialsError:
         vault.mark_needs_reconnect(conn, row, reason)  # type: ignore[arg-type]
         # Produced inside the transaction: if the send fails the row is not marked and the next
         # call tries again; if the commit fails the domain was told, and a repeat is one command.
         self._tell_domain(row.social_account_id, row.workspace_id, row.version, row.revision, reason, detail)
         log.warning("account %s: refresh refused (%s); it needs reconnecting", row.social_account_id, reason)
-        raise CredentialsError(Outcome.skipped, NEEDS_RECONNECT, "auth")
+        return CredentialsError(Outcome.skipped, NEEDS_RECONNECT, "auth")
 
     def _tell_domain(self, account_id: str, workspace_id: str, version: str | None, revision: int, reason: str,
                      detail: str) -> None:

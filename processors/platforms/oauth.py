@@ -61,7 +61,7 @@ def refresh(http: httpx.Client, endpoint: str, client: OAuthClient, refresh_toke
             wait_initial_s: float = 0.2) -> Tokens:
     """One refresh-token grant, retried a few times (jittered) while the endpoint is unavailable."""
     retrying = Retrying(stop=stop_after_attempt(attempts), reraise=True,
-                        wait=wait_exponential_jitter(initial=wait_initial_s, max=2.0),
+                        wait=wait_exponential_jitter(multiplier=wait_initial_s, max=2.0, jitter=wait_initial_s),
                         retry=retry_if_exception_type(RefreshUnavailable))
     return retrying(_refresh_once, http, endpoint, client, refresh_token, timeout_s, now)
 

@@ -297,7 +297,7 @@ class PublishEngine:
                     self._request(entry, refused=request.account.access_token)
                 except CredentialsError as failed:
                     return _record(entry, failed.outcome, error_kind=failed.error_kind, status_code=401,
-                                   detail=f"{failed.detail} ({error.detail})"[:2000])
+                                   detail=failed.detail)  # a skip's detail is its reason
                 return self._outcome(entry, mode, retried=True)
             if error.kind is ErrorKind.unknown or (mode == "reconcile" and error.kind in _RETRYABLE):
                 return _after_unknown(entry, adapter.reconcile, request, error)

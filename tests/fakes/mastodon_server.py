@@ -7,6 +7,16 @@ with fault injection.
     POST /api/v2/media         multipart ``file``
     GET  /api/v1/media/:id
     GET  /media/:name          a stand-in media host, so adapters have something to download
+    POST /oauth/token          grant_type=refresh_token only (RFC 6749 §6), for token-refresh tests: client
+                               id/secret checked, refresh tokens rotated (the old one is refused after use,
+                               and a reuse is counted), access tokens expire when issued with a lifetime
+
+OAuth (tests): ``issue_tokens`` mints an access + refresh token pair the way a code exchange
+would; ``expire_tokens_after`` makes access tokens issued from then on expire; ``revoke`` refuses
+one at once; ``fail_refresh_next`` injects a token-endpoint error (``invalid_grant`` by default);
+``refreshes`` lists every refresh request. Real Mastodon documents no refresh grant and tokens
+that do not expire (https://docs.joinmastodon.org/methods/oauth/#token); this stands in for a
+platform, or an instance, that issues expiring tokens.
 
 Faults (``fail_next``, ``delay_next``) apply to the next status posts, in order. ``latency_ms``
 holds every status post that long (asyncio.sleep, so thousands wait at once), like a platform's
@@ -34,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import itertools
 import logging
 import os
@@ -87,8 +98,17 @@ logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
 
 class FakeMastodon:
     def __init__(self, valid_tokens: Iterable[str] = (DEFAULT_TOKEN,), media_processing_polls: int = 0, *,
-                 latency_ms: float = 0, accept_any_token: bool = False, port: int = 0) -> None:
+                 latency_ms: float = 0, accept_any_token: bool = False, port: int = 0,
+                 oauth_client: tuple[str, str] = ("herald-test-client", "herald-test-secret")) -> None:
         self.valid_tokens = set(valid_tokens)
+        self.oauth_client = oauth_client
+        self.token_lifetime_s: float | None = None  # access tokens issued from now on expire after this
+        self._expires: dict[str, float] = {}  # access token → epoch seconds it stops working
+        self._refresh: dict[str, float | None] = {}  # live refresh token → lifetime of the access tokens it gives
+        self._retired_refresh: set[str] = set()
+        self._refreshes: list[dict[str, Any]] = []
+        self._refresh_faults: deque[tuple[int, str]] = deque()
+        self.refresh_token_reuses = 0  # a rotated-away refresh token presented again
         self.accept_any_token = accept_any_token  # any non-empty bearer token is an account of its own
         self.media_processing_polls = media_processing_polls  # GETs an upload answers "processing" to
         self.latency_s = latency_ms / 1000
@@ -156,6 +176,84 @@ class FakeMastodon:
         with self._lock:
             self._delays.extend([seconds] * n)
 
+    # OAuth
+
+    def issue_tokens(self, expires_in: float | None = None) -> dict[str, Any]:
+        """A fresh access token (expiring after ``expires_in`` s, if given) and its refresh token."""
+        with self._lock:
+            return self._issue(expires_in)
+
+    def _issue(self, expires_in: float | None) -> dict[str, Any]:
+        n = next(self._ids)
+        access, refresh = f"access-{n}", f"refresh-{n}"
+        self.valid_tokens.add(access)
+        if expires_in is not None:
+            self._expires[access] = time.time() + expires_in
+        self._refresh[refresh] = expires_in
+        body: dict[str, Any] = {"access_token": access, "token_type": "Bearer", "scope": "write",
+                                "created_at": int(time.time()), "refresh_token": refresh}
+        if expires_in is not None:
+            body["expires_in"] = expires_in
+        return body
+
+    def expire_tokens_after(self, seconds: float | None) -> None:
+        """Access tokens issued by a refresh from now on expire after ``seconds`` (None: never)."""
+        with self._lock:
+            self.token_lifetime_s = seconds
+
+    def revoke(self, access_token: str) -> None:
+        with self._lock:
+            self.valid_tokens.discard(access_token)
+
+    def fail_refresh_next(self, n: int = 1, error: str = "invalid_grant", status: int = 400) -> None:
+        with self._lock:
+            self._refresh_faults.extend([(status, error)] * n)
+
+    @property
+    def refreshes(self) -> list[dict[str, Any]]:
+        """Every refresh request: refresh_token presented, http_status, error, access_token issued."""
+        with self._lock:
+            return [dict(r) for r in self._refreshes]
+
+    def _token_valid(self, token: str) -> bool:
+        if not (self.accept_any_token or token in self.valid_tokens):
+            return False
+        expires = self._expires.get(token)
+        return expires is None or time.time() < expires
+
+    def _token_grant(self, form: dict[str, list[Any]], authorization: str) -> tuple[int, dict[str, Any]]:
+        def first(name: str) -> str:
+            values = form.get(name) or [""]
+            return str(values[0])
+
+        client_id, client_secret = first("client_id"), first("client_secret")
+        scheme, _, encoded = authorization.partition(" ")
+        if scheme.lower() == "basic":
+            client_id, _, client_secret = base64.b64decode(encoded).decode().partition(":")
+        presented = first("refresh_token")
+        record: dict[str, Any] = {"at": time.time(), "refresh_token": presented, "http_status": None, "error": None,
+                                  "access_token": None}
+        self._refreshes.append(record)
+        if (client_id, client_secret) != self.oauth_client:
+            status, body = 401, {"error": "invalid_client", "error_description": "Client authentication failed"}
+        elif first("grant_type") != "refresh_token":
+            status, body = 400, {"error": "unsupported_grant_type", "error_description": "refresh_token only"}
+        elif self._refresh_faults:
+            status, error = self._refresh_faults.popleft()
+            body = {"error": error, "error_description": "injected failure"}
+        elif presented not in self._refresh:
+            if presented in self._retired_refresh:
+                self.refresh_token_reuses += 1
+            status, body = 400, {"error": "invalid_grant", "error_description": "The provided authorization grant "
+                                 "is invalid, expired, revoked, or was issued to another client."}
+        else:
+            lifetime = self._refresh.pop(presented)
+            self._retired_refresh.add(presented)
+            status, body = 200, self._issue(self.token_lifetime_s if self.token_lifetime_s is not None else lifetime)
+            record["access_token"] = body["access_token"]
+        record.update(http_status=status, error=body.get("error"))
+        return status, body
+
     # what was posted
 
     @property
@@ -203,7 +301,15 @@ class FakeMastodon:
 
         def token_of(request: Request) -> str | None:
             token = _bearer(request)
-            return token if token and (self.accept_any_token or token in self.valid_tokens) else None
+            with self._lock:
+                return token if token and self._token_valid(token) else None
+
+        @app.post("/oauth/token")
+        async def token(request: Request):
+            form = await _form(request)
+            with self._lock:
+                status, body = self._token_grant(form, request.headers.get("authorization", ""))
+            return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
         @app.post("/api/v1/statuses")
         async def create_status(request: Request):
