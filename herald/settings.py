@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     platform_timeout_s: float = Field(10.0, gt=0)
     publish_lead_s: float = Field(2.0, ge=0, description="attempts start this long before their due time, so the"
                                   " engine holds them and calls the platform on time; a post cannot be cancelled then")
-    publish_lease_s: float = Field(30.0, gt=0, description="how long a dead engine's attempts stay claimed before"
+    publish_lease_s: float = Field(15.0, gt=0, description="how long a dead engine's attempts stay claimed before"
                                    " another engine takes them over (reconciling those it had in flight)")
     publish_max_in_flight: int = Field(200, ge=1, description="platform calls in flight per process")
     publish_per_account: int = Field(4, ge=1, description="platform calls in flight per social account")

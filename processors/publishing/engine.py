@@ -73,7 +73,7 @@ RECHECKS_S = (60.0, 300.0, 900.0)
 @dataclass(frozen=True)
 class EngineSettings:
     lead_s: float = 2.0
-    lease_s: float = 30.0
+    lease_s: float = 15.0
     max_in_flight: int = 200
     per_account: int = 4
     per_platform: int = 100
