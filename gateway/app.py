@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from gateway import problems, routes
+from gateway.body_limits import BodyLimits
 from gateway.deps import GatewayDeps
 
 __all__ = ["GatewayDeps", "create_app"]
@@ -43,4 +44,13 @@ def create_app(deps: GatewayDeps) -> FastAPI:
     app = FastAPI(title="Herald", version="0.1.0", description=DESCRIPTION, openapi_tags=TAGS)
     problems.install(app)
     app.include_router(routes.build(deps))
+    app.add_middleware(BodyLimits, max_bytes=deps.max_body_bytes)
+    described = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = problems.complete_openapi(described())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

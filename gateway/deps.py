@@ -9,15 +9,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Callable, Iterator, Protocol
 
-from fastapi import Depends, Header, Query, Response
+from fastapi import Depends, Header, Path, Query, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
+from pydantic import ValidationError
 
 from domain.application import ConflictsPersisted, Decision, HeraldApplication
 from domain.base import derived_id
-from gateway import auth
-from gateway.problems import ProblemError, rejection
+from gateway import auth, idempotency
+from gateway.problems import ProblemError, field_errors, rejection
+from herald.storage.tolerant_time import tolerate_out_of_range
 from projections import positions
 from schemas import api
 from schemas import commands as cmd
@@ -43,6 +45,7 @@ class GatewayDeps:
     ready_checks: dict[str, Callable[[], None]] = field(default_factory=dict)  # name → raises if not ready
     dead_letters: DeadLetterStore | None = None  # admin dead-letter endpoints; None → they answer 503
     read_wait_s: float = 10.0  # longest a GET waits for the read models to reach `min_position`
+    max_body_bytes: int = 1024 * 1024  # larger request bodies answer 413
 
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`: the admin key or a service key")
@@ -58,6 +61,10 @@ IdempotencyKey = Annotated[
         "key to try again. Omitted → every request is a new command.",
     ),
 ]
+
+# Ids in a path: the same alphabet as ids in a body, checked before anything is decided.
+WorkspaceId = Annotated[str, Path(min_length=1, max_length=200, pattern=cmd.ID_PATTERN)]
+ResourceId = Annotated[str, Path(min_length=1, max_length=200, pattern=cmd.ID_PATTERN)]
 
 MinPosition = Annotated[
     int | None,
@@ -96,10 +103,18 @@ class Shared:
                response: Response | None = None, command_id: str | None = None) -> Decision:
         command_type = cmd.COMMAND_TYPE_OF[type(payload)]
         command_id = command_id or command_id_for(workspace_id, command_type, idempotency_key)
-        envelope = cmd.CommandEnvelope.wrap(
-            payload, command_id=command_id, workspace_id=workspace_id,
-            issued_by=caller.issued_by, issued_at=datetime.now(UTC),
-        )
+        try:
+            envelope = cmd.CommandEnvelope.wrap(
+                payload, command_id=command_id, workspace_id=workspace_id,
+                issued_by=caller.issued_by, issued_at=datetime.now(UTC),
+            )
+        except ValidationError as error:  # e.g. a workspace id outside the id alphabet
+            raise ProblemError(422, "invalid_payload", "the command could not be built from this request",
+                               errors=field_errors(list(error.errors()))) from None
+        if idempotency_key is not None and not idempotency.same_body(
+                self.deps.pool, command_id, idempotency.body_digest(payload)):
+            raise ProblemError(422, "idempotency_key_reused", "this Idempotency-Key was used with a different "
+                               "request; send a new key for a new request", command_id=command_id)
         try:
             decision = self.deps.app.handle(envelope)
         except ConflictsPersisted:  # not expected with workspace locks; kept as a clear answer, not a 500
@@ -119,6 +134,7 @@ class Shared:
         the position they are at goes back in the ``Herald-Position`` header."""
         deadline = time.monotonic() + self.deps.read_wait_s
         with self.deps.pool.connection() as conn:
+            tolerate_out_of_range(conn.adapters)  # one stored row out of Python's range must not fail the read
             while True:
                 at = positions.read_position(conn, workspace_id)
                 conn.commit()  # each look sees the latest committed position

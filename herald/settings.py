@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     # Publishing.
     retry_delays_s: list[float] = Field([60.0, 300.0, 900.0], description="delay before each retry")
     platform_timeout_s: float = Field(10.0, gt=0)
+    scheduling_horizon_days: float = Field(366.0, gt=0, description="how far ahead a post may be due")
     mastodon_base_url: str = Field("", description="default Mastodon instance when an account names none")
 
     # Gateway.
@@ -63,6 +64,7 @@ class Settings(BaseSettings):
     http_port: int = 8080
     admin_api_key: str = Field("", description="admin key; empty → one is generated and printed at start")
     read_wait_s: float = Field(10.0, gt=0, description="longest a GET with min_position waits for the read models")
+    http_max_body_bytes: int = Field(1024 * 1024, ge=1024, description="larger request bodies answer 413")
 
     # Secrets. 32-byte key, base64; empty → generated once and kept in data_dir.
     token_key: str = Field("", description="AES-256-GCM key (base64) for social-account tokens")

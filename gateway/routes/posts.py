@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from gateway import auth
-from gateway.deps import IdempotencyKey, MinPosition, Shared
+from gateway.deps import IdempotencyKey, MinPosition, ResourceId, Shared, WorkspaceId
 from gateway.problems import ProblemError, openapi_responses
 from projections import posts, queue
 from schemas import api
@@ -25,7 +25,7 @@ def router(shared: Shared) -> APIRouter:
         "tier's queue size; 422 `unknown_social_account` when a destination is not one of the workspace's "
         "accounts, `publish_at_in_past` when publish_at has passed.",
     )
-    def schedule_post(workspace_id: str, body: api.SchedulePostRequest, caller: Caller, response: Response,
+    def schedule_post(workspace_id: WorkspaceId, body: api.SchedulePostRequest, caller: Caller, response: Response,
                       idempotency_key: IdempotencyKey = None):
         decision = shared.decide(caller, shared.within(caller, workspace_id), body, idempotency_key, response)
         post_id = decision.result["post_id"]
@@ -38,7 +38,7 @@ def router(shared: Shared) -> APIRouter:
         summary="Cancel a post", responses=openapi_responses(401, 404, 409, 422, 503),
         description="Cancels every destination still waiting. 409 `post_not_cancellable` when none is.",
     )
-    def cancel_post(workspace_id: str, post_id: str, caller: Caller, response: Response,
+    def cancel_post(workspace_id: WorkspaceId, post_id: ResourceId, caller: Caller, response: Response,
                     body: api.CancelPostRequest | None = None, idempotency_key: IdempotencyKey = None):
         payload = cmd.CancelPost(post_id=post_id, reason=(body or api.CancelPostRequest()).reason)
         decision = shared.decide(caller, shared.within(caller, workspace_id), payload, idempotency_key, response)
@@ -49,7 +49,7 @@ def router(shared: Shared) -> APIRouter:
         summary="A post and each destination's state", responses=openapi_responses(401, 404, 503),
         description="From the posts read model; pass `min_position` (from a command's answer) to read your own write.",
     )
-    def get_post(workspace_id: str, post_id: str, caller: Caller, response: Response,
+    def get_post(workspace_id: WorkspaceId, post_id: ResourceId, caller: Caller, response: Response,
                  min_position: MinPosition = None):
         with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:
             found = posts.read_post(conn, workspace_id, post_id)
@@ -65,7 +65,7 @@ def router(shared: Shared) -> APIRouter:
         "`status=published`. Filters: `social_account_id`, `due_from` (inclusive), `due_to` (exclusive).",
     )
     def get_queue(
-        workspace_id: str, caller: Caller, response: Response,
+        workspace_id: WorkspaceId, caller: Caller, response: Response,
         status: Annotated[list[str] | None, Query(description=f"any of {', '.join(sorted(queue.STATUSES))}")] = None,
         social_account_id: str | None = None,
         due_from: datetime | None = None,

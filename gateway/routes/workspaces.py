@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Response
 
 from domain.base import derived_id
 from gateway import auth
-from gateway.deps import IdempotencyKey, MinPosition, Shared, command_id_for
+from gateway.deps import IdempotencyKey, MinPosition, ResourceId, Shared, WorkspaceId, command_id_for
 from gateway.problems import ProblemError, openapi_responses
 from projections import accounts, workspaces
 from schemas import api
@@ -43,7 +43,7 @@ def router(shared: Shared) -> APIRouter:
         "/v1/workspaces/{workspace_id}", response_model=api.WorkspaceView, summary="A workspace: tier and limits",
         responses=openapi_responses(401, 404, 503),
     )
-    def get_workspace(workspace_id: str, caller: Caller, response: Response, min_position: MinPosition = None):
+    def get_workspace(workspace_id: WorkspaceId, caller: Caller, response: Response, min_position: MinPosition = None):
         with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:
             found = workspaces.read_workspace(conn, workspace_id)
             if found is None:
@@ -56,7 +56,7 @@ def router(shared: Shared) -> APIRouter:
         description="409 `account_limit_reached` when the tier's accounts-per-platform limit is reached. "
         "The access token is sealed at rest and never returned.",
     )
-    def connect_social_account(workspace_id: str, body: api.ConnectSocialAccountRequest, caller: Caller,
+    def connect_social_account(workspace_id: WorkspaceId, body: api.ConnectSocialAccountRequest, caller: Caller,
                                response: Response, idempotency_key: IdempotencyKey = None):
         decision = shared.decide(caller, shared.within(caller, workspace_id), body, idempotency_key, response)
         return api.SocialAccountConnected(**decision.result, command_id=decision.command_id,
@@ -66,7 +66,7 @@ def router(shared: Shared) -> APIRouter:
         "/v1/workspaces/{workspace_id}/social-accounts", response_model=api.SocialAccountList,
         summary="The workspace's social accounts", responses=openapi_responses(401, 404, 503),
     )
-    def list_social_accounts(workspace_id: str, caller: Caller, response: Response,
+    def list_social_accounts(workspace_id: WorkspaceId, caller: Caller, response: Response,
                              min_position: MinPosition = None):
         with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:
             return {"social_accounts": accounts.list_accounts(conn, workspace_id)}
@@ -75,7 +75,7 @@ def router(shared: Shared) -> APIRouter:
         "/v1/workspaces/{workspace_id}/social-accounts/{social_account_id}", response_model=api.SocialAccountView,
         summary="One social account (never its token)", responses=openapi_responses(401, 404, 503),
     )
-    def get_social_account(workspace_id: str, social_account_id: str, caller: Caller, response: Response,
+    def get_social_account(workspace_id: WorkspaceId, social_account_id: ResourceId, caller: Caller, response: Response,
                            min_position: MinPosition = None):
         with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:
             found = accounts.read_account(conn, workspace_id, social_account_id)

@@ -20,7 +20,7 @@ from domain.application import HeraldApplication
 from domain.post import PublishPolicy
 from domain.wallet.upgrade import claim_earlier_grants
 from gateway.app import GatewayDeps, create_app
-from gateway import auth
+from gateway import auth, idempotency
 from herald.messaging import consumer as consumer_runtime
 from herald.storage import db, event_store
 from herald.storage.locks import workspace_locks
@@ -106,7 +106,7 @@ LOOP_NAMES: dict[str, tuple[str, ...]] = {
     **{role: tuple(c.name for c in CATALOGUE if c.role == role) for role in ("processors", "projections")},
 }
 DDLS = (consumer_runtime.DDL, event_store.DDL, RELAY_DDL, inbox.DDL, *read_models.DDL, dispatcher.DDL,
-        publisher.DDL, sandbox.DDL, auth.DDL)
+        publisher.DDL, sandbox.DDL, auth.DDL, idempotency.DDL)
 
 
 @contextlib.contextmanager
@@ -140,7 +140,8 @@ class Herald:
 
     @cached_property
     def app(self) -> HeraldApplication:
-        policy = PublishPolicy(tuple(self.settings.retry_delays_s), self.settings.missed_window_s)
+        policy = PublishPolicy(tuple(self.settings.retry_delays_s), self.settings.missed_window_s,
+                               self.settings.scheduling_horizon_days * 86400.0)
         env = {**db.eventsourcing_env(self.database_url), "APPLICATION_RECORDER_TOPIC": event_store.RECORDER_TOPIC}
         return HeraldApplication(env, seal=self.cipher.seal, policy=policy,
                                  versions=event_store.versions_in(self.pool), serialise=workspace_locks(self.lock_pool),
@@ -217,6 +218,7 @@ class Herald:
                 ready_checks={"postgres": self._check_postgres, "kafka": self._check_kafka},
                 dead_letters=DeadLetterStore(self.kafka_bootstrap, self.settings.dlq_topic, lambda: self.producer),
                 read_wait_s=self.settings.read_wait_s,
+                max_body_bytes=self.settings.http_max_body_bytes,
             )
         )
 

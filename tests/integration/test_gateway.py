@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from domain.application import HeraldApplication
 from domain.rejections import Reason
-from gateway import auth
+from gateway import auth, idempotency
 from gateway.app import GatewayDeps, create_app
 from gateway.problems import REASON_STATUS
 from herald.storage import db, event_store
@@ -37,7 +37,7 @@ class Gateway:
         self.pool = db.connection_pool(database_url, max_size=4)
         self.app = HeraldApplication(db.eventsourcing_env(database_url),
                                      recorded_at=event_store.recorded_at_in(self.pool))
-        db.apply_ddl(database_url, *read_models.DDL, auth.DDL)
+        db.apply_ddl(database_url, *read_models.DDL, auth.DDL, idempotency.DDL)
         self.projected = 0  # last event-store position applied to the read models
         self.submitted: list[CommandEnvelope] = []
         self.fail_submit = False
