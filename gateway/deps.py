@@ -93,11 +93,18 @@ class Shared:
         self.principal = principal
 
     @staticmethod
-    def within(caller: auth.Principal, workspace_id: str) -> str:
-        # Another workspace answers exactly like a workspace that does not exist.
+    def within(caller: auth.Principal, workspace_id: str, scope: str = auth.WORKSPACE_READ) -> str:
+        # Another workspace answers exactly like a workspace that does not exist, whatever the
+        # key's scopes: only then is a missing scope told (403).
         if not caller.may_access(workspace_id):
             raise ProblemError(404, "unknown_workspace", f"no workspace {workspace_id}")
+        Shared.require(caller, scope)
         return workspace_id
+
+    @staticmethod
+    def require(caller: auth.Principal, scope: str) -> None:
+        if not caller.holds(scope):
+            raise ProblemError(403, "forbidden", f"this key lacks the {scope} scope", required_scope=scope)
 
     def decide(self, caller: auth.Principal, workspace_id: str, payload: cmd.Payload, idempotency_key: str | None,
                response: Response | None = None, command_id: str | None = None) -> Decision:

@@ -92,7 +92,7 @@ def openapi_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def complete_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     """Every error an operation can answer, documented as a problem document: 413 where there is
-    a body, 422 where there is any input, 401 and 429 where a key is needed. FastAPI's own 422
+    a body, 422 where there is any input, 401, 403 (a scope) and 429 where a key is needed. FastAPI's own 422
     (``HTTPValidationError``) and its ``application/json`` copies are not what the gateway sends,
     so they are replaced."""
     for item in schema.get("paths", {}).values():
@@ -104,7 +104,7 @@ def complete_openapi(schema: dict[str, Any]) -> dict[str, Any]:
             if operation.get("parameters"):
                 wanted.append(422)
             if operation.get("security"):
-                wanted += [401, 429]
+                wanted += [401, 403, 429]
             for status in wanted:
                 responses.setdefault(str(status), {"description": openapi_responses(status)[status]["description"]})
             for status, response in responses.items():

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from schemas import commands as cmd
 
@@ -43,6 +43,27 @@ class OpenWorkspaceRequest(cmd.OpenWorkspace):
 ConnectSocialAccountRequest = cmd.ConnectSocialAccount
 GrantCreditsRequest = cmd.GrantCredits
 SchedulePostRequest = cmd.SchedulePost
+
+
+ApiScope = Literal["admin", "workspace:read", "workspace:write", "credits:grant", "analytics:read"]
+
+
+class CreateApiKeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    workspace_id: str | None = Field(
+        None, min_length=1, max_length=200, pattern=cmd.ID_PATTERN,
+        description="the workspace the key is bound to; omitted → every workspace (admin only). A key bound to a "
+        "workspace creates keys for that workspace only")
+    scopes: list[ApiScope] = Field(min_length=1, max_length=5, description="at most the creating key's own scopes")
+    name: str = Field("", max_length=200, description="what the key is for, shown in listings")
+
+
+class RotateApiKeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    overlap_s: StrictInt = Field(86_400, ge=0, le=30 * 86_400,
+                                 description="how long the old key keeps working beside the new one")
 
 
 class CancelPostRequest(BaseModel):
@@ -208,6 +229,29 @@ class WalletView(Response):
     held: int = Field(description="sum of pending holds")
     grants: list[GrantView]
     holds: list[HoldView]
+
+
+class ApiKeyView(Response):
+    key_id: str
+    name: str
+    scopes: list[str]
+    workspace_id: str | None
+    created_at: datetime
+    created_by: str
+    last_used_at: datetime | None = Field(description="to the minute")
+    expires_at: datetime | None = Field(description="set when the key was rotated: the end of its overlap")
+    revoked_at: datetime | None
+    rotated_to: str | None = Field(description="the key that replaced this one")
+    active: bool
+
+
+class ApiKeyIssued(ApiKeyView):
+    api_key: str | None = Field(description="the key itself, shown once; null on a repeat with the same "
+                                "Idempotency-Key")
+
+
+class ApiKeyList(Response):
+    api_keys: list[ApiKeyView]
 
 
 class CommandQueued(Response):

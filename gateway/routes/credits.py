@@ -18,12 +18,13 @@ def router(shared: Shared) -> APIRouter:
 
     @r.post(
         "/v1/workspaces/{workspace_id}/credits/grants", status_code=201, response_model=api.CreditsGranted,
-        summary="Grant credits", responses=openapi_responses(401, 404, 409, 422, 503),
-        description="409 `grant_exists` when the grant id was used before in this workspace, even long ago.",
+        summary="Grant credits", responses=openapi_responses(401, 403, 404, 409, 422, 503),
+        description="Needs the `credits:grant` scope (or admin): a workspace's own key cannot pay itself (403). 409 `grant_exists` when the grant id was used before in this workspace, even long ago.",
     )
     def grant_credits(workspace_id: WorkspaceId, body: api.GrantCreditsRequest, caller: Caller, response: Response,
                       idempotency_key: IdempotencyKey = None):
-        decision = shared.decide(caller, shared.within(caller, workspace_id), body, idempotency_key, response)
+        ws = shared.within(caller, workspace_id, auth.CREDITS_GRANT)
+        decision = shared.decide(caller, ws, body, idempotency_key, response)
         return api.CreditsGranted(**decision.result, command_id=decision.command_id, position=decision.position)
 
     @r.get(

@@ -27,7 +27,8 @@ def router(shared: Shared) -> APIRouter:
     )
     def schedule_post(workspace_id: WorkspaceId, body: api.SchedulePostRequest, caller: Caller, response: Response,
                       idempotency_key: IdempotencyKey = None):
-        decision = shared.decide(caller, shared.within(caller, workspace_id), body, idempotency_key, response)
+        ws = shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
+        decision = shared.decide(caller, ws, body, idempotency_key, response)
         post_id = decision.result["post_id"]
         response.headers["Location"] = f"/v1/workspaces/{workspace_id}/posts/{post_id}"
         return api.PostScheduled(post_id=post_id, publish_at=decision.result["publish_at"], status="scheduled",
@@ -41,7 +42,8 @@ def router(shared: Shared) -> APIRouter:
     def cancel_post(workspace_id: WorkspaceId, post_id: ResourceId, caller: Caller, response: Response,
                     body: api.CancelPostRequest | None = None, idempotency_key: IdempotencyKey = None):
         payload = cmd.CancelPost(post_id=post_id, reason=(body or api.CancelPostRequest()).reason)
-        decision = shared.decide(caller, shared.within(caller, workspace_id), payload, idempotency_key, response)
+        ws = shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
+        decision = shared.decide(caller, ws, payload, idempotency_key, response)
         return api.PostCancelled(**decision.result, command_id=decision.command_id, position=decision.position)
 
     @r.get(

@@ -58,7 +58,8 @@ def router(shared: Shared) -> APIRouter:
     )
     def connect_social_account(workspace_id: WorkspaceId, body: api.ConnectSocialAccountRequest, caller: Caller,
                                response: Response, idempotency_key: IdempotencyKey = None):
-        decision = shared.decide(caller, shared.within(caller, workspace_id), body, idempotency_key, response)
+        ws = shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
+        decision = shared.decide(caller, ws, body, idempotency_key, response)
         return api.SocialAccountConnected(**decision.result, command_id=decision.command_id,
                                           position=decision.position)
 

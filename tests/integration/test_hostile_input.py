@@ -93,17 +93,17 @@ def test_one_stored_row_out_of_pythons_range_does_not_break_the_read_models(gw, 
 ])
 def test_credit_grants_take_no_coerced_values(gw, ready, body):
     ws, key, _ = ready
-    assert_problem(gw.http.post(f"/v1/workspaces/{ws}/credits/grants", json=body, headers=key),
+    assert_problem(gw.http.post(f"/v1/workspaces/{ws}/credits/grants", json=body, headers=ADMIN),
                    422, "validation_error")
     assert gw.get(f"/v1/workspaces/{ws}/wallet", headers=key).json()["granted"] == 5, "nothing was granted"
 
 
 def test_a_grant_must_expire_in_the_future(gw, ready):
     ws, key, _ = ready
-    past = gw.http.post(f"/v1/workspaces/{ws}/credits/grants", headers=key,
+    past = gw.http.post(f"/v1/workspaces/{ws}/credits/grants", headers=ADMIN,
                         json={"amount": 3, "expires_at": "2020-01-01T00:00:00Z"})
     assert_problem(past, 422, "expires_at_in_past")
-    future = gw.http.post(f"/v1/workspaces/{ws}/credits/grants", headers=key, json={"amount": 3, "expires_at": _in(30)})
+    future = gw.http.post(f"/v1/workspaces/{ws}/credits/grants", headers=ADMIN, json={"amount": 3, "expires_at": _in(30)})
     assert future.status_code == 201 and future.json()["available"] == 8
 
 
@@ -116,7 +116,7 @@ def test_limit_overrides_are_strict_integers(gw, overrides):
 
 def test_an_idempotency_key_reused_with_another_body_is_a_422(gw, ready):
     ws, key, account = ready
-    headers = {**key, "Idempotency-Key": "grant-k"}
+    headers = {**ADMIN, "Idempotency-Key": "grant-k"}
     first = gw.http.post(f"/v1/workspaces/{ws}/credits/grants", json={"amount": 2}, headers=headers)
     assert first.status_code == 201
     other = gw.http.post(f"/v1/workspaces/{ws}/credits/grants", json={"amount": 200}, headers=headers)
@@ -152,7 +152,7 @@ def test_a_body_over_the_limit_is_a_413(gw, ready):
 def test_a_body_that_is_not_utf8_is_a_422_like_other_malformed_json(gw, ready):
     ws, key, _ = ready
     answer = gw.http.post(f"/v1/workspaces/{ws}/credits/grants", content=b'{"amount": 1, "source": "\xff"}',
-                          headers={**key, "Content-Type": "application/json"})
+                          headers={**ADMIN, "Content-Type": "application/json"})
     assert assert_problem(answer, 422, "validation_error")["errors"][0]["type"] == "json_invalid"
 
 
