@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from domain.application import ConflictsPersisted, Decision, HeraldApplication
 from domain.base import derived_id
 from gateway import auth, idempotency
+from gateway.rate_limits import RateLimits, Verdict
 from gateway.problems import ProblemError, field_errors, rejection
 from herald.storage.tolerant_time import tolerate_out_of_range
 from projections import positions
@@ -46,6 +47,7 @@ class GatewayDeps:
     dead_letters: DeadLetterStore | None = None  # admin dead-letter endpoints; None → they answer 503
     read_wait_s: float = 10.0  # longest a GET waits for the read models to reach `min_position`
     max_body_bytes: int = 1024 * 1024  # larger request bodies answer 413
+    rate_limits: RateLimits | None = None  # None → no rate limits
 
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`: the admin key or a service key")
@@ -82,23 +84,29 @@ class Shared:
         def principal(
             bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
             api_key: Annotated[str | None, Depends(_api_key)],
+            response: Response,
         ) -> auth.Principal:
             presented = bearer.credentials if bearer else api_key
             found = auth.authenticate(deps.pool, deps.admin_api_key, presented) if presented else None
             if found is None:
                 raise ProblemError(401, "unauthenticated", "a valid API key is required: Authorization: Bearer <key>",
                                    {"WWW-Authenticate": "Bearer"})
+            if deps.rate_limits is not None:
+                verdict = deps.rate_limits.per_key.take(found.key_id)
+                _refuse_over_rate(verdict, "this key")
+                response.headers.update(verdict.headers())
             return found
 
         self.principal = principal
 
-    @staticmethod
-    def within(caller: auth.Principal, workspace_id: str, scope: str = auth.WORKSPACE_READ) -> str:
+    def within(self, caller: auth.Principal, workspace_id: str, scope: str = auth.WORKSPACE_READ) -> str:
         # Another workspace answers exactly like a workspace that does not exist, whatever the
         # key's scopes: only then is a missing scope told (403).
         if not caller.may_access(workspace_id):
             raise ProblemError(404, "unknown_workspace", f"no workspace {workspace_id}")
         Shared.require(caller, scope)
+        if self.deps.rate_limits is not None:
+            _refuse_over_rate(self.deps.rate_limits.per_workspace.take(workspace_id), "this workspace")
         return workspace_id
 
     @staticmethod
@@ -153,6 +161,12 @@ class Shared:
                 time.sleep(0.01)
             response.headers[POSITION_HEADER] = str(at)
             yield conn
+
+
+def _refuse_over_rate(verdict: Verdict, whose: str) -> None:
+    if not verdict.allowed:
+        raise ProblemError(429, "rate_limited", f"{whose} is over its rate of requests; retry after "
+                           f"{verdict.retry_after_s} s", verdict.headers())
 
 
 def command_id_for(workspace_id: str, command_type: str, idempotency_key: str | None) -> str:

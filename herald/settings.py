@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     http_port: int = 8080
     admin_api_key: str = Field("", description="admin key; empty → one is generated and printed at start")
     read_wait_s: float = Field(10.0, gt=0, description="longest a GET with min_position waits for the read models")
+    # Rate limits, per gateway process (gateway/rate_limits.py); either rate 0 turns both off.
+    rate_key_per_s: float = Field(50.0, ge=0, description="requests a second one API key may make on average")
+    rate_key_burst: int = Field(100, ge=1, description="requests one API key may make at once")
+    rate_workspace_per_s: float = Field(100.0, ge=0, description="requests a second to one workspace, all keys")
+    rate_workspace_burst: int = Field(200, ge=1)
     http_max_body_bytes: int = Field(1024 * 1024, ge=1024, description="larger request bodies answer 413")
 
     # Secrets. 32-byte key, base64; empty → generated once and kept in data_dir.

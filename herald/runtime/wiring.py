@@ -21,6 +21,7 @@ from domain.post import PublishPolicy
 from domain.wallet.upgrade import claim_earlier_grants
 from gateway.app import GatewayDeps, create_app
 from gateway import auth, idempotency
+from gateway.rate_limits import RateLimits
 from herald.messaging import consumer as consumer_runtime
 from herald.storage import db, event_store
 from herald.storage.locks import workspace_locks
@@ -219,8 +220,15 @@ class Herald:
                 dead_letters=DeadLetterStore(self.kafka_bootstrap, self.settings.dlq_topic, lambda: self.producer),
                 read_wait_s=self.settings.read_wait_s,
                 max_body_bytes=self.settings.http_max_body_bytes,
+                rate_limits=self._rate_limits(),
             )
         )
+
+    def _rate_limits(self) -> RateLimits | None:
+        s = self.settings
+        if not s.rate_key_per_s or not s.rate_workspace_per_s:
+            return None
+        return RateLimits.of(s.rate_key_per_s, s.rate_key_burst, s.rate_workspace_per_s, s.rate_workspace_burst)
 
     def relay(self) -> Relay:
         relay = Relay(
