@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from gateway import auth
 from gateway.deps import Shared
 from gateway.problems import ProblemError, field_errors, openapi_responses
+from herald import redaction
 from schemas import api
 from schemas import commands as cmd
 
@@ -35,7 +36,8 @@ def router(shared: Shared) -> APIRouter:
         "address it (else 404). Each type needs a scope (else 403): "
         + ", ".join(f"`{t}` {s}" for t, s in sorted(SCOPE_OF_TYPE.items()))
         + ", any other type admin. `issued_by` is replaced with `api-key:<key id>`, except for the admin key, "
-        "which keeps it as sent (e.g. to replay a dead letter unchanged).",
+        "which keeps it as sent (e.g. to replay a dead letter unchanged). A payload carrying a secret (e.g. "
+        "`access_token`) is refused (422 `secret_not_accepted`): use the social-accounts endpoint, which seals it.",
     )
     def submit_command(envelope: cmd.CommandEnvelope, caller: Caller):
         shared.within(caller, envelope.workspace_id)
@@ -43,6 +45,11 @@ def router(shared: Shared) -> APIRouter:
             raise ProblemError(422, "unknown_command_type", f"unknown command type {envelope.type!r}",
                                known_types=sorted(cmd.COMMAND_TYPES))
         shared.require(caller, SCOPE_OF_TYPE.get(envelope.type, auth.ADMIN))
+        if redaction.carries_secret(envelope.payload):
+            # This inlet stores and produces the body as it came: a token would be kept in clear.
+            raise ProblemError(422, "secret_not_accepted", "commands carrying a secret (an access token) are not "
+                               "accepted here; connect accounts with POST /v1/workspaces/{workspace_id}/social-accounts,"
+                               " which seals the token before anything is stored")
         try:
             envelope.parsed_payload()
         except ValidationError as error:
