@@ -106,6 +106,8 @@ LOOP_NAMES: dict[str, tuple[str, ...]] = {
     "relay": ("relay", "inbox-relay"),
     **{role: tuple(c.name for c in CATALOGUE if c.role == role) for role in ("processors", "projections")},
 }
+# The events topic is the history every read model is rebuilt from: it keeps everything.
+EVENTS_TOPIC_CONFIGS = {"retention.ms": "-1", "cleanup.policy": "delete"}
 DDLS = (consumer_runtime.DDL, event_store.DDL, RELAY_DDL, inbox.DDL, *read_models.DDL, dispatcher.DDL,
         publisher.DDL, sandbox.DDL, auth.DDL, idempotency.DDL)
 
@@ -196,11 +198,25 @@ class Herald:
 
     def ensure_topics(self) -> set[str]:
         s = self.settings
-        return kafka_io.ensure_topics(
+        configs = {s.events_topic: EVENTS_TOPIC_CONFIGS}
+        created = kafka_io.ensure_topics(
             self.kafka_bootstrap,
             {s.commands_topic: s.topic_partitions, s.events_topic: s.topic_partitions, s.dlq_topic: 1},
-            replication=s.topic_replication,
+            replication=s.topic_replication, configs=configs,
         )
+        self.check_topic_configs(configs)
+        return created
+
+    def check_topic_configs(self, configs: dict[str, dict[str, str]]) -> list[str]:
+        """Warns (and returns) where existing topics disagree with the configs Herald relies on."""
+        try:
+            disagreements = kafka_io.topic_config_disagreements(self.kafka_bootstrap, configs)
+        except Exception as error:  # a broker that cannot describe configs must not stop Herald
+            disagreements = [f"topic configs could not be checked: {type(error).__name__}: {error}"]
+        for disagreement in disagreements:
+            log.warning("topic configuration: %s; the events topic must keep every event (docs/operations.md)",
+                        disagreement)
+        return disagreements
 
     def close(self) -> None:
         while self._closers:
