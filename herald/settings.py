@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     retry_delays_s: list[float] = Field([60.0, 300.0, 900.0], description="delay before each retry")
     platform_timeout_s: float = Field(10.0, gt=0)
     scheduling_horizon_days: float = Field(366.0, gt=0, description="how far ahead a post may be due")
+    media_max_bytes: int = Field(16 * 1024 * 1024, ge=1, description="largest media file fetched from a media_url")
+    media_allowed_networks: list[str] = Field(
+        default_factory=list, description="networks media may be fetched from although not public (SSRF guard), "
+        'JSON, e.g. ["10.1.2.0/24"]; empty: public addresses only')
     mastodon_base_url: str = Field("", description="default Mastodon instance when an account names none")
 
     # Gateway.

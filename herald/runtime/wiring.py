@@ -22,6 +22,7 @@ from domain.wallet.upgrade import claim_earlier_grants
 from gateway.app import GatewayDeps, create_app
 from gateway import auth, idempotency
 from gateway.rate_limits import RateLimits
+from herald.net.safe_fetch import SafeFetcher
 from herald.messaging import consumer as consumer_runtime
 from herald.storage import db, event_store
 from herald.storage.locks import workspace_locks
@@ -314,13 +315,16 @@ class Herald:
         )
 
     def adapters(self) -> AdapterRegistry:
-        http = httpx.Client(timeout=self.settings.platform_timeout_s)
+        s = self.settings
+        http = httpx.Client(timeout=s.platform_timeout_s)
         self._closers.append(http.close)
+        media = SafeFetcher(timeout_s=s.platform_timeout_s, max_bytes=s.media_max_bytes,
+                            allowed_networks=s.media_allowed_networks)
+        self._closers.append(media.close)
         return AdapterRegistry(
             [
                 SandboxAdapter(self.pool),
-                MastodonAdapter(http, default_base_url=self.settings.mastodon_base_url,
-                                timeout_s=self.settings.platform_timeout_s),
+                MastodonAdapter(http, default_base_url=s.mastodon_base_url, timeout_s=s.platform_timeout_s, media=media),
             ]
         )
 
