@@ -6,6 +6,7 @@ A command's ``type`` names its payload model and version, e.g. ``schedule_post.v
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -53,6 +54,23 @@ def _in_utc_range(value: datetime) -> datetime:
         raise ValueError(f"the timestamp must be between {EARLIEST.isoformat()} and {LATEST.isoformat()} (UTC)")
     return value
 
+
+def _public_media_url(url: HttpUrl) -> HttpUrl:
+    # Checked again, resolving names, every time media is fetched (herald/net/safe_fetch.py); here
+    # only what needs no DNS, so a post that could never publish is refused when it is scheduled.
+    host = (url.host or "").strip("[]").lower()
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+        raise ValueError(f"media must be on a public host, not {host}")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return url
+    if not address.is_global or address.is_multicast or address.is_reserved:
+        raise ValueError(f"media must be on a public address, not {address}")
+    return url
+
+
+MediaUrl = Annotated[HttpUrl, AfterValidator(_public_media_url)]
 
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp_text), AfterValidator(_in_utc_range)]
 
@@ -119,7 +137,7 @@ class GrantCredits(Payload):
 class SchedulePost(Payload):
     post_id: Id | None = Field(None, description="defaults to one derived from command_id")
     text: str = Field(min_length=1, max_length=10_000)
-    media_urls: list[HttpUrl] = Field(default_factory=list, max_length=4)
+    media_urls: list[MediaUrl] = Field(default_factory=list, max_length=4)
     destinations: list[Id] = Field(min_length=1, max_length=20, description="social account ids")
     destination_text: dict[str, Annotated[str, Field(min_length=1, max_length=10_000)]] = Field(
         default_factory=dict, description="per-destination text override")

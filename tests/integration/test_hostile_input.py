@@ -168,3 +168,11 @@ def test_every_error_an_operation_answers_is_documented_as_a_problem(gw):
             for status, response in responses.items():
                 if status.startswith(("4", "5")):
                     assert list(response["content"]) == ["application/problem+json"], f"{method} {path} {status}"
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1/a.png", "http://[::1]/a.png", "http://169.254.169.254/latest/",
+                                 "http://localhost:8080/a.png", "http://10.0.0.7/a.png", "file:///etc/passwd"])
+def test_media_on_internal_hosts_are_refused_when_scheduled(gw, ready, url):
+    ws, key, account = ready
+    answer = gw.api.schedule(ws, key, [account], media_urls=[url])
+    assert ["body", "media_urls", 0] in [e["loc"] for e in assert_problem(answer, 422, "validation_error")["errors"]]
