@@ -16,6 +16,8 @@ class Reason(StrEnum):
     insufficient_credits = "insufficient_credits"
     queue_full = "queue_full"
     publish_at_in_past = "publish_at_in_past"
+    publish_at_beyond_horizon = "publish_at_beyond_horizon"
+    expires_at_in_past = "expires_at_in_past"
     post_exists = "post_exists"
     unknown_post = "unknown_post"
     unknown_destination = "unknown_destination"

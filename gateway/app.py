@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from gateway import problems, routes
+from gateway.body_limits import BodyLimits
 from gateway.deps import GatewayDeps
 
 __all__ = ["GatewayDeps", "create_app"]
@@ -12,11 +13,14 @@ __all__ = ["GatewayDeps", "create_app"]
 DESCRIPTION = """
 Schedule social-media posts, publish them on time, charge prepaid credits.
 
-**Authentication.** `Authorization: Bearer <key>` (or `X-API-Key: <key>`). The admin key may
-do anything; a service key (issued when a workspace is opened) is bound to one workspace.
-Asking a service key about another workspace answers **404** `unknown_workspace`, exactly as
-for a workspace that does not exist, so keys cannot probe which workspaces exist. A missing,
-unknown or revoked key answers **401**.
+**Authentication.** `Authorization: Bearer <key>` (or `X-API-Key: <key>`). A key has scopes:
+`admin` (anything), `workspace:read`, `workspace:write`, `credits:grant`, `analytics:read`;
+the key issued when a workspace is opened is bound to it and holds `workspace:read` and
+`workspace:write` (it cannot grant its workspace credits). Asking a key about another
+workspace answers **404** `unknown_workspace`, exactly as for a workspace that does not exist,
+so keys cannot probe which workspaces exist; a missing scope answers **403** `forbidden`. A
+missing, unknown, revoked or expired key answers **401**. Keys are listed, revoked and rotated
+under `/v1/api-keys`.
 
 **Errors** are `application/problem+json` (RFC 9457) with `type`, `title`, `status`,
 `detail` and a stable `reason_code`; rejected commands keep the domain's reason code:
@@ -34,6 +38,7 @@ TAGS = [
     {"name": "credits", "description": "The prepaid credit wallet"},
     {"name": "posts", "description": "Scheduling, cancelling and following posts"},
     {"name": "commands", "description": "Any command, queued to the commands topic"},
+    {"name": "api-keys", "description": "API keys: create, list, revoke, rotate"},
     {"name": "health", "description": "Liveness and readiness"},
     {"name": "admin", "description": "Operating Herald (admin key only): dead letters"},
 ]
@@ -43,4 +48,13 @@ def create_app(deps: GatewayDeps) -> FastAPI:
     app = FastAPI(title="Herald", version="0.1.0", description=DESCRIPTION, openapi_tags=TAGS)
     problems.install(app)
     app.include_router(routes.build(deps))
+    app.add_middleware(BodyLimits, max_bytes=deps.max_body_bytes)
+    described = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = problems.complete_openapi(described())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -9,16 +9,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Callable, Iterator, Protocol
 
-from fastapi import Depends, Header, Query, Response
+from fastapi import Depends, Header, Path, Query, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
+from pydantic import ValidationError
 
 from domain.application import ConflictsPersisted, Decision, HeraldApplication
 from domain.base import derived_id
-from gateway import auth
-from gateway.problems import ProblemError, rejection
+from gateway import auth, idempotency
 from processors.accounts.credentials import Credentials
+from gateway.rate_limits import RateLimits, Verdict
+from gateway.problems import ProblemError, field_errors, rejection
+from herald.storage.tolerant_time import tolerate_out_of_range
 from projections import positions
 from schemas import api
 from schemas import commands as cmd
@@ -45,6 +48,8 @@ class GatewayDeps:
     dead_letters: DeadLetterStore | None = None  # admin dead-letter endpoints; None → they answer 503
     read_wait_s: float = 10.0  # longest a GET waits for the read models to reach `min_position`
     credentials: Credentials | None = None  # the private store connect seals tokens into; None → tokens refused
+    max_body_bytes: int = 1024 * 1024  # larger request bodies answer 413
+    rate_limits: RateLimits | None = None  # None → no rate limits
 
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`: the admin key or a service key")
@@ -60,6 +65,10 @@ IdempotencyKey = Annotated[
         "key to try again. Omitted → every request is a new command.",
     ),
 ]
+
+# Ids in a path: the same alphabet as ids in a body, checked before anything is decided.
+WorkspaceId = Annotated[str, Path(min_length=1, max_length=200, pattern=cmd.ID_PATTERN)]
+ResourceId = Annotated[str, Path(min_length=1, max_length=200, pattern=cmd.ID_PATTERN)]
 
 MinPosition = Annotated[
     int | None,
@@ -77,31 +86,52 @@ class Shared:
         def principal(
             bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
             api_key: Annotated[str | None, Depends(_api_key)],
+            response: Response,
         ) -> auth.Principal:
             presented = bearer.credentials if bearer else api_key
             found = auth.authenticate(deps.pool, deps.admin_api_key, presented) if presented else None
             if found is None:
                 raise ProblemError(401, "unauthenticated", "a valid API key is required: Authorization: Bearer <key>",
                                    {"WWW-Authenticate": "Bearer"})
+            if deps.rate_limits is not None:
+                verdict = deps.rate_limits.per_key.take(found.key_id)
+                _refuse_over_rate(verdict, "this key")
+                response.headers.update(verdict.headers())
             return found
 
         self.principal = principal
 
-    @staticmethod
-    def within(caller: auth.Principal, workspace_id: str) -> str:
-        # Another workspace answers exactly like a workspace that does not exist.
+    def within(self, caller: auth.Principal, workspace_id: str, scope: str = auth.WORKSPACE_READ) -> str:
+        # Another workspace answers exactly like a workspace that does not exist, whatever the
+        # key's scopes: only then is a missing scope told (403).
         if not caller.may_access(workspace_id):
             raise ProblemError(404, "unknown_workspace", f"no workspace {workspace_id}")
+        Shared.require(caller, scope)
+        if self.deps.rate_limits is not None:
+            _refuse_over_rate(self.deps.rate_limits.per_workspace.take(workspace_id), "this workspace")
         return workspace_id
+
+    @staticmethod
+    def require(caller: auth.Principal, scope: str) -> None:
+        if not caller.holds(scope):
+            raise ProblemError(403, "forbidden", f"this key lacks the {scope} scope", required_scope=scope)
 
     def decide(self, caller: auth.Principal, workspace_id: str, payload: cmd.Payload, idempotency_key: str | None,
                response: Response | None = None, command_id: str | None = None) -> Decision:
         command_type = cmd.COMMAND_TYPE_OF[type(payload)]
         command_id = command_id or command_id_for(workspace_id, command_type, idempotency_key)
-        envelope = cmd.CommandEnvelope.wrap(
-            payload, command_id=command_id, workspace_id=workspace_id,
-            issued_by=caller.issued_by, issued_at=datetime.now(UTC),
-        )
+        try:
+            envelope = cmd.CommandEnvelope.wrap(
+                payload, command_id=command_id, workspace_id=workspace_id,
+                issued_by=caller.issued_by, issued_at=datetime.now(UTC),
+            )
+        except ValidationError as error:  # e.g. a workspace id outside the id alphabet
+            raise ProblemError(422, "invalid_payload", "the command could not be built from this request",
+                               errors=field_errors(list(error.errors()))) from None
+        if idempotency_key is not None and not idempotency.same_body(
+                self.deps.pool, command_id, idempotency.body_digest(payload)):
+            raise ProblemError(422, "idempotency_key_reused", "this Idempotency-Key was used with a different "
+                               "request; send a new key for a new request", command_id=command_id)
         try:
             decision = self.deps.app.handle(envelope)
         except ConflictsPersisted:  # not expected with workspace locks; kept as a clear answer, not a 500
@@ -121,6 +151,7 @@ class Shared:
         the position they are at goes back in the ``Herald-Position`` header."""
         deadline = time.monotonic() + self.deps.read_wait_s
         with self.deps.pool.connection() as conn:
+            tolerate_out_of_range(conn.adapters)  # one stored row out of Python's range must not fail the read
             while True:
                 at = positions.read_position(conn, workspace_id)
                 conn.commit()  # each look sees the latest committed position
@@ -132,6 +163,12 @@ class Shared:
                 time.sleep(0.01)
             response.headers[POSITION_HEADER] = str(at)
             yield conn
+
+
+def _refuse_over_rate(verdict: Verdict, whose: str) -> None:
+    if not verdict.allowed:
+        raise ProblemError(429, "rate_limited", f"{whose} is over its rate of requests; retry after "
+                           f"{verdict.retry_after_s} s", verdict.headers())
 
 
 def command_id_for(workspace_id: str, command_type: str, idempotency_key: str | None) -> str:

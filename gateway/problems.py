@@ -33,6 +33,8 @@ REASON_STATUS: dict[str, int] = {
     Reason.unknown_destination: 422,
     Reason.publish_at_in_past: 422,
     Reason.content_invalid: 422,
+    Reason.publish_at_beyond_horizon: 422,
+    Reason.expires_at_in_past: 422,
     Reason.insufficient_credits: 402,
     Reason.queue_full: 409,
     Reason.account_limit_reached: 409,
@@ -80,11 +82,36 @@ def openapi_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "the key's scope does not allow this",
         404: "no such resource in this workspace; a service key asking about another workspace gets this too",
         409: "a tier limit or a conflict with the current state",
+        413: "the request body is larger than the gateway accepts",
         422: "the request is invalid (body, path, headers, or a domain rule about the body)",
+        429: "the key or the workspace is over its rate; wait `Retry-After` seconds",
         503: "a dependency is unavailable; safe to retry with the same Idempotency-Key",
     }
     content = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     return {s: {"model": api.Problem, "description": described[s], "content": content} for s in statuses}
+
+
+def complete_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """Every error an operation can answer, documented as a problem document: 413 where there is
+    a body, 422 where there is any input, 401, 403 (a scope) and 429 where a key is needed. FastAPI's own 422
+    (``HTTPValidationError``) and its ``application/json`` copies are not what the gateway sends,
+    so they are replaced."""
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            responses = operation.setdefault("responses", {})
+            wanted = []
+            if "requestBody" in operation:
+                wanted += [413, 422]
+            if operation.get("parameters"):
+                wanted.append(422)
+            if operation.get("security"):
+                wanted += [401, 403, 429]
+            for status in wanted:
+                responses.setdefault(str(status), {"description": openapi_responses(status)[status]["description"]})
+            for status, response in responses.items():
+                if status[0] in "45":  # the gateway sends every error as a problem document, nothing else
+                    response["content"] = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    return schema
 
 
 def install(app: FastAPI) -> None:

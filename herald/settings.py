@@ -77,6 +77,11 @@ class Settings(BaseSettings):
                                             " engine's attempts, this often")
     publish_budget_share: float = Field(1.0, gt=0, le=1, description="share of each platform's documented rate"
                                         " budget one process may spend: 1/N with N publishing processes")
+    scheduling_horizon_days: float = Field(366.0, gt=0, description="how far ahead a post may be due")
+    media_max_bytes: int = Field(16 * 1024 * 1024, ge=1, description="largest media file fetched from a media_url")
+    media_allowed_networks: list[str] = Field(
+        default_factory=list, description="networks media may be fetched from although not public (SSRF guard), "
+        'JSON, e.g. ["10.1.2.0/24"]; empty: public addresses only')
     mastodon_base_url: str = Field("", description="default Mastodon instance when an account names none")
 
     # Social-account tokens (processors/accounts): refreshed just in time, on a 401, and ahead of expiry.
@@ -96,6 +101,12 @@ class Settings(BaseSettings):
     http_port: int = 8080
     admin_api_key: str = Field("", description="admin key; empty → one is generated and printed at start")
     read_wait_s: float = Field(10.0, gt=0, description="longest a GET with min_position waits for the read models")
+    # Rate limits, per gateway process (gateway/rate_limits.py); either rate 0 turns both off.
+    rate_key_per_s: float = Field(50.0, ge=0, description="requests a second one API key may make on average")
+    rate_key_burst: int = Field(100, ge=1, description="requests one API key may make at once")
+    rate_workspace_per_s: float = Field(100.0, ge=0, description="requests a second to one workspace, all keys")
+    rate_workspace_burst: int = Field(200, ge=1)
+    http_max_body_bytes: int = Field(1024 * 1024, ge=1024, description="larger request bodies answer 413")
 
     # Secrets. 32-byte key, base64; empty → generated once and kept in data_dir.
     token_key: str = Field("", description="AES-256-GCM key (base64) for social-account tokens")

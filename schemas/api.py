@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, StrictInt, model_validator
 
 from schemas import commands as cmd
 
@@ -59,7 +59,7 @@ class ConnectSocialAccountRequest(BaseModel):
     access_token: str = Field("", max_length=4000, description="sealed (AES-256-GCM) into the credentials store")
     refresh_token: str | None = Field(None, min_length=1, max_length=4000,
                                       description="OAuth 2.0 refresh token, if the platform issued one: sealed too")
-    expires_in: int | None = Field(None, gt=0, le=366 * 86400, description="the access token's lifetime in seconds, "
+    expires_in: StrictInt | None = Field(None, gt=0, le=366 * 86400, description="the access token's lifetime in seconds, "
                                    "as the platform's token response said (`expires_in`)")
     expires_at: AwareDatetime | None = Field(None, description="or when the access token expires")
 
@@ -75,6 +75,25 @@ class ConnectSocialAccountRequest(BaseModel):
         return cmd.ConnectSocialAccount(social_account_id=self.social_account_id, platform=self.platform,
                                         handle=self.handle, instance_url=self.instance_url,
                                         credential_version=credential_version)
+ApiScope = Literal["admin", "workspace:read", "workspace:write", "credits:grant", "analytics:read"]
+
+
+class CreateApiKeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    workspace_id: str | None = Field(
+        None, min_length=1, max_length=200, pattern=cmd.ID_PATTERN,
+        description="the workspace the key is bound to; omitted → every workspace (admin only). A key bound to a "
+        "workspace creates keys for that workspace only")
+    scopes: list[ApiScope] = Field(min_length=1, max_length=5, description="at most the creating key's own scopes")
+    name: str = Field("", max_length=200, description="what the key is for, shown in listings")
+
+
+class RotateApiKeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    overlap_s: StrictInt = Field(86_400, ge=0, le=30 * 86_400,
+                                 description="how long the old key keeps working beside the new one")
 
 
 class CancelPostRequest(BaseModel):
@@ -270,6 +289,29 @@ class WalletView(Response):
     held: int = Field(description="sum of pending holds")
     grants: list[GrantView]
     holds: list[HoldView]
+
+
+class ApiKeyView(Response):
+    key_id: str
+    name: str
+    scopes: list[str]
+    workspace_id: str | None
+    created_at: datetime
+    created_by: str
+    last_used_at: datetime | None = Field(description="to the minute")
+    expires_at: datetime | None = Field(description="set when the key was rotated: the end of its overlap")
+    revoked_at: datetime | None
+    rotated_to: str | None = Field(description="the key that replaced this one")
+    active: bool
+
+
+class ApiKeyIssued(ApiKeyView):
+    api_key: str | None = Field(description="the key itself, shown once; null on a repeat with the same "
+                                "Idempotency-Key")
+
+
+class ApiKeyList(Response):
+    api_keys: list[ApiKeyView]
 
 
 class CommandQueued(Response):

@@ -6,15 +6,73 @@ A command's ``type`` names its payload model and version, e.g. ``schedule_post.v
 
 from __future__ import annotations
 
-from datetime import datetime
+import ipaddress
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
 Identifier = Field(min_length=1, max_length=200, pattern=ID_PATTERN)
+# An id a client chooses: the same alphabet, so it can stand in a URL path unescaped.
+Id = Annotated[str, Field(min_length=1, max_length=200, pattern=ID_PATTERN)]
+
+# The latest instant Herald accepts anywhere: far beyond any scheduling horizon, and far enough
+# from Python's datetime.max (9999-12-31) that adding a retry delay never overflows.
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _timestamp_text(value: Any) -> Any:
+    # Lax pydantic reads a number as Unix seconds: `expires_at: 0` would be 1970. A timestamp is
+    # an RFC 3339 string (or, built in Python, a datetime), never a number or a boolean.
+    if isinstance(value, (int, float, bool)):
+        raise ValueError("a timestamp must be an RFC 3339 string with an offset, not a number")
+    return value
+
+
+def _in_utc_range(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-05:00 is year 10000 in UTC
+        raise ValueError("the timestamp is outside the range Herald can hold") from None
+    if not EARLIEST <= utc < LATEST:
+        raise ValueError(f"the timestamp must be between {EARLIEST.isoformat()} and {LATEST.isoformat()} (UTC)")
+    return value
+
+
+def _public_media_url(url: HttpUrl) -> HttpUrl:
+    # Checked again, resolving names, every time media is fetched (herald/net/safe_fetch.py); here
+    # only what needs no DNS, so a post that could never publish is refused when it is scheduled.
+    host = (url.host or "").strip("[]").lower()
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+        raise ValueError(f"media must be on a public host, not {host}")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return url
+    if not address.is_global or address.is_multicast or address.is_reserved:
+        raise ValueError(f"media must be on a public address, not {address}")
+    return url
+
+
+MediaUrl = Annotated[HttpUrl, AfterValidator(_public_media_url)]
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp_text), AfterValidator(_in_utc_range)]
 
 
 class Tier(StrEnum):
@@ -46,7 +104,7 @@ class OpenWorkspace(Payload):
     name: str = Field(min_length=1, max_length=200)
     tier: Tier = Tier.free
     timezone: str = "UTC"
-    limit_overrides: dict[LimitName, Annotated[int, Field(ge=0)]] = Field(
+    limit_overrides: dict[LimitName, Annotated[StrictInt, Field(ge=0, le=1_000_000_000)]] = Field(
         default_factory=dict, description="tier limit name → value, overriding the tier default"
     )
 
@@ -62,7 +120,7 @@ class OpenWorkspace(Payload):
 
 
 class ConnectSocialAccount(Payload):
-    social_account_id: str | None = Field(None, description="defaults to one derived from command_id")
+    social_account_id: Id | None = Field(None, description="defaults to one derived from command_id")
     platform: Platform
     handle: str = Field(min_length=1, max_length=200)
     instance_url: HttpUrl | None = Field(None, description="Mastodon instance base URL")
@@ -74,19 +132,20 @@ class ConnectSocialAccount(Payload):
 
 
 class GrantCredits(Payload):
-    grant_id: str | None = Field(None, description="defaults to one derived from command_id")
-    amount: int = Field(gt=0, le=1_000_000)
+    grant_id: Id | None = Field(None, description="defaults to one derived from command_id")
+    amount: StrictInt = Field(gt=0, le=1_000_000)
     source: Literal["purchase", "monthly", "promotion", "manual"] = "manual"
-    expires_at: AwareDatetime | None = None
+    expires_at: Timestamp | None = Field(None, description="must be in the future")
 
 
 class SchedulePost(Payload):
-    post_id: str | None = Field(None, description="defaults to one derived from command_id")
+    post_id: Id | None = Field(None, description="defaults to one derived from command_id")
     text: str = Field(min_length=1, max_length=10_000)
-    media_urls: list[HttpUrl] = Field(default_factory=list, max_length=4)
-    destinations: list[str] = Field(min_length=1, max_length=20, description="social account ids")
-    destination_text: dict[str, str] = Field(default_factory=dict, description="per-destination text override")
-    publish_at: AwareDatetime | None = Field(None, description="omitted → publish now")
+    media_urls: list[MediaUrl] = Field(default_factory=list, max_length=4)
+    destinations: list[Id] = Field(min_length=1, max_length=20, description="social account ids")
+    destination_text: dict[str, Annotated[str, Field(min_length=1, max_length=10_000)]] = Field(
+        default_factory=dict, description="per-destination text override")
+    publish_at: Timestamp | None = Field(None, description="omitted → publish now; at most the scheduling horizon ahead")
 
     @model_validator(mode="after")
     def _destinations_are_unique_and_overrides_known(self) -> SchedulePost:
@@ -99,14 +158,14 @@ class SchedulePost(Payload):
 
 
 class CancelPost(Payload):
-    post_id: str
+    post_id: Id
     reason: str = Field("cancelled_by_user", max_length=200)
 
 
 class StartPublishAttempt(Payload):
     post_id: str
     destination_id: str
-    attempt: int = Field(ge=1)
+    attempt: StrictInt = Field(ge=1, le=1_000_000)
 
 
 class Outcome(StrEnum):
@@ -121,15 +180,16 @@ class Outcome(StrEnum):
 class RecordPublishOutcome(Payload):
     post_id: str
     destination_id: str
-    attempt: int = Field(ge=1)
+    attempt: StrictInt = Field(ge=1, le=1_000_000)
     outcome: Outcome
     platform_post_id: str | None = None
     url: str | None = None
     error_kind: str | None = Field(
         None, description="rate_limited, auth, invalid_content, transient, permanent, unknown")
     detail: str = Field("", max_length=2000)
-    retry_after_s: float | None = Field(None, ge=0, description="platform-requested wait (e.g. Retry-After)")
-    status_code: int | None = Field(None, ge=100, le=599, description="the platform's HTTP status, when it answered")
+    retry_after_s: StrictFloat | None = Field(None, ge=0, le=31_536_000,
+                                              description="platform-requested wait (e.g. Retry-After)")
+    status_code: StrictInt | None = Field(None, ge=100, le=599, description="the platform's HTTP status, when it answered")
 
     @model_validator(mode="after")
     def _published_has_platform_id(self) -> RecordPublishOutcome:
@@ -204,7 +264,7 @@ class CommandEnvelope(BaseModel):
     command_id: str = Identifier
     type: str = Field(description="payload type and version, e.g. schedule_post.v1")
     workspace_id: str = Identifier
-    issued_at: AwareDatetime
+    issued_at: Timestamp
     issued_by: str = Field(min_length=1, max_length=200)
     correlation_id: str | None = Field(None, max_length=200)
     payload: dict[str, Any]

@@ -286,6 +286,7 @@ class CommandAccepted(EventData):
     command_id: str
     command_type: str
     result: dict[str, Any]
+    issued_by: str = Field("", description="who sent the command: api-key:<key id>, or a processor's name")
 
 
 @event_type("herald.command.rejected.v1")
@@ -294,6 +295,7 @@ class CommandRejected(EventData):
     command_type: str
     reason_code: str
     detail: str
+    issued_by: str = Field("", description="who sent the command: api-key:<key id>, or a processor's name")
 
 
 # Upcasting ---------------------------------------------------------------------------

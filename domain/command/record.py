@@ -25,13 +25,15 @@ class CommandRecord(HeraldAggregate):
 
     @classmethod
     def accepted(cls, ctx: Context, command_type: str, result: dict[str, Any]) -> CommandRecord:
-        event = ev.CommandAccepted(command_id=ctx.command_id, command_type=command_type, result=result)
+        event = ev.CommandAccepted(command_id=ctx.command_id, command_type=command_type, result=result,
+                                   issued_by=ctx.issued_by)
         return cls.start(ctx, cls.key(ctx.workspace_id, ctx.command_id), event)
 
     @classmethod
     def rejected(cls, ctx: Context, command_type: str, reason_code: str, detail: str) -> CommandRecord:
         event = ev.CommandRejected(
-            command_id=ctx.command_id, command_type=command_type, reason_code=reason_code, detail=detail
+            command_id=ctx.command_id, command_type=command_type, reason_code=reason_code, detail=detail,
+            issued_by=ctx.issued_by,
         )
         return cls.start(ctx, cls.key(ctx.workspace_id, ctx.command_id), event)
 

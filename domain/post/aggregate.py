@@ -50,6 +50,7 @@ class DestinationState:
 class PublishPolicy:
     retry_delays_s: tuple[float, ...] = (60.0, 300.0, 900.0)
     missed_window_s: float = 3600.0
+    scheduling_horizon_s: float = 366 * 86400.0  # how far ahead a post may be due
     # Each retry delay is spread by up to ±this share, so destinations that failed together
     # (a platform outage) do not all come back at the same instant.
     retry_jitter: float = 0.2

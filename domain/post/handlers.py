@@ -35,6 +35,10 @@ def schedule_post(app: HeraldApplication, ctx: Context, p: cmd.SchedulePost) -> 
     publish_at = p.publish_at or ctx.now
     if publish_at < ctx.now - CLOCK_SKEW:
         raise Rejected(Reason.publish_at_in_past, f"publish_at {publish_at.isoformat()} is in the past")
+    horizon = ctx.now + timedelta(seconds=app.policy.scheduling_horizon_s)
+    if publish_at > horizon:
+        raise Rejected(Reason.publish_at_beyond_horizon, f"publish_at {publish_at.isoformat()} is after the "
+                       f"scheduling horizon ({horizon.isoformat()})")
     destinations = []
     for account_id in p.destinations:
         account = app.find(SocialAccount, account_id) if account_id in workspace.accounts else None

@@ -24,6 +24,8 @@ def grant_credits(app: HeraldApplication, ctx: Context, p: cmd.GrantCredits) -> 
     app.workspace(ctx)
     wallet = app.wallet(ctx)
     grant_id = grant_id_for(ctx.command_id, p)
+    if p.expires_at is not None and p.expires_at <= ctx.now:
+        raise Rejected(Reason.expires_at_in_past, f"expires_at {p.expires_at.isoformat()} has passed")
     if app.find(GrantClaim, GrantClaim.key(ctx.workspace_id, grant_id)) is not None:
         raise Rejected(Reason.grant_exists, f"grant {grant_id} was already made")
     wallet.grant(ctx, grant_id, p.amount, p.source, p.expires_at)

@@ -9,15 +9,18 @@ from pydantic import ValidationError
 from gateway import auth
 from gateway.deps import Shared
 from gateway.problems import ProblemError, field_errors, openapi_responses
+from herald import redaction
 from schemas import api
 from schemas import commands as cmd
 
-# Service keys may send what a client of one workspace asks for. The rest (opening
-# workspaces, and the processors' attempt/outcome/hold commands, which move money and fence
-# publishing) need the admin key.
-SERVICE_COMMAND_TYPES = frozenset(
-    {"connect_social_account.v1", "grant_credits.v1", "schedule_post.v1", "cancel_post.v1"}
-)
+# The scope each command type needs. The rest (opening workspaces, and the processors'
+# attempt/outcome/hold commands, which move money and fence publishing) need the admin key.
+SCOPE_OF_TYPE = {
+    "connect_social_account.v1": auth.WORKSPACE_WRITE,
+    "schedule_post.v1": auth.WORKSPACE_WRITE,
+    "cancel_post.v1": auth.WORKSPACE_WRITE,
+    "grant_credits.v1": auth.CREDITS_GRANT,
+}
 
 
 def router(shared: Shared) -> APIRouter:
@@ -29,18 +32,24 @@ def router(shared: Shared) -> APIRouter:
         summary="Submit any command to the commands topic",
         responses=openapi_responses(401, 403, 404, 422, 503),
         description="Validates the envelope and payload, then produces it to the commands topic; the outcome "
-        "arrives as events correlated by `command_id` (the idempotency key). Service keys may only address their "
-        f"own workspace (else 404) and only these types (else 403): {', '.join(sorted(SERVICE_COMMAND_TYPES))}; "
-        "their `issued_by` is replaced with `api-key:<key id>`. The admin key may send any type and keeps "
-        "`issued_by` as sent (e.g. to replay a dead letter unchanged).",
+        "arrives as events correlated by `command_id` (the idempotency key). A key bound to a workspace may only "
+        "address it (else 404). Each type needs a scope (else 403): "
+        + ", ".join(f"`{t}` {s}" for t, s in sorted(SCOPE_OF_TYPE.items()))
+        + ", any other type admin. `issued_by` is replaced with `api-key:<key id>`, except for the admin key, "
+        "which keeps it as sent (e.g. to replay a dead letter unchanged). A payload carrying a secret (e.g. "
+        "`access_token`) is refused (422 `secret_not_accepted`): use the social-accounts endpoint, which seals it.",
     )
     def submit_command(envelope: cmd.CommandEnvelope, caller: Caller):
         shared.within(caller, envelope.workspace_id)
         if envelope.type not in cmd.COMMAND_TYPES:
             raise ProblemError(422, "unknown_command_type", f"unknown command type {envelope.type!r}",
                                known_types=sorted(cmd.COMMAND_TYPES))
-        if not caller.is_admin and envelope.type not in SERVICE_COMMAND_TYPES:
-            raise ProblemError(403, "forbidden", f"a service key cannot send {envelope.type}")
+        shared.require(caller, SCOPE_OF_TYPE.get(envelope.type, auth.ADMIN))
+        if redaction.carries_secret(envelope.payload):
+            # This inlet stores and produces the body as it came: a token would be kept in clear.
+            raise ProblemError(422, "secret_not_accepted", "commands carrying a secret (an access token) are not "
+                               "accepted here; connect accounts with POST /v1/workspaces/{workspace_id}/social-accounts,"
+                               " which seals the token before anything is stored")
         try:
             envelope.parsed_payload()
         except ValidationError as error:

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 
 from gateway import auth
-from gateway.deps import IdempotencyKey, MinPosition, Shared
+from gateway.deps import IdempotencyKey, MinPosition, Shared, WorkspaceId
 from gateway.problems import ProblemError, openapi_responses
 from projections import wallet
 from schemas import api
@@ -18,12 +18,13 @@ def router(shared: Shared) -> APIRouter:
 
     @r.post(
         "/v1/workspaces/{workspace_id}/credits/grants", status_code=201, response_model=api.CreditsGranted,
-        summary="Grant credits", responses=openapi_responses(401, 404, 409, 422, 503),
-        description="409 `grant_exists` when the grant id was used before in this workspace, even long ago.",
+        summary="Grant credits", responses=openapi_responses(401, 403, 404, 409, 422, 503),
+        description="Needs the `credits:grant` scope (or admin): a workspace's own key cannot pay itself (403). 409 `grant_exists` when the grant id was used before in this workspace, even long ago.",
     )
-    def grant_credits(workspace_id: str, body: api.GrantCreditsRequest, caller: Caller, response: Response,
+    def grant_credits(workspace_id: WorkspaceId, body: api.GrantCreditsRequest, caller: Caller, response: Response,
                       idempotency_key: IdempotencyKey = None):
-        decision = shared.decide(caller, shared.within(caller, workspace_id), body, idempotency_key, response)
+        ws = shared.within(caller, workspace_id, auth.CREDITS_GRANT)
+        decision = shared.decide(caller, ws, body, idempotency_key, response)
         return api.CreditsGranted(**decision.result, command_id=decision.command_id, position=decision.position)
 
     @r.get(
@@ -32,7 +33,7 @@ def router(shared: Shared) -> APIRouter:
         description="From the wallet read model: balances, the grants with credits left and the pending holds. "
         "It follows the events; pass `min_position` (from a command's answer) to read your own write.",
     )
-    def get_wallet(workspace_id: str, caller: Caller, response: Response, min_position: MinPosition = None):
+    def get_wallet(workspace_id: WorkspaceId, caller: Caller, response: Response, min_position: MinPosition = None):
         with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:
             found = wallet.read_wallet(conn, workspace_id)
             if found is None:

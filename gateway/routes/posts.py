@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from gateway import auth
-from gateway.deps import IdempotencyKey, MinPosition, Shared
+from gateway.deps import IdempotencyKey, MinPosition, ResourceId, Shared, WorkspaceId
 from gateway.problems import ProblemError, openapi_responses
 from projections import posts, queue
 from schemas import api
@@ -26,9 +26,10 @@ def router(shared: Shared) -> APIRouter:
         "accounts, `publish_at_in_past` when publish_at has passed, `content_invalid` when a destination's "
         "platform would refuse the text or media (each destination's violations in the detail).",
     )
-    def schedule_post(workspace_id: str, body: api.SchedulePostRequest, caller: Caller, response: Response,
+    def schedule_post(workspace_id: WorkspaceId, body: api.SchedulePostRequest, caller: Caller, response: Response,
                       idempotency_key: IdempotencyKey = None):
-        decision = shared.decide(caller, shared.within(caller, workspace_id), body, idempotency_key, response)
+        ws = shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
+        decision = shared.decide(caller, ws, body, idempotency_key, response)
         post_id = decision.result["post_id"]
         response.headers["Location"] = f"/v1/workspaces/{workspace_id}/posts/{post_id}"
         return api.PostScheduled(post_id=post_id, publish_at=decision.result["publish_at"], status="scheduled",
@@ -39,10 +40,11 @@ def router(shared: Shared) -> APIRouter:
         summary="Cancel a post", responses=openapi_responses(401, 404, 409, 422, 503),
         description="Cancels every destination still waiting. 409 `post_not_cancellable` when none is.",
     )
-    def cancel_post(workspace_id: str, post_id: str, caller: Caller, response: Response,
+    def cancel_post(workspace_id: WorkspaceId, post_id: ResourceId, caller: Caller, response: Response,
                     body: api.CancelPostRequest | None = None, idempotency_key: IdempotencyKey = None):
         payload = cmd.CancelPost(post_id=post_id, reason=(body or api.CancelPostRequest()).reason)
-        decision = shared.decide(caller, shared.within(caller, workspace_id), payload, idempotency_key, response)
+        ws = shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
+        decision = shared.decide(caller, ws, payload, idempotency_key, response)
         return api.PostCancelled(**decision.result, command_id=decision.command_id, position=decision.position)
 
     @r.get(
@@ -50,7 +52,7 @@ def router(shared: Shared) -> APIRouter:
         summary="A post and each destination's state", responses=openapi_responses(401, 404, 503),
         description="From the posts read model; pass `min_position` (from a command's answer) to read your own write.",
     )
-    def get_post(workspace_id: str, post_id: str, caller: Caller, response: Response,
+    def get_post(workspace_id: WorkspaceId, post_id: ResourceId, caller: Caller, response: Response,
                  min_position: MinPosition = None):
         with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:
             found = posts.read_post(conn, workspace_id, post_id)
@@ -66,7 +68,7 @@ def router(shared: Shared) -> APIRouter:
         "`status=published`. Filters: `social_account_id`, `due_from` (inclusive), `due_to` (exclusive).",
     )
     def get_queue(
-        workspace_id: str, caller: Caller, response: Response,
+        workspace_id: WorkspaceId, caller: Caller, response: Response,
         status: Annotated[list[str] | None, Query(description=f"any of {', '.join(sorted(queue.STATUSES))}")] = None,
         social_account_id: str | None = None,
         due_from: datetime | None = None,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Response
 
 from domain.base import derived_id
 from gateway import auth
-from gateway.deps import IdempotencyKey, MinPosition, Shared, command_id_for
+from gateway.deps import IdempotencyKey, MinPosition, ResourceId, Shared, WorkspaceId, command_id_for
 from gateway.problems import ProblemError, openapi_responses
 from processors.accounts.credentials import credential_version_for
 from projections import accounts, workspaces
@@ -45,7 +45,7 @@ def router(shared: Shared) -> APIRouter:
         "/v1/workspaces/{workspace_id}", response_model=api.WorkspaceView, summary="A workspace: tier and limits",
         responses=openapi_responses(401, 404, 503),
     )
-    def get_workspace(workspace_id: str, caller: Caller, response: Response, min_position: MinPosition = None):
+    def get_workspace(workspace_id: WorkspaceId, caller: Caller, response: Response, min_position: MinPosition = None):
         with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:
             found = workspaces.read_workspace(conn, workspace_id)
             if found is None:
@@ -60,9 +60,9 @@ def router(shared: Shared) -> APIRouter:
         "never returned or published. Connecting an account of this workspace again (same `social_account_id`, "
         "new tokens) reconnects it and clears `needs_reconnect`.",
     )
-    def connect_social_account(workspace_id: str, body: api.ConnectSocialAccountRequest, caller: Caller,
+    def connect_social_account(workspace_id: WorkspaceId, body: api.ConnectSocialAccountRequest, caller: Caller,
                                response: Response, idempotency_key: IdempotencyKey = None):
-        workspace_id = shared.within(caller, workspace_id)
+        workspace_id = shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
         command_id = command_id_for(workspace_id, "connect_social_account.v1", idempotency_key)
         account_id = body.social_account_id or derived_id("social_account", command_id)  # as the domain derives it
         version = None
@@ -94,7 +94,7 @@ def router(shared: Shared) -> APIRouter:
         "/v1/workspaces/{workspace_id}/social-accounts", response_model=api.SocialAccountList,
         summary="The workspace's social accounts", responses=openapi_responses(401, 404, 503),
     )
-    def list_social_accounts(workspace_id: str, caller: Caller, response: Response,
+    def list_social_accounts(workspace_id: WorkspaceId, caller: Caller, response: Response,
                              min_position: MinPosition = None):
         with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:
             return {"social_accounts": accounts.list_accounts(conn, workspace_id)}
@@ -103,7 +103,7 @@ def router(shared: Shared) -> APIRouter:
         "/v1/workspaces/{workspace_id}/social-accounts/{social_account_id}", response_model=api.SocialAccountView,
         summary="One social account (never its token)", responses=openapi_responses(401, 404, 503),
     )
-    def get_social_account(workspace_id: str, social_account_id: str, caller: Caller, response: Response,
+    def get_social_account(workspace_id: WorkspaceId, social_account_id: ResourceId, caller: Caller, response: Response,
                            min_position: MinPosition = None):
         with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:
             found = accounts.read_account(conn, workspace_id, social_account_id)

@@ -32,6 +32,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
 from herald.messaging import kafka_io
+from herald.redaction import redact_text
 from herald.runtime import metrics
 from herald.runtime.ticker import Backoff
 from schemas.commands import CommandEnvelope
@@ -89,6 +90,7 @@ def save_positions(conn: Connection, consumer: str, topic: str, positions: dict[
 
 def dead_letter(producer: KafkaProducer, dlq_topic: str, record: ConsumerRecord, consumer: str, cause: str) -> None:
     """Park a message that cannot be applied, with why and where it came from in headers."""
+    cause = redact_text(cause) or ""  # an error may quote the message, secrets and all
     headers = [
         ("herald_dlq_cause", cause[:2000].encode()),
         ("herald_dlq_consumer", consumer.encode()),

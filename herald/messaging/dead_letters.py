@@ -29,6 +29,8 @@ from typing import Any, Callable
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
+from herald.redaction import redact_text
+
 DLQ_HEADER_PREFIX = "herald_dlq_"
 REPLAYED_FROM = "herald_replayed_from"
 REPLAY_FOR = "herald_replay_for"
@@ -65,11 +67,12 @@ class DeadLetter:
         return f"{self.source_topic}[{self.source_partition}]@{self.source_offset}"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe: no raw bytes; the timestamp in ISO 8601."""
+        """JSON-safe: no raw bytes; the timestamp in ISO 8601; secret fields redacted."""
         data = asdict(self)
         for name in ("raw_key", "raw_value", "headers"):
             data.pop(name)
         data["timestamp"] = self.timestamp.isoformat() if self.timestamp else None
+        data["value"], data["cause"] = redact_text(self.value), redact_text(self.cause)  # never a secret shown
         return data
 
     @classmethod

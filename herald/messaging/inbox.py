@@ -17,6 +17,7 @@ from kafka import KafkaProducer
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from herald.redaction import carries_secret
 from herald.runtime import metrics
 from herald.messaging.consumer import produce_commands
 from herald.messaging.relay import Wakeups
@@ -38,11 +39,16 @@ CREATE TABLE IF NOT EXISTS command_inbox (
     UNIQUE (workspace_id, command_id)
 );
 CREATE INDEX IF NOT EXISTS command_inbox_unrelayed ON command_inbox (id) WHERE relayed_at IS NULL;
+-- Before the gateway refused them, a connect_social_account could be kept here with its token in clear.
+UPDATE command_inbox SET envelope = envelope #- '{payload,access_token}' WHERE envelope->'payload' ? 'access_token';
 """
 
 
 def accept(pool: ConnectionPool, command: CommandEnvelope) -> None:
-    """Durably keep the command; a resubmitted command id is kept once."""
+    """Durably keep the command; a resubmitted command id is kept once. A command carrying a
+    secret is refused (ValueError): it would be kept, and produced, in clear."""
+    if carries_secret(command.payload):
+        raise ValueError(f"command {command.command_id} carries a secret; it is not kept in the inbox")
     with pool.connection() as conn:
         conn.execute(
             "INSERT INTO command_inbox (workspace_id, command_id, envelope) VALUES (%s, %s, %s)"

@@ -14,7 +14,7 @@ from kafka import (
     KafkaProducer,
     TopicPartition,
 )
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 from kafka.protocol.init_producer_id import InitProducerIdRequest
@@ -27,15 +27,19 @@ log = logging.getLogger(__name__)
 NO_AUTO_CREATE = {"allow_auto_create_topics": False}
 
 
-def ensure_topics(bootstrap: str, topics: dict[str, int], replication: int = 1) -> set[str]:
-    """Create the missing topics; returns the names this call created (a racing creator's don't count).
+def ensure_topics(bootstrap: str, topics: dict[str, int], replication: int = 1,
+                  configs: dict[str, dict[str, str]] | None = None) -> set[str]:
+    """Create the missing topics (with their ``configs``, e.g. ``retention.ms``); returns the names
+    this call created (a racing creator's don't count).
 
     Returns once every created topic shows all its partitions with a leader in fresh metadata.
     """
+    configs = configs or {}
     metadata = _metadata_client(bootstrap)
     try:
         existing = set(metadata.topics())
-        missing = [NewTopic(name, n, replication) for name, n in topics.items() if name not in existing]
+        missing = [NewTopic(name, n, replication, topic_configs=configs.get(name, {}))
+                   for name, n in topics.items() if name not in existing]
         created: set[str] = set()
         if missing:
             admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="herald-admin")
@@ -52,6 +56,37 @@ def ensure_topics(bootstrap: str, topics: dict[str, int], replication: int = 1) 
         return created
     finally:
         metadata.close()
+
+
+def topic_config_disagreements(bootstrap: str, expected: dict[str, dict[str, str]]) -> list[str]:
+    """What differs between each topic's configuration, as the broker describes it, and ``expected``:
+    one sentence per config that differs or that the broker does not report. Raises when the
+    broker cannot describe configs at all.
+
+    Tansu 0.6 describes only the configs a topic was created with (none for a topic created
+    without), and does not support AlterConfigs; Apache Kafka describes every config, defaults
+    included (https://kafka.apache.org/protocol#The_Messages_DescribeConfigs).
+    """
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="herald-admin")
+    try:
+        responses = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in expected])
+    finally:
+        admin.close()
+    described: dict[str, dict[str, str]] = {}
+    for response in responses:
+        for resource in response.resources:
+            error_code, _, _, name, entries = resource[:5]
+            if error_code == 0:
+                described[name] = {entry[0]: entry[1] for entry in entries}
+    found = []
+    for topic, wanted in expected.items():
+        actual = described.get(topic)
+        for config, value in wanted.items():
+            if actual is None or config not in actual:
+                found.append(f"{topic}: the broker does not report {config} (expected {value})")
+            elif actual[config] != value:
+                found.append(f"{topic}: {config}={actual[config]} (expected {value})")
+    return found
 
 
 def _metadata_client(bootstrap: str) -> KafkaConsumer:

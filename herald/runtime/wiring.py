@@ -20,7 +20,9 @@ from domain.application import HeraldApplication
 from domain.post import PublishPolicy
 from domain.wallet.upgrade import claim_earlier_grants
 from gateway.app import GatewayDeps, create_app
-from gateway import auth
+from gateway import auth, idempotency
+from gateway.rate_limits import RateLimits
+from herald.net.safe_fetch import SafeFetcher
 from herald.messaging import consumer as consumer_runtime
 from herald.storage import db, event_store
 from herald.storage.locks import workspace_locks
@@ -130,8 +132,10 @@ LOOP_NAMES: dict[str, tuple[str, ...]] = {
     "relay": ("relay", "inbox-relay"),
     **{role: tuple(c.name for c in CATALOGUE if c.role == role) for role in ("processors", "projections")},
 }
+# The events topic is the history every read model is rebuilt from: it keeps everything.
+EVENTS_TOPIC_CONFIGS = {"retention.ms": "-1", "cleanup.policy": "delete"}
 DDLS = (consumer_runtime.DDL, event_store.DDL, RELAY_DDL, inbox.DDL, *read_models.DDL, dispatcher.DDL,
-        publisher.DDL, sandbox.DDL, auth.DDL, vault.DDL)
+        publisher.DDL, sandbox.DDL, auth.DDL, idempotency.DDL, vault.DDL)
 
 
 @contextlib.contextmanager
@@ -176,7 +180,8 @@ class Herald:
 
     @cached_property
     def app(self) -> HeraldApplication:
-        policy = PublishPolicy(tuple(self.settings.retry_delays_s), self.settings.missed_window_s)
+        policy = PublishPolicy(tuple(self.settings.retry_delays_s), self.settings.missed_window_s,
+                               self.settings.scheduling_horizon_days * 86400.0)
         env = {**db.eventsourcing_env(self.database_url), "APPLICATION_RECORDER_TOPIC": event_store.RECORDER_TOPIC}
         return HeraldApplication(env, policy=policy,
                                  versions=event_store.versions_in(self.pool), serialise=workspace_locks(self.lock_pool),
@@ -233,11 +238,25 @@ class Herald:
 
     def ensure_topics(self) -> set[str]:
         s = self.settings
-        return kafka_io.ensure_topics(
+        configs = {s.events_topic: EVENTS_TOPIC_CONFIGS}
+        created = kafka_io.ensure_topics(
             self.kafka_bootstrap,
             {s.commands_topic: s.topic_partitions, s.events_topic: s.topic_partitions, s.dlq_topic: 1},
-            replication=s.topic_replication,
+            replication=s.topic_replication, configs=configs,
         )
+        self.check_topic_configs(configs)
+        return created
+
+    def check_topic_configs(self, configs: dict[str, dict[str, str]]) -> list[str]:
+        """Warns (and returns) where existing topics disagree with the configs Herald relies on."""
+        try:
+            disagreements = kafka_io.topic_config_disagreements(self.kafka_bootstrap, configs)
+        except Exception as error:  # a broker that cannot describe configs must not stop Herald
+            disagreements = [f"topic configs could not be checked: {type(error).__name__}: {error}"]
+        for disagreement in disagreements:
+            log.warning("topic configuration: %s; the events topic must keep every event (docs/operations.md)",
+                        disagreement)
+        return disagreements
 
     def close(self) -> None:
         while self._closers:
@@ -257,8 +276,16 @@ class Herald:
                 dead_letters=DeadLetterStore(self.kafka_bootstrap, self.settings.dlq_topic, lambda: self.producer),
                 read_wait_s=self.settings.read_wait_s,
                 credentials=self.credentials,
+                max_body_bytes=self.settings.http_max_body_bytes,
+                rate_limits=self._rate_limits(),
             )
         )
+
+    def _rate_limits(self) -> RateLimits | None:
+        s = self.settings
+        if not s.rate_key_per_s or not s.rate_workspace_per_s:
+            return None
+        return RateLimits.of(s.rate_key_per_s, s.rate_key_burst, s.rate_workspace_per_s, s.rate_workspace_burst)
 
     def relay(self) -> Relay:
         relay = Relay(
@@ -328,15 +355,17 @@ class Herald:
         )
 
     def adapters(self) -> AdapterRegistry:
-        limits = httpx.Limits(max_connections=self.settings.publish_max_in_flight * 2,
-                              max_keepalive_connections=self.settings.publish_max_in_flight)
-        http = httpx.Client(timeout=self.settings.platform_timeout_s, limits=limits)
+        s = self.settings
+        limits = httpx.Limits(max_connections=s.publish_max_in_flight * 2, max_keepalive_connections=s.publish_max_in_flight)
+        http = httpx.Client(timeout=s.platform_timeout_s, limits=limits)
         self._closers.append(http.close)
+        media = SafeFetcher(timeout_s=s.platform_timeout_s, max_bytes=s.media_max_bytes,
+                            allowed_networks=s.media_allowed_networks)
+        self._closers.append(media.close)
         return AdapterRegistry(
             [
                 SandboxAdapter(self.pool),
-                MastodonAdapter(http, default_base_url=self.settings.mastodon_base_url,
-                                timeout_s=self.settings.platform_timeout_s),
+                MastodonAdapter(http, default_base_url=s.mastodon_base_url, timeout_s=s.platform_timeout_s, media=media),
             ]
         )
 

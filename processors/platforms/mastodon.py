@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from domain.post.platform_rules import mastodon_length
+from herald.net.safe_fetch import FetchRefused, SafeFetcher
 from processors.platforms.base import (
     ErrorKind,
     PublishError,
@@ -47,10 +48,13 @@ class MastodonAdapter:
     token_refresh = TokenRefresh(token_endpoint=lambda instance_url: f"{(instance_url or '').rstrip('/')}/oauth/token",
                                  tokens_expire=False, source="https://docs.joinmastodon.org/methods/oauth/#token")
 
-    def __init__(self, http: httpx.Client, default_base_url: str = "", timeout_s: float = 10) -> None:
+    def __init__(self, http: httpx.Client, default_base_url: str = "", timeout_s: float = 10,
+                 media: SafeFetcher | None = None) -> None:
         self.http = http
         self.default_base_url = default_base_url
         self.timeout_s = timeout_s
+        # media_urls come from clients: fetched only through the SSRF guard, never with self.http.
+        self.media = media or SafeFetcher(timeout_s=timeout_s)
 
     def publish(self, request: PublishRequest) -> PublishResult:
         length = mastodon_length(request.text)
@@ -81,19 +85,19 @@ class MastodonAdapter:
 
     def _upload(self, base: str, auth: dict[str, str], url: str) -> str:
         try:
-            media = self.http.get(url, timeout=self.timeout_s, follow_redirects=True)
-        except httpx.HTTPError as error:
-            detail = f"could not fetch media {url}: {type(error).__name__}: {error}"
-            raise PublishError(ErrorKind.transient, detail) from None
-        if media.status_code != 200:
-            error = classify_http_error(media.status_code, media.headers, media.text)
-            retryable = error.kind in (ErrorKind.transient, ErrorKind.rate_limited)
-            kind = ErrorKind.transient if retryable else ErrorKind.invalid_content
-            raise PublishError(kind, f"media {url} answered HTTP {media.status_code}", error.retry_after_s)
+            media = self.media.fetch(url)
+        except FetchRefused as refused:
+            if refused.reason in ("timeout", "network"):
+                raise PublishError(ErrorKind.transient, f"could not fetch media {url}: {refused.detail}") from None
+            if refused.status_code is not None:
+                error = classify_http_error(refused.status_code, {}, "")
+                retryable = error.kind in (ErrorKind.transient, ErrorKind.rate_limited)
+                kind = ErrorKind.transient if retryable else ErrorKind.invalid_content
+                raise PublishError(kind, f"media {url} answered HTTP {refused.status_code}") from None
+            raise PublishError(ErrorKind.invalid_content, f"media {url} refused: {refused}") from None
         filename = url.rsplit("/", 1)[-1].split("?", 1)[0] or "media"
-        content_type = media.headers.get("content-type", "application/octet-stream")
         uploaded = self._call(
-            "POST", f"{base}/api/v2/media", headers=auth, files={"file": (filename, media.content, content_type)}
+            "POST", f"{base}/api/v2/media", headers=auth, files={"file": (filename, media.content, media.content_type)}
         )
         media_id = str(uploaded["id"])
         polls = 0

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from domain.application import HeraldApplication
 from domain.rejections import Reason
-from gateway import auth
+from gateway import auth, idempotency
 from gateway.app import GatewayDeps, create_app
 from gateway.problems import REASON_STATUS
 from herald.storage import db, event_store
@@ -37,7 +37,7 @@ class Gateway:
         self.pool = db.connection_pool(database_url, max_size=4)
         self.app = HeraldApplication(db.eventsourcing_env(database_url),
                                      recorded_at=event_store.recorded_at_in(self.pool))
-        db.apply_ddl(database_url, *read_models.DDL, auth.DDL)
+        db.apply_ddl(database_url, *read_models.DDL, auth.DDL, idempotency.DDL)
         self.projected = 0  # last event-store position applied to the read models
         self.submitted: list[CommandEnvelope] = []
         self.fail_submit = False
@@ -120,7 +120,7 @@ def test_open_connect_grant_schedule_inspect_cancel(gw):
     assert connected.json()["platform"] == "sandbox" and connected.json()["handle"] == "acme"
 
     granted = gw.http.post(f"/v1/workspaces/{ws}/credits/grants", json={"amount": 5, "source": "purchase"},
-                           headers=key)
+                           headers=ADMIN)
     assert granted.status_code == 201 and granted.json()["available"] == 5
 
     scheduled = gw.api.schedule(ws, key, [account], media_urls=["https://example.com/a.png"])
@@ -179,9 +179,9 @@ def test_a_repeated_idempotency_key_returns_the_first_outcome(gw):
     assert gw.get(f"/v1/workspaces/{ws}/wallet", headers=key).json()["held"] == 1
 
     # A rejection is an outcome too: repeating it answers the same problem.
-    grant_headers = {**key, "Idempotency-Key": "grant-1"}
+    grant_headers = {**ADMIN, "Idempotency-Key": "grant-1"}
     gw.http.post(f"/v1/workspaces/{ws}/credits/grants", json={"amount": 1, "grant_id": "g"}, headers=grant_headers)
-    dup = {**key, "Idempotency-Key": "grant-2"}
+    dup = {**ADMIN, "Idempotency-Key": "grant-2"}
     rejected = [gw.http.post(f"/v1/workspaces/{ws}/credits/grants", json={"amount": 1, "grant_id": "g"}, headers=dup)
                 for _ in range(2)]
     assert assert_problem(rejected[0], 409, "grant_exists") == assert_problem(rejected[1], 409, "grant_exists")
@@ -317,18 +317,20 @@ def _envelope(workspace_id: str, type_: str, payload: dict, command_id: str = "c
 
 def test_commands_are_validated_then_submitted(gw, ready):
     ws, key, _ = ready
-    good = _envelope(ws, "grant_credits.v1", {"amount": 10, "source": "purchase"})
+    good = _envelope(ws, "cancel_post.v1", {"post_id": "p-10", "reason": "changed"})
     accepted = gw.http.post("/v1/commands", json=good, headers=key)
     assert accepted.status_code == 202, accepted.text
     assert accepted.json() == {"command_id": "cmd-1", "status": "accepted_for_processing"}
     [submitted] = gw.submitted
-    assert submitted.command_id == "cmd-1" and submitted.workspace_id == ws and submitted.payload["amount"] == 10
+    assert submitted.command_id == "cmd-1" and submitted.workspace_id == ws and submitted.payload["post_id"] == "p-10"
     assert submitted.issued_by.startswith("api-key:key_"), "a service key's commands are attributed to the key"
 
     unknown = gw.http.post("/v1/commands", json=_envelope(ws, "launch_rocket.v1", {}), headers=key)
     assert "grant_credits.v1" in assert_problem(unknown, 422, "unknown_command_type")["known_types"]
-    bad = gw.http.post("/v1/commands", json=_envelope(ws, "grant_credits.v1", {"amount": "lots"}), headers=key)
+    bad = gw.http.post("/v1/commands", json=_envelope(ws, "grant_credits.v1", {"amount": "lots"}), headers=ADMIN)
     assert assert_problem(bad, 422, "invalid_payload")["errors"][0]["loc"] == ["body", "payload", "amount"]
+    paying_itself = _envelope(ws, "grant_credits.v1", {"amount": 10})
+    assert_problem(gw.http.post("/v1/commands", json=paying_itself, headers=key), 403, "forbidden")
     no_id = {k: v for k, v in good.items() if k != "command_id"}
     assert_problem(gw.http.post("/v1/commands", json=no_id, headers=key), 422, "validation_error")
     internal = _envelope(ws, "release_hold.v1", {"hold_id": "h"})
@@ -344,7 +346,7 @@ def test_commands_are_validated_then_submitted(gw, ready):
 def test_a_command_the_broker_does_not_take_is_a_503(gw, ready):
     ws, key, _ = ready
     gw.fail_submit = True
-    failed = gw.http.post("/v1/commands", json=_envelope(ws, "grant_credits.v1", {"amount": 1}), headers=key)
+    failed = gw.http.post("/v1/commands", json=_envelope(ws, "cancel_post.v1", {"post_id": "p"}), headers=key)
     body = assert_problem(failed, 503, "submit_failed")
     assert "broker unreachable" not in body["detail"] and failed.headers["retry-after"] == "1"
 

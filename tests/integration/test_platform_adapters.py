@@ -8,6 +8,7 @@ import httpx
 import pytest
 from psycopg_pool import ConnectionPool
 
+from herald.net.safe_fetch import SafeFetcher
 from processors.platforms import mastodon as mastodon_module
 from processors.platforms import sandbox
 from processors.platforms.base import (
@@ -31,7 +32,10 @@ def mastodon():
 @pytest.fixture
 def adapter():
     with httpx.Client() as http:
-        yield MastodonAdapter(http, timeout_s=2)
+        # The fake serves media from 127.0.0.1, which only an explicit allowance lets through.
+        media = SafeFetcher(timeout_s=2, allowed_networks=["127.0.0.1/32"])
+        yield MastodonAdapter(http, timeout_s=2, media=media)
+        media.close()
 
 
 def request_for(server: FakeMastodon, text: str = "Hello from Herald", *, key: str = "attempt-1",
@@ -197,6 +201,19 @@ def test_unreachable_media_is_invalid_content(mastodon, adapter):
 
     assert error.kind is ErrorKind.invalid_content
     assert mastodon.requests == 0
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/iam", "http://[::1]/a.png",
+                                 "file:///etc/passwd"])
+def test_media_on_internal_addresses_are_never_fetched(mastodon, url):
+    with httpx.Client() as http:
+        guarded = MastodonAdapter(http, timeout_s=2)  # no allowances, as deployed
+        error = failure(lambda: guarded.publish(request_for(mastodon, media=(url,))))
+        local = failure(lambda: guarded.publish(request_for(mastodon, media=(mastodon.media_url(),))))
+    assert error.kind is local.kind is ErrorKind.invalid_content
+    assert "not public" in local.detail
+    assert "not public" in error.detail or "only http and https" in error.detail
+    assert mastodon.media == [] and mastodon.statuses == [], "nothing was fetched, uploaded or posted"
 
 
 def test_default_base_url_serves_accounts_without_an_instance(mastodon):

@@ -51,7 +51,9 @@ class Api:
                            idempotency_key=idempotency_key)["social_account_id"]
 
     def grant(self, ws: str, key: dict, amount: int, *, idempotency_key: str | None = None, **body: Any) -> dict:
-        return self.create(f"/v1/workspaces/{ws}/credits/grants", {"amount": amount, **body}, key,
+        """Grants credits with the admin key (a workspace's own key cannot: it lacks credits:grant);
+        ``key`` is kept so callers read as before."""
+        return self.create(f"/v1/workspaces/{ws}/credits/grants", {"amount": amount, **body}, self.admin,
                            idempotency_key=idempotency_key)
 
     def schedule(self, ws: str, key: dict, destinations: list[str], *, text: str = "Hello", in_s: float = 3600,
