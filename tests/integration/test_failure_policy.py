@@ -85,6 +85,8 @@ def _app(herald: Herald, looked_up: list[str]) -> HeraldApplication:
     env = {**db.eventsourcing_env(herald.database_url), "APPLICATION_RECORDER_TOPIC": event_store.RECORDER_TOPIC}
 
     class Poisoned(HeraldApplication):
+        name = "herald"  # eventsourcing names tables after the application
+
         def find(self, kind, herald_id):
             if kind is SocialAccount:
                 looked_up.append(herald_id)
