@@ -50,7 +50,6 @@ BEGIN
             ADD COLUMN IF NOT EXISTS account_id     text,
             ADD COLUMN IF NOT EXISTS handle         text,
             ADD COLUMN IF NOT EXISTS instance_url   text,
-            ADD COLUMN IF NOT EXISTS sealed_token   text,
             ADD COLUMN IF NOT EXISTS body           jsonb,
             ADD COLUMN IF NOT EXISTS not_before     timestamptz,
             ADD COLUMN IF NOT EXISTS correlation_id text,
@@ -65,6 +64,14 @@ BEGIN
             (state IN ('scheduled', 'claimed', 'in_flight', 'done', 'reported', 'unresolved'));
     END IF;
 END $$;
+-- Tokens are read from the credentials store at call time; a journal never keeps one.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+                AND table_name = 'publish_journal' AND column_name = 'sealed_token') THEN
+        ALTER TABLE publish_journal DROP COLUMN sealed_token;
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS publish_journal_scheduled ON publish_journal (not_before) WHERE state = 'scheduled';
 CREATE INDEX IF NOT EXISTS publish_journal_leased ON publish_journal (lease_until)
     WHERE state IN ('claimed', 'in_flight', 'done');
@@ -73,7 +80,7 @@ ALTER TABLE publish_journal SET (autovacuum_vacuum_scale_factor = 0, autovacuum_
 """
 
 _COLUMNS = ("attempt_key, post_id, destination_id, attempt, platform, workspace_id, account_id, handle,"
-            " instance_url, sealed_token, body, not_before, correlation_id, state, outcome, checks")
+            " instance_url, body, not_before, correlation_id, state, outcome, checks")
 
 
 @dataclass
@@ -89,7 +96,6 @@ class Entry:
     account_id: str
     handle: str
     instance_url: str | None
-    sealed_token: str
     text: str
     media_urls: tuple[str, ...]
     not_before: float  # epoch seconds
@@ -106,7 +112,7 @@ class Entry:
             attempt_key=row["attempt_key"], post_id=row["post_id"], destination_id=row["destination_id"],
             attempt=row["attempt"], platform=row["platform"], workspace_id=row["workspace_id"] or "",
             account_id=row["account_id"] or "", handle=row["handle"] or "", instance_url=row["instance_url"],
-            sealed_token=row["sealed_token"] or "", text=body.get("text", ""),
+            text=body.get("text", ""),
             media_urls=tuple(body.get("media_urls", ())),
             not_before=not_before.timestamp() if not_before else 0.0, correlation_id=row["correlation_id"],
             state=row["state"], outcome=row["outcome"], checks=row["checks"],
@@ -118,14 +124,14 @@ def schedule(conn: Connection, event: ev.CloudEvent, attempt: ev.AttemptStarted)
     nothing, except that a row the earlier publisher journaled gets what the engine needs."""
     conn.execute(
         "INSERT INTO publish_journal (attempt_key, post_id, destination_id, attempt, platform, state,"
-        " workspace_id, account_id, handle, instance_url, sealed_token, body, not_before, correlation_id)"
-        " VALUES (%s, %s, %s, %s, %s, 'scheduled', %s, %s, %s, %s, %s, %s, %s, %s)"
+        " workspace_id, account_id, handle, instance_url, body, not_before, correlation_id)"
+        " VALUES (%s, %s, %s, %s, %s, 'scheduled', %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (attempt_key) DO UPDATE SET workspace_id = EXCLUDED.workspace_id,"
         " account_id = EXCLUDED.account_id, handle = EXCLUDED.handle, instance_url = EXCLUDED.instance_url,"
-        " sealed_token = EXCLUDED.sealed_token, body = EXCLUDED.body, not_before = EXCLUDED.not_before,"
+        " body = EXCLUDED.body, not_before = EXCLUDED.not_before,"
         " correlation_id = EXCLUDED.correlation_id WHERE publish_journal.body IS NULL",
         (attempt.attempt_key, attempt.post_id, attempt.destination_id, attempt.attempt, attempt.platform,
-         event.workspaceid, attempt.social_account_id, attempt.handle, attempt.instance_url, None,  # no token here
+         event.workspaceid, attempt.social_account_id, attempt.handle, attempt.instance_url,
          Jsonb({"text": attempt.text, "media_urls": list(attempt.media_urls)}),
          attempt.not_before or event.time, event.correlationid),
     )

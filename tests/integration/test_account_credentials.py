@@ -229,7 +229,7 @@ def test_no_token_clear_or_sealed_reaches_the_events_topic(heralds, mastodon, tm
         answer = http.post(f"/v1/workspaces/{WS}/social-accounts", json=connect, headers=key)
         assert answer.status_code == 201, answer.text
         assert not secrets & set(answer.text.split('"'))
-        assert http.post(f"/v1/workspaces/{WS}/credits/grants", json={"amount": 5}, headers=key).status_code == 201
+        assert http.post(f"/v1/workspaces/{WS}/credits/grants", json={"amount": 5}, headers=admin).status_code == 201
         sealed = {_row(herald).sealed_access_token, _row(herald).sealed_refresh_token}
         mastodon.revoke(tokens["access_token"])  # a refresh happens during the workload too
         with running(role_loops(herald, *ROLES)):
