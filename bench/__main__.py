@@ -100,7 +100,8 @@ def run(scenario: str, args: argparse.Namespace, tag: str, bootstrap: str, tmp: 
             return concurrency.run(stack, opts, say)
     if scenario == "lateness":
         opts = lateness.Options.from_env()
-        with running(SERVER_URL, bootstrap, tmp, "lateness") as stack:
+        with running(SERVER_URL, bootstrap, tmp, "lateness",
+                     role_processes=os.environ.get("HERALD_BENCH_LATENESS_TOPOLOGY", "processes") == "processes") as stack:
             figures = lateness.run(stack, opts, say, tmp)
         return {**figures, **lateness.against_peer(figures, opts, say)}
     raise ValueError(scenario)
