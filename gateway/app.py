@@ -36,6 +36,7 @@ TAGS = [
     {"name": "commands", "description": "Any command, queued to the commands topic"},
     {"name": "health", "description": "Liveness and readiness"},
     {"name": "admin", "description": "Operating Herald (admin key only): dead letters"},
+    {"name": "audit", "description": "Histories, past states and rejected commands"},
 ]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from psycopg import Connection
 
-from projections import accounts, positions, posts, queue, wallet, workspaces
+from projections import accounts, audit, positions, posts, queue, wallet, workspaces
 from projections.base import Projection
 from schemas.events import CloudEvent
 
@@ -18,6 +18,7 @@ PROJECTIONS: tuple[Projection, ...] = (
     posts.PROJECTION,
     accounts.PROJECTION,
     workspaces.PROJECTION,
+    audit.PROJECTION,
 )
 # The read models' own tables, and the per-workspace positions the consumer records per batch.
 DDL: tuple[str, ...] = (*(p.ddl for p in PROJECTIONS), positions.DDL)

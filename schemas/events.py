@@ -225,6 +225,9 @@ class CommandAccepted(EventData):
     command_id: str
     command_type: str
     result: dict[str, Any]
+    issued_by: str | None = Field(None, description="who sent the command: `api-key:<key id>`, a processor's name")
+    subjects: list[str] = Field(default_factory=list, description="what it is about: `post:<id>`, `wallet`, "
+                                "`social_account:<id>`")
 
 
 @event_type("herald.command.rejected.v1")
@@ -233,6 +236,9 @@ class CommandRejected(EventData):
     command_type: str
     reason_code: str
     detail: str
+    issued_by: str | None = Field(None, description="who sent the command: `api-key:<key id>`, a processor's name")
+    subjects: list[str] = Field(default_factory=list, description="what it is about: `post:<id>`, `wallet`, "
+                                "`social_account:<id>`")
 
 
 # Upcasting ---------------------------------------------------------------------------
