@@ -35,7 +35,7 @@ from herald.messaging import kafka_io
 from herald.runtime import metrics
 from herald.runtime.ticker import Backoff
 from schemas.commands import CommandEnvelope
-from schemas.events import CloudEvent
+from schemas.events import CloudEvent, position_of
 
 log = logging.getLogger(__name__)
 
@@ -442,10 +442,7 @@ class EventConsumer:
 
 
 def _global_position(record: ConsumerRecord) -> int | None:
-    for name, value in record.headers or []:
-        if name == "ce_position":
-            return int(value)
-    return None
+    return position_of(record.value)
 
 
 def offset_after(record: ConsumerRecord) -> OffsetAndMetadata:
