@@ -1,7 +1,8 @@
 """python -m bench [SCENARIO ...]: measure, print one line per figure, then the JSON summary as the last line.
 
 Scenarios: throughput (roles against raw baselines), history (latency as a workspace ages),
-concurrency (many clients, one workspace). None named → all of them, in that order.
+concurrency (many clients, one workspace), replay (1 M events rebuilt into every read model; smaller with
+BENCH_REPLAY_EVENTS). None named → all of them, in that order.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import concurrency, history, roles, throughput
+from bench import concurrency, history, replay, roles, throughput
 from bench.stack import running, say
 from herald.storage.embedded import EmbeddedBroker
 
 SERVER_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-SCENARIOS = ("throughput", "history", "concurrency")
+SCENARIOS = ("throughput", "history", "concurrency", "replay")
 
 
 def main() -> int:
@@ -97,6 +98,8 @@ def run(scenario: str, args: argparse.Namespace, tag: str, bootstrap: str, tmp: 
                                    budget_s=args.concurrency_budget_s)
         with running(SERVER_URL, bootstrap, tmp, "concurrency") as stack:
             return concurrency.run(stack, opts, say)
+    if scenario == "replay":
+        return replay.run(SERVER_URL, tag, say)
     raise ValueError(scenario)
 
 

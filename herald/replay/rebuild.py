@@ -35,9 +35,8 @@ from psycopg import Connection, sql
 
 from domain.application import HeraldApplication
 from herald.replay import store
-from projections import catalogue
+from projections import bulk, catalogue
 from projections.base import Projection
-from schemas.events import CloudEvent
 
 log = logging.getLogger(__name__)
 
@@ -163,10 +162,10 @@ class Rebuild:
         self.progress.total, self.progress.scanned = max(upto - cursor, 0), 0
         start, applied = cursor, 0
         for page in store.notifications(conn, self.app, cursor, upto, self.page):
-            events = [store.as_event(self.app, n) for n in page]
+            events = [store.as_raw(self.app, n) for n in page]
             wanted = [e for e in events
-                      if done.get(p := self._partition(e.workspaceid), 0) < e.position <= target.get(p, 0)]
-            self._apply(conn, wanted)
+                      if done.get(p := self._partition(e.workspace_id), 0) < e.position <= target.get(p, 0)]
+            self._apply(conn, wanted, page)
             applied += len(wanted)
             cursor = page[-1].id
             self.progress.applied += len(wanted)
@@ -236,16 +235,26 @@ class Rebuild:
 
     # Helpers ----------------------------------------------------------------------------
 
-    def _apply(self, conn: Connection, events: list[CloudEvent]) -> None:
-        projections = self.projections
+    def _apply(self, conn: Connection, events: list[bulk.Raw], page: list) -> None:
+        """A page of events into the fresh tables: set-based for the read models that have a bulk
+        path (``projections.bulk``), event by event (pipelined) through ``apply`` for the others."""
         conn.execute(sql.SQL("SET LOCAL search_path = {}").format(sql.Identifier(SCHEMA)))
-        with conn.pipeline():
-            for event in events:
-                wanting = [p for p in projections if p.wants(event.type)]
-                if wanting:
-                    data = event.parsed_data()
-                    for projection in wanting:
-                        projection.apply(conn, event, data)
+        slow = [p for p in self.projections if p.name not in bulk.BULK]
+        for projection in self.projections:
+            if projection.name in bulk.BULK:
+                bulk.BULK[projection.name](conn, events)
+        if slow:
+            wanted = {e.position for e in events}
+            with conn.pipeline():
+                for notification in page:
+                    if notification.id not in wanted:
+                        continue
+                    event = store.as_event(self.app, notification)
+                    wanting = [p for p in slow if p.wants(event.type)]
+                    if wanting:
+                        data = event.parsed_data()
+                        for projection in wanting:
+                            projection.apply(conn, event, data)
         conn.execute(sql.SQL("SET LOCAL search_path = {}").format(sql.Identifier(self.live)))
 
     def _partition(self, workspace_id: str) -> str:

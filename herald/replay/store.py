@@ -15,6 +15,7 @@ from psycopg import Connection
 
 from domain.application import HeraldApplication
 from herald.messaging.relay import cloud_event_attributes
+from projections import bulk
 from schemas.events import CloudEvent
 
 
@@ -45,3 +46,10 @@ def as_event(app: HeraldApplication, notification: Notification) -> CloudEvent:
     attributes = cloud_event_attributes(app, notification)
     attributes["time"] = datetime.fromisoformat(attributes["time"])  # as a validated event has it
     return CloudEvent.model_construct(**attributes)
+
+
+def as_raw(app: HeraldApplication, notification: Notification) -> bulk.Raw:
+    """The stored event as the bulk rebuild reads it: no envelope, no validation, upcast data."""
+    stored = app.mapper.transcoder.decode(notification.state)
+    return bulk.raw(notification.id, stored["type"], stored["data"], stored["workspace_id"], stored["timestamp"],
+                    stored["causation_id"], stored["correlation_id"], notification.originator_version)
