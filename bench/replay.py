@@ -26,7 +26,7 @@ import psycopg
 from domain.application import HeraldApplication
 from domain.post.aggregate import hold_id_for
 from herald.replay.rebuild import Rebuild
-from herald.storage import db
+from herald.storage import db, event_store
 from projections import catalogue
 from schemas import commands as cmd
 
@@ -90,7 +90,9 @@ def _commands(ws: str, rng: random.Random) -> list[cmd.CommandEnvelope]:
 
 def generate(url: str, events: int, say: Callable[[str], None]) -> int:
     """Decide workspaces' histories until the store holds ``events`` events; returns how many it holds."""
-    app = HeraldApplication(db.eventsourcing_env(url))
+    pool = db.connection_pool(url, max_size=4)
+    env = {**db.eventsourcing_env(url), "APPLICATION_RECORDER_TOPIC": event_store.RECORDER_TOPIC}
+    app = HeraldApplication(env, versions=event_store.versions_in(pool))  # as herald.runtime.wiring makes it
     try:
         rng, stored, started = random.Random(7), 0, time.perf_counter()
         with psycopg.connect(url) as conn:
@@ -106,6 +108,7 @@ def generate(url: str, events: int, say: Callable[[str], None]) -> int:
                     return stored
     finally:
         app.close()
+        pool.close()
     raise AssertionError("unreachable")
 
 

@@ -36,14 +36,16 @@ class Raw:
     causation_id: str
     correlation_id: str
     aggregate_version: int
+    aggregate_id: str
 
 
 def raw(position: int, type_name: str, data: dict[str, Any], workspace_id: str, time: datetime, causation_id: str,
-        correlation_id: str, aggregate_version: int) -> Raw:
+        correlation_id: str, aggregate_version: int, aggregate_id: str) -> Raw:
     while type_name in ev.UPCASTERS:
         type_name, upcast = ev.UPCASTERS[type_name]
         data = upcast(data)
-    return Raw(position, type_name, data, workspace_id, time, causation_id, correlation_id, aggregate_version)
+    return Raw(position, type_name, data, workspace_id, time, causation_id, correlation_id, aggregate_version,
+               aggregate_id)
 
 
 class Rows:

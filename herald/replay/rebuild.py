@@ -8,8 +8,9 @@
    partition the highest event position it applied (``consumer_positions``); all of a
    workspace's events are in one partition (key = workspace id). A round applies, from the event
    store, every event of each partition up to that partition's live position, in pages of
-   ``page`` events, one transaction each (in pipeline mode: no round trip per statement), the
-   progress stored in the same transaction, so a crash resumes where it stopped.
+   ``page`` events, one transaction each, the progress stored in the same transaction, so a
+   crash resumes where it stopped. Only events some chosen read model applies are read (the
+   others are filtered out in the database); the next page is read while one is applied.
    Without a live consumer (no positions) the target is the store's head.
 3. **Swap.** One transaction: the live tables are locked in SHARE mode (the live consumer waits;
    readers do not), a last round applies what the consumer applied meanwhile, so the fresh
@@ -36,7 +37,8 @@ from psycopg import Connection, sql
 from domain.application import HeraldApplication
 from herald.replay import store
 from projections import bulk, catalogue
-from projections.base import Projection
+from projections.base import Projection, current_type
+from schemas import events as ev
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,9 @@ class Rebuild:
         self.page, self.on_progress, self.name = page, on_progress, name
         self.progress = Progress()
         self.tables = [t for p in self.projections for t in p.tables]
+        handled = set().union(*(p.handles for p in self.projections))
+        # Stored type names (older versions too) of the events some chosen read model applies.
+        self.types = sorted(t for t in {*ev.EVENT_TYPES, *ev.UPCASTERS} if current_type(t) in handled)
         with psycopg.connect(self.url) as conn:
             self.live = conn.execute("SELECT current_schema()").fetchone()[0]
         self._partition_cache: dict[str, str] = {}
@@ -161,13 +166,12 @@ class Rebuild:
         upto = max(target.values(), default=0)
         self.progress.total, self.progress.scanned = max(upto - cursor, 0), 0
         start, applied = cursor, 0
-        for page in store.notifications(conn, self.app, cursor, upto, self.page):
-            events = [store.as_raw(self.app, n) for n in page]
+        for last, events in store.raw_pages(self.url, self.app, cursor, upto, self.page, self.types):
             wanted = [e for e in events
                       if done.get(p := self._partition(e.workspace_id), 0) < e.position <= target.get(p, 0)]
-            self._apply(conn, wanted, page)
+            self._apply(conn, wanted)
             applied += len(wanted)
-            cursor = page[-1].id
+            cursor = last
             self.progress.applied += len(wanted)
             self.progress.scanned = cursor - start
             self._save_progress(conn, done, target, cursor, len(wanted))
@@ -235,7 +239,7 @@ class Rebuild:
 
     # Helpers ----------------------------------------------------------------------------
 
-    def _apply(self, conn: Connection, events: list[bulk.Raw], page: list) -> None:
+    def _apply(self, conn: Connection, events: list[bulk.Raw]) -> None:
         """A page of events into the fresh tables: set-based for the read models that have a bulk
         path (``projections.bulk``), event by event (pipelined) through ``apply`` for the others."""
         conn.execute(sql.SQL("SET LOCAL search_path = {}").format(sql.Identifier(SCHEMA)))
@@ -244,12 +248,9 @@ class Rebuild:
             if projection.name in bulk.BULK:
                 bulk.BULK[projection.name](conn, events)
         if slow:
-            wanted = {e.position for e in events}
             with conn.pipeline():
-                for notification in page:
-                    if notification.id not in wanted:
-                        continue
-                    event = store.as_event(self.app, notification)
+                for raw in events:
+                    event = store.event_of(raw)
                     wanting = [p for p in slow if p.wants(event.type)]
                     if wanting:
                         data = event.parsed_data()
