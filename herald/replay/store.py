@@ -37,7 +37,7 @@ def head(conn: Connection, app: HeraldApplication) -> int:
 def _query(app: HeraldApplication, types: Collection[str] | None) -> str:
     return (f"SELECT notification_id, originator_id, originator_version, topic, state FROM "  # noqa: S608
             f"{app.recorder.events_table_name} WHERE notification_id > %s AND notification_id <= %s"
-            # The stored JSON names its type near its start: matching the bytes spares parsing it.
+            # Matching the bytes of the stored JSON's type spares parsing it.
             + (" AND state LIKE ANY(%s::bytea[])" if types is not None else "")
             + " ORDER BY notification_id LIMIT %s")
 
