@@ -3,9 +3,9 @@
 from fastapi import APIRouter
 
 from gateway.deps import GatewayDeps, Shared
-from gateway.routes import admin, audit, commands, credits, health, posts, workspaces
+from gateway.routes import admin, audit, commands, credits, health, posts, reports, workspaces
 
-RESOURCES = (workspaces, credits, posts, commands, admin, health, audit)
+RESOURCES = (workspaces, credits, posts, commands, admin, health, audit, reports)
 
 
 def build(deps: GatewayDeps) -> APIRouter:
