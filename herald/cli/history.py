@@ -30,7 +30,7 @@ def _progress() -> Progress:
                     Rate(), TimeRemainingColumn(), console=console, transient=False)
 
 
-def _herald(settings: Settings, need_kafka: bool = False):
+def tool_herald(settings: Settings, need_kafka: bool = False):
     from herald.runtime.wiring import Herald
     from herald.storage import db
     from herald.storage.embedded import start_embedded_postgres
@@ -62,7 +62,7 @@ def rebuild(
     if unknown:
         raise typer.BadParameter(f"unknown read models {unknown}; they are {', '.join(known)}")
     settings = Settings()
-    herald = _herald(settings)
+    herald = tool_herald(settings)
     try:
         with _progress() as bar:
             task = bar.add_task("rebuilding", total=None)
@@ -99,7 +99,7 @@ def replay(
     from herald.replay.republish import replay as republish
 
     settings = Settings()
-    herald = _herald(settings, need_kafka=True)
+    herald = tool_herald(settings, need_kafka=True)
     try:
         with _progress() as bar:
             task = bar.add_task("replaying", total=None)
