@@ -20,7 +20,8 @@ HISTORY = (
     "`correlation_id`, the event's `data` (tokens redacted) and, for rejections, skips, failures, retries, "
     "unknown outcomes and releases, `reason` {{`code`, `sentence`}}. Commands rejected about it are merged in "
     "by position (`kind: rejection`). A page holds at most `limit` entries; pass `next_cursor` back as `cursor`. "
-    "`?version=N` answers the {what}'s state right after its N-th event instead. Read from the event store."
+    "`?version=N` answers the {what}'s state right after its N-th event instead, `?at=<time>` its state at "
+    "that time. Read from the event store."
 )
 
 
@@ -30,22 +31,29 @@ def router(shared: Shared) -> APIRouter:
     Cursor = Annotated[str | None, Query(max_length=200)]
     Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
     Version = Annotated[int | None, Query(ge=1, description="the state right after this version")]
+    At = Annotated[datetime | None, Query(description="the state as it was at this time (with a time zone)")]
 
     @cache
     def history() -> History:
         return History(shared.deps.app)
 
     def answer(subject: Subject, response: Response, cursor: str | None, limit: int, version: int | None,
-               min_position: int | None):
+               min_position: int | None, at: datetime | None = None):
+        if at is not None and at.tzinfo is None:
+            raise ProblemError(422, "invalid_query", "at needs a time zone, e.g. 2026-12-02T09:00:00Z")
+        if at is not None and version is not None:
+            raise ProblemError(422, "invalid_query", "give version or at, not both")
         # Rejections come from the audit read model: min_position waits for it as for any read.
         with shared.read(subject.workspace_id, min_position, response) as conn:
             try:
+                if at is not None:
+                    version = history().version_at(conn, subject, at)
                 if version is not None:
                     return history().state_at(conn, subject, version)
                 return history().page(conn, subject, cursor=cursor, limit=limit)
             except NotFound as error:
-                raise ProblemError(404, f"unknown_{subject.kind}" if version is None else "unknown_version",
-                                   str(error)) from None
+                raise ProblemError(404, f"unknown_{subject.kind}" if version is None and at is None
+                                   else "unknown_version", str(error)) from None
             except ValueError as error:
                 raise ProblemError(422, "invalid_query", str(error)) from None
 
@@ -54,25 +62,25 @@ def router(shared: Shared) -> APIRouter:
     @r.get("/v1/workspaces/{workspace_id}/posts/{post_id}/history", summary="A post's history",
            description=HISTORY.format(what="post"), responses=responses)
     def post_history(workspace_id: str, post_id: str, caller: Caller, response: Response, cursor: Cursor = None,
-                     limit: Limit = 100, version: Version = None, min_position: MinPosition = None):
+                     limit: Limit = 100, version: Version = None, at: At = None, min_position: MinPosition = None):
         subject = Subject("post", post_id, shared.within(caller, workspace_id))
-        return answer(subject, response, cursor, limit, version, min_position)
+        return answer(subject, response, cursor, limit, version, min_position, at)
 
     @r.get("/v1/workspaces/{workspace_id}/wallet/history", summary="The wallet's history",
            description=HISTORY.format(what="wallet"), responses=responses)
     def wallet_history(workspace_id: str, caller: Caller, response: Response, cursor: Cursor = None,
-                       limit: Limit = 100, version: Version = None, min_position: MinPosition = None):
+                       limit: Limit = 100, version: Version = None, at: At = None, min_position: MinPosition = None):
         subject = Subject("wallet", workspace_id, shared.within(caller, workspace_id))
-        return answer(subject, response, cursor, limit, version, min_position)
+        return answer(subject, response, cursor, limit, version, min_position, at)
 
     @r.get("/v1/workspaces/{workspace_id}/social-accounts/{social_account_id}/history",
            summary="A social account's history", description=HISTORY.format(what="social account"),
            responses=responses)
     def account_history(workspace_id: str, social_account_id: str, caller: Caller, response: Response,
-                        cursor: Cursor = None, limit: Limit = 100, version: Version = None,
+                        cursor: Cursor = None, limit: Limit = 100, version: Version = None, at: At = None,
                         min_position: MinPosition = None):
         subject = Subject("social_account", social_account_id, shared.within(caller, workspace_id))
-        return answer(subject, response, cursor, limit, version, min_position)
+        return answer(subject, response, cursor, limit, version, min_position, at)
 
     @r.get("/v1/workspaces/{workspace_id}/rejections", summary="Commands the workspace had rejected",
            responses=responses,

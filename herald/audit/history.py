@@ -162,6 +162,24 @@ class History:
         return {"subject": subject.name, "workspace_id": subject.workspace_id, "aggregate_id": str(subject.aggregate_id),
                 "entries": entries, "next_cursor": next_cursor}
 
+    def version_at(self, conn: Connection, subject: Subject, at: datetime) -> int:
+        """The last version recorded at or before ``at``: a binary search over the stream's versions,
+        one indexed read per step, so it costs log(length) however long the stream is."""
+        self._check_owner(conn, subject)
+        latest = conn.execute(f"SELECT max(originator_version) FROM {self.table} WHERE originator_id = %s",  # noqa: S608
+                              (subject.aggregate_id,)).fetchone()[0]
+        lo, hi = 0, latest  # invariant: version lo is at or before ``at`` (0: none is), hi + 1 is after it
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            [(_, _, state)] = self._stream(conn, subject.aggregate_id, mid - 1, 1)
+            if self.decode(state)["timestamp"] <= at:
+                lo = mid
+            else:
+                hi = mid - 1
+        if lo == 0:
+            raise NotFound(f"{subject.name} did not exist yet at {at.isoformat()}")
+        return lo
+
     def state_at(self, conn: Connection, subject: Subject, version: int) -> dict[str, Any]:
         """The aggregate as it was right after ``version`` (loaded from a snapshot at or below it
         plus the events up to it, so bounded by the snapshot interval)."""

@@ -28,10 +28,13 @@ pytestmark = pytest.mark.integration
 
 
 class Clock:
+    """The domain's clock: a millisecond passes at every look, and tests may jump it forward."""
+
     def __init__(self) -> None:
         self.now = datetime.now(UTC)
 
     def __call__(self) -> datetime:
+        self.now += timedelta(milliseconds=1)
         return self.now
 
 
@@ -169,6 +172,15 @@ def test_post_state_at_a_past_version(audited, story):
     assert "character limit" in at_3["state"]["destinations"][account]["reason"]
     missing = audited.http.get(f"/v1/workspaces/{ws}/posts/failing/history", headers=key, params={"version": 4})
     assert missing.status_code == 404 and missing.json()["reason_code"] == "unknown_version"
+
+    # By time: each event's own time gives the state right after it; before the first, nothing.
+    times = [e["time"] for e in audited.get(f"/v1/workspaces/{ws}/posts/failing/history", key)["entries"]
+             if e["kind"] == "event"]
+    for version, at in enumerate(times, start=1):
+        assert audited.get(f"/v1/workspaces/{ws}/posts/failing/history", key, at=at)["version"] == version
+    before = audited.http.get(f"/v1/workspaces/{ws}/posts/failing/history", headers=key,
+                              params={"at": "2000-01-01T00:00:00Z"})
+    assert before.status_code == 404 and before.json()["reason_code"] == "unknown_version"
 
 
 def test_wallet_history_and_state_at_a_past_version(audited, story):
