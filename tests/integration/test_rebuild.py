@@ -168,3 +168,16 @@ def test_a_crashed_rebuild_resumes_where_it_stopped(herald):
     assert snapshot(url) == live
     clean = Rebuild(herald.app, url, page=10).run(swap=False)
     assert clean.equal and outcome.applied == clean.applied, "every event applied once, across the crash"
+
+
+def test_a_read_model_without_a_bulk_path_is_rebuilt_event_by_event(herald, monkeypatch):
+    """A read model added without an entry in projections.bulk.BULK still rebuilds (through its
+    ``apply``), equal to the live one."""
+    from projections import bulk
+
+    run_workload(herald.app, "slow", [("schedule", p, "a", "") for p in range(3)]
+                 + [("start", 0, "a", ""), ("outcome", 0, "a", "retry"), ("cancel", 1, "a", "")])
+    apply_live(herald, 0)
+    monkeypatch.setattr(bulk, "BULK", {})
+    outcome = Rebuild(herald.app, herald.settings.database_url, page=4).run(swap=False)
+    assert outcome.equal and outcome.applied > 0, [c for c in outcome.checksums if not c.equal]
