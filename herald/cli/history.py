@@ -53,7 +53,7 @@ def rebuild(
 ) -> None:
     """Rebuild read models from the event store into fresh tables, compare them with the live ones
     (checksums) and swap them in without stopping readers. Run it again to resume after a crash."""
-    from herald.replay.rebuild import Rebuild
+    from herald.replay.rebuild import Rebuild, RebuildRunning
     from projections import catalogue
 
     logging.basicConfig(level=logging.WARNING)
@@ -71,8 +71,12 @@ def rebuild(
                 bar.update(task, description=p.phase, completed=p.scanned, total=p.total or None)
 
             chosen = [known[n] for n in projections] if projections else None
-            outcome = Rebuild(herald.app, herald.database_url, projections=chosen, topic=settings.events_topic,
-                              partitions=settings.topic_partitions, page=page, on_progress=show).run(swap=not check)
+            try:
+                outcome = Rebuild(herald.app, herald.database_url, projections=chosen, topic=settings.events_topic,
+                                  partitions=settings.topic_partitions, page=page, on_progress=show).run(swap=not check)
+            except RebuildRunning as error:
+                console.print(f"error: {error}")
+                raise typer.Exit(1) from None
         table = Table("table", "live rows", "rebuilt rows", "checksum")
         for c in outcome.checksums:
             table.add_row(c.table, "missing" if c.live is None else f"{c.live[0]:,}", f"{c.rebuilt[0]:,}",

@@ -24,10 +24,11 @@ Only read models are rebuilt; the consumers' positions are left as they are.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import psycopg
@@ -58,6 +59,13 @@ CREATE TABLE IF NOT EXISTS rebuild_progress (
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
 """
+
+
+LOCK_KEY = 0x4845524C_52424C44 & 0x7FFFFFFFFFFFFFFF  # "HERL" "RBLD"
+
+
+class RebuildRunning(RuntimeError):
+    pass
 
 
 def partition_of(workspace_id: str, partitions: int) -> int:
@@ -119,13 +127,23 @@ class Rebuild:
 
     def run(self, *, swap: bool = True, max_rounds: int = 20) -> Outcome:
         started = time.monotonic()
-        self.prepare()
-        for _ in range(max_rounds):  # each round is shorter: it only covers what came meanwhile
-            if self.round() < self.page:
-                break
-        outcome = self.finish(swap=swap)
+        with self.exclusive():
+            self.prepare()
+            for _ in range(max_rounds):  # each round is shorter: it only covers what came meanwhile
+                if self.round() < self.page:
+                    break
+            outcome = self.finish(swap=swap)
         outcome.seconds = time.monotonic() - started
         return outcome
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """One rebuild at a time per database (they share the fresh-tables schema): a session
+        advisory lock, held on a connection of its own for the whole run."""
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            if not conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+                raise RebuildRunning("another herald rebuild is running on this database")
+            yield
 
     def prepare(self) -> None:
         """Resume the rebuild under way for the same projections, or start afresh."""

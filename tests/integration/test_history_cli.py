@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from herald.cli import cli
 from herald.replay import store
 from schemas.events import position_of
-from tests.integration.test_rebuild import apply_live, run_workload, snapshot
+from tests.support.workloads import apply_live, run_workload, snapshot
 from tests.support import read_topic, relay_everything
 
 pytestmark = pytest.mark.integration

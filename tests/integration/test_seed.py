@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from gateway import auth
 from herald.cli import cli
-from tests.integration.test_rebuild import apply_live
+from tests.support.workloads import apply_live
 
 pytestmark = pytest.mark.integration
 
