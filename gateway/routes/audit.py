@@ -13,6 +13,7 @@ from gateway.deps import MinPosition, Shared
 from gateway.problems import ProblemError, openapi_responses
 from herald.audit.history import MAX_LIMIT, History, NotFound, Subject
 from projections import audit
+from schemas import audit as bodies
 
 HISTORY = (
     "Every event of the {what}, oldest first, with `time`, `actor` (the key or processor that sent the command, "
@@ -60,14 +61,16 @@ def router(shared: Shared) -> APIRouter:
     responses = openapi_responses(401, 404, 422, 503)
 
     @r.get("/v1/workspaces/{workspace_id}/posts/{post_id}/history", summary="A post's history",
-           description=HISTORY.format(what="post"), responses=responses)
+           description=HISTORY.format(what="post"), responses=responses,
+           response_model=bodies.History | bodies.PastState)
     def post_history(workspace_id: str, post_id: str, caller: Caller, response: Response, cursor: Cursor = None,
                      limit: Limit = 100, version: Version = None, at: At = None, min_position: MinPosition = None):
         subject = Subject("post", post_id, shared.within(caller, workspace_id))
         return answer(subject, response, cursor, limit, version, min_position, at)
 
     @r.get("/v1/workspaces/{workspace_id}/wallet/history", summary="The wallet's history",
-           description=HISTORY.format(what="wallet"), responses=responses)
+           description=HISTORY.format(what="wallet"), responses=responses,
+           response_model=bodies.History | bodies.PastState)
     def wallet_history(workspace_id: str, caller: Caller, response: Response, cursor: Cursor = None,
                        limit: Limit = 100, version: Version = None, at: At = None, min_position: MinPosition = None):
         subject = Subject("wallet", workspace_id, shared.within(caller, workspace_id))
@@ -75,7 +78,7 @@ def router(shared: Shared) -> APIRouter:
 
     @r.get("/v1/workspaces/{workspace_id}/social-accounts/{social_account_id}/history",
            summary="A social account's history", description=HISTORY.format(what="social account"),
-           responses=responses)
+           responses=responses, response_model=bodies.History | bodies.PastState)
     def account_history(workspace_id: str, social_account_id: str, caller: Caller, response: Response,
                         cursor: Cursor = None, limit: Limit = 100, version: Version = None, at: At = None,
                         min_position: MinPosition = None):
@@ -83,7 +86,7 @@ def router(shared: Shared) -> APIRouter:
         return answer(subject, response, cursor, limit, version, min_position, at)
 
     @r.get("/v1/workspaces/{workspace_id}/rejections", summary="Commands the workspace had rejected",
-           responses=responses,
+           responses=responses, response_model=bodies.Rejections,
            description="Every rejected command (HTTP or Kafka), oldest first: command id and type, `reason_code`, "
            "`detail`, `issued_by`, `subjects` (what it was about), `rejected_at`, `position`. Page with "
            "`after` = the last `position` seen; filter by `since`/`until` (rejected_at).")
