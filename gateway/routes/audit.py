@@ -26,6 +26,10 @@ HISTORY = (
 )
 
 
+# The reason code when the subject does not exist (in this workspace): the domain's own codes.
+UNKNOWN = {"post": "unknown_post", "wallet": "unknown_workspace", "social_account": "unknown_social_account"}
+
+
 def router(shared: Shared) -> APIRouter:
     r = APIRouter(tags=["audit"])
     Caller = Annotated[auth.Principal, Depends(shared.principal)]
@@ -53,7 +57,7 @@ def router(shared: Shared) -> APIRouter:
                     return history().state_at(conn, subject, version)
                 return history().page(conn, subject, cursor=cursor, limit=limit)
             except NotFound as error:
-                raise ProblemError(404, f"unknown_{subject.kind}" if version is None and at is None
+                raise ProblemError(404, UNKNOWN[subject.kind] if version is None and at is None
                                    else "unknown_version", str(error)) from None
             except ValueError as error:
                 raise ProblemError(422, "invalid_query", str(error)) from None

@@ -239,6 +239,11 @@ def test_rejections_are_listed_per_workspace(audited, story):
     assert listed[1]["subjects"] == ["post:broke", "wallet"] and listed[2]["issued_by"] == "dispatcher"
     assert [r["reason_code"] for r in audited.get(f"/v1/workspaces/{other}/rejections", other_key)["rejections"]] == [
         "unknown_social_account"]
-    # Another workspace's key cannot read this workspace's audit trail.
+    # Another workspace's key cannot read this workspace's audit trail; unknown subjects are 404.
     hidden = audited.http.get(f"/v1/workspaces/{ws}/posts/failing/history", headers=other_key)
     assert hidden.status_code == 404
+    for path, code in ((f"/v1/workspaces/{ws}/posts/nope/history", "unknown_post"),
+                       (f"/v1/workspaces/{other}/social-accounts/acct/history", "unknown_social_account"),
+                       ("/v1/workspaces/ghost/wallet/history", "unknown_workspace")):
+        missing = audited.http.get(path, headers=audited.api.admin)
+        assert missing.status_code == 404 and missing.json()["reason_code"] == code, (path, missing.text)
