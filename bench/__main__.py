@@ -2,7 +2,8 @@
 
 Scenarios: throughput (roles against raw baselines), history (latency as a workspace ages),
 concurrency (many clients, one workspace), lateness (publishing lateness at a fake platform, against BullMQ;
-sized by HERALD_BENCH_LATENESS_* variables, see bench/lateness.py). None named → all of them, in that order.
+sized by HERALD_BENCH_LATENESS_* variables, see bench/lateness.py), replay (1 M events rebuilt into every read
+model; smaller with BENCH_REPLAY_EVENTS). None named → all of them, in that order.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import concurrency, history, lateness, roles, throughput
+from bench import concurrency, history, lateness, replay, roles, throughput
 from bench.stack import running, say
 from herald.storage.embedded import EmbeddedBroker
 
 SERVER_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-SCENARIOS = ("throughput", "history", "concurrency", "lateness")
+SCENARIOS = ("throughput", "history", "concurrency", "lateness", "replay")
 
 
 def main() -> int:
@@ -104,6 +105,8 @@ def run(scenario: str, args: argparse.Namespace, tag: str, bootstrap: str, tmp: 
                      role_processes=os.environ.get("HERALD_BENCH_LATENESS_TOPOLOGY", "processes") == "processes") as stack:
             figures = lateness.run(stack, opts, say, tmp)
         return {**figures, **lateness.against_peer(figures, opts, say)}
+    if scenario == "replay":
+        return replay.run(SERVER_URL, tag, say)
     raise ValueError(scenario)
 
 

@@ -37,6 +37,7 @@ from domain.account import SocialAccount
 from domain.account.handlers import account_id_for
 from domain.base import Context, HeraldAggregate
 from domain.command import CommandRecord
+from domain.command.subjects import subjects_of
 from domain.post import Post, PublishPolicy
 from domain.post.handlers import post_id_for
 from domain.registry import assert_complete, handler_for
@@ -327,10 +328,11 @@ class HeraldApplication(Application):
         )
         try:
             changed, result = self._decide(ctx, command, payload)
-            record = CommandRecord.accepted(ctx, command.type, result)
+            record = CommandRecord.accepted(ctx, command.type, result, subjects_of(command))
         except Rejected as rejection:
             changed = []
-            record = CommandRecord.rejected(ctx, command.type, rejection.reason, rejection.detail)
+            record = CommandRecord.rejected(ctx, command.type, rejection.reason, rejection.detail,
+                                            subjects_of(command, rejection.reason))
         return record, [record, *changed]
 
     def _decide(self, ctx: Context, command: cmd.CommandEnvelope,

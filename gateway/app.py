@@ -41,6 +41,7 @@ TAGS = [
     {"name": "api-keys", "description": "API keys: create, list, revoke, rotate"},
     {"name": "health", "description": "Liveness and readiness"},
     {"name": "admin", "description": "Operating Herald (admin key only): dead letters"},
+    {"name": "audit", "description": "Histories, past states and rejected commands"},
 ]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from psycopg import Connection
 
-from projections import accounts, positions, posts, queue, wallet, workspaces
+from projections import accounts, analytics, audit, positions, posts, queue, wallet, workspaces
 from projections.base import Projection
 from schemas.events import CloudEvent
 
@@ -18,9 +18,11 @@ PROJECTIONS: tuple[Projection, ...] = (
     posts.PROJECTION,
     accounts.PROJECTION,
     workspaces.PROJECTION,
+    audit.PROJECTION,
 )
-# The read models' own tables, and the per-workspace positions the consumer records per batch.
-DDL: tuple[str, ...] = (*(p.ddl for p in PROJECTIONS), positions.DDL)
+# The read models' own tables, the per-workspace positions the consumer records per batch, and
+# the analytics views over them (last: they read the others' tables).
+DDL: tuple[str, ...] = (*(p.ddl for p in PROJECTIONS), positions.DDL, analytics.DDL)
 TABLES: tuple[str, ...] = (*(t for p in PROJECTIONS for t in p.tables), *positions.TABLES)
 
 

@@ -7,8 +7,9 @@ Event types are versioned (``herald.post.scheduled.v1``); an old version is upca
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -286,7 +287,9 @@ class CommandAccepted(EventData):
     command_id: str
     command_type: str
     result: dict[str, Any]
-    issued_by: str = Field("", description="who sent the command: api-key:<key id>, or a processor's name")
+    issued_by: str | None = Field(None, description="who sent the command: `api-key:<key id>`, a processor's name")
+    subjects: list[str] = Field(default_factory=list, description="what it is about: `post:<id>`, `wallet`, "
+                                "`social_account:<id>`")
 
 
 @event_type("herald.command.rejected.v1")
@@ -295,7 +298,9 @@ class CommandRejected(EventData):
     command_type: str
     reason_code: str
     detail: str
-    issued_by: str = Field("", description="who sent the command: api-key:<key id>, or a processor's name")
+    issued_by: str | None = Field(None, description="who sent the command: `api-key:<key id>`, a processor's name")
+    subjects: list[str] = Field(default_factory=list, description="what it is about: `post:<id>`, `wallet`, "
+                                "`social_account:<id>`")
 
 
 # Upcasting ---------------------------------------------------------------------------
@@ -326,9 +331,13 @@ def parse_event(type_name: str, data: dict[str, Any]) -> EventData:
 class CloudEvent(BaseModel):
     """CloudEvents 1.0 structured JSON, with Herald's extension attributes."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # specversion has a default for Python callers, but every event on the topic carries it, so the
+    # published schema lists it as required (as the CloudEvents spec does).
+    model_config = ConfigDict(extra="forbid", frozen=True,
+                              json_schema_extra=lambda schema: schema.setdefault("required", []).insert(0, "specversion")
+                              if "specversion" not in schema.get("required", []) else None)
 
-    specversion: str = "1.0"
+    specversion: Literal["1.0"] = Field("1.0", description="CloudEvents version; always present on the topic")
     id: str = Field(description="stable: the same event always has the same id")
     source: str = Field(description="/herald/<aggregate type>")
     type: str
@@ -348,11 +357,18 @@ class CloudEvent(BaseModel):
         return parse_event(self.type, self.data)
 
 
-_NOT_HEADERS = frozenset({"data", "datacontenttype"})
+# CloudEvents Kafka protocol binding, structured content mode (section 3.3): the event is the
+# record value, and the only header is its content type. Binary-mode ``ce_*`` headers are not
+# sent: a reader that finds any takes the record for binary mode.
+# https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/bindings/kafka-protocol-binding.md
+CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+STRUCTURED_HEADERS: list[tuple[str, bytes]] = [("content-type", CONTENT_TYPE.encode())]
 
 
-def kafka_headers(attributes: dict[str, Any]) -> list[tuple[str, bytes]]:
-    """CloudEvents Kafka binding: every attribute but data as a ``ce_`` header."""
-    headers = [("content-type", b"application/cloudevents+json; charset=utf-8")]
-    headers += [(f"ce_{name}", str(value).encode()) for name, value in attributes.items() if name not in _NOT_HEADERS]
-    return headers
+def position_of(value: bytes) -> int | None:
+    """The global position of the event in a record value (None when it is not one)."""
+    try:
+        position = json.loads(value).get("position")
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return position if isinstance(position, int) else None

@@ -24,16 +24,18 @@ class CommandRecord(HeraldAggregate):
         return f"{workspace_id}/{command_id}"
 
     @classmethod
-    def accepted(cls, ctx: Context, command_type: str, result: dict[str, Any]) -> CommandRecord:
+    def accepted(cls, ctx: Context, command_type: str, result: dict[str, Any],
+                 subjects: list[str] | None = None) -> CommandRecord:
         event = ev.CommandAccepted(command_id=ctx.command_id, command_type=command_type, result=result,
-                                   issued_by=ctx.issued_by)
+                                   issued_by=ctx.issued_by, subjects=subjects or [])
         return cls.start(ctx, cls.key(ctx.workspace_id, ctx.command_id), event)
 
     @classmethod
-    def rejected(cls, ctx: Context, command_type: str, reason_code: str, detail: str) -> CommandRecord:
+    def rejected(cls, ctx: Context, command_type: str, reason_code: str, detail: str,
+                 subjects: list[str] | None = None) -> CommandRecord:
         event = ev.CommandRejected(
             command_id=ctx.command_id, command_type=command_type, reason_code=reason_code, detail=detail,
-            issued_by=ctx.issued_by,
+            issued_by=ctx.issued_by, subjects=subjects or [],
         )
         return cls.start(ctx, cls.key(ctx.workspace_id, ctx.command_id), event)
 

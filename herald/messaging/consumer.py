@@ -36,7 +36,7 @@ from herald.redaction import redact_text
 from herald.runtime import metrics
 from herald.runtime.ticker import Backoff
 from schemas.commands import CommandEnvelope
-from schemas.events import CloudEvent
+from schemas.events import CloudEvent, position_of
 
 log = logging.getLogger(__name__)
 
@@ -444,10 +444,7 @@ class EventConsumer:
 
 
 def _global_position(record: ConsumerRecord) -> int | None:
-    for name, value in record.headers or []:
-        if name == "ce_position":
-            return int(value)
-    return None
+    return position_of(record.value)
 
 
 def offset_after(record: ConsumerRecord) -> OffsetAndMetadata:

@@ -9,7 +9,7 @@ than once:
 
 - a **command**'s ``command_id`` is its idempotency key: the domain records every decision,
   so a repeated command is answered from that record and changes nothing;
-- an **event** carries its global position (``ce_position``): every event consumer skips an
+- an **event** carries its global position (``position`` in the CloudEvent): every event consumer skips an
   event at or below the position it has applied, so the consumers that applied it ignore the
   copy. The replay also names the consumer that parked it (``herald_replay_for``); that one
   applies the copy once, whatever its position, and records the dead letter's id with the

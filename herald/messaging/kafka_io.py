@@ -19,6 +19,8 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 from kafka.protocol.init_producer_id import InitProducerIdRequest
 
+from schemas.events import position_of
+
 # Topics are made by ensure_topics with the configured partitions. A client that may auto-create
 # (kafka-python's default; Tansu then makes 4 partitions) would also recreate a topic a restarted,
 # empty broker lost, and let sends meant for the old topic land there first.
@@ -178,17 +180,17 @@ def topic_has_messages(bootstrap: str, topic: str, timeout_ms: int = 1500) -> bo
         return bool(partitions) and bool(consumer.poll(timeout_ms=timeout_ms, max_records=1))
 
 
-def earliest_header_value(bootstrap: str, topic: str, header: str, timeout_ms: int = 1500) -> int | None:
-    """The smallest integer ``header`` among the first records of the topic's partitions
-    (None when the topic is empty or missing)."""
+def earliest_event_position(bootstrap: str, topic: str, timeout_ms: int = 1500) -> int | None:
+    """The smallest global position among the first events of the topic's partitions, read from
+    the structured CloudEvent values (None when the topic is empty or missing)."""
     with _from_the_start(bootstrap, topic) as (consumer, partitions):
         firsts: dict[int, int] = {}
         deadline = time.monotonic() + timeout_ms / 1000
         while partitions and len(firsts) < len(partitions) and time.monotonic() < deadline:
             for tp, records in consumer.poll(timeout_ms=200).items():
-                values = dict(records[0].headers or [])
-                if tp.partition not in firsts and header in values:
-                    firsts[tp.partition] = int(values[header])
+                position = position_of(records[0].value)
+                if tp.partition not in firsts and position is not None:
+                    firsts[tp.partition] = position
                 consumer.pause(tp)
         return min(firsts.values()) if firsts else None
 

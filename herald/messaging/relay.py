@@ -35,7 +35,7 @@ from domain.application import HeraldApplication
 from domain.base import derived_id
 from herald.runtime import metrics
 from herald.messaging.kafka_io import ClusterWatch
-from schemas.events import CloudEvent, kafka_headers, public_data
+from schemas.events import STRUCTURED_HEADERS, CloudEvent, public_data
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,11 @@ def cloud_event_attributes(app: HeraldApplication, notification: Notification) -
 
 
 def to_record(attributes: dict[str, Any]) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
-    """Key, value and headers of the Kafka record carrying a CloudEvent (structured JSON value,
-    the attributes also as ``ce_`` headers)."""
+    """Key, value and headers of the Kafka record carrying a CloudEvent: structured content mode,
+    the whole event as JSON in the value and one ``content-type`` header (no ``ce_`` headers, so
+    no reader takes it for binary mode)."""
     return (attributes["workspaceid"].encode(), json.dumps(attributes, separators=(",", ":")).encode(),
-            kafka_headers(attributes))
+            STRUCTURED_HEADERS)
 
 
 def to_cloud_event(app: HeraldApplication, notification: Notification) -> CloudEvent:

@@ -315,7 +315,7 @@ class Herald:
         s = self.settings
         self.relay().resume(
             topic_is_new=s.events_topic in new_topics,
-            earliest_in_topic=lambda: kafka_io.earliest_header_value(self.kafka_bootstrap, s.events_topic, "ce_position"),
+            earliest_in_topic=lambda: kafka_io.earliest_event_position(self.kafka_bootstrap, s.events_topic),
         )
         commands_lost = s.commands_topic in new_topics or not kafka_io.topic_has_messages(
             self.kafka_bootstrap, s.commands_topic

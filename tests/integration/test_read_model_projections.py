@@ -86,7 +86,7 @@ def conn(database_url: str) -> Iterator[psycopg.Connection]:
 def test_ddl_is_idempotent(database_url, conn):
     db.apply_ddl(database_url, *catalogue.DDL)
     db.apply_ddl(database_url, queue.DDL)
-    assert {p.name for p in catalogue.PROJECTIONS} == {"queue", "wallet", "posts", "accounts", "workspaces"}
+    assert {p.name for p in catalogue.PROJECTIONS} == {"queue", "wallet", "posts", "accounts", "workspaces", "audit"}
     assert "read_model_positions" in catalogue.TABLES, "the positions table comes with the read models"
     for table in catalogue.TABLES:
         conn.execute(f"SELECT * FROM {table} LIMIT 0")
@@ -525,6 +525,8 @@ def _history() -> list[CloudEvent]:
     s(ev.HoldConsumed(hold_id="hold-p1-a", amount=1, burned=[ev.Burn(grant_id="g", amount=1)]))
     s(ev.PostCancelled(post_id="p2", reason="user", cancelled_destinations=["a"], released_holds=["hold-p2-a"]), "p2")
     s(ev.HoldReleased(hold_id="hold-p2-a", amount=1, reason="cancelled"))
+    s(ev.CommandRejected(command_id="c9", command_type="cancel_post.v1", reason_code="post_not_cancellable",
+                         detail="post is cancelled", issued_by="api-key:k", subjects=["post:p2"]), "c9")
     return s.events
 
 

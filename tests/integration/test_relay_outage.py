@@ -12,6 +12,7 @@ import pytest
 
 from herald.runtime.wiring import Herald
 from schemas import commands as cmd
+from schemas.events import position_of
 from tests.support import decide, query_one, read_topic, relay_everything, running, stored_notifications, wait_until
 
 pytestmark = pytest.mark.integration
@@ -41,13 +42,13 @@ def _stored(herald: Herald) -> list[int]:
 
 
 def _positions_by_partition(bootstrap: str, topic: str, expected: set[int]) -> dict[int, list[int]]:
-    """Every record's ce_position, per partition in offset order: read from the start until all
+    """Every record's event position, per partition in offset order: read from the start until all
     expected positions arrived and then nothing more for a second, or nothing for five seconds."""
     records = read_topic(bootstrap, topic, idle_s=1.0, patience_s=5.0,
-                         until=lambda got: expected <= {int(dict(r.headers)["ce_position"]) for r in got})
+                         until=lambda got: expected <= {position_of(r.value) for r in got})
     found: dict[int, list[int]] = defaultdict(list)
     for r in records:
-        found[r.partition].append(int(dict(r.headers)["ce_position"]))
+        found[r.partition].append(position_of(r.value))
     return found
 
 

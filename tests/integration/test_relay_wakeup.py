@@ -11,6 +11,7 @@ from kafka import KafkaConsumer
 from herald.messaging import inbox
 from herald.runtime.wiring import Herald
 from schemas import commands as cmd
+from schemas.events import position_of
 from tests.support import decide, envelope, query_one, running, topic_consumer, wait_until
 
 pytestmark = pytest.mark.integration
@@ -38,7 +39,7 @@ def _reaches_topic(consumer: KafkaConsumer, position: int) -> None:
     deadline = time.monotonic() + WITHIN_S
     while time.monotonic() < deadline:
         for records in consumer.poll(timeout_ms=200).values():
-            if any(int(dict(r.headers)["ce_position"]) == position for r in records):
+            if any(position_of(r.value) == position for r in records):
                 return
     raise AssertionError(f"event {position} not on the topic within {WITHIN_S}s (watchdog {WATCHDOG_S}s)")
 

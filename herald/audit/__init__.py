@@ -1,0 +1,1 @@
+"""Audit: the history of an aggregate from the event store, explained."""

@@ -1,0 +1,1 @@
+"""Operating on history: rebuilding read models from the event store, republishing events."""

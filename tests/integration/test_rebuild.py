@@ -1,0 +1,122 @@
+"""Rebuilding every read model from the event store equals the live read models: after a random
+workload (hypothesis), with the live consumer running meanwhile, and after a crash midway."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from herald.replay import store
+from herald.replay.rebuild import SCHEMA, Rebuild
+from tests.support import running, role_loops, wait_until
+from tests.support.workloads import apply_live, run_workload, snapshot, steps
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_rebuild_after_a_random_workload_equals_the_live_read_models(herald):
+    url = herald.settings.database_url
+    state = {"applied": 0, "n": 0}
+
+    @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(workloads=st.lists(steps, min_size=1, max_size=3))
+    def check(workloads):
+        for workload in workloads:
+            state["n"] += 1
+            run_workload(herald.app, f"w{state['n']}", workload)
+        state["applied"] = apply_live(herald, state["applied"])
+        live = snapshot(url)
+        outcome = Rebuild(herald.app, url, page=7).run()
+        assert outcome.swapped and outcome.equal, [c for c in outcome.checksums if not c.equal]
+        assert snapshot(url) == live, "the swapped-in tables hold what the live ones held"
+        # The swapped-in tables are the live ones from now on: the consumer goes on applying to them.
+
+    check()
+    assert all(rows for rows in snapshot(url).values()), "every read model got rows"
+
+
+def test_a_rebuild_follows_the_live_consumer_and_swaps_without_stopping_it(herald):
+    """With the relay and the projections role running, a rebuild catches up with the consumer's
+    per-partition positions; the consumer applies to the new tables afterwards."""
+    url = herald.settings.database_url
+    with running(role_loops(herald, "relay", "projections")):
+        for n in range(4):
+            run_workload(herald.app, f"live{n}", [("schedule", p, "a", "failed") for p in range(3)]
+                         + [("start", 0, "a", ""), ("outcome", 0, "a", "failed"), ("cancel", 1, "a", "")])
+        with psycopg.connect(url) as conn:
+            head = store.head(conn, herald.app)
+        wait_until(lambda: _applied(url) >= head, "the consumer applied the first workload", timeout=60)
+        rebuild = Rebuild(herald.app, url, topic=herald.settings.events_topic,
+                          partitions=herald.settings.topic_partitions, page=5)
+        rebuild.prepare()
+        rebuild.round()
+        run_workload(herald.app, "late", [("schedule", 0, "b", "")])  # comes while the rebuild runs
+        outcome = rebuild.finish()
+        assert outcome.swapped and outcome.equal, [c for c in outcome.checksums if not c.equal]
+        assert rebuild.partitions == herald.settings.topic_partitions, "it followed the consumer's partitions"
+        run_workload(herald.app, "after", [("schedule", 0, "a", "")])
+        with psycopg.connect(url) as conn:
+            head = store.head(conn, herald.app)
+        wait_until(lambda: _applied(url) >= head, "the consumer applies to the new tables", timeout=30)
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM posts WHERE workspace_id = 'after'").fetchone()[0] == 1
+        assert conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (SCHEMA,)).fetchone() is None
+
+
+def _applied(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT COALESCE(max(position), 0) FROM read_model_positions").fetchone()[0]
+
+
+class Crash(Exception):
+    pass
+
+
+def test_a_crashed_rebuild_resumes_where_it_stopped(herald):
+    url = herald.settings.database_url
+    for n in range(3):
+        run_workload(herald.app, f"crash{n}", [("schedule", p, "a", "") for p in range(3)])
+    apply_live(herald, 0)
+    live = snapshot(url)
+    seen = []
+
+    def crash_after_two_pages(progress):
+        seen.append(progress.applied)
+        if len(seen) == 2:
+            raise Crash
+
+    with pytest.raises(Crash):
+        Rebuild(herald.app, url, page=10, on_progress=crash_after_two_pages).run()
+    resumed = Rebuild(herald.app, url, page=10)
+    resumed.prepare()
+    assert resumed.progress.applied == seen[-1] > 0, "it resumes with what was applied before the crash"
+    outcome = resumed.run()
+    assert outcome.swapped and outcome.equal
+    assert snapshot(url) == live
+    clean = Rebuild(herald.app, url, page=10).run(swap=False)
+    assert clean.equal and outcome.applied == clean.applied, "every event applied once, across the crash"
+
+
+def test_a_read_model_without_a_bulk_path_is_rebuilt_event_by_event(herald, monkeypatch):
+    """A read model added without an entry in projections.bulk.BULK still rebuilds (through its
+    ``apply``), equal to the live one."""
+    from projections import bulk
+
+    run_workload(herald.app, "slow", [("schedule", p, "a", "") for p in range(3)]
+                 + [("start", 0, "a", ""), ("outcome", 0, "a", "retry"), ("cancel", 1, "a", "")])
+    apply_live(herald, 0)
+    monkeypatch.setattr(bulk, "BULK", {})
+    outcome = Rebuild(herald.app, herald.settings.database_url, page=4).run(swap=False)
+    assert outcome.equal and outcome.applied > 0, [c for c in outcome.checksums if not c.equal]
+
+
+def test_one_rebuild_at_a_time(herald):
+    from herald.replay.rebuild import RebuildRunning
+
+    url = herald.settings.database_url
+    first = Rebuild(herald.app, url)
+    with first.exclusive(), pytest.raises(RebuildRunning):
+        Rebuild(herald.app, url).run()
+    assert Rebuild(herald.app, url).run().swapped, "free again once the first one ended"
