@@ -57,7 +57,7 @@ def commands(ws: TestWorkspace, now: datetime) -> list[cmd.CommandEnvelope]:
     accounts = [f"{ws.workspace_id}.{h}" for h in ws.accounts[:allowed]]
     payloads: list[tuple[str, cmd.Payload]] = [("open", cmd.OpenWorkspace(name=ws.name, tier=ws.tier))]
     payloads += [(f"account.{a}", cmd.ConnectSocialAccount(social_account_id=a, platform="sandbox",
-                                                          handle=a.split(".", 1)[1], access_token="sandbox"))
+                                                          handle=a.split(".", 1)[1]))  # the sandbox needs no token
                  for a in accounts]
     if ws.credits:
         payloads.append(("credits", cmd.GrantCredits(grant_id=f"{SEED}-credits", amount=ws.credits, source="promotion")))

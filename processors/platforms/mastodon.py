@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 import httpx
+from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
 
 from domain.post.platform_rules import mastodon_length
 from herald.net.safe_fetch import FetchRefused, SafeFetcher
@@ -100,11 +101,12 @@ class MastodonAdapter:
             "POST", f"{base}/api/v2/media", headers=auth, files={"file": (filename, media.content, media.content_type)}
         )
         media_id = str(uploaded["id"])
-        polls = 0
-        while uploaded.get("url") is None and polls < MEDIA_PROCESSING_POLLS:
+        if uploaded.get("url") is None:
+            poll = Retrying(retry=retry_if_result(lambda media: media.get("url") is None),
+                            wait=wait_fixed(MEDIA_POLL_INTERVAL_S), stop=stop_after_attempt(MEDIA_PROCESSING_POLLS),
+                            retry_error_callback=lambda state: state.outcome.result(), reraise=True)
             time.sleep(MEDIA_POLL_INTERVAL_S)
-            polls += 1
-            uploaded = self._call("GET", f"{base}/api/v1/media/{media_id}", headers=auth)
+            uploaded = poll(self._call, "GET", f"{base}/api/v1/media/{media_id}", headers=auth)
         if uploaded.get("url") is None:
             raise PublishError(ErrorKind.transient, f"Mastodon is still processing media {media_id}")
         return media_id

@@ -1,7 +1,7 @@
 """Admin reports with real data from an end-to-end run: the handler, the relay, the processors (dispatch,
-publish to the sandbox platform, settle) and the projections running; posts published, failed
-(text the sandbox refuses), cancelled; then every report as JSON and as CSV (parsed with the csv
-module), which must say the same."""
+publish to the sandbox platform and a fake Mastodon, settle) and the projections running; posts published,
+failed (a post the fake platform refuses with 422), cancelled; then every report as JSON and as CSV (parsed
+with the csv module), which must say the same."""
 
 from __future__ import annotations
 
@@ -11,24 +11,33 @@ from datetime import UTC, datetime
 
 import pytest
 
-from processors.platforms.sandbox import MAX_TEXT
+from tests.fakes.mastodon_server import FakeMastodon
 from tests.support import role_loops, running, wait_until
 
 pytestmark = pytest.mark.e2e
 
+TOKEN = "reports-token"
 REPORTS = ["credits-daily", "credits-top", "publishing-daily", "tiers", "jobs", "unknown-outcomes", "errors"]
+
+
+@pytest.fixture
+def platform():
+    with FakeMastodon(valid_tokens={TOKEN}) as fake:
+        yield fake
 
 
 def as_csv_cells(json_rows: list[dict], columns: list[str]) -> list[list[str]]:
     return [["" if row[c] is None else str(row[c]) for c in columns] for row in json_rows]
 
 
-def test_reports_from_a_real_run_as_json_and_csv(heralds, api):
+def test_reports_from_a_real_run_as_json_and_csv(heralds, api, platform):
     herald = heralds.start(dispatch_interval_s=0.2)
     admin = api.admin
     ws, key = api.open_workspace("shop", tier="pro")
     a = api.connect(ws, key, handle="shop-a")
     b = api.connect(ws, key, handle="shop-b")
+    m = api.connect(ws, key, handle="shop-m", platform="mastodon", access_token=TOKEN, instance_url=platform.base_url)
+    platform.fail_next(1, status=422, body={"error": "Validation failed: Text is not allowed"})  # refused for good
     api.grant(ws, key, 6, source="purchase")
     other, other_key = api.open_workspace("blog", tier="free")
     c = api.connect(other, other_key, handle="blog-a")
@@ -36,7 +45,7 @@ def test_reports_from_a_real_run_as_json_and_csv(heralds, api):
 
     now = datetime.now(UTC)
     published = [api.schedule(ws, key, [a, b], text=f"hello {i}", publish_at=now).json()["post_id"] for i in range(2)]
-    failing = api.schedule(ws, key, [a], text="x" * (MAX_TEXT + 1), publish_at=now).json()["post_id"]
+    failing = api.schedule(ws, key, [m], text="refused by the platform", publish_at=now).json()["post_id"]
     later = api.schedule(ws, key, [b], in_s=3600).json()["post_id"]
     assert api.http.post(f"/v1/workspaces/{ws}/posts/{later}/cancel", headers=key).status_code == 200
     api.schedule(other, other_key, [c], text="blog post", publish_at=now)
@@ -65,10 +74,13 @@ def test_reports_from_a_real_run_as_json_and_csv(heralds, api):
     assert jobs == {"published": 5, "failed": 1, "cancelled": 1}
 
     publishing = reports["publishing-daily"].json()["rows"]
-    by_tier = {r["tier"]: r for r in publishing}
-    assert (by_tier["pro"]["published"], by_tier["pro"]["failed"], by_tier["pro"]["cancelled"]) == (4, 1, 1)
-    assert by_tier["pro"]["success_rate"] == 0.8 and by_tier["free"]["success_rate"] == 1.0
-    assert by_tier["pro"]["lateness_p50_s"] is not None and by_tier["pro"]["lateness_p50_s"] >= 0
+    rows = {(r["platform"], r["tier"]): r for r in publishing}
+    sandbox_pro, mastodon_pro = rows[("sandbox", "pro")], rows[("mastodon", "pro")]
+    assert (sandbox_pro["published"], sandbox_pro["failed"], sandbox_pro["cancelled"]) == (4, 0, 1)
+    assert (mastodon_pro["published"], mastodon_pro["failed"], mastodon_pro["cancelled"]) == (0, 1, 0)
+    assert sandbox_pro["success_rate"] == 1.0 and mastodon_pro["success_rate"] == 0.0
+    assert rows[("sandbox", "free")]["success_rate"] == 1.0
+    assert sandbox_pro["lateness_p50_s"] is not None and sandbox_pro["lateness_p50_s"] >= 0
 
     credits = reports["credits-daily"].json()["rows"]
     pro = [r for r in credits if r["tier"] == "pro"]
@@ -85,7 +97,7 @@ def test_reports_from_a_real_run_as_json_and_csv(heralds, api):
 
     [error] = reports["errors"].json()["rows"]
     assert (error["post_id"], error["outcome"], error["error_kind"]) == (failing, "destination_failed", "invalid_content")
-    assert "characters" in error["detail"] and error["platform"] == "sandbox"
+    assert "Text is not allowed" in error["detail"] and error["platform"] == "mastodon"
     assert reports["unknown-outcomes"].json()["rows"] == []
 
     # Only the admin key, and a bad range is a clear error.

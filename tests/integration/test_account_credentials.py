@@ -250,7 +250,8 @@ def test_no_token_clear_or_sealed_reaches_the_events_topic(heralds, mastodon, tm
         assert "sealed_token" not in text and "token" not in [k for k, _ in record.headers]
         leaked = [s for s in secrets | sealed if s in text]
         assert not leaked, f"{record.topic}@{record.offset} carries token material"
-    assert query_one(herald, "SELECT count(*) FROM publish_journal WHERE sealed_token IS NOT NULL") == 0
+    assert query_one(herald, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'publish_journal'"
+                             " AND column_name LIKE '%%token%%'") == 0, "the journal has no place for a token"
     assert query_one(herald, "SELECT count(*) FROM account_credentials WHERE sealed_access_token = ANY(%s)"
                              " OR sealed_refresh_token = ANY(%s)", (list(secrets), list(secrets))) == 0, \
         "the store holds sealed values only"
