@@ -232,8 +232,9 @@ class FakeMastodon:
     def approve(self, authorization_url: str, username: str = "herald") -> dict[str, str]:
         """The user approves at the authorization URL: the query of the redirect (code, state), or of
         the error answer's JSON (error, error_description) when the request is refused."""
-        response = httpx.get(authorization_url, params={"_fake_username": username}, follow_redirects=False,
-                             timeout=10)
+        url = f"{authorization_url}{'&' if urlsplit(authorization_url).query else '?'}" \
+              f"{urlencode({'_fake_username': username})}"
+        response = httpx.get(url, follow_redirects=False, timeout=10)
         if response.status_code != 302:
             return {k: str(v) for k, v in response.json().items()}
         return dict(parse_qsl(urlsplit(response.headers["location"]).query))
