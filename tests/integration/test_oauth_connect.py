@@ -210,8 +210,9 @@ def test_refusals_before_the_platform_is_asked(gw, mastodon):
 
 def test_a_platform_without_a_configured_client_is_a_configuration_error(heralds, mastodon):
     gw = Client(heralds.start(**{**FAST, "oauth_clients": {}}))
-    key = gw.open("ws-a")
-    body = _problem(gw.start("ws-a", key, instance_url=mastodon.base_url), 503, "oauth_not_configured")
+    with gw.http:
+        key = gw.open("ws-a")
+        body = _problem(gw.start("ws-a", key, instance_url=mastodon.base_url), 503, "oauth_not_configured")
     assert "mastodon" in body["detail"]
 
 
@@ -228,3 +229,22 @@ def test_a_token_endpoint_outage_answers_503_and_an_injected_refusal_422(gw, mas
     assert body["platform_error"] == "invalid_client"
     assert [e["http_status"] for e in mastodon.code_exchanges] == [503, 401]
     assert query_one(gw.herald, "SELECT count(*) FROM account_credentials") == 0
+
+
+def test_a_client_registered_at_one_instance_is_used_there_and_reconnects_an_account(heralds, mastodon):
+    client = OAuthClientSettings(client_id=CLIENT[0], client_secret=SecretStr(CLIENT[1]))
+    gw = Client(heralds.start(**{**FAST, "oauth_clients": {f"mastodon@{mastodon.base_url}": client}}))
+    with gw.http:
+        key = gw.open("ws-a")
+        for n in range(2):  # the second connect of the same account is a reconnect with new tokens
+            started = _started(gw, "ws-a", key, mastodon, social_account_id="ws-a-inst", handle="inst")
+            approved = mastodon.approve(started["authorization_url"])
+            answer = gw.callback("ws-a", key, approved["state"], approved["code"])
+            assert answer.status_code == 201, answer.text
+            assert answer.json()["reconnected"] is (n == 1)
+    issued = [e["access_token"] for e in mastodon.code_exchanges]
+    assert len(issued) == 2 and all(issued)
+    with gw.herald.pool.connection() as conn:
+        row = vault.current(conn, "ws-a-inst", "ws-a")
+    assert gw.herald.cipher.unseal(row.sealed_access_token) == issued[1]
+    assert query_one(gw.herald, "SELECT count(*) FROM account_credentials") == 1, "the older tokens went"
