@@ -3,9 +3,9 @@
 from fastapi import APIRouter
 
 from gateway.deps import GatewayDeps, Shared
-from gateway.routes import admin, audit, commands, credits, health, keys, posts, reports, workspaces
+from gateway.routes import admin, audit, commands, credits, health, keys, oauth, posts, reports, workspaces
 
-RESOURCES = (workspaces, credits, posts, commands, keys, admin, health, audit, reports)
+RESOURCES = (workspaces, oauth, credits, posts, commands, keys, admin, health, audit, reports)
 
 
 def build(deps: GatewayDeps) -> APIRouter:

@@ -62,33 +62,8 @@ def router(shared: Shared) -> APIRouter:
     )
     def connect_social_account(workspace_id: WorkspaceId, body: api.ConnectSocialAccountRequest, caller: Caller,
                                response: Response, idempotency_key: IdempotencyKey = None):
-        workspace_id = shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
-        command_id = command_id_for(workspace_id, "connect_social_account.v1", idempotency_key)
-        account_id = body.social_account_id or derived_id("social_account", command_id)  # as the domain derives it
-        version = None
-        store = shared.deps.credentials
-        if body.access_token:
-            if store is None:
-                raise ProblemError(503, "credentials_unavailable", "this gateway has no credentials store")
-            # Stored first, under a version derived from the command id: a retry stores nothing new.
-            version = credential_version_for(command_id)
-            expires_at = body.expires_at or (
-                datetime.now(UTC) + timedelta(seconds=body.expires_in) if body.expires_in else None)
-            instance_url = str(body.instance_url).rstrip("/") if body.instance_url else None
-            store.store(social_account_id=account_id, version=version, workspace_id=workspace_id,
-                        platform=str(body.platform), instance_url=instance_url, access_token=body.access_token,
-                        refresh_token=body.refresh_token, access_expires_at=expires_at)
-        try:
-            decision = shared.decide(caller, workspace_id, body.payload(version), idempotency_key, response,
-                                     command_id)
-        except ProblemError as problem:
-            if version is not None and problem.status != 503:  # refused: its tokens are not kept
-                store.discard(account_id, version, workspace_id)
-            raise
-        if version is not None:
-            store.supersede(account_id, version, workspace_id)  # a reconnect: the older tokens go
-        return api.SocialAccountConnected(**decision.result, command_id=decision.command_id,
-                                          position=decision.position)
+        return connect(shared, caller, shared.within(caller, workspace_id, auth.WORKSPACE_WRITE), body,
+                       idempotency_key, response)
 
     @r.get(
         "/v1/workspaces/{workspace_id}/social-accounts", response_model=api.SocialAccountList,
@@ -113,3 +88,34 @@ def router(shared: Shared) -> APIRouter:
             return found
 
     return r
+
+
+def connect(shared: Shared, caller: auth.Principal, workspace_id: str, body: api.ConnectSocialAccountRequest,
+            idempotency_key: str | None, response: Response) -> api.SocialAccountConnected:
+    """Connect (or reconnect) an account of ``workspace_id`` (the caller may act in it): its tokens
+    sealed into the credentials store first, then the connect decided. The OAuth callback
+    (routes/oauth.py) connects through here too."""
+    command_id = command_id_for(workspace_id, "connect_social_account.v1", idempotency_key)
+    account_id = body.social_account_id or derived_id("social_account", command_id)  # as the domain derives it
+    version = None
+    store = shared.deps.credentials
+    if body.access_token:
+        if store is None:
+            raise ProblemError(503, "credentials_unavailable", "this gateway has no credentials store")
+        # Stored first, under a version derived from the command id: a retry stores nothing new.
+        version = credential_version_for(command_id)
+        expires_at = body.expires_at or (
+            datetime.now(UTC) + timedelta(seconds=body.expires_in) if body.expires_in else None)
+        instance_url = str(body.instance_url).rstrip("/") if body.instance_url else None
+        store.store(social_account_id=account_id, version=version, workspace_id=workspace_id,
+                    platform=str(body.platform), instance_url=instance_url, access_token=body.access_token,
+                    refresh_token=body.refresh_token, access_expires_at=expires_at)
+    try:
+        decision = shared.decide(caller, workspace_id, body.payload(version), idempotency_key, response, command_id)
+    except ProblemError as problem:
+        if version is not None and problem.status != 503:  # refused: its tokens are not kept
+            store.discard(account_id, version, workspace_id)
+        raise
+    if version is not None:
+        store.supersede(account_id, version, workspace_id)  # a reconnect: the older tokens go
+    return api.SocialAccountConnected(**decision.result, command_id=decision.command_id, position=decision.position)

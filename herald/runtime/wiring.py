@@ -38,7 +38,7 @@ from herald.messaging.relay import DDL as RELAY_DDL
 from herald.messaging.relay import Relay
 from herald.settings import Settings
 from herald.messaging.consumer import produce_commands
-from processors.accounts import vault
+from processors.accounts import authorizations, vault
 from processors.accounts.credentials import Credentials, RefreshSettings
 from processors.accounts.refresher import refresher_ticker
 from processors.accounts.upgrade import copy_earlier_tokens
@@ -135,7 +135,7 @@ LOOP_NAMES: dict[str, tuple[str, ...]] = {
 # The events topic is the history every read model is rebuilt from: it keeps everything.
 EVENTS_TOPIC_CONFIGS = {"retention.ms": "-1", "cleanup.policy": "delete"}
 DDLS = (consumer_runtime.DDL, event_store.DDL, RELAY_DDL, inbox.DDL, *read_models.DDL, dispatcher.DDL,
-        publisher.DDL, sandbox.DDL, auth.DDL, idempotency.DDL, vault.DDL)
+        publisher.DDL, sandbox.DDL, auth.DDL, idempotency.DDL, vault.DDL, authorizations.DDL)
 
 
 @contextlib.contextmanager

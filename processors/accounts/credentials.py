@@ -34,7 +34,7 @@ from processors.accounts import vault
 from processors.accounts.vault import StoredCredential
 from processors.commands import command_for
 from processors.platforms import oauth
-from processors.platforms.base import AccountCredentials, AdapterRegistry, UnknownPlatform
+from processors.platforms.base import AccountCredentials, AdapterRegistry, PlatformAdapter, UnknownPlatform
 from processors.platforms.oauth import OAuthClient, RefreshRefused, RefreshUnavailable
 from domain.account.handlers import account_id_for
 from domain.base import derived_id
@@ -202,20 +202,33 @@ class Credentials:
         self.send_commands([command_for(payload, workspace_id=workspace_id, issued_by="token-refresher",
                                         id_parts=("needs-reconnect", account_id, version, revision))])
 
-    def _endpoint(self, row: StoredCredential) -> tuple[str | None, OAuthClient | None]:
+    def adapter(self, platform: str) -> PlatformAdapter | None:
+        """The platform's adapter (None: no registry here, or no such platform)."""
         if self._adapters is None:
-            return None, None
+            return None
         if self._adapter_registry is None:
             self._adapter_registry = self._adapters()
         try:
-            adapter = self._adapter_registry.get(row.platform)
+            return self._adapter_registry.get(platform)
         except UnknownPlatform:
-            return None, None
+            return None
+
+    def client_for(self, platform: str, instance_url: str | None) -> OAuthClient | None:
+        """Herald's OAuth client at this instance (``"<platform>@<instance URL>"`` in the settings:
+        Mastodon registers apps per instance), else the platform's (``"<platform>"``)."""
+        if instance_url:
+            found = self.clients.get(f"{platform}@{instance_url.rstrip('/')}")
+            if found is not None:
+                return found
+        return self.clients.get(platform)
+
+    def _endpoint(self, row: StoredCredential) -> tuple[str | None, OAuthClient | None]:
+        adapter = self.adapter(row.platform)
         described = getattr(adapter, "token_refresh", None)
         if described is None:
             return None, None
         base = row.instance_url or getattr(adapter, "default_base_url", None)
-        return described.token_endpoint(base), self.clients.get(row.platform)
+        return described.token_endpoint(base), self.client_for(row.platform, base)
 
 
 def credential_version_for(command_id: str) -> str:

@@ -5,6 +5,10 @@ An adapter is synchronous and stateless between calls; the engine runs many of t
 worker threads, bounded per account and per platform, and calls them outside any database
 transaction. Each adapter declares its documented rate budgets (``rate_budgets``) so the engine
 spends them instead of learning them from 429s.
+
+Connecting an account: an adapter whose ``token_refresh`` is connectable describes its OAuth
+authorization flow there, and may offer ``account_handle(instance_url, access_token) -> str`` (the
+account's handle, asked of the platform with the new token) for connects that name no handle.
 """
 
 from __future__ import annotations
@@ -69,23 +73,52 @@ class RateBudget:
     source: str = ""  # the doc page that states it
 
 
+class Pkce(StrEnum):
+    """What a platform's authorization server does with PKCE (RFC 7636). Herald sends an S256
+    challenge whenever the platform takes one; ``plain`` is never used."""
+
+    required = "S256 required"
+    supported = "S256 supported"
+    none = "none"
+
+
 @dataclass(frozen=True)
 class TokenRefresh:
-    """How a platform refreshes an account's access token: the OAuth 2.0 refresh-token grant
-    (processors/platforms/oauth.py) at ``token_endpoint`` (given the account's instance URL, for
+    """How a platform grants and refreshes an account's tokens (OAuth 2.0, processors/platforms/oauth.py).
+
+    Refresh: the refresh-token grant at ``token_endpoint`` (given the account's instance URL, for
     platforms that have instances). ``tokens_expire`` says whether the platform documents expiring
     access tokens; Herald refreshes whenever an account has a refresh token and its token expires
-    (or is refused with 401), whatever the platform."""
+    (or is refused with 401), whatever the platform.
+
+    Connect: the authorization-code grant (RFC 6749 §4.1): the user approves at
+    ``authorization_endpoint`` (None: the platform cannot be connected through Herald's OAuth flow,
+    only with tokens obtained elsewhere), asked for ``scopes``, with a PKCE S256 challenge as
+    ``pkce`` says; the code is exchanged at ``token_endpoint``, Herald authenticating with one of
+    ``client_auth`` (RFC 6749 §2.3.1). ``per_instance``: each account names the server it lives on
+    (Mastodon), and both endpoints are that server's."""
 
     token_endpoint: Callable[[str | None], str]
     tokens_expire: bool
     source: str = ""  # the doc page that states it
+    authorization_endpoint: Callable[[str | None], str] | None = None
+    scopes: tuple[str, ...] = ()
+    pkce: Pkce = Pkce.none
+    client_auth: tuple[str, ...] = ("client_secret_post",)
+    per_instance: bool = False
+    connect_source: str = ""  # the doc page of the authorization flow
+
+    @property
+    def connectable(self) -> bool:
+        return self.authorization_endpoint is not None
 
 
 class PlatformAdapter(Protocol):
     platform: str
     rate_budgets: tuple[RateBudget, ...]
-    token_refresh: TokenRefresh | None  # None: tokens cannot be refreshed; a refused one needs a reconnect
+    # None: no OAuth at all (tokens are neither refreshed nor obtained through Herald's connect
+    # flow); a refused token then needs a reconnect.
+    token_refresh: TokenRefresh | None
 
     def publish(self, request: PublishRequest) -> PublishResult:
         """Post it once; raises PublishError. Sends ``request.attempt_key`` as the platform's

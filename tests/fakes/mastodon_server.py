@@ -7,9 +7,20 @@ with fault injection.
     POST /api/v2/media         multipart ``file``
     GET  /api/v1/media/:id
     GET  /media/:name          a stand-in media host, so adapters have something to download
-    POST /oauth/token          grant_type=refresh_token only (RFC 6749 §6), for token-refresh tests: client
+    POST /oauth/token          grant_type=refresh_token (RFC 6749 §6), for token-refresh tests: client
                                id/secret checked, refresh tokens rotated (the old one is refused after use,
-                               and a reuse is counted), access tokens expire when issued with a lifetime
+                               and a reuse is counted), access tokens expire when issued with a lifetime;
+                               grant_type=authorization_code (§4.1.3): client, single-use code, redirect_uri
+                               and PKCE verifier (S256, RFC 7636 §4.6) checked
+    GET  /oauth/authorize      the user "approves" at once: 302 to redirect_uri?code=…&state=… (a bad
+                               client, redirect or challenge method answers 400 with an OAuth error)
+    GET  /api/v1/accounts/verify_credentials   the token's account (username)
+
+Connect (tests): ``approve(authorization_url, username=…)`` plays the user at GET /oauth/authorize
+(over HTTP) and returns the redirect's query (code, state); ``fail_code_next`` injects a token-endpoint
+error for the next code exchanges (``invalid_grant`` by default; a 5xx status stands for an outage);
+``code_exchanges`` lists every authorization_code request (no secrets: whether a verifier came and the
+answer). Registered redirect URIs: any, unless ``redirect_uris`` is set.
 
 OAuth (tests): ``issue_tokens`` mints an access + refresh token pair the way a code exchange
 would; ``expire_tokens_after`` makes access tokens issued from then on expire; ``revoke`` refuses
@@ -45,6 +56,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import itertools
 import logging
 import os
@@ -60,7 +72,9 @@ from email.policy import default as email_policy
 from email.parser import BytesParser
 from pathlib import Path
 from typing import Any, Iterable
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
+
+import httpx
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -99,9 +113,15 @@ logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
 class FakeMastodon:
     def __init__(self, valid_tokens: Iterable[str] = (DEFAULT_TOKEN,), media_processing_polls: int = 0, *,
                  latency_ms: float = 0, accept_any_token: bool = False, port: int = 0,
-                 oauth_client: tuple[str, str] = ("herald-test-client", "herald-test-secret")) -> None:
+                 oauth_client: tuple[str, str] = ("herald-test-client", "herald-test-secret"),
+                 redirect_uris: Iterable[str] | None = None) -> None:
         self.valid_tokens = set(valid_tokens)
         self.oauth_client = oauth_client
+        self.redirect_uris = set(redirect_uris) if redirect_uris is not None else None
+        self._codes: dict[str, dict[str, Any]] = {}  # authorization code → what it was issued for
+        self._code_faults: deque[tuple[int, str]] = deque()
+        self._code_exchanges: list[dict[str, Any]] = []
+        self._usernames: dict[str, str] = {}  # access token → the account it acts for
         self.token_lifetime_s: float | None = None  # access tokens issued from now on expire after this
         self._expires: dict[str, float] = {}  # access token → epoch seconds it stops working
         self._refresh: dict[str, float | None] = {}  # live refresh token → lifetime of the access tokens it gives
@@ -209,6 +229,79 @@ class FakeMastodon:
         with self._lock:
             self._refresh_faults.extend([(status, error)] * n)
 
+    def approve(self, authorization_url: str, username: str = "herald") -> dict[str, str]:
+        """The user approves at the authorization URL: the query of the redirect (code, state), or of
+        the error answer's JSON (error, error_description) when the request is refused."""
+        url = f"{authorization_url}{'&' if urlsplit(authorization_url).query else '?'}" \
+              f"{urlencode({'_fake_username': username})}"
+        response = httpx.get(url, follow_redirects=False, timeout=10)
+        if response.status_code != 302:
+            return {k: str(v) for k, v in response.json().items()}
+        return dict(parse_qsl(urlsplit(response.headers["location"]).query))
+
+    def fail_code_next(self, n: int = 1, error: str = "invalid_grant", status: int = 400) -> None:
+        with self._lock:
+            self._code_faults.extend([(status, error)] * n)
+
+    @property
+    def code_exchanges(self) -> list[dict[str, Any]]:
+        """Every authorization_code request: with_verifier, http_status, error, access_token issued."""
+        with self._lock:
+            return [dict(r) for r in self._code_exchanges]
+
+    def _authorize(self, query: dict[str, str]) -> tuple[int, dict[str, Any] | str]:
+        """(302, redirect URL) or (400, OAuth error)."""
+        if query.get("response_type") != "code":
+            return 400, {"error": "unsupported_response_type", "error_description": "response_type=code only"}
+        if query.get("client_id") != self.oauth_client[0]:
+            return 400, {"error": "invalid_client", "error_description": "unknown client"}
+        redirect_uri = query.get("redirect_uri", "")
+        if not redirect_uri or (self.redirect_uris is not None and redirect_uri not in self.redirect_uris):
+            return 400, {"error": "invalid_redirect_uri", "error_description": "redirect_uri is not registered"}
+        challenge, method = query.get("code_challenge"), query.get("code_challenge_method")
+        if challenge is not None and method != "S256":  # Mastodon takes S256 only
+            return 400, {"error": "invalid_request", "error_description": "code_challenge_method must be S256"}
+        code = f"code-{next(self._ids)}"
+        self._codes[code] = {"client_id": query["client_id"], "redirect_uri": redirect_uri, "challenge": challenge,
+                             "scope": query.get("scope", "read"), "username": query.get("_fake_username", "herald"),
+                             "used": False}
+        answer = [("code", code)] + ([("state", query["state"])] if "state" in query else [])
+        separator = "&" if urlsplit(redirect_uri).query else "?"
+        return 302, f"{redirect_uri}{separator}{urlencode(answer)}"
+
+    def _code_grant(self, form: dict[str, list[Any]], client: tuple[str, str]) -> tuple[int, dict[str, Any]]:
+        def first(name: str) -> str | None:
+            values = form.get(name)
+            return str(values[0]) if values else None
+
+        verifier = first("code_verifier")
+        record: dict[str, Any] = {"at": time.time(), "with_verifier": verifier is not None, "http_status": None,
+                                  "error": None, "access_token": None}
+        self._code_exchanges.append(record)
+        issued = self._codes.get(first("code") or "")
+        invalid = {"error": "invalid_grant", "error_description": "The provided authorization grant is invalid, "
+                   "expired, revoked, does not match the redirection URI used in the authorization request, or was "
+                   "issued to another client."}
+        if client != self.oauth_client:
+            status, body = 401, {"error": "invalid_client", "error_description": "Client authentication failed"}
+        elif self._code_faults:
+            status, error = self._code_faults.popleft()
+            body = {"error": error, "error_description": "injected failure"}
+        elif issued is None or issued["used"] or issued["client_id"] != client[0]:
+            status, body = 400, invalid
+        elif first("redirect_uri") != issued["redirect_uri"]:
+            status, body = 400, invalid
+        elif issued["challenge"] is not None and (verifier is None or _s256(verifier) != issued["challenge"]):
+            status, body = 400, invalid
+        else:
+            issued["used"] = True
+            status, body = 200, self._issue(self.token_lifetime_s)
+            body["scope"] = issued["scope"]
+            self._usernames[body["access_token"]] = issued["username"]
+            record["access_token"] = body["access_token"]
+        record.update(http_status=status, error=body.get("error"))
+        return status, body
+
     @property
     def refreshes(self) -> list[dict[str, Any]]:
         """Every refresh request: refresh_token presented, http_status, error, access_token issued."""
@@ -230,6 +323,8 @@ class FakeMastodon:
         scheme, _, encoded = authorization.partition(" ")
         if scheme.lower() == "basic":
             client_id, _, client_secret = base64.b64decode(encoded).decode().partition(":")
+        if first("grant_type") == "authorization_code":
+            return self._code_grant(form, (client_id, client_secret))
         presented = first("refresh_token")
         record: dict[str, Any] = {"at": time.time(), "refresh_token": presented, "http_status": None, "error": None,
                                   "access_token": None}
@@ -310,6 +405,23 @@ class FakeMastodon:
             with self._lock:
                 status, body = self._token_grant(form, request.headers.get("authorization", ""))
             return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+        @app.get("/oauth/authorize")
+        async def authorize(request: Request):
+            with self._lock:
+                status, answer = self._authorize(dict(request.query_params))
+            if status == 302:
+                return Response(status_code=302, headers={"Location": str(answer)})
+            return JSONResponse(answer, status_code=status)
+
+        @app.get("/api/v1/accounts/verify_credentials")
+        async def verify_credentials(request: Request):
+            token = token_of(request)
+            if token is None:
+                return JSONResponse(INVALID_TOKEN, status_code=401)
+            with self._lock:
+                username = self._usernames.get(token, "herald")
+            return {"id": str(abs(hash(username)) % 10**12), "username": username, "acct": username}
 
         @app.post("/api/v1/statuses")
         async def create_status(request: Request):
@@ -435,6 +547,10 @@ class FakeMastodon:
     def _public_media(self, media_id: str) -> dict[str, Any]:
         return {"id": media_id, "type": "image", "url": f"{self.base_url}/system/media/{media_id}.png",
                 "preview_url": None, "description": None}
+
+
+def _s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
 
 
 def _bearer(request: Request) -> str | None:
