@@ -84,7 +84,7 @@ def _started(gw: Client, ws: str, key: dict, mastodon: FakeMastodon, **body) -> 
 
 def test_start_authorize_callback_connects_the_account_with_sealed_tokens_and_it_publishes(gw, mastodon):
     key = gw.open("ws-a")
-    gw.http.post("/v1/workspaces/ws-a/credits/grants", json={"amount": 5}, headers=key).raise_for_status()
+    gw.http.post("/v1/workspaces/ws-a/credits/grants", json={"amount": 5}, headers=gw.admin).raise_for_status()
     started = _started(gw, "ws-a", key, mastodon, social_account_id="ws-a-masto")
 
     url = urlsplit(started["authorization_url"])
