@@ -29,9 +29,10 @@ class CommandRecord(HeraldAggregate):
         return cls.start(ctx, cls.key(ctx.workspace_id, ctx.command_id), event)
 
     @classmethod
-    def rejected(cls, ctx: Context, command_type: str, reason_code: str, detail: str) -> CommandRecord:
+    def rejected(cls, ctx: Context, command_type: str, reason_code: str, detail: str,
+                 limit: ev.LimitBreach | None = None) -> CommandRecord:
         event = ev.CommandRejected(
-            command_id=ctx.command_id, command_type=command_type, reason_code=reason_code, detail=detail
+            command_id=ctx.command_id, command_type=command_type, reason_code=reason_code, detail=detail, limit=limit
         )
         return cls.start(ctx, cls.key(ctx.workspace_id, ctx.command_id), event)
 

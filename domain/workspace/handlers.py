@@ -11,7 +11,9 @@ from domain.registry import Outcome, handles
 from domain.rejections import Reason, Rejected
 from domain.tiers import LIMIT_NAMES
 from domain.wallet import Wallet
+from domain.wallet.period import local_day_of_month
 from domain.workspace.aggregate import Workspace
+from domain.workspace.tier_handlers import tier_definition
 
 if TYPE_CHECKING:
     from domain.application import HeraldApplication
@@ -21,10 +23,16 @@ if TYPE_CHECKING:
 def open_workspace(app: HeraldApplication, ctx: Context, p: cmd.OpenWorkspace) -> Outcome:
     if app.find(Workspace, ctx.workspace_id) is not None:
         raise Rejected(Reason.workspace_exists, f"workspace {ctx.workspace_id} is already open")
-    workspace = Workspace.open(ctx, p.name, p.tier, p.timezone, dict(p.limit_overrides))
+    definition = tier_definition(app, p.tier)
+    workspace = Workspace.open(ctx, p.name, p.tier, p.timezone, dict(p.limit_overrides),
+                               base_limits=definition.limits, tier_version=definition.version)
+    wallet = Wallet.open(ctx)
+    wallet.start_period(ctx, ctx.now, p.timezone, local_day_of_month(ctx.now, p.timezone), p.tier, workspace.limits)
+    if p.start_with_monthly_credits:
+        wallet.grant_monthly(ctx)
     result = {
         "workspace_id": ctx.workspace_id, "name": workspace.name, "tier": workspace.tier,
         "timezone": workspace.timezone, "limit_overrides": dict(workspace.limit_overrides),
         "limits": {name: workspace.limit(name) for name in LIMIT_NAMES},
     }
-    return [workspace, Wallet.open(ctx)], result
+    return [workspace, wallet], result
