@@ -9,6 +9,7 @@ from __future__ import annotations
 from psycopg import Connection
 
 from projections import accounts, positions, posts, queue, wallet, workspaces
+from projections import credit_clock, notifications, tiers, usage
 from projections.base import Projection
 from schemas.events import CloudEvent
 
@@ -18,6 +19,10 @@ PROJECTIONS: tuple[Projection, ...] = (
     posts.PROJECTION,
     accounts.PROJECTION,
     workspaces.PROJECTION,
+    credit_clock.PROJECTION,  # after wallet: it reads wallet_grants
+    notifications.PROJECTION,  # after workspaces: the time zone
+    usage.PROJECTION,  # after queue and workspaces: the platform, the time zone
+    tiers.PROJECTION,
 )
 # The read models' own tables, and the per-workspace positions the consumer records per batch.
 DDL: tuple[str, ...] = (*(p.ddl for p in PROJECTIONS), positions.DDL)

@@ -30,6 +30,7 @@ from herald.messaging.consumer import BatchHook, EventConsumer, EventHandler, Fa
 from herald.messaging.dead_letters import DeadLetterStore
 from herald.crypto import TokenCipher, load_or_create_key
 from herald.runtime.dispatch_loop import dispatch_ticker
+from herald.runtime.clock_loop import clock_ticker
 from herald.storage.embedded import EmbeddedBroker, start_embedded_postgres
 from herald.runtime.health import RoleHealth
 from herald.messaging.relay import DDL as RELAY_DDL
@@ -89,11 +90,18 @@ def _dispatcher(herald: "Herald") -> Callable[[threading.Event], None]:
                            limit=s.dispatch_batch_size, redeliver_after_s=s.dispatch_redeliver_after_s).run
 
 
+def _credit_clock(herald: "Herald") -> Callable[[threading.Event], None]:
+    s = herald.settings
+    return clock_ticker(herald.pool, herald.producer, s.commands_topic, interval_s=s.clock_interval_s,
+                        limit=s.clock_batch_size, redeliver_after_s=s.clock_redeliver_after_s).run
+
+
 CATALOGUE: tuple[Consumer | Timed, ...] = (
     Consumer("publisher", "processors",
              lambda h: Publisher(pool=h.pool, adapters=h.adapters(), unseal=h.cipher.unseal)),
     Consumer("settler", "processors", lambda h: settle),
     Timed("dispatcher", "processors", _dispatcher),
+    Timed("credit-clock", "processors", _credit_clock),
     # Every read model in one consumer: each event is decoded once, and all read models of a
     # workspace are at the same position (read-your-writes waits on one number).
     Consumer("read-models", "projections", _read_models, on_batch=positions.record),
