@@ -134,6 +134,12 @@ class SocialAccountConnected(EventData):
 # Wallet ------------------------------------------------------------------------------
 
 
+class Burn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    grant_id: str
+    amount: int
+
+
 @event_type("herald.wallet.opened.v1")
 class WalletOpened(EventData):
     wallet_id: str
@@ -161,12 +167,8 @@ class HoldPlaced(EventData):
     destination_id: str
     amount: int
     expires_at: datetime | None = Field(None, description="the post's due time plus the hold grace")
-
-
-class Burn(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    grant_id: str
-    amount: int
+    reserved: list[Burn] = Field(default_factory=list,
+                                 description="the grants it reserves, the one that expires first first")
 
 
 @event_type("herald.wallet.hold_consumed.v1")

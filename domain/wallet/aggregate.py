@@ -1,23 +1,25 @@
 """Wallet: a workspace's credit ledger of live grants, pending holds and its credit period.
 
 Invariants: ``available = Σ remaining grants − Σ pending holds`` never drops below zero, every
-hold ends exactly once (consumed or released), and credits of an expired grant are never
-available again: an expiry expires what pending holds do not need, and what they need stays
-reserved for them (``expired`` grants, used first when a hold is consumed) until they end; a
-released hold's share of an expired grant expires then (docs/credits.md).
+hold ends exactly once (consumed or released), and no credit is used after its grant expired.
 
-A grant whose ``expires_at`` passed counts as expired for new holds even before the credit
-clock records its expiry, so a late clock never lets a dead credit be used.
+A hold reserves its credits from particular grants when it is placed (the grant that expires
+first, first) and a consumption burns exactly those (``HoldConsumed.burned``). An expiry
+expires what is not reserved; the reserved credits stay for their holds (the grant is marked
+``expired``), and what a released hold gave back to an expired grant expires then. A grant
+whose ``expires_at`` passed reserves nothing for new holds even before the credit clock records
+its expiry, so a late clock never lets a dead credit be used (docs/credits.md).
 
 The state stays bounded however long the workspace lives: a hold leaves it when it ends and
-a grant when it is used up or expired, so deciding costs the same after ten posts or ten
-thousand. Grant ids stay unique for good through a ``GrantClaim`` per grant id, not through this state.
+a grant when it is used up or expired with nothing reserved, so deciding costs the same after
+ten posts or ten thousand. Grant ids stay unique for good through a ``GrantClaim`` per grant id,
+not through this state.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from schemas import events as ev
 
@@ -39,6 +41,11 @@ class Grant:
     source: str
     expires_at: datetime | None
     expired: bool = False  # its expiry is recorded: what remains is reserved by pending holds
+    reserved: int = 0  # by pending holds
+
+    @property
+    def unreserved(self) -> int:
+        return self.remaining - self.reserved
 
 
 @dataclass
@@ -47,6 +54,7 @@ class Hold:
     destination_id: str
     amount: int
     expires_at: datetime | None = None
+    reserved: dict[str, int] | None = None  # grant id → credits; None for holds placed before reservations
 
 
 @dataclass
@@ -90,16 +98,13 @@ class Wallet(HeraldAggregate):
     def available(self) -> int:
         return self.granted - self.held
 
-    def dead(self, now: datetime) -> int:
-        """Credits of grants past their expiry (recorded or not yet)."""
-        return sum(g.remaining for g in self.grants.values() if _is_dead(g, now))
-
     def available_at(self, now: datetime) -> int:
-        """What a new hold may take: dead credits only ever back holds already pending."""
-        return self.granted - max(self.held, self.dead(now))
+        """What new holds may take: unreserved credits of grants not past their expiry (less what
+        holds from before reservations still need)."""
+        return sum(g.unreserved for g in self.grants.values() if not _is_dead(g, now)) - self._unallocated_held()
 
-    def reserved_by_expired(self) -> int:
-        return sum(g.remaining for g in self.grants.values() if g.expired)
+    def _unallocated_held(self) -> int:
+        return sum(h.amount for h in self.holds.values() if h.reserved is None)
 
     # Grants and holds ----------------------------------------------------------------------
 
@@ -111,22 +116,32 @@ class Wallet(HeraldAggregate):
         available = self.available_at(ctx.now)
         if available < amount:
             raise Rejected(Reason.insufficient_credits, f"{amount} credit(s) needed, {available} available")
+        reserved, due = [], amount
+        for grant_id, grant in sorted(self.grants.items(), key=_burn_order):
+            if due == 0:
+                break
+            take = min(grant.unreserved, due) if not _is_dead(grant, ctx.now) else 0
+            if take > 0:
+                reserved.append(ev.Burn(grant_id=grant_id, amount=take))
+                due -= take
+        assert due == 0, "available credits are unreserved credits of live grants"
         expires_at = due_at + HOLD_GRACE if due_at is not None else None
         self.record(ctx, ev.HoldPlaced(hold_id=hold_id, post_id=post_id, destination_id=destination_id,
-                                       amount=amount, expires_at=expires_at))
+                                       amount=amount, expires_at=expires_at, reserved=reserved))
         self.notice_if_low(ctx)
 
     def consume(self, ctx: Context, hold_id: str) -> None:
         hold = self._pending_hold(hold_id)
-        burned, due = [], hold.amount
-        for grant_id, grant in sorted(self.grants.items(), key=_burn_order):
-            if due == 0:
-                break
-            take = min(grant.remaining, due)
-            if take:
-                burned.append(ev.Burn(grant_id=grant_id, amount=take))
-                due -= take
-        assert due == 0, "a pending hold is always covered by the remaining grants"
+        if hold.reserved is not None:
+            burned = [ev.Burn(grant_id=g, amount=n) for g, n in hold.reserved.items()]
+        else:  # a hold from before reservations: the unreserved credits, the grant that expires first first
+            burned, due = [], hold.amount
+            for grant_id, grant in sorted(self.grants.items(), key=_burn_order):
+                take = min(grant.unreserved, due)
+                if take > 0:
+                    burned.append(ev.Burn(grant_id=grant_id, amount=take))
+                    due -= take
+            assert due == 0, "a pending hold is always covered by the remaining grants"
         self.record(ctx, ev.HoldConsumed(hold_id=hold_id, amount=hold.amount, burned=burned))
 
     def release(self, ctx: Context, hold_id: str, reason: str) -> None:
@@ -144,16 +159,11 @@ class Wallet(HeraldAggregate):
         return hold
 
     def _expire_unreserved(self, ctx: Context) -> None:
-        """Expired grants keep only what pending holds need; a hold that ended frees its share to expire."""
-        excess = self.reserved_by_expired() - self.held
-        for grant_id, grant in sorted(self.grants.items(), key=_burn_order):
-            if excess <= 0:
-                break
-            if grant.expired:
-                amount = min(grant.remaining, excess)
-                self.record(ctx, ev.GrantExpired(grant_id=grant_id, amount=amount, reserved=grant.remaining - amount,
+        """An expired grant keeps only what pending holds reserve: a hold that ended frees its share to expire."""
+        for grant_id, grant in list(self.grants.items()):
+            if grant.expired and grant.unreserved > 0:
+                self.record(ctx, ev.GrantExpired(grant_id=grant_id, amount=grant.unreserved, reserved=grant.reserved,
                                                  reason="hold_ended"))
-                excess -= amount
 
     # The credit clock ----------------------------------------------------------------------
 
@@ -165,9 +175,8 @@ class Wallet(HeraldAggregate):
             return 0
         if grant.expires_at is None or grant.expires_at > ctx.now:
             raise Rejected(Reason.not_due, f"grant {grant_id} expires at {grant.expires_at}, not yet")
-        amount = min(grant.remaining, max(0, self.dead(ctx.now) - self.held))
-        self.record(ctx, ev.GrantExpired(grant_id=grant_id, amount=amount, reserved=grant.remaining - amount,
-                                         reason=reason))
+        amount = grant.unreserved
+        self.record(ctx, ev.GrantExpired(grant_id=grant_id, amount=amount, reserved=grant.reserved, reason=reason))
         self.notice_if_low(ctx)
         return amount
 
@@ -222,26 +231,21 @@ class Wallet(HeraldAggregate):
             raise Rejected(Reason.not_due, f"the period renews at {renews_at.isoformat()}, not yet")
         monthly = sorted(((i, g) for i, g in self.grants.items() if g.source in MONTHLY_SOURCES and not g.expired),
                          key=_burn_order)
-        unreserved = min(sum(g.remaining for _, g in monthly), max(0, self.dead(ctx.now) - self.held))
-        carry = min(unreserved, period.carryover_cap)
-        to_expire = unreserved - carry
+        carry = min(sum(g.unreserved for _, g in monthly), period.carryover_cap)
         next_renews_at = next_renewal(renews_at, period.timezone, period.renewal_day)
         if carry:
             drawn, left = [], carry
             for grant_id, grant in monthly:
-                take = min(grant.remaining, left)
-                if take:
+                take = min(grant.unreserved, left)
+                if take > 0:
                     drawn.append(ev.Burn(grant_id=grant_id, amount=take))
                     left -= take
             self.record(ctx, ev.CreditsCarriedOver(grant_id=derived_id("carryover", ctx.workspace_id, renews_at.isoformat()),
                                                    amount=carry, expires_at=next_renews_at, drawn=drawn))
         for grant_id, grant in monthly:
-            if grant_id not in self.grants:
-                continue  # carried over whole
-            amount = min(grant.remaining, to_expire)
-            to_expire -= amount
-            self.record(ctx, ev.GrantExpired(grant_id=grant_id, amount=amount, reserved=grant.remaining - amount,
-                                             reason="period_reset"))
+            if grant_id in self.grants:  # not carried over whole
+                self.record(ctx, ev.GrantExpired(grant_id=grant_id, amount=grant.unreserved, reserved=grant.reserved,
+                                                 reason="period_reset"))
         self.record(ctx, ev.CreditPeriodStarted(
             period_start=renews_at, renews_at=next_renews_at, timezone=period.timezone,
             renewal_day=period.renewal_day, tier=period.tier, monthly_credits=period.monthly_credits,
@@ -265,13 +269,18 @@ class Wallet(HeraldAggregate):
             case ev.CreditsGranted():
                 self.grants[event.grant_id] = Grant(event.amount, event.amount, event.source, event.expires_at)
             case ev.HoldPlaced():
-                self.holds[event.hold_id] = Hold(event.post_id, event.destination_id, event.amount, event.expires_at)
+                reserved = {b.grant_id: b.amount for b in event.reserved} if event.reserved else None
+                self.holds[event.hold_id] = Hold(event.post_id, event.destination_id, event.amount, event.expires_at,
+                                                 reserved)
+                for burn in event.reserved:
+                    self.grants[burn.grant_id].reserved += burn.amount
             case ev.HoldConsumed():
-                del self.holds[event.hold_id]
+                hold = self.holds.pop(event.hold_id)
+                self._unreserve(hold)
                 for burn in event.burned:
                     self._take(burn.grant_id, burn.amount)
             case ev.HoldReleased():
-                del self.holds[event.hold_id]
+                self._unreserve(self.holds.pop(event.hold_id))
             case ev.GrantExpired():
                 grant = self.grants[event.grant_id]
                 grant.expired = True
@@ -293,6 +302,10 @@ class Wallet(HeraldAggregate):
                 if self.period is not None:
                     self.period.low_notified = True
 
+    def _unreserve(self, hold: Hold) -> None:
+        for grant_id, amount in (hold.reserved or {}).items():
+            self.grants[grant_id].reserved -= amount
+
     def _take(self, grant_id: str, amount: int) -> None:
         grant = self.grants[grant_id]
         grant.remaining -= amount
@@ -304,7 +317,7 @@ def _is_dead(grant: Grant, now: datetime) -> bool:
     return grant.expired or (grant.expires_at is not None and grant.expires_at <= now)
 
 
-def _burn_order(item: tuple[str, Grant]) -> tuple[bool, bool, datetime | None]:
-    """Expired grants' reserved credits first, then the grant that expires first (no expiry last)."""
+def _burn_order(item: tuple[str, Grant]) -> tuple[bool, datetime]:
+    """The grant that expires first, first; grants that never expire last; ties in grant order."""
     grant = item[1]
-    return (not grant.expired, grant.expires_at is None, grant.expires_at)
+    return (grant.expires_at is None, grant.expires_at or datetime.min.replace(tzinfo=UTC))

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def expire_grant(app: HeraldApplication, ctx: Context, p: cmd.ExpireGrant) -> Outcome:
     wallet = app.wallet(ctx)
     expired = wallet.expire_grant(ctx, p.grant_id)
-    return [wallet], {"grant_id": p.grant_id, "expired": expired, "available": wallet.available}
+    return [wallet], {"grant_id": p.grant_id, "expired": expired, "available": wallet.available_at(ctx.now)}
 
 
 @handles(cmd.WarnExpiringCredits)
@@ -37,7 +37,7 @@ def warn_expiring_credits(app: HeraldApplication, ctx: Context, p: cmd.WarnExpir
 def expire_hold(app: HeraldApplication, ctx: Context, p: cmd.ExpireHold) -> Outcome:
     wallet = app.wallet(ctx)
     released = wallet.expire_hold(ctx, p.hold_id)
-    return [wallet], {"hold_id": p.hold_id, "released": released, "available": wallet.available}
+    return [wallet], {"hold_id": p.hold_id, "released": released, "available": wallet.available_at(ctx.now)}
 
 
 @handles(cmd.RenewCreditPeriod)
@@ -56,4 +56,4 @@ def renew_credit_period(app: HeraldApplication, ctx: Context, p: cmd.RenewCredit
     assert period is not None
     return [workspace, wallet], {"period_start": period.period_start.isoformat(),
                                  "renews_at": period.renews_at.isoformat(), "tier": workspace.tier,
-                                 "available": wallet.available}
+                                 "available": wallet.available_at(ctx.now)}
