@@ -36,6 +36,9 @@ TAGS = [
     {"name": "commands", "description": "Any command, queued to the commands topic"},
     {"name": "health", "description": "Liveness and readiness"},
     {"name": "admin", "description": "Operating Herald (admin key only): dead letters"},
+    {"name": "tiers", "description": "Tiers as data, a workspace's tier and limit overrides (admin)"},
+    {"name": "notifications", "description": "The workspace's notifications inbox"},
+    {"name": "usage", "description": "Usage per day and per credit period; the limit check"},
 ]
 
 

@@ -4,8 +4,9 @@ from fastapi import APIRouter
 
 from gateway.deps import GatewayDeps, Shared
 from gateway.routes import admin, commands, credits, health, posts, workspaces
+from gateway.routes import notifications, tiers, usage
 
-RESOURCES = (workspaces, credits, posts, commands, admin, health)
+RESOURCES = (workspaces, credits, posts, commands, admin, health, tiers, notifications, usage)
 
 
 def build(deps: GatewayDeps) -> APIRouter:

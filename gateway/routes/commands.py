@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends
 from pydantic import ValidationError
 
 from gateway import auth
+from gateway.credit_permissions import may_grant
 from gateway.deps import Shared
 from gateway.problems import ProblemError, field_errors, openapi_responses
 from schemas import api
@@ -16,8 +17,10 @@ from schemas import commands as cmd
 # workspaces, and the processors' attempt/outcome/hold commands, which move money and fence
 # publishing) need the admin key.
 SERVICE_COMMAND_TYPES = frozenset(
-    {"connect_social_account.v1", "grant_credits.v1", "schedule_post.v1", "cancel_post.v1"}
+    {"connect_social_account.v1", "schedule_post.v1", "cancel_post.v1", "mark_notices_read.v1"}
 )
+# Granting credits needs the admin key or the credits:grant scope (gateway/credit_permissions.py).
+GRANT_COMMAND_TYPES = frozenset({"grant_credits.v1"})
 
 
 def router(shared: Shared) -> APIRouter:
@@ -39,7 +42,9 @@ def router(shared: Shared) -> APIRouter:
         if envelope.type not in cmd.COMMAND_TYPES:
             raise ProblemError(422, "unknown_command_type", f"unknown command type {envelope.type!r}",
                                known_types=sorted(cmd.COMMAND_TYPES))
-        if not caller.is_admin and envelope.type not in SERVICE_COMMAND_TYPES:
+        allowed = caller.is_admin or envelope.type in SERVICE_COMMAND_TYPES or (
+            envelope.type in GRANT_COMMAND_TYPES and may_grant(caller))
+        if not allowed:
             raise ProblemError(403, "forbidden", f"a service key cannot send {envelope.type}")
         try:
             envelope.parsed_payload()

@@ -24,7 +24,7 @@ def test_a_202_command_survives_a_broker_restart_before_the_handler(heralds):
     herald = heralds.start(broker=broker)
     with TestClient(herald.gateway()) as http:
         api = Api(http)
-        ws, key = api.open_workspace(name="Kept")
+        ws, _ = api.open_workspace(name="Kept")
         envelope = {
             "command_id": "grant-7",
             "type": "grant_credits.v1",
@@ -33,7 +33,7 @@ def test_a_202_command_survives_a_broker_restart_before_the_handler(heralds):
             "issued_by": "billing",
             "payload": {"amount": 7},
         }
-        accepted = http.post("/v1/commands", json=envelope, headers=key)
+        accepted = http.post("/v1/commands", json=envelope, headers=api.admin)  # granting needs the admin key
         assert accepted.status_code == 202, accepted.text
     assert _inbox(herald) == [("grant-7", False, False)], "kept in PostgreSQL before the 202"
 

@@ -119,8 +119,11 @@ def test_open_connect_grant_schedule_inspect_cancel(gw):
     account = connected.json()["social_account_id"]
     assert connected.json()["platform"] == "sandbox" and connected.json()["handle"] == "acme"
 
+    # A workspace's own key cannot pay itself: only the admin (or a credits:grant key) grants.
+    assert_problem(gw.http.post(f"/v1/workspaces/{ws}/credits/grants", json={"amount": 5, "source": "purchase"},
+                                headers=key), 403, "forbidden")
     granted = gw.http.post(f"/v1/workspaces/{ws}/credits/grants", json={"amount": 5, "source": "purchase"},
-                           headers=key)
+                           headers=ADMIN)
     assert granted.status_code == 201 and granted.json()["available"] == 5
 
     scheduled = gw.api.schedule(ws, key, [account], media_urls=["https://example.com/a.png"])
@@ -179,9 +182,9 @@ def test_a_repeated_idempotency_key_returns_the_first_outcome(gw):
     assert gw.get(f"/v1/workspaces/{ws}/wallet", headers=key).json()["held"] == 1
 
     # A rejection is an outcome too: repeating it answers the same problem.
-    grant_headers = {**key, "Idempotency-Key": "grant-1"}
+    grant_headers = {**ADMIN, "Idempotency-Key": "grant-1"}
     gw.http.post(f"/v1/workspaces/{ws}/credits/grants", json={"amount": 1, "grant_id": "g"}, headers=grant_headers)
-    dup = {**key, "Idempotency-Key": "grant-2"}
+    dup = {**ADMIN, "Idempotency-Key": "grant-2"}
     rejected = [gw.http.post(f"/v1/workspaces/{ws}/credits/grants", json={"amount": 1, "grant_id": "g"}, headers=dup)
                 for _ in range(2)]
     assert assert_problem(rejected[0], 409, "grant_exists") == assert_problem(rejected[1], 409, "grant_exists")
@@ -317,18 +320,21 @@ def _envelope(workspace_id: str, type_: str, payload: dict, command_id: str = "c
 
 def test_commands_are_validated_then_submitted(gw, ready):
     ws, key, _ = ready
-    good = _envelope(ws, "grant_credits.v1", {"amount": 10, "source": "purchase"})
+    good = _envelope(ws, "cancel_post.v1", {"post_id": "p-10"})
     accepted = gw.http.post("/v1/commands", json=good, headers=key)
     assert accepted.status_code == 202, accepted.text
     assert accepted.json() == {"command_id": "cmd-1", "status": "accepted_for_processing"}
     [submitted] = gw.submitted
-    assert submitted.command_id == "cmd-1" and submitted.workspace_id == ws and submitted.payload["amount"] == 10
+    assert submitted.command_id == "cmd-1" and submitted.workspace_id == ws and submitted.payload["post_id"] == "p-10"
     assert submitted.issued_by.startswith("api-key:key_"), "a service key's commands are attributed to the key"
 
     unknown = gw.http.post("/v1/commands", json=_envelope(ws, "launch_rocket.v1", {}), headers=key)
     assert "grant_credits.v1" in assert_problem(unknown, 422, "unknown_command_type")["known_types"]
-    bad = gw.http.post("/v1/commands", json=_envelope(ws, "grant_credits.v1", {"amount": "lots"}), headers=key)
-    assert assert_problem(bad, 422, "invalid_payload")["errors"][0]["loc"] == ["body", "payload", "amount"]
+    bad = gw.http.post("/v1/commands", json=_envelope(ws, "cancel_post.v1", {"post_id": 5}), headers=key)
+    assert assert_problem(bad, 422, "invalid_payload")["errors"][0]["loc"] == ["body", "payload", "post_id"]
+    # A workspace's own key cannot grant itself credits, on this path either.
+    grant = _envelope(ws, "grant_credits.v1", {"amount": 10, "source": "purchase"}, "cmd-3")
+    assert_problem(gw.http.post("/v1/commands", json=grant, headers=key), 403, "forbidden")
     no_id = {k: v for k, v in good.items() if k != "command_id"}
     assert_problem(gw.http.post("/v1/commands", json=no_id, headers=key), 422, "validation_error")
     internal = _envelope(ws, "release_hold.v1", {"hold_id": "h"})
@@ -339,12 +345,13 @@ def test_commands_are_validated_then_submitted(gw, ready):
     by_admin = gw.http.post("/v1/commands", json=_envelope(ws, "release_hold.v1", {"hold_id": "h"}, "cmd-2"),
                             headers=ADMIN)
     assert by_admin.status_code == 202 and gw.submitted[-1].issued_by == "billing-service"
+    assert gw.http.post("/v1/commands", json=grant, headers=ADMIN).status_code == 202
 
 
 def test_a_command_the_broker_does_not_take_is_a_503(gw, ready):
     ws, key, _ = ready
     gw.fail_submit = True
-    failed = gw.http.post("/v1/commands", json=_envelope(ws, "grant_credits.v1", {"amount": 1}), headers=key)
+    failed = gw.http.post("/v1/commands", json=_envelope(ws, "cancel_post.v1", {"post_id": "p"}), headers=key)
     body = assert_problem(failed, 503, "submit_failed")
     assert "broker unreachable" not in body["detail"] and failed.headers["retry-after"] == "1"
 

@@ -1,5 +1,6 @@
 """The gateway's HTTP API as the tests drive it: a workspace opened with the admin key, accounts
-connected, credits granted and posts scheduled with the workspace's own key."""
+connected and posts scheduled with the workspace's own key, credits granted with the admin key
+(a workspace's own key cannot grant)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ class Api:
                            idempotency_key=idempotency_key)["social_account_id"]
 
     def grant(self, ws: str, key: dict, amount: int, *, idempotency_key: str | None = None, **body: Any) -> dict:
-        return self.create(f"/v1/workspaces/{ws}/credits/grants", {"amount": amount, **body}, key,
+        """Grants with the admin key (``key``, the workspace's, is kept for the callers' symmetry)."""
+        return self.create(f"/v1/workspaces/{ws}/credits/grants", {"amount": amount, **body}, self.admin,
                            idempotency_key=idempotency_key)
 
     def schedule(self, ws: str, key: dict, destinations: list[str], *, text: str = "Hello", in_s: float = 3600,
