@@ -1,0 +1,99 @@
+"""The credit clock end to end on real PostgreSQL and the broker: the read models write due
+items from the wallet's events, the clock ticker turns due items into commands, the handler
+decides them, and the items go once the outcome's events are applied. Then the clock's role is
+killed (SIGKILL) mid-run and restarted: every grant expired exactly once."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from schemas import commands as cmd
+from tests.support import (
+    decide, query_all, role_processes, running, stored_notifications, wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _open(herald, ws: str) -> None:
+    decide(herald.app, ws, "open", cmd.OpenWorkspace(name=ws, timezone="Europe/Berlin", start_with_monthly_credits=True))
+
+
+def _expired_events(herald) -> list[dict]:
+    events = [herald.app.mapper.to_domain_event(n) for n in stored_notifications(herald.app)]
+    return [{"workspace": e.workspace_id, **e.data} for e in events if e.type == "herald.wallet.grant_expired.v1"]
+
+
+def test_the_clock_expires_and_warns_from_its_due_items(herald):
+    ws = "ws-clock"
+    _open(herald, ws)
+    soon = datetime.now(UTC) + timedelta(seconds=3)
+    decide(herald.app, ws, "grant-soon", cmd.GrantCredits(grant_id="soon", amount=4, source="promotion", expires_at=soon))
+    decide(herald.app, ws, "grant-later", cmd.GrantCredits(grant_id="later", amount=2, source="purchase",
+                                                           expires_at=datetime.now(UTC) + timedelta(days=30)))
+    with running([*herald.loops("relay"), *herald.loops("handler"), *herald.loops("projections")]) as loops:
+        def items() -> list[tuple]:
+            return query_all(herald, "SELECT kind, ref FROM credit_clock WHERE workspace_id = %s ORDER BY 1, 2", (ws,))
+
+        written = wait_until(lambda: items() if len(items()) >= 5 else None, "the due items written", timeout=60)
+        assert [i for i in written if i[0] != "renew"] == [
+            ("expire_grant", "later"), ("expire_grant", "soon"), ("warn_expiring", "later"), ("warn_expiring", "soon")]
+        assert len([i for i in written if i[0] == "renew"]) == 1
+        with running(herald.loops("processors")):
+            # "soon" is warned at once (it expires within three days), then expires at its time.
+            wait_until(lambda: _expired_events(herald), "the grant expired", timeout=60)
+            [expired] = _expired_events(herald)
+            assert (expired["grant_id"], expired["amount"], expired["reason"]) == ("soon", 4, "expired")
+            wait_until(lambda: not query_all(herald, "SELECT 1 FROM credit_clock WHERE ref = 'soon'"),
+                       "the done items gone", timeout=60)
+            notices = wait_until(lambda: query_all(herald,
+                                                   "SELECT cause, notice_id FROM notifications WHERE workspace_id = %s",
+                                                   (ws,)), "the expiring-soon notice", timeout=60)
+            assert ("credits_expiring", "credits_expiring:soon") in notices
+            grants = wait_until(lambda: query_all(herald,
+                                                  "SELECT grant_id, remaining, expired FROM wallet_grants"
+                                                  " WHERE workspace_id = %s AND grant_id = 'soon' AND expired > 0", (ws,)),
+                                "the wallet read model shows the expiry", timeout=60)
+            assert grants == [("soon", 0, 4)]
+            assert ("warn_expiring", "later") in items(), "the later grant is warned three days before it expires"
+            loops.assert_running()
+
+
+def test_a_killed_clock_resumes_and_every_expiry_happens_once(herald, settings, tmp_path):
+    workspaces = [f"ws-crash-{n}" for n in range(12)]
+    start = datetime.now(UTC)
+    expected = {}
+    for n, ws in enumerate(workspaces):
+        _open(herald, ws)
+        for g in range(3):  # due over half a minute: some before the kill, some while dead, some after
+            grant_id = f"g{g}"
+            due = start + timedelta(seconds=8 + (n * 3 + g) * 0.8)
+            decide(herald.app, ws, f"grant-{g}", cmd.GrantCredits(grant_id=grant_id, amount=2 + g, source="promotion",
+                                                                  expires_at=due))
+            expected[(ws, grant_id)] = 2 + g
+    env = {"HERALD_CLOCK_BATCH_SIZE": "2", "HERALD_CLOCK_INTERVAL_S": "0.2", "HERALD_CLOCK_REDELIVER_AFTER_S": "2"}
+    with running([*herald.loops("relay"), *herald.loops("handler"), *herald.loops("projections")]):
+        wait_until(lambda: len(query_all(herald,
+                                         "SELECT 1 FROM credit_clock WHERE kind = 'expire_grant'")) == len(expected),
+                   "every expiry item written", timeout=60)
+        with role_processes(["processors"], settings, tmp_path, **env) as [clock]:
+            wait_until(lambda: len(_expired_events(herald)) >= 2, "the clock at work", timeout=60, interval=0.05)
+            clock.process.kill()  # SIGKILL: no clean shutdown
+            clock.process.wait(timeout=10)
+        done_at_kill = len(_expired_events(herald))
+        assert done_at_kill < len(expected), "killed mid-run"
+        time.sleep(3)  # more become due while no clock runs
+        (tmp_path / "restart").mkdir()
+        with role_processes(["processors"], settings, tmp_path / "restart", **env) as [restarted]:
+            wait_until(lambda: len(_expired_events(herald)) >= len(expected), "every expiry after the restart",
+                       timeout=90)
+            time.sleep(3)  # a redelivered command would show up by now
+            assert restarted.process.poll() is None, restarted.log_tail()
+    expired = _expired_events(herald)
+    counted: dict[tuple[str, str], list[int]] = {}
+    for event in expired:
+        counted.setdefault((event["workspace"], event["grant_id"]), []).append(event["amount"])
+    assert counted == {key: [amount] for key, amount in expected.items()}, "each grant expired exactly once, in full"
