@@ -1,7 +1,8 @@
 """python -m bench [SCENARIO ...]: measure, print one line per figure, then the JSON summary as the last line.
 
 Scenarios: throughput (roles against raw baselines), history (latency as a workspace ages),
-concurrency (many clients, one workspace). None named → all of them, in that order.
+concurrency (many clients, one workspace), clock (the credit clock expiring 100,000 grants due in
+the same minute). None named → all of them, in that order.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import concurrency, history, roles, throughput
+from bench import clock, concurrency, history, roles, throughput
 from bench.stack import running, say
 from herald.storage.embedded import EmbeddedBroker
 
 SERVER_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-SCENARIOS = ("throughput", "history", "concurrency")
+SCENARIOS = ("throughput", "history", "concurrency", "clock")
 
 
 def main() -> int:
@@ -52,6 +53,9 @@ def main() -> int:
     group.add_argument("--posts-per-client", type=int, default=concurrency.Options.posts_per_client)
     group.add_argument("--concurrency-budget-s", type=float, default=concurrency.Options.budget_s,
                        help="clients send no new request after this")
+    group = parser.add_argument_group("clock")
+    group.add_argument("--clock-grants", type=int, default=clock.Options.grants)
+    group.add_argument("--clock-workspaces", type=int, default=clock.Options.workspaces)
     args = parser.parse_args()
     unknown = sorted(set(args.scenarios) - set(SCENARIOS))
     if unknown:
@@ -97,6 +101,9 @@ def run(scenario: str, args: argparse.Namespace, tag: str, bootstrap: str, tmp: 
                                    budget_s=args.concurrency_budget_s)
         with running(SERVER_URL, bootstrap, tmp, "concurrency") as stack:
             return concurrency.run(stack, opts, say)
+    if scenario == "clock":
+        opts = clock.Options(grants=args.clock_grants, workspaces=args.clock_workspaces)
+        return clock.run(opts, tag, SERVER_URL, bootstrap, tmp, say)
     raise ValueError(scenario)
 
 
