@@ -37,7 +37,11 @@ CREATE TABLE IF NOT EXISTS credit_clock (
     sent_at      timestamptz,
     attempts     integer     NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS credit_clock_due ON credit_clock (due_at);
+-- The clock reads unsent due items by due time, and sent ones by when it sent them (to resend a
+-- stale one): sent items wait for their outcome, and must not be scanned again at every tick.
+DROP INDEX IF EXISTS credit_clock_due;
+CREATE INDEX IF NOT EXISTS credit_clock_unsent ON credit_clock (due_at) WHERE sent_at IS NULL;
+CREATE INDEX IF NOT EXISTS credit_clock_sent ON credit_clock (sent_at) WHERE sent_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS credit_clock_ref ON credit_clock (workspace_id, ref);
 -- Rows come and go all the time: vacuum after a fixed number of dead rows, not a share of the table.
 ALTER TABLE credit_clock SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000);

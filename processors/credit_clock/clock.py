@@ -21,11 +21,21 @@ from domain.base import derived_id
 from schemas import commands as cmd
 from schemas.commands import CommandEnvelope
 
+# Two reads, each on its own partial index: never sent and due, soonest first; then sent long
+# enough ago without an outcome (resent). Sent items waiting for their outcome are not scanned.
 _DUE = """
 SELECT item_id, workspace_id, kind, ref, attempts
   FROM credit_clock
- WHERE due_at <= %(now)s AND (sent_at IS NULL OR sent_at <= %(stale_before)s)
+ WHERE sent_at IS NULL AND due_at <= %(now)s
  ORDER BY due_at
+ LIMIT %(limit)s
+ FOR UPDATE SKIP LOCKED
+"""
+_STALE = """
+SELECT item_id, workspace_id, kind, ref, attempts
+  FROM credit_clock
+ WHERE sent_at IS NOT NULL AND sent_at <= %(stale_before)s AND due_at <= %(now)s
+ ORDER BY sent_at
  LIMIT %(limit)s
  FOR UPDATE SKIP LOCKED
 """
@@ -51,9 +61,10 @@ def command_id_for(item_id: str, attempt: int) -> str:
 def due_commands(conn: Connection, now: datetime, limit: int, redeliver_after_s: float,
                  issued_at: datetime | None = None) -> list[CommandEnvelope]:
     """Claim due items inside the caller's transaction and word their commands."""
-    rows = conn.execute(
-        _DUE, {"now": now, "stale_before": now - timedelta(seconds=redeliver_after_s), "limit": limit}
-    ).fetchall()
+    params = {"now": now, "stale_before": now - timedelta(seconds=redeliver_after_s), "limit": limit}
+    rows = conn.execute(_DUE, params).fetchall()
+    if len(rows) < limit:
+        rows += conn.execute(_STALE, {**params, "limit": limit - len(rows)}).fetchall()
     if not rows:
         return []
     conn.execute(
