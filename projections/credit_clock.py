@@ -95,4 +95,20 @@ def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
             add("renew", data.renews_at.isoformat(), data.renews_at)
 
 
+# Grants made before the clock existed: their items, from the wallet read model (what it has not
+# applied yet, the projection adds when it gets there). Run once at the first start (wiring.prepare).
+BACKFILL = """
+INSERT INTO credit_clock (item_id, workspace_id, kind, ref, due_at)
+SELECT k.kind || ':' || g.workspace_id || ':' || g.grant_id, g.workspace_id, k.kind, g.grant_id,
+       CASE WHEN k.kind = 'warn_expiring' THEN g.expires_at - interval '3 days' ELSE g.expires_at END
+  FROM wallet_grants g, (VALUES ('expire_grant'), ('warn_expiring')) AS k(kind)
+ WHERE g.expires_at IS NOT NULL AND g.remaining > 0 AND g.source NOT IN ('monthly', 'carryover')
+    ON CONFLICT (item_id) DO NOTHING
+"""
+
+
+def backfill(conn: Connection) -> int:
+    return conn.execute(BACKFILL).rowcount
+
+
 PROJECTION = Projection(name="credit_clock", ddl=DDL, tables=TABLES, handles=apply.handles, apply=apply)

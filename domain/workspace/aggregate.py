@@ -7,6 +7,7 @@ days, and the daily day and platforms of each waiting post (at most the queue si
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -95,7 +96,7 @@ class Workspace(HeraldAggregate):
     def check_horizon(self, now: datetime, publish_at: datetime) -> None:
         days = self.limit("scheduling_horizon_days")
         if publish_at > now + timedelta(days=days):
-            ahead = (publish_at - now).days
+            ahead = math.ceil((publish_at - now).total_seconds() / 86_400)
             raise self._breach(Reason.scheduling_horizon_exceeded, "scheduling_horizon_days", ahead, days,
                                "days ahead")
 

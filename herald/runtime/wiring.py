@@ -44,7 +44,7 @@ from processors.platforms.sandbox import SandboxAdapter
 from processors.publishing.publisher import Publisher
 from processors.settling.settler import settle
 from projections import catalogue as read_models
-from projections import positions
+from projections import credit_clock, positions
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,13 @@ class Herald:
             if event_store.run_upgrade_once(self.database_url, "grant-claims-v1",
                                             lambda: claim_earlier_grants(self.app)):
                 log.info("upgrade: claimed the grant ids recorded before grant claims")
+            if event_store.run_upgrade_once(self.database_url, "credit-clock-items-v1", self._backfill_credit_clock):
+                log.info("upgrade: the credit clock's items for grants made before it")
         return self.ensure_topics()
+
+    def _backfill_credit_clock(self) -> None:
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            credit_clock.backfill(conn)
 
     def ensure_topics(self) -> set[str]:
         s = self.settings

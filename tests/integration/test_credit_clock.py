@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from projections import credit_clock
 from schemas import commands as cmd
 from tests.support import (
     decide, query_all, role_processes, running, stored_notifications, wait_until,
@@ -97,3 +98,18 @@ def test_a_killed_clock_resumes_and_every_expiry_happens_once(herald, settings, 
     for event in expired:
         counted.setdefault((event["workspace"], event["grant_id"]), []).append(event["amount"])
     assert counted == {key: [amount] for key, amount in expected.items()}, "each grant expired exactly once, in full"
+
+
+def test_grants_from_before_the_clock_get_their_items_once(herald):
+    """The first start of this version writes items for live grants the wallet read model already has."""
+    assert query_all(herald, "SELECT 1 FROM herald_upgrades WHERE name = 'credit-clock-items-v1'") == [(1,)]
+    expires_at = datetime(2031, 1, 10, tzinfo=UTC)
+    with herald.pool.connection() as conn:
+        conn.execute(
+            "INSERT INTO wallet_grants (workspace_id, grant_id, amount, remaining, source, expires_at, granted_at,"
+            " position) VALUES ('old', 'g-live', 5, 2, 'purchase', %s, now(), 1), ('old', 'g-used', 5, 0, 'purchase',"
+            " %s, now(), 2), ('old', 'g-forever', 5, 5, 'purchase', NULL, now(), 3)", (expires_at, expires_at))
+        assert credit_clock.backfill(conn) == 2
+        assert credit_clock.backfill(conn) == 0, "once"
+    rows = query_all(herald, "SELECT kind, ref, due_at FROM credit_clock WHERE workspace_id = 'old' ORDER BY kind")
+    assert rows == [("expire_grant", "g-live", expires_at), ("warn_expiring", "g-live", expires_at - timedelta(days=3))]

@@ -73,7 +73,7 @@ def test_scheduling_horizon(h: Limits) -> None:
     h.ok(h.post_at("p6", h.now + timedelta(days=6)))
     h.ok(h.post_at("p7", h.now + timedelta(days=7)))
     limit = h.breach(h.post_at("p8", h.now + timedelta(days=7, seconds=1)), "scheduling_horizon_exceeded")
-    assert (limit["limit"], limit["tier"], limit["current"], limit["allowed"]) == ("scheduling_horizon_days", "free", 7, 7)
+    assert (limit["limit"], limit["tier"], limit["current"], limit["allowed"]) == ("scheduling_horizon_days", "free", 8, 7)
 
 
 def local(y: int, mo: int, d: int, hh: int, mm: int, fold: int = 0) -> datetime:
