@@ -65,6 +65,10 @@ class OpenWorkspace(Payload):
 
     start_with_monthly_credits: bool = Field(
         False, description="grant the tier's monthly credits at once; otherwise the first at the first renewal")
+    first_renewal_at: AwareDatetime | None = Field(
+        None, description="when the first credit period ends (e.g. the subscription's renewal date), within 31 "
+        "days; later periods renew on its local day of the month at local midnight. Default: local midnight of "
+        "the opening day of the month, a month after opening")
 
 
 

@@ -198,10 +198,10 @@ class Wallet(HeraldAggregate):
         return True
 
     def start_period(self, ctx: Context, period_start: datetime, timezone: str, renewal_day: int, tier: str,
-                     limits: dict[str, int]) -> None:
+                     limits: dict[str, int], renews_at: datetime | None = None) -> None:
         monthly = limits["monthly_credits"]
         self.record(ctx, ev.CreditPeriodStarted(
-            period_start=period_start, renews_at=next_renewal(period_start, timezone, renewal_day),
+            period_start=period_start, renews_at=renews_at or next_renewal(period_start, timezone, renewal_day),
             timezone=timezone, renewal_day=renewal_day, tier=tier, monthly_credits=monthly,
             carryover_cap=limits["carryover_cap"], low_credit_threshold=tiers.low_credit_threshold(monthly),
         ))

@@ -23,9 +23,24 @@ def _open(herald, ws: str) -> None:
     decide(herald.app, ws, "open", cmd.OpenWorkspace(name=ws, timezone="Europe/Berlin", start_with_monthly_credits=True))
 
 
-def _expired_events(herald) -> list[dict]:
+def _events_of(herald, type_name: str) -> list[dict]:
     events = [herald.app.mapper.to_domain_event(n) for n in stored_notifications(herald.app)]
-    return [{"workspace": e.workspace_id, **e.data} for e in events if e.type == "herald.wallet.grant_expired.v1"]
+    return [{"workspace": e.workspace_id, **e.data} for e in events if e.type == type_name]
+
+
+def _expired_events(herald) -> list[dict]:
+    return _events_of(herald, "herald.wallet.grant_expired.v1")
+
+
+def _renewals(herald) -> list[dict]:
+    """Periods started by a renewal (not by opening: those start at the opening)."""
+    seen: set[str] = set()
+    renewed = []
+    for event in _events_of(herald, "herald.wallet.credit_period_started.v1"):
+        if event["workspace"] in seen:
+            renewed.append(event)
+        seen.add(event["workspace"])
+    return renewed
 
 
 def test_the_clock_expires_and_warns_from_its_due_items(herald):
@@ -63,12 +78,15 @@ def test_the_clock_expires_and_warns_from_its_due_items(herald):
             loops.assert_running()
 
 
-def test_a_killed_clock_resumes_and_every_expiry_happens_once(herald, settings, tmp_path):
+def test_a_killed_clock_resumes_and_every_expiry_and_renewal_happens_once(herald, settings, tmp_path):
     workspaces = [f"ws-crash-{n}" for n in range(12)]
     start = datetime.now(UTC)
     expected = {}
+    renewals = {}
     for n, ws in enumerate(workspaces):
-        _open(herald, ws)
+        renewals[ws] = start + timedelta(seconds=9 + n * 2.4)  # the subscription renews during the run
+        decide(herald.app, ws, "open", cmd.OpenWorkspace(name=ws, timezone="Europe/Berlin",
+                                                         first_renewal_at=renewals[ws]))
         for g in range(3):  # due over half a minute: some before the kill, some while dead, some after
             grant_id = f"g{g}"
             due = start + timedelta(seconds=8 + (n * 3 + g) * 0.8)
@@ -91,6 +109,7 @@ def test_a_killed_clock_resumes_and_every_expiry_happens_once(herald, settings, 
         with role_processes(["processors"], settings, tmp_path / "restart", **env) as [restarted]:
             wait_until(lambda: len(_expired_events(herald)) >= len(expected), "every expiry after the restart",
                        timeout=90)
+            wait_until(lambda: len(_renewals(herald)) >= len(workspaces), "every renewal after the restart", timeout=90)
             time.sleep(3)  # a redelivered command would show up by now
             assert restarted.process.poll() is None, restarted.log_tail()
     expired = _expired_events(herald)
@@ -98,6 +117,13 @@ def test_a_killed_clock_resumes_and_every_expiry_happens_once(herald, settings, 
     for event in expired:
         counted.setdefault((event["workspace"], event["grant_id"]), []).append(event["amount"])
     assert counted == {key: [amount] for key, amount in expected.items()}, "each grant expired exactly once, in full"
+    renewed: dict[str, list[str]] = {}
+    for event in _renewals(herald):
+        renewed.setdefault(event["workspace"], []).append(event["period_start"])
+    assert {ws: [datetime.fromisoformat(p) for p in starts] for ws, starts in renewed.items()} == {
+        ws: [at] for ws, at in renewals.items()}, "each workspace renewed exactly once"
+    monthly = [e for e in _events_of(herald, "herald.wallet.credits_granted.v1") if e["source"] == "monthly"]
+    assert sorted(e["workspace"] for e in monthly) == sorted(workspaces), "one monthly grant each, at the renewal"
 
 
 def test_grants_from_before_the_clock_get_their_items_once(herald):

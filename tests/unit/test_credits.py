@@ -272,3 +272,16 @@ def test_limit_overrides_replace_the_tier_limits_for_one_workspace(c: Credits) -
     assert result["limits"]["queue_size"] == 9 and c.workspace().limit("queue_size") == 9
     c.ok(cmd.SetLimitOverrides(limit_overrides={}))
     assert c.workspace().limit("queue_size") == 5
+
+
+def test_the_first_renewal_can_follow_the_subscription(c: Credits) -> None:
+    c.now = datetime(2030, 1, 7, 15, 0, tzinfo=UTC)
+    first = datetime(2030, 1, 20, 9, 30, tzinfo=UTC)
+    c.ok(cmd.OpenWorkspace(name=WS, timezone="Asia/Tokyo", first_renewal_at=first))
+    assert c.wallet().period.renews_at == first
+    c.now = first
+    c.ok(cmd.RenewCreditPeriod(renews_at=first))
+    # Then on its local day (20 January in Tokyo) at local midnight: 20 February 00:00 JST.
+    assert c.wallet().period.renews_at == datetime(2030, 2, 19, 15, 0, tzinfo=UTC)
+    c.rejected(cmd.OpenWorkspace(name="x", first_renewal_at=c.now + timedelta(days=40)), "invalid_payload",
+               workspace="other")
