@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS credit_clock (
 DROP INDEX IF EXISTS credit_clock_due;
 CREATE INDEX IF NOT EXISTS credit_clock_unsent ON credit_clock (due_at) WHERE sent_at IS NULL;
 CREATE INDEX IF NOT EXISTS credit_clock_sent ON credit_clock (sent_at) WHERE sent_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS credit_clock_ref ON credit_clock (workspace_id, ref);
+DROP INDEX IF EXISTS credit_clock_ref;
 -- Rows come and go all the time: vacuum after a fixed number of dead rows, not a share of the table.
 ALTER TABLE credit_clock SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000);
 """
@@ -79,10 +79,10 @@ def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
             drop("expire_hold", ref=data.hold_id)
             # A grant used up has nothing left to expire or warn about (wallet_grants is applied first).
             conn.execute(
-                "DELETE FROM credit_clock c USING wallet_grants g WHERE c.workspace_id = %s AND g.workspace_id = %s"
-                " AND c.ref = g.grant_id AND g.grant_id = ANY(%s) AND g.remaining <= 0"
-                " AND c.kind IN ('expire_grant', 'warn_expiring')",
-                (ws, ws, [b.grant_id for b in data.burned]),
+                "DELETE FROM credit_clock WHERE item_id IN (SELECT k.kind || ':' || g.workspace_id || ':' || g.grant_id"
+                " FROM wallet_grants g, (VALUES ('expire_grant'), ('warn_expiring')) AS k(kind)"
+                " WHERE g.workspace_id = %s AND g.grant_id = ANY(%s) AND g.remaining <= 0 AND g.expires_at IS NOT NULL)",
+                (ws, [b.grant_id for b in data.burned]),
             )
         case ev.HoldReleased():
             drop("expire_hold", ref=data.hold_id)

@@ -57,8 +57,19 @@ SELECT %(ws)s, COALESCE(%(day)s::date, (%(at)s::timestamptz AT TIME ZONE COALESC
    SET amount = u.amount + EXCLUDED.amount, last_position = EXCLUDED.last_position
  WHERE u.last_position < EXCLUDED.last_position
 """
-# The platform of a destination, from the queue read model (applied before this one).
-_PLATFORM = "SELECT platform FROM queue_destinations WHERE post_id = %s AND destination_id = %s"
+# A destination's outcome, counted under its platform from the queue read model (applied before
+# this one), in the same statement.
+_COUNT_DESTINATION = """
+INSERT INTO usage_daily AS u (workspace_id, day, metric, key, amount, last_position)
+SELECT %(ws)s, (%(at)s::timestamptz AT TIME ZONE COALESCE(w.timezone, 'UTC'))::date, %(metric)s,
+       COALESCE((SELECT platform FROM queue_destinations
+                  WHERE post_id = %(post_id)s AND destination_id = %(destination_id)s), ''),
+       1, %(pos)s
+  FROM (SELECT 1) AS one LEFT JOIN workspaces w ON w.workspace_id = %(ws)s
+    ON CONFLICT (workspace_id, day, metric, key) DO UPDATE
+   SET amount = u.amount + EXCLUDED.amount, last_position = EXCLUDED.last_position
+ WHERE u.last_position < EXCLUDED.last_position
+"""
 
 
 @applies(*_APPLIED)
@@ -70,20 +81,20 @@ def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
             conn.execute(_COUNT, {"ws": ws, "day": day, "at": event.time, "metric": metric, "key": key,
                                   "amount": amount, "pos": event.position})
 
-    def platform_of(post_id: str, destination_id: str) -> str:
-        row = conn.execute(_PLATFORM, (post_id, destination_id)).fetchone()
-        return row[0] if row else ""
+    def count_destination(metric: str, post_id: str, destination_id: str) -> None:
+        conn.execute(_COUNT_DESTINATION, {"ws": ws, "at": event.time, "metric": metric, "pos": event.position,
+                                          "post_id": post_id, "destination_id": destination_id})
 
     match data:
         case ev.PostQueued() if data.due_day is not None:
             for platform in sorted(set(data.platforms)):
                 count("posts_scheduled", data.platforms.count(platform), platform, data.due_day)
         case ev.DestinationPublished():
-            count("posts_published", 1, platform_of(data.post_id, data.destination_id))
+            count_destination("posts_published", data.post_id, data.destination_id)
         case ev.DestinationSkipped():
-            count("posts_skipped", 1, platform_of(data.post_id, data.destination_id))
+            count_destination("posts_skipped", data.post_id, data.destination_id)
         case ev.DestinationFailed():
-            count("posts_failed", 1, platform_of(data.post_id, data.destination_id))
+            count_destination("posts_failed", data.post_id, data.destination_id)
         case ev.GenerationCounted():
             count("generations", 1, day=data.day)
         case ev.CreditsGranted():
