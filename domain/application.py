@@ -49,7 +49,6 @@ from domain.workspace import handlers as _workspace_handlers  # noqa: F401 - reg
 from domain.workspace import tier_handlers as _tier_handlers  # noqa: F401 - registers them
 from domain.wallet import clock_handlers as _clock_handlers  # noqa: F401 - registers them
 from domain.wallet.aggregate import Period
-from domain.workspace.tier_catalogue import TierCatalogue
 
 A = TypeVar("A", bound=HeraldAggregate)
 

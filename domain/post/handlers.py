@@ -97,5 +97,6 @@ def _dequeue_if_settled(app: HeraldApplication, ctx: Context, post: Post) -> lis
     if not post.settled:
         return []
     workspace = app.workspace(ctx)
-    workspace.dequeue_post(ctx, post.post_id, [d.platform for d in post.destinations.values() if d.status == "cancelled"])
+    cancelled = [d.platform for d in post.destinations.values() if d.status == "cancelled"]  # their daily slots free up
+    workspace.dequeue_post(ctx, post.post_id, cancelled)
     return [workspace]
