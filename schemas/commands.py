@@ -204,6 +204,10 @@ class ExpireHold(Payload):
     hold_id: str
 
 
+class StartCreditPeriod(Payload):
+    """Upgrade: a workspace opened before credit periods gets its first, starting now (no-op if it has one)."""
+
+
 class MarkNoticesRead(Payload):
     notice_ids: list[str] = Field(min_length=1, max_length=500)
 
@@ -226,6 +230,7 @@ COMMAND_TYPES: dict[str, type[Payload]] = {
     "renew_credit_period.v1": RenewCreditPeriod,
     "expire_hold.v1": ExpireHold,
     "mark_notices_read.v1": MarkNoticesRead,
+    "start_credit_period.v1": StartCreditPeriod,
 }
 COMMAND_TYPE_OF: dict[type[Payload], str] = {model: name for name, model in COMMAND_TYPES.items()}
 

@@ -13,6 +13,7 @@ from schemas import commands as cmd
 
 from domain.base import Context
 from domain.registry import Outcome, handles
+from domain.wallet.period import local_day_of_month
 from domain.workspace.tier_catalogue import CATALOGUE_ID, TierCatalogue, shipped
 
 if TYPE_CHECKING:
@@ -57,3 +58,14 @@ def renew_credit_period(app: HeraldApplication, ctx: Context, p: cmd.RenewCredit
     return [workspace, wallet], {"period_start": period.period_start.isoformat(),
                                  "renews_at": period.renews_at.isoformat(), "tier": workspace.tier,
                                  "available": wallet.available_at(ctx.now)}
+
+
+@handles(cmd.StartCreditPeriod)
+def start_credit_period(app: HeraldApplication, ctx: Context, p: cmd.StartCreditPeriod) -> Outcome:
+    workspace, wallet = app.workspace(ctx), app.wallet(ctx)
+    if wallet.period is None:
+        wallet.start_period(ctx, ctx.now, workspace.timezone, local_day_of_month(ctx.now, workspace.timezone),
+                            workspace.tier, workspace.limits)
+    period = wallet.period
+    assert period is not None
+    return [wallet], {"period_start": period.period_start.isoformat(), "renews_at": period.renews_at.isoformat()}

@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool
 from domain.application import HeraldApplication
 from domain.post import PublishPolicy
 from domain.wallet.upgrade import claim_earlier_grants
+from domain.wallet.upgrade_periods import start_missing_periods
 from gateway.app import GatewayDeps, create_app
 from gateway import auth
 from herald.messaging import consumer as consumer_runtime
@@ -200,6 +201,9 @@ class Herald:
                 log.info("upgrade: claimed the grant ids recorded before grant claims")
             if event_store.run_upgrade_once(self.database_url, "credit-clock-items-v1", self._backfill_credit_clock):
                 log.info("upgrade: the credit clock's items for grants made before it")
+            if event_store.run_upgrade_once(self.database_url, "credit-periods-v1",
+                                            lambda: start_missing_periods(self.app)):
+                log.info("upgrade: a credit period for the workspaces opened before periods")
         return self.ensure_topics()
 
     def _backfill_credit_clock(self) -> None:

@@ -285,3 +285,23 @@ def test_the_first_renewal_can_follow_the_subscription(c: Credits) -> None:
     assert c.wallet().period.renews_at == datetime(2030, 2, 19, 15, 0, tzinfo=UTC)
     c.rejected(cmd.OpenWorkspace(name="x", first_renewal_at=c.now + timedelta(days=40)), "invalid_payload",
                workspace="other")
+
+
+def test_workspaces_opened_before_periods_get_one_once_at_the_upgrade(c: Credits) -> None:
+    from domain.base import Context
+    from domain.wallet import Wallet
+    from domain.wallet.upgrade_periods import start_missing_periods
+    from domain.workspace import Workspace
+
+    ctx = Context(command_id="old-open", correlation_id="old-open", workspace_id="old", issued_by="v1", now=c.now)
+    c.app.save(Workspace.open(ctx, "old", "pro", "UTC", {}), Wallet.open(ctx))  # as the previous version opened it
+    c.open_ws()  # a workspace of this version: it has its period already
+    own_period = c.wallet().period
+    assert c.wallet("old").period is None
+    assert start_missing_periods(c.app) == 2
+    period = c.wallet("old").period
+    assert period is not None and period.monthly_credits == 500 and period.renews_at > c.now
+    assert c.wallet().period == own_period, "a workspace with a period keeps it"
+    before = len(c.events())
+    start_missing_periods(c.app)
+    assert len(c.events()) == before, "a second run changes nothing"
