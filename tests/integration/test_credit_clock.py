@@ -128,7 +128,7 @@ def test_a_killed_clock_resumes_and_every_expiry_and_renewal_happens_once(herald
 
 def test_grants_from_before_the_clock_get_their_items_once(herald):
     """The first start of this version writes items for live grants the wallet read model already has."""
-    assert query_all(herald, "SELECT name FROM herald_upgrades WHERE name LIKE 'credit-%' ORDER BY name") == [
+    assert query_all(herald, "SELECT name FROM herald_upgrades WHERE name LIKE 'credit-%%' ORDER BY name") == [
         ("credit-clock-items-v1",), ("credit-periods-v1",)]
     expires_at = datetime(2031, 1, 10, tzinfo=UTC)
     with herald.pool.connection() as conn:
