@@ -3,7 +3,8 @@
 Scenarios: throughput (roles against raw baselines), history (latency as a workspace ages),
 concurrency (many clients, one workspace), lateness (publishing lateness at a fake platform, against BullMQ;
 sized by HERALD_BENCH_LATENESS_* variables, see bench/lateness.py), replay (1 M events rebuilt into every read
-model; smaller with BENCH_REPLAY_EVENTS). None named → all of them, in that order.
+model; smaller with BENCH_REPLAY_EVENTS), clock (the credit clock expiring 100,000 grants due in the same
+minute). None named → all of them, in that order.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import concurrency, history, lateness, replay, roles, throughput
+from bench import clock, concurrency, history, lateness, replay, roles, throughput
 from bench.stack import running, say
 from herald.storage.embedded import EmbeddedBroker
 
 SERVER_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-SCENARIOS = ("throughput", "history", "concurrency", "lateness", "replay")
+SCENARIOS = ("throughput", "history", "concurrency", "lateness", "replay", "clock")
 
 
 def main() -> int:
@@ -54,6 +55,9 @@ def main() -> int:
     group.add_argument("--posts-per-client", type=int, default=concurrency.Options.posts_per_client)
     group.add_argument("--concurrency-budget-s", type=float, default=concurrency.Options.budget_s,
                        help="clients send no new request after this")
+    group = parser.add_argument_group("clock")
+    group.add_argument("--clock-grants", type=int, default=clock.Options.grants)
+    group.add_argument("--clock-workspaces", type=int, default=clock.Options.workspaces)
     args = parser.parse_args()
     unknown = sorted(set(args.scenarios) - set(SCENARIOS))
     if unknown:
@@ -107,6 +111,9 @@ def run(scenario: str, args: argparse.Namespace, tag: str, bootstrap: str, tmp: 
         return {**figures, **lateness.against_peer(figures, opts, say)}
     if scenario == "replay":
         return replay.run(SERVER_URL, tag, say)
+    if scenario == "clock":
+        opts = clock.Options(grants=args.clock_grants, workspaces=args.clock_workspaces)
+        return clock.run(opts, tag, SERVER_URL, bootstrap, tmp, say)
     raise ValueError(scenario)
 
 

@@ -185,7 +185,7 @@ def open_workspace(stack: Stack, name: str, credits: int) -> Workspace:
         for i in range(ACCOUNTS):
             connected = _ok(http.post(ws.path("social-accounts"), json={"platform": "sandbox", "handle": f"{name}-{i}"}))
             ws.accounts.append(connected["social_account_id"])
-    with stack.client() as admin:  # a workspace's own key cannot grant it credits
+    with stack.client() as admin:  # only the admin grants credits
         while credits > 0:  # one grant is at most 1,000,000
             amount = min(credits, BIG)
             _ok(admin.post(ws.path("credits/grants"), json={"amount": amount, "source": "purchase"}))

@@ -41,12 +41,15 @@ from domain.command.subjects import subjects_of
 from domain.post import Post, PublishPolicy
 from domain.post.handlers import post_id_for
 from domain.registry import assert_complete, handler_for
-from domain.rejections import Reason, Rejected
+from domain.rejections import Reason, Rejected, TierLimitReached
 from domain.wallet import Grant, Hold, Wallet
 from domain.wallet.grant_claim import GrantClaim
 from domain.wallet.handlers import grant_id_for
 from domain.workspace import Workspace
 from domain.workspace import handlers as _workspace_handlers  # noqa: F401 - registers them
+from domain.workspace import tier_handlers as _tier_handlers  # noqa: F401 - registers them
+from domain.wallet import clock_handlers as _clock_handlers  # noqa: F401 - registers them
+from domain.wallet.aggregate import Period
 
 A = TypeVar("A", bound=HeraldAggregate)
 
@@ -64,6 +67,7 @@ class Decision:
     detail: str = ""
     result: dict[str, Any] = field(default_factory=dict)
     position: int | None = field(default=None, compare=False)  # where the decision landed in the event store
+    limit: dict[str, Any] | None = None  # a tier limit's breach: limit, tier, current, allowed
 
     @classmethod
     def of(cls, record: CommandRecord, position: int | None = None) -> Decision:
@@ -72,7 +76,7 @@ class Decision:
             return cls(outcome.command_id, outcome.command_type, True, result=dict(outcome.result), position=position)
         assert isinstance(outcome, ev.CommandRejected)
         return cls(outcome.command_id, outcome.command_type, False, outcome.reason_code, outcome.detail,
-                   position=position)
+                   position=position, limit=outcome.limit.model_dump() if outcome.limit else None)
 
 
 class _Batch:
@@ -233,6 +237,7 @@ class HeraldApplication(Application):
         # What snapshots of the Workspace and Wallet hold besides JSON types.
         transcoder.register(_DataclassAsDict(Grant))
         transcoder.register(_DataclassAsDict(Hold))
+        transcoder.register(_DataclassAsDict(Period))
         transcoder.register(_SetAsList())
 
     # Commands ------------------------------------------------------------------------
@@ -332,7 +337,7 @@ class HeraldApplication(Application):
         except Rejected as rejection:
             changed = []
             record = CommandRecord.rejected(ctx, command.type, rejection.reason, rejection.detail,
-                                            subjects_of(command, rejection.reason))
+                                            subjects_of(command, rejection.reason), _breach_of(rejection))
         return record, [record, *changed]
 
     def _decide(self, ctx: Context, command: cmd.CommandEnvelope,
@@ -384,6 +389,13 @@ class HeraldApplication(Application):
         if post is None:
             raise Rejected(Reason.unknown_post, f"no post {post_id} in this workspace")
         return post
+
+
+def _breach_of(rejection: Rejected) -> ev.LimitBreach | None:
+    if isinstance(rejection, TierLimitReached):
+        return ev.LimitBreach(limit=rejection.limit, tier=rejection.tier, current=rejection.current,
+                              allowed=rejection.allowed)
+    return None
 
 
 def _payload_or_none(command: cmd.CommandEnvelope) -> cmd.Payload | None:

@@ -27,6 +27,12 @@ class Reason(StrEnum):
     hold_not_pending = "hold_not_pending"
     grant_exists = "grant_exists"
     content_invalid = "content_invalid"
+    daily_post_limit_reached = "daily_post_limit_reached"
+    scheduling_horizon_exceeded = "scheduling_horizon_exceeded"
+    daily_generation_limit_reached = "daily_generation_limit_reached"
+    automation_rule_limit_reached = "automation_rule_limit_reached"
+    unknown_tier = "unknown_tier"
+    not_due = "not_due"
 
 
 class Rejected(Exception):
@@ -34,3 +40,11 @@ class Rejected(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class TierLimitReached(Rejected):
+    """A tier limit refused the command: which limit, on which tier, the count now, the allowed."""
+
+    def __init__(self, reason: Reason, limit: str, tier: str, current: int, allowed: int, what: str) -> None:
+        super().__init__(reason, f"{limit} on the {tier} tier: {current} {what}, {allowed} allowed")
+        self.limit, self.tier, self.current, self.allowed = limit, tier, current, allowed

@@ -42,6 +42,9 @@ TAGS = [
     {"name": "health", "description": "Liveness and readiness"},
     {"name": "admin", "description": "Operating Herald (admin key only): dead letters"},
     {"name": "audit", "description": "Histories, past states and rejected commands"},
+    {"name": "tiers", "description": "Tiers as data, a workspace's tier and limit overrides (admin)"},
+    {"name": "notifications", "description": "The workspace's notifications inbox"},
+    {"name": "usage", "description": "Usage per day and per credit period; the limit check"},
 ]
 
 

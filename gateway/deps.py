@@ -142,7 +142,7 @@ class Shared:
         if response is not None and decision.position is not None:
             response.headers[POSITION_HEADER] = str(decision.position)
         if not decision.accepted:
-            raise rejection(decision.reason_code or "rejected", decision.detail, command_id)
+            raise rejection(decision.reason_code or "rejected", decision.detail, command_id, decision.limit)
         return decision
 
     @contextlib.contextmanager

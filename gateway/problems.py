@@ -46,6 +46,12 @@ REASON_STATUS: dict[str, int] = {
     Reason.hold_not_pending: 409,
     Reason.attempt_fenced: 409,
     Reason.outcome_fenced: 409,
+    Reason.daily_post_limit_reached: 409,
+    Reason.scheduling_horizon_exceeded: 409,
+    Reason.daily_generation_limit_reached: 409,
+    Reason.automation_rule_limit_reached: 409,
+    Reason.unknown_tier: 422,
+    Reason.not_due: 409,
 }
 
 
@@ -59,8 +65,10 @@ class ProblemError(Exception):
         self.headers, self.extensions = headers, extensions
 
 
-def rejection(reason_code: str, detail: str, command_id: str) -> ProblemError:
-    return ProblemError(REASON_STATUS.get(reason_code, 422), reason_code, detail, command_id=command_id)
+def rejection(reason_code: str, detail: str, command_id: str, limit: dict[str, Any] | None = None) -> ProblemError:
+    """A rejected command's problem; a tier limit's adds ``limit`` (limit, tier, current, allowed)."""
+    extensions = {"limit": limit} if limit else {}
+    return ProblemError(REASON_STATUS.get(reason_code, 422), reason_code, detail, command_id=command_id, **extensions)
 
 
 def problem_response(status: int, reason_code: str, detail: str, headers: dict[str, str] | None = None,

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     dispatch_interval_s: float = Field(0.5, gt=0)
     dispatch_batch_size: int = Field(100, ge=1)
     dispatch_redeliver_after_s: float = Field(30.0, gt=0, description="reissue a start-attempt not answered by then")
+    clock_interval_s: float = Field(1.0, gt=0, description="how often the credit clock looks for due items")
+    clock_batch_size: int = Field(1000, ge=1)
+    clock_redeliver_after_s: float = Field(60.0, gt=0, description="resend a clock command whose item is still there")
     missed_window_s: float = Field(3600.0, gt=0, description="a destination due longer ago than this is marked missed")
 
     # Publishing.

@@ -9,6 +9,7 @@ from __future__ import annotations
 from psycopg import Connection
 
 from projections import accounts, analytics, audit, positions, posts, queue, wallet, workspaces
+from projections import credit_clock, notifications, tiers, usage
 from projections.base import Projection
 from schemas.events import CloudEvent
 
@@ -19,6 +20,10 @@ PROJECTIONS: tuple[Projection, ...] = (
     accounts.PROJECTION,
     workspaces.PROJECTION,
     audit.PROJECTION,
+    credit_clock.PROJECTION,  # after wallet: it reads wallet_grants
+    notifications.PROJECTION,  # after workspaces: the time zone
+    usage.PROJECTION,  # after queue and workspaces: the platform, the time zone
+    tiers.PROJECTION,
 )
 # The read models' own tables, the per-workspace positions the consumer records per batch, and
 # the analytics views over them (last: they read the others' tables).

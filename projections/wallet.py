@@ -35,6 +35,16 @@ CREATE TABLE IF NOT EXISTS wallet_grants (
     PRIMARY KEY (workspace_id, grant_id)
 );
 CREATE INDEX IF NOT EXISTS wallet_grants_live ON wallet_grants (workspace_id, position) WHERE remaining > 0;
+-- Credit expiry (docs/credits.md): what expired of the grant, and the last expiry event applied.
+-- (ADD COLUMN IF NOT EXISTS would take an exclusive lock at every start: only ALTER when missing.)
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+                    AND table_name = 'wallet_grants' AND column_name = 'expiry_position') THEN
+        ALTER TABLE wallet_grants ADD COLUMN IF NOT EXISTS expired integer NOT NULL DEFAULT 0;
+        ALTER TABLE wallet_grants ADD COLUMN IF NOT EXISTS expiry_position bigint NOT NULL DEFAULT 0;
+    END IF;
+END $$;
 CREATE TABLE IF NOT EXISTS wallet_holds (
     workspace_id   text        NOT NULL,
     hold_id        text        NOT NULL,
@@ -61,7 +71,17 @@ SELECT w.workspace_id, g.granted, h.held, g.granted - h.held AS available
 """
 TABLES = ("wallets", "wallet_grants", "wallet_holds")
 
-_APPLIED = (ev.WorkspaceOpened, ev.WalletOpened, ev.CreditsGranted, ev.HoldPlaced, ev.HoldConsumed, ev.HoldReleased)
+_APPLIED = (ev.WorkspaceOpened, ev.WalletOpened, ev.CreditsGranted, ev.HoldPlaced, ev.HoldConsumed, ev.HoldReleased,
+            ev.GrantExpired, ev.CreditsCarriedOver)
+
+# Expiries and carryovers move a grant's remaining once: an event at or below the grant's last
+# applied expiry position is a redelivery.
+_TAKE = """
+UPDATE wallet_grants g SET remaining = g.remaining - t.amount, expired = g.expired + t.expired,
+                           expiry_position = %(pos)s
+  FROM unnest(%(grant_ids)s::text[], %(amounts)s::integer[], %(expired)s::integer[]) AS t(grant_id, amount, expired)
+ WHERE g.workspace_id = %(ws)s AND g.grant_id = t.grant_id AND g.expiry_position < %(pos)s
+"""
 
 # Burns only when this event is what ends the hold, so a redelivered consumption burns nothing.
 _CONSUME = """
@@ -107,6 +127,17 @@ def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
                 " WHERE workspace_id = %s AND hold_id = %s AND status = 'pending'",
                 (at, data.reason, ws, data.hold_id),
             )
+        case ev.GrantExpired():
+            conn.execute(_TAKE, {"ws": ws, "pos": event.position, "grant_ids": [data.grant_id],
+                                 "amounts": [data.amount], "expired": [data.amount]})
+        case ev.CreditsCarriedOver():
+            conn.execute(_TAKE, {"ws": ws, "pos": event.position, "grant_ids": [b.grant_id for b in data.drawn],
+                                 "amounts": [b.amount for b in data.drawn], "expired": [0 for _ in data.drawn]})
+            conn.execute(
+                "INSERT INTO wallet_grants (workspace_id, grant_id, amount, remaining, source, expires_at, granted_at,"
+                " position) VALUES (%s, %s, %s, %s, 'carryover', %s, %s, %s) ON CONFLICT DO NOTHING",
+                (ws, data.grant_id, data.amount, data.amount, data.expires_at, at, event.position),
+            )
 
 
 PROJECTION = Projection(name="wallet", ddl=DDL, tables=TABLES, handles=apply.handles, apply=apply)
@@ -116,7 +147,7 @@ _READ = """
 SELECT w.workspace_id,
        (SELECT COALESCE(json_agg(json_build_object(
                    'grant_id', g.grant_id, 'amount', g.amount, 'remaining', g.remaining, 'source', g.source,
-                   'expires_at', g.expires_at) ORDER BY g.position), '[]'::json)
+                   'expires_at', g.expires_at, 'expired', g.expired) ORDER BY g.position), '[]'::json)
           FROM wallet_grants g WHERE g.workspace_id = w.workspace_id AND g.remaining > 0) AS grants,
        (SELECT COALESCE(json_agg(json_build_object(
                    'hold_id', h.hold_id, 'post_id', h.post_id, 'destination_id', h.destination_id,

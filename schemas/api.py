@@ -272,6 +272,7 @@ class GrantView(Response):
     remaining: int
     source: str
     expires_at: datetime | None
+    expired: int = Field(0, description="credits of this grant that expired")
 
 
 class HoldView(Response):

@@ -88,7 +88,10 @@ LimitName = Literal[
     "daily_posts_per_platform",
     "automation_rules",
     "monthly_credits",
+    "scheduling_horizon_days",
+    "carryover_cap",
 ]
+TierName = Field(min_length=1, max_length=50, pattern=r"^[a-z][a-z0-9_\-]*$")
 
 
 class Platform(StrEnum):
@@ -102,7 +105,8 @@ class Payload(BaseModel):
 
 class OpenWorkspace(Payload):
     name: str = Field(min_length=1, max_length=200)
-    tier: Tier = Tier.free
+    tier: str = Field("free", min_length=1, max_length=50, pattern=r"^[a-z][a-z0-9_\-]*$",
+                      description="a shipped tier (free, pro, business) or one an admin defined")
     timezone: str = "UTC"
     limit_overrides: dict[LimitName, Annotated[StrictInt, Field(ge=0, le=1_000_000_000)]] = Field(
         default_factory=dict, description="tier limit name → value, overriding the tier default"
@@ -116,6 +120,13 @@ class OpenWorkspace(Payload):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown IANA time zone {value!r}") from None
         return value
+
+    start_with_monthly_credits: bool = Field(
+        False, description="grant the tier's monthly credits at once; otherwise the first at the first renewal")
+    first_renewal_at: AwareDatetime | None = Field(
+        None, description="when the first credit period ends (e.g. the subscription's renewal date), within 31 "
+        "days; later periods renew on its local day of the month at local midnight. Default: local midnight of "
+        "the opening day of the month, a month after opening")
 
 
 
@@ -240,6 +251,67 @@ class ReleaseHold(Payload):
     reason: str = Field("released", max_length=200)
 
 
+# Tiers and credits (docs/credits.md) ---------------------------------------------------
+
+
+class DefineTier(Payload):
+    """Admin: a new version of a tier (its limits, monthly credits and carryover cap)."""
+
+    tier: str = TierName
+    limits: dict[LimitName, Annotated[int, Field(ge=0)]] = Field(description="every limit, by name")
+
+    @model_validator(mode="after")
+    def _every_limit(self) -> DefineTier:
+        missing = sorted(set(LimitName.__args__) - set(self.limits))  # type: ignore[attr-defined]
+        if missing:
+            raise ValueError(f"a tier names every limit; missing: {missing}")
+        return self
+
+
+class ChangeTier(Payload):
+    """Admin: move the workspace to another tier (an upgrade at once, a downgrade at the next renewal)."""
+
+    tier: str = TierName
+
+
+class SetLimitOverrides(Payload):
+    """Admin: the workspace's own limits, replacing its earlier overrides (empty: the tier's)."""
+
+    limit_overrides: dict[LimitName, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+
+
+class ExpireGrant(Payload):
+    """Credit clock: the grant reached its expires_at."""
+
+    grant_id: str
+
+
+class WarnExpiringCredits(Payload):
+    """Credit clock: the grant expires in three days."""
+
+    grant_id: str
+
+
+class RenewCreditPeriod(Payload):
+    """Credit clock: the workspace's period that renews at ``renews_at`` is over."""
+
+    renews_at: AwareDatetime
+
+
+class ExpireHold(Payload):
+    """Credit clock: the hold outlived its post's due time plus the grace."""
+
+    hold_id: str
+
+
+class StartCreditPeriod(Payload):
+    """Upgrade: a workspace opened before credit periods gets its first, starting now (no-op if it has one)."""
+
+
+class MarkNoticesRead(Payload):
+    notice_ids: list[str] = Field(min_length=1, max_length=500)
+
+
 COMMAND_TYPES: dict[str, type[Payload]] = {
     "open_workspace.v1": OpenWorkspace,
     "connect_social_account.v1": ConnectSocialAccount,
@@ -252,6 +324,15 @@ COMMAND_TYPES: dict[str, type[Payload]] = {
     "mark_account_needs_reconnect.v1": MarkAccountNeedsReconnect,
     "consume_hold.v1": ConsumeHold,
     "release_hold.v1": ReleaseHold,
+    "define_tier.v1": DefineTier,
+    "change_tier.v1": ChangeTier,
+    "set_limit_overrides.v1": SetLimitOverrides,
+    "expire_grant.v1": ExpireGrant,
+    "warn_expiring_credits.v1": WarnExpiringCredits,
+    "renew_credit_period.v1": RenewCreditPeriod,
+    "expire_hold.v1": ExpireHold,
+    "mark_notices_read.v1": MarkNoticesRead,
+    "start_credit_period.v1": StartCreditPeriod,
 }
 COMMAND_TYPE_OF: dict[type[Payload], str] = {model: name for name, model in COMMAND_TYPES.items()}
 

@@ -42,6 +42,8 @@ class WorkspaceOpened(EventData):
     timezone: str
     limit_overrides: dict[str, int]
     limits: dict[str, int] = Field(description="the effective limits: tier defaults with overrides applied")
+    tier_version: int = Field(0, description="0: the tier as shipped; n: the admin's n-th definition")
+    tier_limits: dict[str, int] | None = Field(None, description="the tier's own limits, before overrides")
 
 
 @event_type("herald.workspace.social_account_linked.v1")
@@ -53,11 +55,69 @@ class SocialAccountLinked(EventData):
 @event_type("herald.workspace.post_queued.v1")
 class PostQueued(EventData):
     post_id: str
+    due_day: str | None = Field(None, description="the local date (workspace time zone) the post is due")
+    platforms: list[str] = Field(default_factory=list, description="one entry per destination")
 
 
 @event_type("herald.workspace.post_left_queue.v1")
 class PostLeftQueue(EventData):
     post_id: str
+    freed_platforms: list[str] = Field(default_factory=list,
+                                       description="cancelled destinations: their daily slots are free again")
+
+
+class LimitBreach(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    limit: str
+    tier: str
+    current: int
+    allowed: int
+
+
+@event_type("herald.tier.defined.v1")
+class TierDefined(EventData):
+    tier: str
+    version: int
+    limits: dict[str, int]
+
+
+@event_type("herald.workspace.tier_changed.v1")
+class TierChanged(EventData):
+    from_tier: str
+    to_tier: str
+    version: int
+    limits: dict[str, int] = Field(description="the effective limits from now on (overrides applied)")
+    tier_limits: dict[str, int] = Field(description="the tier's own limits, before overrides")
+    reason: str = Field(description="upgrade | downgrade (at the renewal) | same_rank")
+
+
+@event_type("herald.workspace.tier_change_scheduled.v1")
+class TierChangeScheduled(EventData):
+    from_tier: str
+    to_tier: str
+    effective_at: datetime
+
+
+@event_type("herald.workspace.limits_overridden.v1")
+class LimitsOverridden(EventData):
+    limit_overrides: dict[str, int]
+    limits: dict[str, int]
+
+
+@event_type("herald.workspace.generation_counted.v1")
+class GenerationCounted(EventData):
+    day: str
+    count: int = Field(description="generations that local day, this one included")
+
+
+@event_type("herald.workspace.automation_rules_counted.v1")
+class AutomationRulesCounted(EventData):
+    count: int
+
+
+@event_type("herald.workspace.notices_read.v1")
+class NoticesRead(EventData):
+    notice_ids: list[str]
 
 
 # Social account ----------------------------------------------------------------------
@@ -119,6 +179,12 @@ class SocialAccountNeedsReconnect(EventData):
 # Wallet ------------------------------------------------------------------------------
 
 
+class Burn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    grant_id: str
+    amount: int
+
+
 @event_type("herald.wallet.opened.v1")
 class WalletOpened(EventData):
     wallet_id: str
@@ -145,12 +211,9 @@ class HoldPlaced(EventData):
     post_id: str
     destination_id: str
     amount: int
-
-
-class Burn(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    grant_id: str
-    amount: int
+    expires_at: datetime | None = Field(None, description="the post's due time plus the hold grace")
+    reserved: list[Burn] = Field(default_factory=list,
+                                 description="the grants it reserves, the one that expires first first")
 
 
 @event_type("herald.wallet.hold_consumed.v1")
@@ -165,6 +228,56 @@ class HoldReleased(EventData):
     hold_id: str
     amount: int
     reason: str
+
+
+@event_type("herald.wallet.grant_expired.v1")
+class GrantExpired(EventData):
+    grant_id: str
+    amount: int = Field(description="credits that expired")
+    reserved: int = Field(description="credits of the grant kept, reserved by pending holds")
+    reason: str = Field(description="expired | period_reset | hold_ended")
+
+
+@event_type("herald.wallet.credits_expiring_soon.v1")
+class CreditsExpiringSoon(EventData):
+    grant_id: str
+    amount: int
+    expires_at: datetime
+
+
+@event_type("herald.wallet.credit_period_started.v1")
+class CreditPeriodStarted(EventData):
+    period_start: datetime
+    renews_at: datetime
+    timezone: str
+    renewal_day: int = Field(description="day of the month the period renews on (clamped to the month's end)")
+    tier: str
+    monthly_credits: int
+    carryover_cap: int
+    low_credit_threshold: int = Field(description="20% of the monthly credits")
+
+
+@event_type("herald.wallet.allowance_changed.v1")
+class AllowanceChanged(EventData):
+    tier: str
+    monthly_credits: int
+    carryover_cap: int
+    low_credit_threshold: int
+
+
+@event_type("herald.wallet.credits_carried_over.v1")
+class CreditsCarriedOver(EventData):
+    grant_id: str
+    amount: int
+    expires_at: datetime
+    drawn: list[Burn] = Field(description="the ending period's monthly grants it was drawn from")
+
+
+@event_type("herald.wallet.credits_low.v1")
+class CreditsLow(EventData):
+    available: int
+    threshold: int
+    period_start: datetime | None
 
 
 # Post --------------------------------------------------------------------------------
@@ -301,6 +414,7 @@ class CommandRejected(EventData):
     issued_by: str | None = Field(None, description="who sent the command: `api-key:<key id>`, a processor's name")
     subjects: list[str] = Field(default_factory=list, description="what it is about: `post:<id>`, `wallet`, "
                                 "`social_account:<id>`")
+    limit: LimitBreach | None = Field(None, description="for a tier limit: which, on which tier, how far")
 
 
 # Upcasting ---------------------------------------------------------------------------

@@ -32,10 +32,10 @@ class CommandRecord(HeraldAggregate):
 
     @classmethod
     def rejected(cls, ctx: Context, command_type: str, reason_code: str, detail: str,
-                 subjects: list[str] | None = None) -> CommandRecord:
+                 subjects: list[str] | None = None, limit: ev.LimitBreach | None = None) -> CommandRecord:
         event = ev.CommandRejected(
             command_id=ctx.command_id, command_type=command_type, reason_code=reason_code, detail=detail,
-            issued_by=ctx.issued_by, subjects=subjects or [],
+            issued_by=ctx.issued_by, subjects=subjects or [], limit=limit,
         )
         return cls.start(ctx, cls.key(ctx.workspace_id, ctx.command_id), event)
 

@@ -14,6 +14,7 @@ from domain.post import platform_rules
 from domain.post.aggregate import Post, hold_id_for
 from domain.registry import Outcome, handles
 from domain.rejections import Reason, Rejected
+from domain.wallet.publish_guard import skipped_without_credits
 
 if TYPE_CHECKING:
     from domain.application import HeraldApplication
@@ -55,10 +56,10 @@ def schedule_post(app: HeraldApplication, ctx: Context, p: cmd.SchedulePost) -> 
             )
         )
     _check_content(destinations, [str(u) for u in p.media_urls])
-    workspace.enqueue_post(ctx, post_id)
+    workspace.enqueue_post(ctx, post_id, publish_at, [d.platform for d in destinations])
     wallet = app.wallet(ctx)
     for dest in destinations:
-        wallet.place_hold(ctx, dest.hold_id, post_id, dest.destination_id)
+        wallet.place_hold(ctx, dest.hold_id, post_id, dest.destination_id, due_at=publish_at)
     post = Post.schedule(ctx, post_id, p.text, [str(u) for u in p.media_urls], publish_at, destinations)
     return [workspace, wallet, post], {"post_id": post_id, "publish_at": publish_at.isoformat()}
 
@@ -95,8 +96,9 @@ def start_publish_attempt(app: HeraldApplication, ctx: Context, p: cmd.StartPubl
         handle=account.handle,
         instance_url=account.instance_url,
     )
-    skip = "account_needs_reconnect" if account.needs_reconnect else None
-    post.start_attempt(ctx, p.destination_id, p.attempt, connected, app.policy, skip_reason=skip)
+    if not skipped_without_credits(app, ctx, post, p.destination_id, p.attempt):
+        skip = "account_needs_reconnect" if account.needs_reconnect else None
+        post.start_attempt(ctx, p.destination_id, p.attempt, connected, app.policy, skip_reason=skip)
     result = {"post_id": p.post_id, "destination_id": p.destination_id, "status": dest.status}
     return [post, *_dequeue_if_settled(app, ctx, post)], result
 
@@ -121,5 +123,6 @@ def _dequeue_if_settled(app: HeraldApplication, ctx: Context, post: Post) -> lis
     if not post.settled:
         return []
     workspace = app.workspace(ctx)
-    workspace.dequeue_post(ctx, post.post_id)
+    cancelled = [d.platform for d in post.destinations.values() if d.status == "cancelled"]  # their daily slots free up
+    workspace.dequeue_post(ctx, post.post_id, cancelled)
     return [workspace]

@@ -29,18 +29,18 @@ def grant_credits(app: HeraldApplication, ctx: Context, p: cmd.GrantCredits) -> 
     if app.find(GrantClaim, GrantClaim.key(ctx.workspace_id, grant_id)) is not None:
         raise Rejected(Reason.grant_exists, f"grant {grant_id} was already made")
     wallet.grant(ctx, grant_id, p.amount, p.source, p.expires_at)
-    return [GrantClaim.claim(ctx, grant_id), wallet], {"grant_id": grant_id, "available": wallet.available}
+    return [GrantClaim.claim(ctx, grant_id), wallet], {"grant_id": grant_id, "available": wallet.available_at(ctx.now)}
 
 
 @handles(cmd.ConsumeHold)
 def consume_hold(app: HeraldApplication, ctx: Context, p: cmd.ConsumeHold) -> Outcome:
     wallet = app.wallet(ctx)
     wallet.consume(ctx, p.hold_id)
-    return [wallet], {"hold_id": p.hold_id, "available": wallet.available}
+    return [wallet], {"hold_id": p.hold_id, "available": wallet.available_at(ctx.now)}
 
 
 @handles(cmd.ReleaseHold)
 def release_hold(app: HeraldApplication, ctx: Context, p: cmd.ReleaseHold) -> Outcome:
     wallet = app.wallet(ctx)
     wallet.release(ctx, p.hold_id, p.reason)
-    return [wallet], {"hold_id": p.hold_id, "available": wallet.available}
+    return [wallet], {"hold_id": p.hold_id, "available": wallet.available_at(ctx.now)}

@@ -20,6 +20,7 @@ SCOPE_OF_TYPE = {
     "schedule_post.v1": auth.WORKSPACE_WRITE,
     "cancel_post.v1": auth.WORKSPACE_WRITE,
     "grant_credits.v1": auth.CREDITS_GRANT,
+    "mark_notices_read.v1": auth.WORKSPACE_WRITE,
 }
 
 

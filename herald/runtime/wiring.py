@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool
 from domain.application import HeraldApplication
 from domain.post import PublishPolicy
 from domain.wallet.upgrade import claim_earlier_grants
+from domain.wallet.upgrade_periods import start_missing_periods
 from gateway.app import GatewayDeps, create_app
 from gateway import auth, idempotency
 from gateway.rate_limits import RateLimits
@@ -32,6 +33,7 @@ from herald.messaging.consumer import BatchHook, EventConsumer, EventHandler, Fa
 from herald.messaging.dead_letters import DeadLetterStore
 from herald.crypto import TokenCipher, load_or_create_key
 from herald.runtime.dispatch_loop import dispatch_ticker
+from herald.runtime.clock_loop import clock_ticker
 from herald.storage.embedded import EmbeddedBroker, start_embedded_postgres
 from herald.runtime.health import RoleHealth
 from herald.messaging.relay import DDL as RELAY_DDL
@@ -52,7 +54,7 @@ from processors.publishing.engine import EngineSettings, PublishEngine
 from processors.publishing.publisher import journal_attempts
 from processors.settling.settler import settle
 from projections import catalogue as read_models
-from projections import positions
+from projections import credit_clock, positions
 
 log = logging.getLogger(__name__)
 
@@ -115,12 +117,19 @@ def _publish_engine(herald: "Herald") -> Callable[[threading.Event], None]:
                          adapters=herald.adapters(), credentials=herald.credentials, settings=settings).run
 
 
+def _credit_clock(herald: "Herald") -> Callable[[threading.Event], None]:
+    s = herald.settings
+    return clock_ticker(herald.pool, herald.producer, s.commands_topic, interval_s=s.clock_interval_s,
+                        limit=s.clock_batch_size, redeliver_after_s=s.clock_redeliver_after_s).run
+
+
 CATALOGUE: tuple[Consumer | Timed, ...] = (
     Consumer("publisher", "processors", lambda h: journal_attempts),
     Timed("publish-engine", "processors", _publish_engine),
     Consumer("settler", "processors", lambda h: settle),
     Timed("dispatcher", "processors", _dispatcher),
     Timed("token-refresher", "processors", _token_refresher),
+    Timed("credit-clock", "processors", _credit_clock),
     # Every read model in one consumer: each event is decoded once, and all read models of a
     # workspace are at the same position (read-your-writes waits on one number).
     Consumer("read-models", "projections", _read_models, on_batch=positions.record),
@@ -234,7 +243,16 @@ class Herald:
             if event_store.run_upgrade_once(self.database_url, "credentials-store-v1",
                                             lambda: copy_earlier_tokens(self.app, self.pool)):
                 log.info("upgrade: copied the sealed tokens of earlier connected accounts into the credentials store")
+            if event_store.run_upgrade_once(self.database_url, "credit-clock-items-v1", self._backfill_credit_clock):
+                log.info("upgrade: the credit clock's items for grants made before it")
+            if event_store.run_upgrade_once(self.database_url, "credit-periods-v1",
+                                            lambda: start_missing_periods(self.app)):
+                log.info("upgrade: a credit period for the workspaces opened before periods")
         return self.ensure_topics()
+
+    def _backfill_credit_clock(self) -> None:
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            credit_clock.backfill(conn)
 
     def ensure_topics(self) -> set[str]:
         s = self.settings

@@ -33,7 +33,7 @@ def test_a_202_command_survives_a_broker_restart_before_the_handler(heralds):
             "issued_by": "billing",
             "payload": {"amount": 7},
         }
-        accepted = http.post("/v1/commands", json=envelope, headers=api.admin)
+        accepted = http.post("/v1/commands", json=envelope, headers=api.admin)  # granting needs the admin key
         assert accepted.status_code == 202, accepted.text
     assert _inbox(herald) == [("grant-7", False, False)], "kept in PostgreSQL before the 202"
 

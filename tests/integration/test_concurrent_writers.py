@@ -136,7 +136,8 @@ def test_many_writers_on_one_workspace_queue_instead_of_conflicting(database_url
     try:
         command = _commands_of(WS)
         for c in [
-            command("open", cmd.OpenWorkspace(name="C", tier="business", limit_overrides={"queue_size": 1000})),
+            command("open", cmd.OpenWorkspace(name="C", tier="business", limit_overrides={
+                "queue_size": 1000, "daily_posts_per_platform": 1000})),  # only credits may refuse
             command("connect-a", cmd.ConnectSocialAccount(social_account_id="acc-a", platform="sandbox", handle="a")),
             command("connect-b", cmd.ConnectSocialAccount(social_account_id="acc-b", platform="sandbox", handle="b")),
             command("grant", cmd.GrantCredits(amount=150)),  # 100 posts × 2 destinations: some must be refused

@@ -125,6 +125,9 @@ def test_open_connect_grant_schedule_inspect_cancel(gw):
     account = connected.json()["social_account_id"]
     assert connected.json()["platform"] == "sandbox" and connected.json()["handle"] == "acme"
 
+    # A workspace's own key cannot pay itself: only the admin (or a credits:grant key) grants.
+    assert_problem(gw.http.post(f"/v1/workspaces/{ws}/credits/grants", json={"amount": 5, "source": "purchase"},
+                                headers=key), 403, "forbidden")
     granted = gw.http.post(f"/v1/workspaces/{ws}/credits/grants", json={"amount": 5, "source": "purchase"},
                            headers=ADMIN)
     assert granted.status_code == 201 and granted.json()["available"] == 5
@@ -337,6 +340,8 @@ def test_commands_are_validated_then_submitted(gw, ready):
     assert assert_problem(bad, 422, "invalid_payload")["errors"][0]["loc"] == ["body", "payload", "amount"]
     paying_itself = _envelope(ws, "grant_credits.v1", {"amount": 10})
     assert_problem(gw.http.post("/v1/commands", json=paying_itself, headers=key), 403, "forbidden")
+    bad = gw.http.post("/v1/commands", json=_envelope(ws, "cancel_post.v1", {"post_id": 5}), headers=key)
+    assert assert_problem(bad, 422, "invalid_payload")["errors"][0]["loc"] == ["body", "payload", "post_id"]
     no_id = {k: v for k, v in good.items() if k != "command_id"}
     assert_problem(gw.http.post("/v1/commands", json=no_id, headers=key), 422, "validation_error")
     internal = _envelope(ws, "release_hold.v1", {"hold_id": "h"})
@@ -347,6 +352,7 @@ def test_commands_are_validated_then_submitted(gw, ready):
     by_admin = gw.http.post("/v1/commands", json=_envelope(ws, "release_hold.v1", {"hold_id": "h"}, "cmd-2"),
                             headers=ADMIN)
     assert by_admin.status_code == 202 and gw.submitted[-1].issued_by == "billing-service"
+    assert gw.http.post("/v1/commands", json=grant, headers=ADMIN).status_code == 202
 
 
 def test_a_command_the_broker_does_not_take_is_a_503(gw, ready):

@@ -86,7 +86,8 @@ def conn(database_url: str) -> Iterator[psycopg.Connection]:
 def test_ddl_is_idempotent(database_url, conn):
     db.apply_ddl(database_url, *catalogue.DDL)
     db.apply_ddl(database_url, queue.DDL)
-    assert {p.name for p in catalogue.PROJECTIONS} == {"queue", "wallet", "posts", "accounts", "workspaces", "audit"}
+    assert {p.name for p in catalogue.PROJECTIONS} == {"queue", "wallet", "posts", "accounts", "workspaces", "audit",
+                                                       "credit_clock", "notifications", "usage", "tiers"}
     assert "read_model_positions" in catalogue.TABLES, "the positions table comes with the read models"
     for table in catalogue.TABLES:
         conn.execute(f"SELECT * FROM {table} LIMIT 0")
@@ -117,7 +118,8 @@ def test_wallet_read_model(conn):
     view = wallet.read_wallet(conn, s.ws)
     assert view == {
         "workspace_id": s.ws, "available": 1, "granted": 2, "held": 1,
-        "grants": [{"grant_id": "g-late", "amount": 3, "remaining": 2, "source": "invoice-1", "expires_at": None}],
+        "grants": [{"grant_id": "g-late", "amount": 3, "remaining": 2, "source": "invoice-1", "expires_at": None,
+                    "expired": 0}],
         "holds": [{"hold_id": "h4", "post_id": "p3", "destination_id": "a", "amount": 1, "status": "pending"}],
     }
     api.WalletView(**view)
@@ -167,7 +169,8 @@ def test_wallet_balances_follow_the_invariant_arithmetic(conn, ops):
         pending = [h_id for h_id, h in holds.items() if h["status"] == "pending"]
         if op == "grant":
             expires = None if y is None else T0 + timedelta(days=y)
-            grants[f"g{n}"] = {"grant_id": f"g{n}", "amount": x, "remaining": x, "source": "s", "expires_at": expires}
+            grants[f"g{n}"] = {"grant_id": f"g{n}", "amount": x, "remaining": x, "source": "s", "expires_at": expires,
+                               "expired": 0}
             apply(conn, [s(ev.CreditsGranted(grant_id=f"g{n}", amount=x, source="s", expires_at=expires))])
         elif op == "hold" and granted - held >= x:
             holds[f"h{n}"] = {"hold_id": f"h{n}", "post_id": f"p{n}", "destination_id": "d", "amount": x,
@@ -528,6 +531,15 @@ def _history() -> list[CloudEvent]:
     s(ev.HoldReleased(hold_id="hold-p2-a", amount=1, reason="cancelled"))
     s(ev.CommandRejected(command_id="c9", command_type="cancel_post.v1", reason_code="post_not_cancellable",
                          detail="post is cancelled", issued_by="api-key:k", subjects=["post:p2"]), "c9")
+    # Credits and tiers (docs/credits.md): due items, notices, usage, the period, tiers.
+    s(ev.CreditPeriodStarted(period_start=T0, renews_at=T0 + timedelta(days=31), timezone="Europe/Berlin",
+                             renewal_day=7, tier="pro", monthly_credits=500, carryover_cap=0, low_credit_threshold=100))
+    s(ev.CreditsGranted(grant_id="g-promo", amount=2, source="promotion", expires_at=T0 + timedelta(days=10)))
+    s(ev.CreditsGranted(grant_id="g-gone", amount=2, source="promotion", expires_at=T0 + timedelta(days=1)))
+    s(ev.GrantExpired(grant_id="g-gone", amount=2, reserved=0, reason="expired"))
+    s(ev.CreditsLow(available=4, threshold=100, period_start=T0))
+    s(ev.TierDefined(tier="starter", version=1, limits={"queue_size": 7}), "tiers")
+    s(ev.TierChangeScheduled(from_tier="pro", to_tier="free", effective_at=T0 + timedelta(days=31)))
     return s.events
 
 

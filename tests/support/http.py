@@ -1,5 +1,6 @@
 """The gateway's HTTP API as the tests drive it: a workspace opened with the admin key, accounts
-connected, credits granted and posts scheduled with the workspace's own key."""
+connected and posts scheduled with the workspace's own key, credits granted with the admin key
+(a workspace's own key cannot grant)."""
 
 from __future__ import annotations
 

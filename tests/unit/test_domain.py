@@ -262,7 +262,7 @@ def test_scheduling_is_rejected_when_the_queue_is_full(h: Herald) -> None:
 
 
 def test_the_free_tier_queue_holds_five_posts(h: Herald) -> None:
-    h.open(tier="free")
+    h.open(tier="free", daily_posts_per_platform=10)  # the queue limit alone
     h.connect("acc-a")
     h.grant(10)
     for n in range(5):
@@ -351,6 +351,7 @@ def test_a_repeated_command_id_returns_the_first_decision_and_has_one_effect(rea
             "herald.workspace.post_queued.v1",
             "herald.wallet.hold_placed.v1",
             "herald.wallet.hold_placed.v1",
+            "herald.wallet.credits_low.v1",  # 8 left of a pro tier's 500 a month: once this period
             "herald.post.scheduled.v1",
         ]
     )

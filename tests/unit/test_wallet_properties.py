@@ -42,12 +42,14 @@ class ModelGrant:
     seq: int
     remaining: int
     expires_at: datetime | None
+    reserved: int = 0
 
 
 @dataclass
 class Model:
     grants: dict[str, ModelGrant] = field(default_factory=dict)
     holds: dict[str, str] = field(default_factory=dict)  # hold id → pending | consumed | released
+    reservations: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # hold id → grants it reserved
     consumed_amount: int = 0
 
     @property
@@ -58,21 +60,30 @@ class Model:
     def available(self) -> int:
         return sum(g.remaining for g in self.grants.values()) - self.pending
 
-    def burn(self, amount: int) -> list[tuple[str, int]]:
-        """Earliest-expiring grant first; grants without expiry last; ties in grant order."""
+    def reserve(self, hold_id: str, amount: int) -> None:
+        """A hold reserves from the earliest-expiring grant first (no expiry last; ties in grant order)."""
         order = sorted(
             self.grants.items(),
             key=lambda item: (item[1].expires_at is None, item[1].expires_at or T0, item[1].seq),
         )
-        burned = []
+        reserved = []
         for grant_id, grant in order:
-            take = min(grant.remaining, amount)
-            if take:
-                grant.remaining -= take
+            take = min(grant.remaining - grant.reserved, amount)
+            if take > 0:
+                grant.reserved += take
                 amount -= take
-                burned.append((grant_id, take))
+                reserved.append((grant_id, take))
         assert amount == 0
-        return burned
+        self.reservations[hold_id] = reserved
+
+    def end(self, hold_id: str, consumed: bool) -> list[tuple[str, int]]:
+        """The hold's reservation ends; a consumption burns exactly what it reserved."""
+        reserved = self.reservations.pop(hold_id)
+        for grant_id, amount in reserved:
+            self.grants[grant_id].reserved -= amount
+            if consumed:
+                self.grants[grant_id].remaining -= amount
+        return reserved
 
 
 class WalletMachine(RuleBasedStateMachine):
@@ -134,6 +145,7 @@ class WalletMachine(RuleBasedStateMachine):
             assert decision.accepted, decision
             for destination in destinations:
                 self.model.holds[hold_id_for(post_id, destination)] = "pending"
+                self.model.reserve(hold_id_for(post_id, destination), 1)
         else:
             assert decision.reason_code == "insufficient_credits", decision
 
@@ -171,11 +183,12 @@ class WalletMachine(RuleBasedStateMachine):
         if consume:
             self.model.holds[hold_id] = "consumed"
             self.model.consumed_amount += 1
-            expected_burn = self.model.burn(1)
+            expected_burn = self.model.end(hold_id, consumed=True)
             last = [data for kind, data in self.events() if kind == "herald.wallet.hold_consumed.v1"][-1]
             assert [(b["grant_id"], b["amount"]) for b in last["burned"]] == expected_burn
         else:
             self.model.holds[hold_id] = "released"
+            self.model.end(hold_id, consumed=False)
 
     @precondition(lambda self: self.sent)
     @rule(data=st.data(), different_payload=st.booleans())
