@@ -70,8 +70,9 @@ ResourceId = Annotated[str, Path(min_length=1, max_length=200, pattern=cmd.ID_PA
 
 MinPosition = Annotated[
     int | None,
-    Query(ge=0, description="read your own write: wait (up to a few seconds) until the read models have applied "
-          "the workspace's events up to this position, the `position` a command answered with"),
+    Query(ge=0, le=2**63 - 1, description="read your own write: wait (up to a few seconds) until the read models "
+          "have applied the workspace's events up to this position, the `position` a command answered with; 422 "
+          "`unknown_position` when no decision of this workspace is at that position"),
 ]
 
 
@@ -143,11 +144,20 @@ class Shared:
             raise rejection(decision.reason_code or "rejected", decision.detail, command_id)
         return decision
 
+    def _decided_for(self, workspace_id: str, position: int) -> bool:
+        """Whether the event at ``position`` in the store is one of the workspace's."""
+        app = self.deps.app
+        found = app.recorder.select_notifications(start=position, limit=1, stop=position)
+        if not found or found[0].id != position:
+            return False
+        return getattr(app.mapper.to_domain_event(found[0]), "workspace_id", None) == workspace_id
+
     @contextlib.contextmanager
     def read(self, workspace_id: str, min_position: int | None, response: Response) -> Iterator[Connection]:
         """A connection to read the workspace's read models once they have applied ``min_position``;
         the position they are at goes back in the ``Herald-Position`` header."""
         deadline = time.monotonic() + self.deps.read_wait_s
+        waited_for = False
         with self.deps.pool.connection() as conn:
             tolerate_out_of_range(conn.adapters)  # one stored row out of Python's range must not fail the read
             while True:
@@ -155,6 +165,12 @@ class Shared:
                 conn.commit()  # each look sees the latest committed position
                 if min_position is None or at >= min_position:
                     break
+                if not waited_for and not self._decided_for(workspace_id, min_position):
+                    # Waiting could never end: no decision of this workspace is at that position.
+                    raise ProblemError(422, "unknown_position", f"position {min_position} is not a decision of "
+                                       f"workspace {workspace_id}; pass the `position` a command answered with",
+                                       position=at)
+                waited_for = True
                 if time.monotonic() >= deadline:
                     raise ProblemError(503, "read_model_behind", f"the read models are at position {at}, not yet "
                                        f"at {min_position}; retry shortly", {"Retry-After": "1"}, position=at)
