@@ -26,11 +26,15 @@ under `/v1/api-keys`.
 `detail` and a stable `reason_code`; rejected commands keep the domain's reason code:
 404 `unknown_workspace`, `unknown_post`; 422 `invalid_payload`, `publish_at_in_past`,
 `unknown_social_account` (a destination the workspace lacks: a fault of the body),
-`unknown_destination`; 402 `insufficient_credits`; 409 tier limits (`queue_full`,
-`account_limit_reached`) and conflicts (`*_exists`, `post_not_cancellable`, ...).
+`unknown_destination`, `publish_at_beyond_horizon`, `expires_at_in_past`; 402
+`insufficient_credits`; 409 tier limits (`queue_full`, `account_limit_reached`) and conflicts
+(`*_exists`, `post_not_cancellable`, ...). Numbers are strict (no `"5"` or `true` for 5) and
+timestamps are RFC 3339 strings with an offset. 413 `body_too_large` above the body limit;
+429 `rate_limited` (with `Retry-After` and `RateLimit-*`) over a key's or a workspace's rate.
 
 **Idempotency.** Every decision is recorded, so a synchronous command repeated with the same
-`Idempotency-Key` answers with its first outcome and changes nothing.
+`Idempotency-Key` answers with its first outcome and changes nothing. The same key with a
+different body answers 422 `idempotency_key_reused`.
 """
 
 TAGS = [
