@@ -140,7 +140,7 @@ class Herald:
 
     @cached_property
     def cipher(self) -> TokenCipher:
-        return load_or_create_key(self.settings.token_key, self.settings.data_dir)
+        return load_or_create_key(self.settings.token_key, self.settings.data_dir, self.settings.token_keys_retired)
 
     @cached_property
     def app(self) -> HeraldApplication:
