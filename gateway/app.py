@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import logging
+
+from fastapi import FastAPI, Request
 
 from gateway import problems, routes
 from gateway.body_limits import BodyLimits
 from gateway.deps import GatewayDeps
 
 __all__ = ["GatewayDeps", "create_app"]
+
+AUDIT = logging.getLogger("herald.audit")
 
 DESCRIPTION = """
 Schedule social-media posts, publish them on time, charge prepaid credits.
@@ -53,6 +57,16 @@ def create_app(deps: GatewayDeps) -> FastAPI:
     problems.install(app)
     app.include_router(routes.build(deps))
     app.add_middleware(BodyLimits, max_bytes=deps.max_body_bytes)
+
+    @app.middleware("http")
+    async def access_log(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette's middleware signature
+        # Every authenticated request, reads included, attributed to its key (decisions also
+        # carry it in their events' issued_by). Never the key itself.
+        response = await call_next(request)
+        key_id = getattr(request.state, "api_key_id", None)
+        if key_id is not None:
+            AUDIT.info("key=%s %s %s %s", key_id, request.method, request.url.path, response.status_code)
+        return response
     described = app.openapi
 
     def openapi() -> dict:

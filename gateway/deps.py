@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Callable, Iterator, Protocol
 
-from fastapi import Depends, Header, Path, Query, Response
+from fastapi import Depends, Header, Path, Query, Request, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
@@ -85,6 +85,7 @@ class Shared:
         def principal(
             bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
             api_key: Annotated[str | None, Depends(_api_key)],
+            request: Request,
             response: Response,
         ) -> auth.Principal:
             presented = bearer.credentials if bearer else api_key
@@ -92,6 +93,7 @@ class Shared:
             if found is None:
                 raise ProblemError(401, "unauthenticated", "a valid API key is required: Authorization: Bearer <key>",
                                    {"WWW-Authenticate": "Bearer"})
+            request.state.api_key_id = found.key_id  # the access log names the key (gateway.app)
             if deps.rate_limits is not None:
                 verdict = deps.rate_limits.per_key.take(found.key_id)
                 _refuse_over_rate(verdict, "this key")
