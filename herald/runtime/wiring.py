@@ -195,6 +195,8 @@ class Herald:
             if event_store.run_upgrade_once(self.database_url, "grant-claims-v1",
                                             lambda: claim_earlier_grants(self.app)):
                 log.info("upgrade: claimed the grant ids recorded before grant claims")
+            event_store.run_upgrade_once(self.database_url, "inbox-secrets-scrubbed-v1",
+                                         lambda: inbox.scrub_secrets(self.database_url))
         return self.ensure_topics()
 
     def ensure_topics(self) -> set[str]:
