@@ -25,3 +25,7 @@ clean:
 bench: $(BIN)/herald  ## throughput, history and concurrency scenarios (python -m bench SCENARIO runs one; JSON last line)
 	$(BIN)/python -m bench
 .PHONY: bench
+
+chaos: $(BIN)/herald  ## kill -9 roles under 2,000 posts × 5 destinations (CHAOS_POSTS=… CHAOS_KILLS=… to size it); JSON last line
+	$(BIN)/python -m bench.chaos
+.PHONY: chaos

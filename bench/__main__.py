@@ -1,7 +1,8 @@
 """python -m bench [SCENARIO ...]: measure, print one line per figure, then the JSON summary as the last line.
 
 Scenarios: throughput (roles against raw baselines), history (latency as a workspace ages),
-concurrency (many clients, one workspace). None named → all of them, in that order.
+concurrency (many clients, one workspace), lateness (publishing lateness at a fake platform, against BullMQ;
+sized by HERALD_BENCH_LATENESS_* variables, see bench/lateness.py). None named → all of them, in that order.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import concurrency, history, roles, throughput
+from bench import concurrency, history, lateness, roles, throughput
 from bench.stack import running, say
 from herald.storage.embedded import EmbeddedBroker
 
 SERVER_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-SCENARIOS = ("throughput", "history", "concurrency")
+SCENARIOS = ("throughput", "history", "concurrency", "lateness")
 
 
 def main() -> int:
@@ -97,6 +98,12 @@ def run(scenario: str, args: argparse.Namespace, tag: str, bootstrap: str, tmp: 
                                    budget_s=args.concurrency_budget_s)
         with running(SERVER_URL, bootstrap, tmp, "concurrency") as stack:
             return concurrency.run(stack, opts, say)
+    if scenario == "lateness":
+        opts = lateness.Options.from_env()
+        with running(SERVER_URL, bootstrap, tmp, "lateness",
+                     role_processes=os.environ.get("HERALD_BENCH_LATENESS_TOPOLOGY", "processes") == "processes") as stack:
+            figures = lateness.run(stack, opts, say, tmp)
+        return {**figures, **lateness.against_peer(figures, opts, say)}
     raise ValueError(scenario)
 
 

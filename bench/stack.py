@@ -72,8 +72,10 @@ def bench_settings(database_url: str, bootstrap: str, prefix: str, data_dir: Pat
 
 
 @contextlib.contextmanager
-def running(server_url: str, bootstrap: str, tmp: Path, name: str) -> Iterator[Stack]:
-    """Herald with every role on a database of its own, gateway on a free port."""
+def running(server_url: str, bootstrap: str, tmp: Path, name: str, *, role_processes: bool = False) -> Iterator[Stack]:
+    """Herald with every role on a database of its own, gateway on a free port. The roles run as
+    loops in this process (as `herald run` does), or with ``role_processes`` each as a process of
+    its own (as a deployment runs them: `herald handler`, `herald relay`, ...)."""
     tag = secrets.token_hex(4)
     db_name = f"herald_bench_{name}_{tag}"
     db.create_database(server_url, db_name)
@@ -84,9 +86,16 @@ def running(server_url: str, bootstrap: str, tmp: Path, name: str) -> Iterator[S
     stop = threading.Event()
     threads: list[threading.Thread] = []
     gateway: subprocess.Popen | None = None
+    roles: list[subprocess.Popen] = []
     try:
         herald.resume_relays(herald.prepare())
-        threads = run_loops([loop for role in ROLES for loop in herald.loops(role)], stop)
+        if role_processes:
+            roles = [subprocess.Popen([sys.executable, "-c", "from herald.cli import main; main()", role],
+                                      env={**os.environ, **settings.environment(), "HERALD_METRICS_PORT": "0"},
+                                      stdout=subprocess.DEVNULL, stderr=open(tmp / f"{role}-{name}.log", "wb"))
+                     for role in ROLES]
+        else:
+            threads = run_loops([loop for role in ROLES for loop in herald.loops(role)], stop)
         port = _free_port()
         # The gateway in a process of its own, as `herald gateway` is deployed: its requests do not
         # share an interpreter with the relay, projections and processors (here all in this process),
@@ -108,7 +117,18 @@ def running(server_url: str, bootstrap: str, tmp: Path, name: str) -> Iterator[S
             raise RuntimeError("a Herald loop died during the scenario (see the log above)")
         if gateway.poll() is not None:
             raise RuntimeError(f"the gateway process ended during the scenario ({gateway.returncode})")
+        ended = [role for role, process in zip(ROLES, roles) if process.poll() is not None]
+        if ended:
+            raise RuntimeError(f"role processes ended during the scenario: {ended} (logs in {tmp})")
     finally:
+        for process in roles:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in roles:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
         if gateway is not None and gateway.poll() is None:
             gateway.send_signal(signal.SIGTERM)
             try:

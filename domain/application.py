@@ -199,7 +199,6 @@ class HeraldApplication(Application):
         self,
         env: dict[str, str] | None = None,
         *,
-        seal: Callable[[str], str] = lambda token: token,
         policy: PublishPolicy = PublishPolicy(),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         versions: Callable[[list[UUID]], dict[UUID, int]] | None = None,
@@ -225,7 +224,6 @@ class HeraldApplication(Application):
         self._local = threading.local()  # the batch being decided, per thread
         self._warm = _Warm(warm_aggregates)
         self._stripes = _Stripes()
-        self.seal = seal
         self.policy = policy
         self.clock = clock
 

@@ -26,6 +26,7 @@ class Reason(StrEnum):
     outcome_fenced = "outcome_fenced"
     hold_not_pending = "hold_not_pending"
     grant_exists = "grant_exists"
+    content_invalid = "content_invalid"
 
 
 class Rejected(Exception):

@@ -28,7 +28,7 @@ under `/v1/api-keys`.
 
 **Errors** are `application/problem+json` (RFC 9457) with `type`, `title`, `status`,
 `detail` and a stable `reason_code`; rejected commands keep the domain's reason code:
-404 `unknown_workspace`, `unknown_post`; 422 `invalid_payload`, `publish_at_in_past`,
+404 `unknown_workspace`, `unknown_post`; 422 `invalid_payload`, `publish_at_in_past`, `content_invalid`,
 `unknown_social_account` (a destination the workspace lacks: a fault of the body),
 `unknown_destination`, `publish_at_beyond_horizon`, `expires_at_in_past`; 402
 `insufficient_credits`; 409 tier limits (`queue_full`, `account_limit_reached`) and conflicts

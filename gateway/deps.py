@@ -18,9 +18,10 @@ from pydantic import ValidationError
 from domain.application import ConflictsPersisted, Decision, HeraldApplication
 from domain.base import derived_id
 from gateway import auth, idempotency
-from gateway.rate_limits import RateLimits, Verdict
 from gateway.problems import ProblemError, field_errors, rejection
+from gateway.rate_limits import RateLimits, Verdict
 from herald.storage.tolerant_time import tolerate_out_of_range
+from processors.accounts.credentials import Credentials
 from projections import positions
 from schemas import api
 from schemas import commands as cmd
@@ -48,6 +49,7 @@ class GatewayDeps:
     read_wait_s: float = 10.0  # longest a GET waits for the read models to reach `min_position`
     max_body_bytes: int = 1024 * 1024  # larger request bodies answer 413
     rate_limits: RateLimits | None = None  # None → no rate limits
+    credentials: Credentials | None = None  # the private store connect seals tokens into; None → tokens refused
 
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`: the admin key or a service key")

@@ -35,6 +35,7 @@ REASON_STATUS: dict[str, int] = {
     Reason.publish_at_in_past: 422,
     Reason.publish_at_beyond_horizon: 422,
     Reason.expires_at_in_past: 422,
+    Reason.content_invalid: 422,
     Reason.insufficient_credits: 402,
     Reason.queue_full: 409,
     Reason.account_limit_reached: 409,

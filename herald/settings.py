@@ -5,8 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import Field, PositiveInt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OAuthClientSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr = SecretStr("")
+    auth_method: Literal["client_secret_post", "client_secret_basic"] = "client_secret_post"
 
 
 class Settings(BaseSettings):
@@ -53,14 +62,37 @@ class Settings(BaseSettings):
     missed_window_s: float = Field(3600.0, gt=0, description="a destination due longer ago than this is marked missed")
 
     # Publishing.
-    retry_delays_s: list[float] = Field([60.0, 300.0, 900.0], description="delay before each retry")
+    retry_delays_s: list[float] = Field([60.0, 300.0, 900.0], description="delay before each retry (jittered ±20%)")
     platform_timeout_s: float = Field(10.0, gt=0)
     scheduling_horizon_days: float = Field(366.0, gt=0, description="how far ahead a post may be due")
     media_max_bytes: int = Field(16 * 1024 * 1024, ge=1, description="largest media file fetched from a media_url")
     media_allowed_networks: list[str] = Field(
         default_factory=list, description="networks media may be fetched from although not public (SSRF guard), "
         'JSON, e.g. ["10.1.2.0/24"]; empty: public addresses only')
+    publish_lead_s: float = Field(2.0, ge=0, description="attempts start this long before their due time, so the"
+                                  " engine holds them and calls the platform on time; a post cannot be cancelled then")
+    publish_lease_s: float = Field(15.0, gt=0, description="how long a dead engine's attempts stay claimed before"
+                                   " another engine takes them over (reconciling those it had in flight)")
+    publish_max_in_flight: int = Field(200, ge=1, description="platform calls in flight per process")
+    publish_per_account: int = Field(4, ge=1, description="platform calls in flight per social account")
+    publish_per_platform: int = Field(100, ge=1, description="platform calls in flight per platform, per process")
+    publish_rechecks_s: list[float] = Field([60.0, 300.0, 900.0], description="after an unknown outcome, ask the"
+                                            " platform again after these delays; then an admin resolves it")
+    publish_maintain_every_s: float = Field(5.0, gt=0, description="lease renewal and take-over of a dead"
+                                            " engine's attempts, this often")
+    publish_budget_share: float = Field(1.0, gt=0, le=1, description="share of each platform's documented rate"
+                                        " budget one process may spend: 1/N with N publishing processes")
     mastodon_base_url: str = Field("", description="default Mastodon instance when an account names none")
+
+    # Social-account tokens (processors/accounts): refreshed just in time, on a 401, and ahead of expiry.
+    oauth_clients: dict[str, OAuthClientSettings] = Field(
+        default_factory=dict, description='Herald\'s OAuth client per platform, for the refresh-token grant, JSON,'
+        ' e.g. {"mastodon": {"client_id": "…", "client_secret": "…"}}; a platform without one is never refreshed')
+    token_refresh_margin_s: float = Field(300.0, ge=0, description="refresh before a call when the token expires"
+                                          " within this")
+    token_refresh_ahead_s: float = Field(900.0, ge=0, description="the refresher renews tokens expiring within this")
+    token_refresh_interval_s: float = Field(30.0, gt=0, description="how often the refresher looks")
+    token_refresh_batch_size: int = Field(100, ge=1, description="tokens the refresher renews per tick at most")
 
     # Gateway.
     metrics_port: int = Field(9464, ge=0, description="/metrics, /healthz, /readyz port of roles without the gateway; 0 disables")
@@ -94,6 +126,8 @@ class Settings(BaseSettings):
             "HERALD_TOKEN_KEY": self.token_key,
             "HERALD_TOKEN_KEYS_RETIRED": json.dumps(self.token_keys_retired),
             "HERALD_ADMIN_API_KEY": self.admin_api_key,
+            "HERALD_OAUTH_CLIENTS": json.dumps({p: {**c.model_dump(), "client_secret": c.client_secret.get_secret_value()}
+                                                for p, c in self.oauth_clients.items()}),
         }
 
     def batch_size_for(self, consumer: str) -> int:

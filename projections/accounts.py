@@ -1,5 +1,5 @@
-"""Social accounts read model: which accounts a workspace can publish to. The sealed access
-token is never stored here; only the domain (and the publisher, through AttemptStarted) sees it."""
+"""Social accounts read model: which accounts a workspace can publish to, and whether one must be
+connected again. No token is ever here (they live in the private credentials store)."""
 
 from __future__ import annotations
 
@@ -21,12 +21,16 @@ CREATE TABLE IF NOT EXISTS social_accounts (
     instance_url      text,
     connected_at      timestamptz NOT NULL
 );
+ALTER TABLE social_accounts
+    ADD COLUMN IF NOT EXISTS status                 text NOT NULL DEFAULT 'active',
+    ADD COLUMN IF NOT EXISTS needs_reconnect_reason text;
 CREATE INDEX IF NOT EXISTS social_accounts_workspace ON social_accounts (workspace_id, connected_at, social_account_id);
 """
 TABLES = ("social_accounts",)
 
-_APPLIED = (ev.SocialAccountConnected,)
+_APPLIED = (ev.SocialAccountConnected, ev.SocialAccountReconnected, ev.SocialAccountNeedsReconnect)
 _COLUMNS = "social_account_id, workspace_id, platform, handle, instance_url, connected_at"
+_SHOWN = f"{_COLUMNS}, status, needs_reconnect_reason"
 
 
 @applies(*_APPLIED)
@@ -34,10 +38,20 @@ def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
     """Apply one event to ``social_accounts``; others are ignored without parsing them."""
     match data:
         case ev.SocialAccountConnected():
-            # Deliberately not data.sealed_token: a read model is no place for credentials.
             conn.execute(
                 f"INSERT INTO social_accounts ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                 (data.social_account_id, event.workspaceid, data.platform, data.handle, data.instance_url, event.time),
+            )
+        case ev.SocialAccountReconnected():
+            conn.execute(
+                "UPDATE social_accounts SET handle = %s, instance_url = %s, status = 'active',"
+                " needs_reconnect_reason = NULL WHERE social_account_id = %s",
+                (data.handle, data.instance_url, data.social_account_id),
+            )
+        case ev.SocialAccountNeedsReconnect():
+            conn.execute(
+                "UPDATE social_accounts SET status = 'needs_reconnect', needs_reconnect_reason = %s"
+                " WHERE social_account_id = %s", (data.reason, data.social_account_id),
             )
 
 
@@ -48,7 +62,7 @@ def read_account(conn: Connection, workspace_id: str, account_id: str) -> dict[s
     """One account of the workspace (None if absent or another workspace's)."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
-            f"SELECT {_COLUMNS} FROM social_accounts WHERE social_account_id = %s AND workspace_id = %s",
+            f"SELECT {_SHOWN} FROM social_accounts WHERE social_account_id = %s AND workspace_id = %s",
             (account_id, workspace_id),
         ).fetchone()
 
@@ -57,6 +71,6 @@ def list_accounts(conn: Connection, workspace_id: str) -> list[dict[str, Any]]:
     """The workspace's accounts, in the order they were connected."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
-            f"SELECT {_COLUMNS} FROM social_accounts WHERE workspace_id = %s ORDER BY connected_at, social_account_id",
+            f"SELECT {_SHOWN} FROM social_accounts WHERE workspace_id = %s ORDER BY connected_at, social_account_id",
             (workspace_id,),
         ).fetchall()

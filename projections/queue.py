@@ -53,6 +53,10 @@ BEGIN
                     AND table_name = 'queue_destinations' AND column_name = 'ordinal') THEN
         ALTER TABLE queue_destinations ADD COLUMN IF NOT EXISTS ordinal integer;
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+                    AND table_name = 'queue_destinations' AND column_name = 'throttled_until') THEN
+        ALTER TABLE queue_destinations ADD COLUMN IF NOT EXISTS throttled_until timestamptz;
+    END IF;
 END $$;
 CREATE INDEX IF NOT EXISTS queue_destinations_due
     ON queue_destinations (due_at) WHERE status IN ('pending', 'retry_scheduled');
@@ -87,7 +91,7 @@ UPDATE queue_destinations
 
 # The event models the match in apply() handles; checked by type name first, so others cost no parsing.
 _APPLIED = (ev.WorkspaceOpened, ev.PostScheduled, ev.AttemptStarted, ev.DestinationPublished, ev.RetryScheduled,
-            ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown, ev.PostCancelled)
+            ev.DestinationThrottled, ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown, ev.PostCancelled)
 
 
 @applies(*_APPLIED)
@@ -128,8 +132,14 @@ def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
         case ev.RetryScheduled():
             conn.execute(
                 "UPDATE queue_destinations SET status = 'retry_scheduled', due_at = %s, reason = %s,"
-                " updated_at = %s WHERE post_id = %s AND destination_id = %s",
+                " throttled_until = NULL, updated_at = %s WHERE post_id = %s AND destination_id = %s",
                 (data.retry_at, data.detail, at, data.post_id, data.destination_id),
+            )
+        case ev.DestinationThrottled():
+            conn.execute(
+                "UPDATE queue_destinations SET status = 'retry_scheduled', due_at = %s, throttled_until = %s,"
+                " reason = %s, updated_at = %s WHERE post_id = %s AND destination_id = %s",
+                (data.until, data.until, data.detail, at, data.post_id, data.destination_id),
             )
         case ev.DestinationFailed():
             _set(conn, data.post_id, data.destination_id, "failed", at, reason=data.detail, attempt=data.attempt)
@@ -156,7 +166,7 @@ PROJECTION = Projection(name="queue", ddl=DDL, tables=TABLES, handles=apply.hand
 
 _ENTRY_COLUMNS = sql.SQL(
     "post_id, destination_id, social_account_id, platform, handle, due_at, status, attempt,"
-    " platform_post_id, url, reason, updated_at"
+    " platform_post_id, url, reason, throttled_until, updated_at"
 )
 
 

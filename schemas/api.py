@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StrictInt, model_validator
 
 from schemas import commands as cmd
 
@@ -40,7 +40,6 @@ class OpenWorkspaceRequest(cmd.OpenWorkspace):
 
 # The payload models themselves, so a body means exactly what the same payload means on the
 # commands topic. The access token of a social account is sealed and never returned.
-ConnectSocialAccountRequest = cmd.ConnectSocialAccount
 GrantCreditsRequest = cmd.GrantCredits
 SchedulePostRequest = cmd.SchedulePost
 
@@ -64,6 +63,39 @@ class RotateApiKeyRequest(BaseModel):
 
     overlap_s: StrictInt = Field(86_400, ge=0, le=30 * 86_400,
                                  description="how long the old key keeps working beside the new one")
+
+
+class ConnectSocialAccountRequest(BaseModel):
+    """Connect a social account, or connect it again with new tokens (same ``social_account_id``):
+    that clears a ``needs_reconnect``. The tokens are sealed into Herald's private credentials store
+    before anything else happens; they never reach the domain, its events, a topic or a response."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    social_account_id: str | None = Field(None, min_length=1, max_length=200, pattern=cmd.ID_PATTERN,
+                                          description="defaults to one derived from the command id")
+    platform: cmd.Platform
+    handle: str = Field(min_length=1, max_length=200)
+    instance_url: HttpUrl | None = Field(None, description="Mastodon instance base URL")
+    access_token: str = Field("", max_length=4000, description="sealed (AES-256-GCM) into the credentials store")
+    refresh_token: str | None = Field(None, min_length=1, max_length=4000,
+                                      description="OAuth 2.0 refresh token, if the platform issued one: sealed too")
+    expires_in: StrictInt | None = Field(None, gt=0, le=366 * 86400, description="the access token's lifetime in seconds, "
+                                   "as the platform's token response said (`expires_in`)")
+    expires_at: cmd.Timestamp | None = Field(None, description="or when the access token expires")
+
+    @model_validator(mode="after")
+    def _tokens_make_sense(self) -> ConnectSocialAccountRequest:
+        if self.expires_in is not None and self.expires_at is not None:
+            raise ValueError("give expires_in or expires_at, not both")
+        if not self.access_token and (self.refresh_token or self.expires_in or self.expires_at):
+            raise ValueError("refresh_token and expiry need an access_token")
+        return self
+
+    def payload(self, credential_version: str | None) -> cmd.ConnectSocialAccount:
+        return cmd.ConnectSocialAccount(social_account_id=self.social_account_id, platform=self.platform,
+                                        handle=self.handle, instance_url=self.instance_url,
+                                        credential_version=credential_version)
 
 
 class CancelPostRequest(BaseModel):
@@ -98,6 +130,7 @@ class SocialAccountConnected(Response):
     platform: str
     handle: str
     instance_url: str | None
+    reconnected: bool = Field(False, description="true: an account of this workspace got new tokens")
     command_id: str
     position: int | None = Field(
         None, description="event-store position of this decision: pass it as `min_position` to a GET to read your "
@@ -157,6 +190,30 @@ class PostView(Response):
     destinations: list[DestinationView]
 
 
+class ResolveOutcomeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    attempt: StrictInt = Field(ge=1, le=1_000_000,
+                               description="the attempt whose outcome is unknown (see the queue's `attempt`)")
+    resolution: cmd.Resolution
+    platform_post_id: str | None = Field(None, min_length=1, max_length=200)
+    url: str | None = Field(None, max_length=2000)
+    note: str = Field("", max_length=500)
+
+    @model_validator(mode="after")
+    def _published_has_platform_id(self) -> "ResolveOutcomeRequest":
+        if self.resolution is cmd.Resolution.published and not self.platform_post_id:
+            raise ValueError("a published resolution needs platform_post_id")
+        return self
+
+
+class OutcomeResolved(Response):
+    post_id: str
+    destination_id: str
+    status: str
+    command_id: str
+    position: int | None = None
+
+
 class QueueEntry(Response):
     post_id: str
     destination_id: str
@@ -169,6 +226,8 @@ class QueueEntry(Response):
     platform_post_id: str | None
     url: str | None
     reason: str
+    throttled_until: datetime | None = Field(
+        None, description="the platform asked Herald to wait until then (rate limit); the destination waits")
     updated_at: datetime
 
 
@@ -190,6 +249,10 @@ class SocialAccountView(Response):
     handle: str
     instance_url: str | None
     connected_at: datetime
+    status: Literal["active", "needs_reconnect"] = Field(
+        "active", description="needs_reconnect: the platform refused its token and it could not be refreshed; its "
+        "destinations are skipped (`account_needs_reconnect`) until it is connected again")
+    needs_reconnect_reason: str | None = None
 
 
 class SocialAccountList(Response):

@@ -126,8 +126,12 @@ class ConnectSocialAccount(Payload):
     social_account_id: Id | None = Field(None, description="defaults to one derived from command_id")
     platform: Platform
     handle: str = Field(min_length=1, max_length=200)
-    access_token: str = Field("", max_length=4000, description="sealed with AES-256-GCM before it is stored")
     instance_url: HttpUrl | None = Field(None, description="Mastodon instance base URL")
+    credential_version: str | None = Field(
+        None, min_length=1, max_length=200, pattern=ID_PATTERN,
+        description="the version of the account's credentials in Herald's private store, written there (sealed) "
+        "by the gateway's connect endpoint before this command; never the token itself. Connecting an account "
+        "of this workspace again with a new version reconnects it")
 
 
 class GrantCredits(Payload):
@@ -170,6 +174,7 @@ class StartPublishAttempt(Payload):
 class Outcome(StrEnum):
     published = "published"
     retry = "retry"
+    throttled = "throttled"  # the platform asked us to wait: try again then, without using up a retry
     failed = "failed"
     skipped = "skipped"
     unknown = "unknown"
@@ -182,16 +187,51 @@ class RecordPublishOutcome(Payload):
     outcome: Outcome
     platform_post_id: str | None = None
     url: str | None = None
-    error_kind: str | None = Field(None, description="rate_limited, auth, invalid_content, transient, permanent")
+    error_kind: str | None = Field(
+        None, description="rate_limited, auth, invalid_content, transient, permanent, unknown")
     detail: str = Field("", max_length=2000)
     retry_after_s: StrictFloat | None = Field(None, ge=0, le=31_536_000,
                                               description="platform-requested wait (e.g. Retry-After)")
+    status_code: StrictInt | None = Field(None, ge=100, le=599, description="the platform's HTTP status, when it answered")
 
     @model_validator(mode="after")
     def _published_has_platform_id(self) -> RecordPublishOutcome:
         if self.outcome is Outcome.published and not self.platform_post_id:
             raise ValueError("a published outcome needs platform_post_id")
         return self
+
+
+class Resolution(StrEnum):
+    published = "published"
+    not_published = "not_published"
+
+
+class ResolvePublishOutcome(Payload):
+    """Ends a destination whose outcome is unknown: found on the platform (published) or not.
+    Sent by the publisher's reconciliation, or by an admin who checked the platform."""
+
+    post_id: str
+    destination_id: str
+    attempt: StrictInt = Field(ge=1, le=1_000_000)
+    resolution: Resolution
+    platform_post_id: str | None = Field(None, min_length=1, max_length=200)
+    url: str | None = Field(None, max_length=2000)
+    note: str = Field("", max_length=500)
+
+    @model_validator(mode="after")
+    def _published_has_platform_id(self) -> ResolvePublishOutcome:
+        if self.resolution is Resolution.published and not self.platform_post_id:
+            raise ValueError("a published resolution needs platform_post_id")
+        return self
+
+
+class MarkAccountNeedsReconnect(Payload):
+    """Sent by the token refresher when the platform refused to refresh an account's token for good."""
+
+    social_account_id: str = Identifier
+    reason: str = Field(min_length=1, max_length=200, description="e.g. invalid_grant, access_token_rejected")
+    credential_version: str | None = Field(None, max_length=200, description="the credentials that failed")
+    detail: str = Field("", max_length=500)
 
 
 class ConsumeHold(Payload):
@@ -211,6 +251,8 @@ COMMAND_TYPES: dict[str, type[Payload]] = {
     "cancel_post.v1": CancelPost,
     "start_publish_attempt.v1": StartPublishAttempt,
     "record_publish_outcome.v1": RecordPublishOutcome,
+    "resolve_publish_outcome.v1": ResolvePublishOutcome,
+    "mark_account_needs_reconnect.v1": MarkAccountNeedsReconnect,
     "consume_hold.v1": ConsumeHold,
     "release_hold.v1": ReleaseHold,
 }

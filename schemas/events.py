@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Callable, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 
@@ -62,13 +62,57 @@ class PostLeftQueue(EventData):
 # Social account ----------------------------------------------------------------------
 
 
+# Events go to the public events topic, so they carry no secret material, sealed or not: an
+# account's tokens live in the private credentials store (processors/accounts/vault.py), and
+# events name only the version there. Events stored before that carried ``sealed_token``; it is
+# dropped when they are read and when they are relayed (``public_data``).
+SECRET_FIELDS = frozenset({"sealed_token"})
+
+
+def public_data(data: dict[str, Any]) -> dict[str, Any]:
+    """Stored event data as it may leave Herald: without the secret fields older events had."""
+    if SECRET_FIELDS.isdisjoint(data):
+        return data
+    return {k: v for k, v in data.items() if k not in SECRET_FIELDS}
+
+
+class _WithoutSecrets(EventData):
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_stored_secrets(cls, data: Any) -> Any:
+        return public_data(data) if isinstance(data, dict) else data
+
+
 @event_type("herald.social_account.connected.v1")
-class SocialAccountConnected(EventData):
+class SocialAccountConnected(_WithoutSecrets):
     social_account_id: str
     platform: str
     handle: str
     instance_url: str | None
-    sealed_token: str = Field(description="access token, AES-256-GCM sealed; never the plain token")
+    credential_version: str | None = Field(
+        None, description="the version of its credentials in Herald's private store (null: none, or connected "
+        "before the store existed)")
+
+
+@event_type("herald.social_account.reconnected.v1")
+class SocialAccountReconnected(EventData):
+    """Connected again with new credentials: any need to reconnect is cleared."""
+
+    social_account_id: str
+    handle: str
+    instance_url: str | None
+    credential_version: str
+
+
+@event_type("herald.social_account.needs_reconnect.v1")
+class SocialAccountNeedsReconnect(EventData):
+    """The platform refused the account's token and it cannot be refreshed: publishing to it stops
+    (its destinations are skipped, reason ``account_needs_reconnect``) until it is reconnected."""
+
+    social_account_id: str
+    reason: str
+    credential_version: str | None
+    detail: str = ""
 
 
 # Wallet ------------------------------------------------------------------------------
@@ -145,8 +189,8 @@ class PostScheduled(EventData):
 
 
 @event_type("herald.post.attempt_started.v1")
-class AttemptStarted(EventData):
-    """Carries all the publisher needs, so the publisher keeps no state of its own."""
+class AttemptStarted(_WithoutSecrets):
+    """Carries all the publisher needs but credentials (read from the private store at call time)."""
 
     post_id: str
     destination_id: str
@@ -156,9 +200,10 @@ class AttemptStarted(EventData):
     platform: str
     handle: str
     instance_url: str | None
-    sealed_token: str
     text: str
     media_urls: list[str]
+    not_before: datetime | None = Field(
+        None, description="the due time: the attempt starts a little ahead, the platform is called at this time")
 
 
 @event_type("herald.post.destination_published.v1")
@@ -169,6 +214,7 @@ class DestinationPublished(EventData):
     hold_id: str
     platform_post_id: str
     url: str | None
+    resolved_by: str | None = Field(None, description="set when an unknown outcome was resolved: who found the post")
 
 
 @event_type("herald.post.retry_scheduled.v1")
@@ -179,6 +225,20 @@ class RetryScheduled(EventData):
     retry_at: datetime
     error_kind: str | None
     detail: str
+    status_code: int | None = None
+
+
+@event_type("herald.post.destination_throttled.v1")
+class DestinationThrottled(EventData):
+    """The platform or its rate budget said wait: the destination waits until ``until`` and the
+    attempt does not count against its retries."""
+
+    post_id: str
+    destination_id: str
+    attempt: int
+    until: datetime
+    detail: str
+    status_code: int | None = None
 
 
 @event_type("herald.post.destination_failed.v1")
@@ -189,6 +249,7 @@ class DestinationFailed(EventData):
     hold_id: str
     error_kind: str | None
     detail: str
+    status_code: int | None = None
 
 
 @event_type("herald.post.destination_skipped.v1")

@@ -1,4 +1,9 @@
-"""SocialAccount: one account on one platform that posts can be published to."""
+"""SocialAccount: one account on one platform that posts can be published to.
+
+Its tokens are not here: they live sealed in Herald's private credentials store, keyed by
+account and version, and the account knows only which version is current. Events stored before
+that store existed carried the sealed token; reading them drops it.
+"""
 
 from __future__ import annotations
 
@@ -18,27 +23,45 @@ class SocialAccount(HeraldAggregate):
         self.platform = ""
         self.handle = ""
         self.instance_url: str | None = None
-        self.sealed_token = ""
+        self.credential_version: str | None = None
+        self.needs_reconnect = ""  # the reason, while the platform refuses its token; "" when usable
 
     @classmethod
-    def connect(
-        cls, ctx: Context, social_account_id: str, platform: str, handle: str, instance_url: str | None, sealed_token: str
-    ) -> SocialAccount:
+    def connect(cls, ctx: Context, social_account_id: str, platform: str, handle: str, instance_url: str | None,
+                credential_version: str | None) -> SocialAccount:
         connected = ev.SocialAccountConnected(
             social_account_id=social_account_id,
             platform=platform,
             handle=handle,
             instance_url=instance_url,
-            sealed_token=sealed_token,
+            credential_version=credential_version,
         )
         return cls.start(ctx, social_account_id, connected)
+
+    def reconnect(self, ctx: Context, handle: str, instance_url: str | None, credential_version: str) -> None:
+        self.record(ctx, ev.SocialAccountReconnected(social_account_id=self.social_account_id, handle=handle,
+                                                     instance_url=instance_url, credential_version=credential_version))
+
+    def mark_needs_reconnect(self, ctx: Context, reason: str, credential_version: str | None, detail: str) -> bool:
+        """Record it once per credential version; False when there is nothing to record (already
+        marked, or the credentials that failed were replaced since)."""
+        if self.needs_reconnect or credential_version != self.credential_version:
+            return False
+        self.record(ctx, ev.SocialAccountNeedsReconnect(social_account_id=self.social_account_id, reason=reason,
+                                                        credential_version=credential_version, detail=detail))
+        return True
 
     def evolve(self, event: ev.EventData) -> None:
         match event:
             case ev.SocialAccountConnected():
                 self.social_account_id = event.social_account_id
                 self.platform, self.handle = event.platform, event.handle
-                self.instance_url, self.sealed_token = event.instance_url, event.sealed_token
+                self.instance_url, self.credential_version = event.instance_url, event.credential_version
+            case ev.SocialAccountReconnected():
+                self.handle, self.instance_url = event.handle, event.instance_url
+                self.credential_version, self.needs_reconnect = event.credential_version, ""
+            case ev.SocialAccountNeedsReconnect():
+                self.needs_reconnect = event.reason
 
 
 # Events stored before the growth layout name the aggregate by its old module.

@@ -1,18 +1,20 @@
 """Post: content bound for several destinations, each with its own publishing state.
 
 Per destination: pending → attempting(n) → published | retry_scheduled | failed | skipped |
-outcome_unknown; pending or retry_scheduled → cancelled. Only the expected attempt number can
-start, and only the running attempt can report an outcome, so a destination is never
-published twice whatever order commands arrive in.
+outcome_unknown; pending or retry_scheduled → cancelled; outcome_unknown → published | failed
+once resolved. Only the expected attempt number can start, and only the running attempt can
+report an outcome, so a destination is never published twice whatever order commands arrive in.
+A throttled attempt (the platform said wait) waits as retry_scheduled without using up a retry.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from schemas import events as ev
-from schemas.commands import Outcome, RecordPublishOutcome
+from schemas.commands import Outcome, RecordPublishOutcome, Resolution, ResolvePublishOutcome
 from schemas.statuses import TERMINAL, WAITING, post_status
 
 from domain.base import Context, HeraldAggregate, derived_id
@@ -41,6 +43,7 @@ class DestinationState:
     platform_post_id: str | None = None
     url: str | None = None
     reason: str = ""
+    failures: int = 0  # attempts that failed and were retried; throttled attempts do not count
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,16 @@ class PublishPolicy:
     retry_delays_s: tuple[float, ...] = (60.0, 300.0, 900.0)
     missed_window_s: float = 3600.0
     scheduling_horizon_s: float = 366 * 86400.0  # how far ahead a post may be due
+    # Each retry delay is spread by up to ±this share, so destinations that failed together
+    # (a platform outage) do not all come back at the same instant.
+    retry_jitter: float = 0.2
+
+    def retry_delay_s(self, failures: int, attempt_key: str) -> float:
+        """The delay before retrying after the ``failures``-th failure (1-based), jittered by the
+        attempt key: deterministic for one attempt, spread across attempts."""
+        base = self.retry_delays_s[failures - 1]
+        spread = int.from_bytes(hashlib.sha256(attempt_key.encode()).digest()[:8], "big") / 2**64
+        return base * (1 + self.retry_jitter * (2 * spread - 1))
 
 
 class Post(HeraldAggregate):
@@ -92,8 +105,11 @@ class Post(HeraldAggregate):
             raise Rejected(Reason.unknown_destination, f"post {self.post_id} has no destination {destination_id}") from None
 
     def start_attempt(
-        self, ctx: Context, destination_id: str, attempt: int, account: ev.SocialAccountConnected, policy: PublishPolicy
+        self, ctx: Context, destination_id: str, attempt: int, account: ev.SocialAccountConnected, policy: PublishPolicy,
+        skip_reason: str | None = None,
     ) -> None:
+        """Start the attempt, or skip the destination: when it is past the missed window, or with
+        ``skip_reason`` (e.g. its account must be reconnected first)."""
         dest = self.destination(destination_id)
         if dest.status not in WAITING or attempt != dest.attempt + 1:
             raise Rejected(
@@ -102,10 +118,12 @@ class Post(HeraldAggregate):
             )
         late_by = (ctx.now - dest.due_at).total_seconds()
         if late_by > policy.missed_window_s:
+            skip_reason = "missed"
+        if skip_reason:
             self.record(
                 ctx,
                 ev.DestinationSkipped(
-                    post_id=self.post_id, destination_id=destination_id, hold_id=dest.hold_id, reason="missed"
+                    post_id=self.post_id, destination_id=destination_id, hold_id=dest.hold_id, reason=skip_reason
                 ),
             )
             return
@@ -120,9 +138,9 @@ class Post(HeraldAggregate):
                 platform=account.platform,
                 handle=account.handle,
                 instance_url=account.instance_url,
-                sealed_token=account.sealed_token,
                 text=dest.text,
                 media_urls=self.media_urls,
+                not_before=dest.due_at,
             ),
         )
 
@@ -148,8 +166,21 @@ class Post(HeraldAggregate):
                         url=outcome.url,
                     ),
                 )
-            case Outcome.retry if outcome.attempt <= len(policy.retry_delays_s):
-                delay = max(policy.retry_delays_s[outcome.attempt - 1], outcome.retry_after_s or 0.0)
+            case Outcome.throttled:
+                wait = max(outcome.retry_after_s or 0.0, 1.0)
+                self.record(
+                    ctx,
+                    ev.DestinationThrottled(
+                        **common,
+                        attempt=outcome.attempt,
+                        until=ctx.now + timedelta(seconds=wait),
+                        detail=outcome.detail,
+                        status_code=outcome.status_code,
+                    ),
+                )
+            case Outcome.retry if dest.failures < len(policy.retry_delays_s):
+                key = attempt_key_for(self.post_id, outcome.destination_id, outcome.attempt)
+                delay = max(policy.retry_delay_s(dest.failures + 1, key), outcome.retry_after_s or 0.0)
                 self.record(
                     ctx,
                     ev.RetryScheduled(
@@ -158,12 +189,13 @@ class Post(HeraldAggregate):
                         retry_at=ctx.now + timedelta(seconds=delay),
                         error_kind=outcome.error_kind,
                         detail=outcome.detail,
+                        status_code=outcome.status_code,
                     ),
                 )
             case Outcome.retry | Outcome.failed:
                 detail = outcome.detail
                 if outcome.outcome is Outcome.retry:
-                    detail = f"gave up after {outcome.attempt} attempts: {detail}"
+                    detail = f"gave up after {dest.failures + 1} failed attempts: {detail}"
                 self.record(
                     ctx,
                     ev.DestinationFailed(
@@ -172,12 +204,32 @@ class Post(HeraldAggregate):
                         hold_id=dest.hold_id,
                         error_kind=outcome.error_kind,
                         detail=detail,
+                        status_code=outcome.status_code,
                     ),
                 )
             case Outcome.skipped:
                 self.record(ctx, ev.DestinationSkipped(**common, hold_id=dest.hold_id, reason=outcome.detail or "skipped"))
             case Outcome.unknown:
                 self.record(ctx, ev.OutcomeUnknown(**common, attempt=outcome.attempt, detail=outcome.detail))
+
+    def resolve_outcome(self, ctx: Context, resolution: ResolvePublishOutcome) -> None:
+        """End a destination whose outcome is unknown, with what the platform was found to hold."""
+        dest = self.destination(resolution.destination_id)
+        if dest.status != "outcome_unknown" or resolution.attempt != dest.attempt:
+            raise Rejected(
+                Reason.outcome_fenced,
+                f"destination is {dest.status} at attempt {dest.attempt}; only an unknown outcome of its "
+                f"running attempt can be resolved (asked: attempt {resolution.attempt})",
+            )
+        common = {"post_id": self.post_id, "destination_id": resolution.destination_id, "attempt": dest.attempt,
+                  "hold_id": dest.hold_id}
+        if resolution.resolution is Resolution.published:
+            assert resolution.platform_post_id
+            self.record(ctx, ev.DestinationPublished(**common, platform_post_id=resolution.platform_post_id,
+                                                     url=resolution.url, resolved_by=ctx.issued_by))
+        else:
+            detail = f"resolved by {ctx.issued_by}: not published" + (f" ({resolution.note})" if resolution.note else "")
+            self.record(ctx, ev.DestinationFailed(**common, error_kind="not_published", detail=detail))
 
     def cancel(self, ctx: Context, reason: str) -> None:
         cancellable = [d_id for d_id, d in self.destinations.items() if d.status in WAITING]
@@ -213,6 +265,10 @@ class Post(HeraldAggregate):
             case ev.RetryScheduled():
                 dest = self.destinations[event.destination_id]
                 dest.status, dest.due_at, dest.reason = "retry_scheduled", event.retry_at, event.detail
+                dest.failures += 1
+            case ev.DestinationThrottled():
+                dest = self.destinations[event.destination_id]
+                dest.status, dest.due_at, dest.reason = "retry_scheduled", event.until, event.detail
             case ev.DestinationFailed():
                 dest = self.destinations[event.destination_id]
                 dest.status, dest.reason = "failed", event.detail

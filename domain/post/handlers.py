@@ -10,6 +10,7 @@ from schemas import events as ev
 
 from domain.account import SocialAccount
 from domain.base import Context, HeraldAggregate, derived_id
+from domain.post import platform_rules
 from domain.post.aggregate import Post, hold_id_for
 from domain.registry import Outcome, handles
 from domain.rejections import Reason, Rejected
@@ -53,12 +54,25 @@ def schedule_post(app: HeraldApplication, ctx: Context, p: cmd.SchedulePost) -> 
                 hold_id=hold_id_for(post_id, account_id),
             )
         )
+    _check_content(destinations, [str(u) for u in p.media_urls])
     workspace.enqueue_post(ctx, post_id)
     wallet = app.wallet(ctx)
     for dest in destinations:
         wallet.place_hold(ctx, dest.hold_id, post_id, dest.destination_id)
     post = Post.schedule(ctx, post_id, p.text, [str(u) for u in p.media_urls], publish_at, destinations)
     return [workspace, wallet, post], {"post_id": post_id, "publish_at": publish_at.isoformat()}
+
+
+def _check_content(destinations: list[ev.Destination], media_urls: list[str]) -> None:
+    """Each destination's platform rules, now rather than at publish time. A media URL whose kind
+    cannot be told from it is not refused here: its type is checked when it is fetched."""
+    problems = []
+    for dest in destinations:
+        for v in platform_rules.check(dest.platform, dest.text, media_urls):
+            if v.code != platform_rules.Code.media_kind_unknown:
+                problems.append(f"{dest.destination_id} ({dest.platform}): {v.code}: {v.message}")
+    if problems:
+        raise Rejected(Reason.content_invalid, "; ".join(problems)[:2000])
 
 
 @handles(cmd.CancelPost)
@@ -80,9 +94,9 @@ def start_publish_attempt(app: HeraldApplication, ctx: Context, p: cmd.StartPubl
         platform=account.platform,
         handle=account.handle,
         instance_url=account.instance_url,
-        sealed_token=account.sealed_token,
     )
-    post.start_attempt(ctx, p.destination_id, p.attempt, connected, app.policy)
+    skip = "account_needs_reconnect" if account.needs_reconnect else None
+    post.start_attempt(ctx, p.destination_id, p.attempt, connected, app.policy, skip_reason=skip)
     result = {"post_id": p.post_id, "destination_id": p.destination_id, "status": dest.status}
     return [post, *_dequeue_if_settled(app, ctx, post)], result
 
@@ -91,6 +105,14 @@ def start_publish_attempt(app: HeraldApplication, ctx: Context, p: cmd.StartPubl
 def record_publish_outcome(app: HeraldApplication, ctx: Context, p: cmd.RecordPublishOutcome) -> Outcome:
     post = app.post(ctx, p.post_id)
     post.record_outcome(ctx, p, app.policy)
+    result = {"post_id": p.post_id, "destination_id": p.destination_id, "status": post.destination(p.destination_id).status}
+    return [post, *_dequeue_if_settled(app, ctx, post)], result
+
+
+@handles(cmd.ResolvePublishOutcome)
+def resolve_publish_outcome(app: HeraldApplication, ctx: Context, p: cmd.ResolvePublishOutcome) -> Outcome:
+    post = app.post(ctx, p.post_id)
+    post.resolve_outcome(ctx, p)
     result = {"post_id": p.post_id, "destination_id": p.destination_id, "status": post.destination(p.destination_id).status}
     return [post, *_dequeue_if_settled(app, ctx, post)], result
 

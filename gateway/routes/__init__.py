@@ -3,9 +3,9 @@
 from fastapi import APIRouter
 
 from gateway.deps import GatewayDeps, Shared
-from gateway.routes import admin, commands, credits, health, keys, posts, workspaces
+from gateway.routes import admin, commands, credits, health, keys, oauth, posts, workspaces
 
-RESOURCES = (workspaces, credits, posts, commands, keys, admin, health)
+RESOURCES = (workspaces, oauth, credits, posts, commands, keys, admin, health)
 
 
 def build(deps: GatewayDeps) -> APIRouter:

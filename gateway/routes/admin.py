@@ -1,13 +1,15 @@
-"""Operating Herald (admin key only): dead letters."""
+"""Operating Herald (admin key only): dead letters, unknown publish outcomes."""
 
 # No `from __future__ import annotations`: FastAPI must see the endpoint-local Annotated aliases.
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from gateway import auth
-from gateway.deps import Shared
+from gateway.deps import IdempotencyKey, ResourceId, Shared, WorkspaceId
 from gateway.problems import ProblemError, openapi_responses
+from schemas import api
+from schemas import commands as cmd
 
 
 def router(shared: Shared) -> APIRouter:
@@ -53,5 +55,22 @@ def router(shared: Shared) -> APIRouter:
             raise ProblemError(503, "replay_failed", "the dead letter could not be replayed; retry later",
                                {"Retry-After": "1"}) from None
         return {"replayed": replayed.to_dict()}
+
+    @r.post(
+        "/v1/admin/workspaces/{workspace_id}/posts/{post_id}/destinations/{destination_id}/resolution",
+        response_model=api.OutcomeResolved, summary="Resolve an unknown publish outcome (admin)",
+        responses=openapi_responses(401, 403, 404, 409, 422, 503),
+        description="For a destination in `outcome_unknown` that reconciliation could not settle: say what the "
+        "platform holds. `published` (with `platform_post_id`, optional `url`) consumes its credit hold; "
+        "`not_published` fails the destination and releases the hold. 409 `outcome_fenced` when the destination "
+        "is not in `outcome_unknown` at that attempt (e.g. already resolved).",
+    )
+    def resolve_outcome(workspace_id: WorkspaceId, post_id: ResourceId, destination_id: ResourceId, body: api.ResolveOutcomeRequest,
+                        caller: Caller, response: Response, idempotency_key: IdempotencyKey = None):
+        if not caller.is_admin:
+            raise ProblemError(403, "forbidden", "only the admin key can resolve publish outcomes")
+        payload = cmd.ResolvePublishOutcome(post_id=post_id, destination_id=destination_id, **body.model_dump())
+        decision = shared.decide(caller, shared.within(caller, workspace_id), payload, idempotency_key, response)
+        return api.OutcomeResolved(**decision.result, command_id=decision.command_id, position=decision.position)
 
     return r

@@ -22,7 +22,8 @@ def router(shared: Shared) -> APIRouter:
         summary="Schedule a post", responses=openapi_responses(401, 402, 404, 409, 422, 503),
         description="Holds one credit per destination. 402 `insufficient_credits`; 409 `queue_full` at the "
         "tier's queue size; 422 `unknown_social_account` when a destination is not one of the workspace's "
-        "accounts, `publish_at_in_past` when publish_at has passed.",
+        "accounts, `publish_at_in_past` when publish_at has passed, `content_invalid` when a destination's "
+        "platform would refuse the text or media (each destination's violations in the detail).",
     )
     def schedule_post(workspace_id: WorkspaceId, body: api.SchedulePostRequest, caller: Caller, response: Response,
                       idempotency_key: IdempotencyKey = None):

@@ -2,6 +2,7 @@
 
 # No `from __future__ import annotations`: FastAPI must see the endpoint-local Annotated aliases.
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
@@ -10,6 +11,7 @@ from domain.base import derived_id
 from gateway import auth
 from gateway.deps import IdempotencyKey, MinPosition, ResourceId, Shared, WorkspaceId, command_id_for
 from gateway.problems import ProblemError, openapi_responses
+from processors.accounts.credentials import credential_version_for
 from projections import accounts, workspaces
 from schemas import api
 
@@ -54,14 +56,14 @@ def router(shared: Shared) -> APIRouter:
         "/v1/workspaces/{workspace_id}/social-accounts", status_code=201, response_model=api.SocialAccountConnected,
         summary="Connect a social account", responses=openapi_responses(401, 404, 409, 422, 503),
         description="409 `account_limit_reached` when the tier's accounts-per-platform limit is reached. "
-        "The access token is sealed at rest and never returned.",
+        "The tokens are sealed into Herald's private credentials store before the account is connected, and "
+        "never returned or published. Connecting an account of this workspace again (same `social_account_id`, "
+        "new tokens) reconnects it and clears `needs_reconnect`.",
     )
     def connect_social_account(workspace_id: WorkspaceId, body: api.ConnectSocialAccountRequest, caller: Caller,
                                response: Response, idempotency_key: IdempotencyKey = None):
         ws = shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
-        decision = shared.decide(caller, ws, body, idempotency_key, response)
-        return api.SocialAccountConnected(**decision.result, command_id=decision.command_id,
-                                          position=decision.position)
+        return connect(shared, caller, ws, body, idempotency_key, response)
 
     @r.get(
         "/v1/workspaces/{workspace_id}/social-accounts", response_model=api.SocialAccountList,
@@ -86,3 +88,34 @@ def router(shared: Shared) -> APIRouter:
             return found
 
     return r
+
+
+def connect(shared: Shared, caller: auth.Principal, workspace_id: str, body: api.ConnectSocialAccountRequest,
+            idempotency_key: str | None, response: Response) -> api.SocialAccountConnected:
+    """Connect (or reconnect) an account of ``workspace_id`` (the caller may act in it): its tokens
+    sealed into the credentials store first, then the connect decided. The OAuth callback
+    (routes/oauth.py) connects through here too."""
+    command_id = command_id_for(workspace_id, "connect_social_account.v1", idempotency_key)
+    account_id = body.social_account_id or derived_id("social_account", command_id)  # as the domain derives it
+    version = None
+    store = shared.deps.credentials
+    if body.access_token:
+        if store is None:
+            raise ProblemError(503, "credentials_unavailable", "this gateway has no credentials store")
+        # Stored first, under a version derived from the command id: a retry stores nothing new.
+        version = credential_version_for(command_id)
+        expires_at = body.expires_at or (
+            datetime.now(UTC) + timedelta(seconds=body.expires_in) if body.expires_in else None)
+        instance_url = str(body.instance_url).rstrip("/") if body.instance_url else None
+        store.store(social_account_id=account_id, version=version, workspace_id=workspace_id,
+                    platform=str(body.platform), instance_url=instance_url, access_token=body.access_token,
+                    refresh_token=body.refresh_token, access_expires_at=expires_at)
+    try:
+        decision = shared.decide(caller, workspace_id, body.payload(version), idempotency_key, response, command_id)
+    except ProblemError as problem:
+        if version is not None and problem.status != 503:  # refused: its tokens are not kept
+            store.discard(account_id, version, workspace_id)
+        raise
+    if version is not None:
+        store.supersede(account_id, version, workspace_id)  # a reconnect: the older tokens go
+    return api.SocialAccountConnected(**decision.result, command_id=decision.command_id, position=decision.position)

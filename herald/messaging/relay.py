@@ -35,7 +35,7 @@ from domain.application import HeraldApplication
 from domain.base import derived_id
 from herald.runtime import metrics
 from herald.messaging.kafka_io import ClusterWatch
-from schemas.events import CloudEvent, kafka_headers
+from schemas.events import CloudEvent, kafka_headers, public_data
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def cloud_event_attributes(app: HeraldApplication, notification: Notification) -
         "subject": aggregate_id,
         "time": stored["timestamp"].isoformat(),
         "datacontenttype": "application/json",
-        "data": stored["data"],
+        "data": public_data(stored["data"]),  # events stored before the credentials store carry a sealed token
         "workspaceid": stored["workspace_id"],
         "aggregateid": aggregate_id,
         "aggregatetype": aggregate_type,

@@ -13,18 +13,19 @@ from processors.publishing.dispatcher import due_attempts
 
 
 def dispatch_once(pool: ConnectionPool, producer: KafkaProducer, commands_topic: str, *, limit: int,
-                  redeliver_after_s: float) -> int:
+                  redeliver_after_s: float, lead_s: float = 0.0) -> int:
     # Produce before commit: a crash in between re-sends the same command ids later.
     with pool.connection() as conn, conn.transaction():
-        commands = due_attempts(conn, datetime.now(UTC), limit, redeliver_after_s)
+        commands = due_attempts(conn, datetime.now(UTC), limit, redeliver_after_s, lead_s)
         return produce_commands(producer, commands_topic, commands)
 
 
 def dispatch_ticker(pool: ConnectionPool, producer: KafkaProducer, commands_topic: str, *, interval_s: float,
-                    limit: int, redeliver_after_s: float, name: str = "dispatcher") -> Ticker:
+                    limit: int, redeliver_after_s: float, lead_s: float = 0.0, name: str = "dispatcher") -> Ticker:
     """A tick sends at most ``limit`` starts; a full one is followed by another at once."""
     return Ticker(
         name, interval_s,
-        lambda: dispatch_once(pool, producer, commands_topic, limit=limit, redeliver_after_s=redeliver_after_s),
+        lambda: dispatch_once(pool, producer, commands_topic, limit=limit, redeliver_after_s=redeliver_after_s,
+                              lead_s=lead_s),
         full=limit,
     )

@@ -21,6 +21,8 @@ FAILURES = Counter("herald_batch_failures_total", "Batches that failed and will 
 DEAD_LETTERS = Counter("herald_dead_letters_total", "Messages parked on the dead-letter topic", ["consumer"])
 LAG = Gauge("herald_consumer_lag_records", "Records between the consumer's position and the partition's"
             " high watermark, as of its last fetch", ["consumer", "partition"])
+IN_FLIGHT = Gauge("herald_publish_calls_in_flight", "Platform calls in flight", ["engine"])
+PUBLISH_OUTCOMES = Counter("herald_publish_outcomes_total", "Attempt outcomes reported to the domain", ["engine"])
 HEARTBEAT = Gauge("herald_loop_heartbeat_timestamp_seconds", "Last time a loop completed an iteration", ["loop"])
 
 

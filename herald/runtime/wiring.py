@@ -37,12 +37,19 @@ from herald.runtime.health import RoleHealth
 from herald.messaging.relay import DDL as RELAY_DDL
 from herald.messaging.relay import Relay
 from herald.settings import Settings
+from herald.messaging.consumer import produce_commands
+from processors.accounts import authorizations, vault
+from processors.accounts.credentials import Credentials, RefreshSettings
+from processors.accounts.refresher import refresher_ticker
+from processors.accounts.upgrade import copy_earlier_tokens
+from processors.platforms.oauth import OAuthClient
 from processors.publishing import dispatcher, publisher
 from processors.platforms.base import AdapterRegistry
 from processors.platforms.mastodon import MastodonAdapter
 from processors.platforms import sandbox
 from processors.platforms.sandbox import SandboxAdapter
-from processors.publishing.publisher import Publisher
+from processors.publishing.engine import EngineSettings, PublishEngine
+from processors.publishing.publisher import journal_attempts
 from processors.settling.settler import settle
 from projections import catalogue as read_models
 from projections import positions
@@ -88,14 +95,32 @@ def _read_models(_herald: "Herald") -> EventHandler:
 def _dispatcher(herald: "Herald") -> Callable[[threading.Event], None]:
     s = herald.settings
     return dispatch_ticker(herald.pool, herald.producer, s.commands_topic, interval_s=s.dispatch_interval_s,
-                           limit=s.dispatch_batch_size, redeliver_after_s=s.dispatch_redeliver_after_s).run
+                           limit=s.dispatch_batch_size, redeliver_after_s=s.dispatch_redeliver_after_s,
+                           lead_s=s.publish_lead_s).run
+
+
+def _token_refresher(herald: "Herald") -> Callable[[threading.Event], None]:
+    s = herald.settings
+    return refresher_ticker(herald.pool, herald.credentials, interval_s=s.token_refresh_interval_s,
+                            ahead_s=s.token_refresh_ahead_s, limit=s.token_refresh_batch_size).run
+
+
+def _publish_engine(herald: "Herald") -> Callable[[threading.Event], None]:
+    s = herald.settings
+    settings = EngineSettings(lead_s=s.publish_lead_s, lease_s=s.publish_lease_s,
+                              max_in_flight=s.publish_max_in_flight, per_account=s.publish_per_account,
+                              per_platform=s.publish_per_platform, budget_share=s.publish_budget_share,
+                              rechecks_s=tuple(s.publish_rechecks_s), maintain_every_s=s.publish_maintain_every_s)
+    return PublishEngine(pool=herald.pool, producer=herald.producer, commands_topic=s.commands_topic,
+                         adapters=herald.adapters(), credentials=herald.credentials, settings=settings).run
 
 
 CATALOGUE: tuple[Consumer | Timed, ...] = (
-    Consumer("publisher", "processors",
-             lambda h: Publisher(pool=h.pool, adapters=h.adapters(), unseal=h.cipher.unseal)),
+    Consumer("publisher", "processors", lambda h: journal_attempts),
+    Timed("publish-engine", "processors", _publish_engine),
     Consumer("settler", "processors", lambda h: settle),
     Timed("dispatcher", "processors", _dispatcher),
+    Timed("token-refresher", "processors", _token_refresher),
     # Every read model in one consumer: each event is decoded once, and all read models of a
     # workspace are at the same position (read-your-writes waits on one number).
     Consumer("read-models", "projections", _read_models, on_batch=positions.record),
@@ -110,7 +135,7 @@ LOOP_NAMES: dict[str, tuple[str, ...]] = {
 # The events topic is the history every read model is rebuilt from: it keeps everything.
 EVENTS_TOPIC_CONFIGS = {"retention.ms": "-1", "cleanup.policy": "delete"}
 DDLS = (consumer_runtime.DDL, event_store.DDL, RELAY_DDL, inbox.DDL, *read_models.DDL, dispatcher.DDL,
-        publisher.DDL, sandbox.DDL, auth.DDL, idempotency.DDL)
+        publisher.DDL, sandbox.DDL, auth.DDL, idempotency.DDL, vault.DDL, authorizations.DDL)
 
 
 @contextlib.contextmanager
@@ -143,11 +168,22 @@ class Herald:
         return load_or_create_key(self.settings.token_key, self.settings.data_dir, self.settings.token_keys_retired)
 
     @cached_property
+    def credentials(self) -> Credentials:
+        s = self.settings
+        http = httpx.Client(timeout=s.platform_timeout_s)
+        self._closers.append(http.close)
+        clients = {platform: OAuthClient(c.client_id, c.client_secret.get_secret_value(), c.auth_method)
+                   for platform, c in s.oauth_clients.items()}
+        return Credentials(pool=self.pool, cipher=self.cipher, adapters=self.adapters, clients=clients, http=http,
+                           send_commands=lambda commands: produce_commands(self.producer, s.commands_topic, commands),
+                           settings=RefreshSettings(margin_s=s.token_refresh_margin_s, timeout_s=s.platform_timeout_s))
+
+    @cached_property
     def app(self) -> HeraldApplication:
         policy = PublishPolicy(tuple(self.settings.retry_delays_s), self.settings.missed_window_s,
                                self.settings.scheduling_horizon_days * 86400.0)
         env = {**db.eventsourcing_env(self.database_url), "APPLICATION_RECORDER_TOPIC": event_store.RECORDER_TOPIC}
-        return HeraldApplication(env, seal=self.cipher.seal, policy=policy,
+        return HeraldApplication(env, policy=policy,
                                  versions=event_store.versions_in(self.pool), serialise=workspace_locks(self.lock_pool),
                                  recorded_at=event_store.recorded_at_in(self.pool))
 
@@ -195,6 +231,9 @@ class Herald:
             if event_store.run_upgrade_once(self.database_url, "grant-claims-v1",
                                             lambda: claim_earlier_grants(self.app)):
                 log.info("upgrade: claimed the grant ids recorded before grant claims")
+            if event_store.run_upgrade_once(self.database_url, "credentials-store-v1",
+                                            lambda: copy_earlier_tokens(self.app, self.pool)):
+                log.info("upgrade: copied the sealed tokens of earlier connected accounts into the credentials store")
             event_store.run_upgrade_once(self.database_url, "inbox-secrets-scrubbed-v1",
                                          lambda: inbox.scrub_secrets(self.database_url))
         return self.ensure_topics()
@@ -240,6 +279,7 @@ class Herald:
                 read_wait_s=self.settings.read_wait_s,
                 max_body_bytes=self.settings.http_max_body_bytes,
                 rate_limits=self._rate_limits(),
+                credentials=self.credentials,
             )
         )
 
@@ -318,7 +358,9 @@ class Herald:
 
     def adapters(self) -> AdapterRegistry:
         s = self.settings
-        http = httpx.Client(timeout=s.platform_timeout_s)
+        limits = httpx.Limits(max_connections=s.publish_max_in_flight * 2,
+                              max_keepalive_connections=s.publish_max_in_flight)
+        http = httpx.Client(timeout=s.platform_timeout_s, limits=limits)
         self._closers.append(http.close)
         media = SafeFetcher(timeout_s=s.platform_timeout_s, max_bytes=s.media_max_bytes,
                             allowed_networks=s.media_allowed_networks)

@@ -1,5 +1,25 @@
 """Mastodon adapter: the documented REST API, POST /api/v1/statuses with a bearer token.
 
+Rate budget: 300 requests per 5 minutes per account (https://docs.joinmastodon.org/api/rate-limits/);
+answers carry ``X-RateLimit-Reset`` (an ISO 8601 time), and 429 when it is spent.
+
+Tokens: Mastodon's token endpoint (POST /oauth/token, https://docs.joinmastodon.org/methods/oauth/#token)
+answers a Token (https://docs.joinmastodon.org/entities/Token/) with no ``expires_in`` and no
+``refresh_token``: its access tokens do not expire, they stay valid until revoked (POST /oauth/revoke).
+So an ordinary Mastodon account is never refreshed; a token it refuses with 401 means the account
+must be connected again. Should an account come with a refresh token and an expiry (an instance
+configured to issue them; Mastodon's OAuth is Doorkeeper, which can), the refresh-token grant goes to
+the same endpoint.
+
+Connecting (https://docs.joinmastodon.org/methods/oauth/#authorize): the authorization-code grant.
+The user approves at ``<instance>/oauth/authorize`` (response_type=code, client_id, redirect_uri,
+scope, state); the code is exchanged at ``<instance>/oauth/token`` with grant_type=authorization_code,
+client_id/client_secret and the same redirect_uri. Mastodon 4.3.0 "added support for PKCE parameters"
+(code_challenge, code_challenge_method — "Must be `S256`, as this is the only code challenge method
+that is supported by Mastodon for PKCE"; code_verifier at the token endpoint), optional, so Herald
+always sends an S256 challenge. App registrations are per instance (POST /api/v1/apps): Herald's
+client id and secret come from settings (HERALD_OAUTH_CLIENTS), per instance where needed.
+
 Every status post carries ``Idempotency-Key: <attempt_key>``. Mastodon documents that a repeated
 request with the same key (same account, within one hour) returns the status it already created
 instead of posting again; that is what makes retries and reconciliation safe.
@@ -9,19 +29,27 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
+from domain.post.platform_rules import mastodon_length
 from herald.net.safe_fetch import FetchRefused, SafeFetcher
 from processors.platforms.base import (
     ErrorKind,
+    Pkce,
     PublishError,
     PublishRequest,
     PublishResult,
+    RateBudget,
+    TokenRefresh,
     classify_http_error,
 )
 
-# Mastodon's default limit. Raw length is conservative: Mastodon counts every URL as 23 characters.
+# What Herald asks a Mastodon user for: post statuses, upload their media, and read the account
+# itself (its handle, via verify_credentials). Granular scopes: https://docs.joinmastodon.org/api/oauth-scopes/
+SCOPES = ("write:statuses", "write:media", "read:accounts")
+# Mastodon's default limit, counted as Mastodon counts (every URL as 23 characters).
 MAX_CHARACTERS = 500
 # /api/v2/media answers 202 (url null) while it still processes a file; a status may not attach it yet.
 MEDIA_PROCESSING_POLLS = 10
@@ -30,6 +58,13 @@ MEDIA_POLL_INTERVAL_S = 0.5
 
 class MastodonAdapter:
     platform = "mastodon"
+    rate_budgets = (RateBudget(300, 300.0, "account", "https://docs.joinmastodon.org/api/rate-limits/"),)
+    token_refresh = TokenRefresh(
+        token_endpoint=lambda instance_url: f"{(instance_url or '').rstrip('/')}/oauth/token",
+        tokens_expire=False, source="https://docs.joinmastodon.org/methods/oauth/#token",
+        authorization_endpoint=lambda instance_url: f"{(instance_url or '').rstrip('/')}/oauth/authorize",
+        scopes=SCOPES, pkce=Pkce.supported, client_auth=("client_secret_post", "client_secret_basic"),
+        per_instance=True, connect_source="https://docs.joinmastodon.org/methods/oauth/#authorize")
 
     def __init__(self, http: httpx.Client, default_base_url: str = "", timeout_s: float = 10,
                  media: SafeFetcher | None = None) -> None:
@@ -40,10 +75,9 @@ class MastodonAdapter:
         self.media = media or SafeFetcher(timeout_s=timeout_s)
 
     def publish(self, request: PublishRequest) -> PublishResult:
-        if len(request.text) > MAX_CHARACTERS:
-            raise PublishError(
-                ErrorKind.invalid_content, f"{len(request.text)} characters; Mastodon allows {MAX_CHARACTERS}"
-            )
+        length = mastodon_length(request.text)
+        if length > MAX_CHARACTERS:
+            raise PublishError(ErrorKind.invalid_content, f"{length} characters; Mastodon allows {MAX_CHARACTERS}")
         base = (request.account.instance_url or self.default_base_url).rstrip("/")
         if not base:
             raise PublishError(ErrorKind.permanent, f"account {request.account.account_id} names no Mastodon instance")
@@ -66,6 +100,16 @@ class MastodonAdapter:
         # attempt reconciled later than that could post a second time.
         # Media are uploaded again; unattached uploads are harmless and Mastodon prunes them.
         return self.publish(request)
+
+    def account_handle(self, instance_url: str | None, access_token: str) -> str:
+        """``user@host``, from GET /api/v1/accounts/verify_credentials (needs ``read:accounts``)."""
+        base = (instance_url or self.default_base_url).rstrip("/")
+        account = self._call("GET", f"{base}/api/v1/accounts/verify_credentials",
+                             headers={"Authorization": f"Bearer {access_token}"})
+        username = account.get("username") if isinstance(account, dict) else None
+        if not isinstance(username, str) or not username:
+            raise PublishError(ErrorKind.transient, "Mastodon answered verify_credentials without a username")
+        return f"{username}@{urlsplit(base).hostname}"
 
     def _upload(self, base: str, auth: dict[str, str], url: str) -> str:
         try:
@@ -96,8 +140,11 @@ class MastodonAdapter:
     def _call(self, method: str, url: str, **kwargs: Any) -> Any:
         try:
             response = self.http.request(method, url, timeout=self.timeout_s, **kwargs)
-        except httpx.HTTPError as error:  # timeouts, refused/dropped connections, protocol errors
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:  # nothing was sent
             raise PublishError(ErrorKind.transient, f"{method} {url}: {type(error).__name__}: {error}") from None
+        except httpx.HTTPError as error:  # sent, then no answer: the platform may have acted on it
+            kind = ErrorKind.unknown if method == "POST" else ErrorKind.transient
+            raise PublishError(kind, f"{method} {url}: {type(error).__name__}: {error}") from None
         if response.status_code >= 400:
             raise classify_http_error(response.status_code, response.headers, response.text)
         try:

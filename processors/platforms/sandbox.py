@@ -42,6 +42,8 @@ class SandboxPost:
 
 class SandboxAdapter:
     platform = "sandbox"
+    rate_budgets = ()  # Herald's own table: no budget to keep
+    token_refresh = None  # no tokens, no OAuth: nothing to refresh, and no connect flow (connect it without tokens)
 
     def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool

@@ -1,5 +1,7 @@
-"""Dispatcher: finds due destinations in the queue read model and asks the domain to start
-their next attempt. Several dispatchers can run: ``FOR UPDATE SKIP LOCKED`` shares the rows,
+"""Dispatcher: finds destinations due within the lead time in the queue read model and asks the
+domain to start their next attempt. It starts them ``lead_s`` ahead so that the attempt is
+journaled and waiting in the publishing engine when it falls due: the engine calls the platform
+at the due time itself (the attempt carries it as ``not_before``). Several dispatchers can run: ``FOR UPDATE SKIP LOCKED`` shares the rows,
 and the command id derived from (post, destination, attempt) makes a re-issue harmless.
 
 It owns ``dispatch_log`` (what it asked for and when) and never writes the read model:
@@ -29,7 +31,7 @@ _DUE = """
 SELECT q.workspace_id, q.post_id, q.destination_id, q.attempt + 1
   FROM queue_destinations q
  WHERE q.status IN ('pending', 'retry_scheduled')
-   AND q.due_at <= %(now)s
+   AND q.due_at <= %(until)s
    AND NOT EXISTS (
         SELECT 1 FROM dispatch_log l
          WHERE l.post_id = q.post_id AND l.destination_id = q.destination_id
@@ -40,10 +42,13 @@ SELECT q.workspace_id, q.post_id, q.destination_id, q.attempt + 1
 """
 
 
-def due_attempts(conn: Connection, now: datetime, limit: int, redeliver_after_s: float) -> list[CommandEnvelope]:
-    """Claim due destinations (inside the caller's transaction) and word their start commands."""
+def due_attempts(conn: Connection, now: datetime, limit: int, redeliver_after_s: float,
+                 lead_s: float = 0.0) -> list[CommandEnvelope]:
+    """Claim destinations due by ``now + lead_s`` (inside the caller's transaction) and word their
+    start commands."""
     rows = conn.execute(
-        _DUE, {"now": now, "stale_before": now - timedelta(seconds=redeliver_after_s), "limit": limit}
+        _DUE, {"until": now + timedelta(seconds=lead_s), "stale_before": now - timedelta(seconds=redeliver_after_s),
+               "limit": limit}
     ).fetchall()
     if not rows:
         return []

@@ -35,13 +35,19 @@ def test_no_operation_reaches_another_workspace(gw):
         "workspace_id": "a", "scopes": ["workspace:read", "workspace:write", "credits:grant", "analytics:read"],
     }).json()["api_key"])
     due = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    ids = {"workspace_id": "b", "post_id": post_b, "social_account_id": account_b, "key_id": spare_b["key_id"]}
+    ids = {"workspace_id": "b", "post_id": post_b, "social_account_id": account_b, "key_id": spare_b["key_id"],
+           "destination_id": account_b}
     bodies = {
         ("post", "/v1/workspaces/{workspace_id}/social-accounts"): {"platform": "sandbox", "handle": "x"},
         ("post", "/v1/workspaces/{workspace_id}/credits/grants"): {"amount": 100},
         ("post", "/v1/workspaces/{workspace_id}/posts"): {"text": "x", "destinations": [account_a], "publish_at": due},
         ("post", "/v1/workspaces/{workspace_id}/posts/{post_id}/cancel"): {},
         ("post", "/v1/api-keys/{key_id}/rotate"): {},
+        ("post", "/v1/workspaces/{workspace_id}/social-accounts/oauth/start"):
+            {"platform": "mastodon", "redirect_uri": "https://app.example/back"},
+        ("post", "/v1/workspaces/{workspace_id}/social-accounts/oauth/callback"): {"state": "s", "code": "c"},
+        ("post", "/v1/admin/workspaces/{workspace_id}/posts/{post_id}/destinations/{destination_id}/resolution"):
+            {"attempt": 1, "resolution": "not_published"},
     }
     before = {path: gw.get(path, headers=ADMIN).json() for path in
               ("/v1/workspaces/b/wallet", f"/v1/workspaces/b/posts/{post_b}", "/v1/workspaces/b/social-accounts")}
@@ -53,9 +59,11 @@ def test_no_operation_reaches_another_workspace(gw):
             if "{workspace_id}" not in template and "{key_id}" not in template:
                 continue
             path = template.format(**ids)
+            # Admin operations refuse every other key alike (403, whatever the ids); the rest answer 404.
+            refused = 403 if template.startswith("/v1/admin/") else 404
             for key in (key_a, strong_a):
                 answer = gw.http.request(method.upper(), path, headers=key, json=bodies.get((method, template)))
-                assert answer.status_code == 404, f"{method.upper()} {path}: {answer.status_code} {answer.text}"
+                assert answer.status_code == refused, f"{method.upper()} {path}: {answer.status_code} {answer.text}"
             called.append((method, template))
     assert len(called) >= 12, called
 

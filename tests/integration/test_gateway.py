@@ -7,6 +7,8 @@ The commands topic is the one boundary replaced: ``submit_command`` collects env
 
 from __future__ import annotations
 
+import os
+
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,6 +19,9 @@ from domain.rejections import Reason
 from gateway import auth, idempotency
 from gateway.app import GatewayDeps, create_app
 from gateway.problems import REASON_STATUS
+from herald.crypto import TokenCipher
+from processors.accounts import vault
+from processors.accounts.credentials import Credentials
 from herald.storage import db, event_store
 from herald.messaging.relay import to_cloud_event
 from projections import catalogue as read_models
@@ -37,7 +42,7 @@ class Gateway:
         self.pool = db.connection_pool(database_url, max_size=4)
         self.app = HeraldApplication(db.eventsourcing_env(database_url),
                                      recorded_at=event_store.recorded_at_in(self.pool))
-        db.apply_ddl(database_url, *read_models.DDL, auth.DDL, idempotency.DDL)
+        db.apply_ddl(database_url, *read_models.DDL, auth.DDL, idempotency.DDL, vault.DDL)
         self.projected = 0  # last event-store position applied to the read models
         self.submitted: list[CommandEnvelope] = []
         self.fail_submit = False
@@ -45,6 +50,7 @@ class Gateway:
         self.deps = GatewayDeps(
             app=self.app, pool=self.pool, submit_command=self._submit, admin_api_key=ADMIN_KEY,
             ready_checks=self.ready_checks,
+            credentials=Credentials(pool=self.pool, cipher=TokenCipher(os.urandom(32))),  # connect seals tokens here
         )
         self.http = TestClient(create_app(self.deps))
         self.api = Api(self.http)

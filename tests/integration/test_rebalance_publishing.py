@@ -56,5 +56,5 @@ def test_one_of_two_publishing_processes_leaves_mid_stream(heralds, pg_url, tmp_
         assert types["herald.post.attempt_started.v1"] == total, "no second attempt was needed or started"
         assert types["herald.wallet.hold_consumed.v1"] == total, "each hold consumed once"
         assert query_one(herald, "SELECT count(*) FROM sandbox_posts") == total
-        assert query_one(herald, "SELECT count(*) FROM publish_journal WHERE state = 'done'") == total
+        assert query_one(herald, "SELECT count(*) FROM publish_journal WHERE state = 'reported'") == total
         assert_queue_equals_rebuilt(herald, pg_url)

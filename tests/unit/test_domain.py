@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from domain.application import Decision, HeraldApplication
-from domain.post import Post, hold_id_for
+from domain.post import Post, PublishPolicy, hold_id_for
 from domain.account import SocialAccount
 from domain.wallet import Wallet
 from domain.workspace import Workspace
@@ -32,17 +32,19 @@ class Herald:
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
 
-    def envelope(self, payload: cmd.Payload, *, command_id: str | None = None, workspace: str = WS) -> cmd.CommandEnvelope:
+    def envelope(self, payload: cmd.Payload, *, command_id: str | None = None, workspace: str = WS,
+                 issued_by: str = "tests") -> cmd.CommandEnvelope:
         return cmd.CommandEnvelope.wrap(
             payload,
             command_id=command_id or f"cmd-{next(self._ids)}",
             workspace_id=workspace,
-            issued_by="tests",
+            issued_by=issued_by,
             issued_at=self.now,
         )
 
-    def send(self, payload: cmd.Payload, *, command_id: str | None = None, workspace: str = WS) -> Decision:
-        return self.app.handle(self.envelope(payload, command_id=command_id, workspace=workspace))
+    def send(self, payload: cmd.Payload, *, command_id: str | None = None, workspace: str = WS,
+             issued_by: str = "tests") -> Decision:
+        return self.app.handle(self.envelope(payload, command_id=command_id, workspace=workspace, issued_by=issued_by))
 
     def send_raw(self, command_type: str, payload: dict[str, Any], *, command_id: str, workspace: str = WS) -> Decision:
         envelope = cmd.CommandEnvelope(
@@ -435,19 +437,67 @@ def test_an_outcome_must_belong_to_the_running_attempt(ready: Herald) -> None:
     assert ready.post("p1").destinations["acc-a"].status == "attempting"
 
 
-@pytest.mark.parametrize(("retry_after_s", "expected_delay_s"), [(None, 60), (10, 60), (120, 120)])
-def test_a_first_retry_waits_a_minute_or_what_the_platform_asks(
-    ready: Herald, retry_after_s: float | None, expected_delay_s: float
+@pytest.mark.parametrize(("retry_after_s", "least_s", "most_s"), [(None, 48, 72), (10, 48, 72), (120, 120, 120)])
+def test_a_first_retry_waits_a_minute_jittered_or_what_the_platform_asks(
+    ready: Herald, retry_after_s: float | None, least_s: float, most_s: float
 ) -> None:
     ready.schedule("p1", "acc-a")
     ready.start("p1", "acc-a")
     ready.advance(5)
-    result = _accepted(ready.outcome("p1", "acc-a", 1, "retry", error_kind="rate_limited", retry_after_s=retry_after_s))
+    result = _accepted(ready.outcome("p1", "acc-a", 1, "retry", error_kind="transient", retry_after_s=retry_after_s,
+                                     status_code=503))
     assert result["status"] == "retry_scheduled"
     (retry,) = ready.events_of("herald.post.retry_scheduled.v1")
-    assert datetime.fromisoformat(retry["retry_at"]) == ready.now + timedelta(seconds=expected_delay_s)
-    assert retry["error_kind"] == "rate_limited"
+    delay = (datetime.fromisoformat(retry["retry_at"]) - ready.now).total_seconds()
+    assert least_s <= delay <= most_s
+    assert retry["error_kind"] == "transient" and retry["status_code"] == 503
     assert ready.workspace().waiting_posts == {"p1"}
+
+
+def test_retry_jitter_spreads_destinations_that_failed_together() -> None:
+    policy = PublishPolicy()
+    delays = {policy.retry_delay_s(1, f"attempt-{i}") for i in range(50)}
+    assert len(delays) > 40, "different attempts get different delays"
+    assert all(48 <= d <= 72 for d in delays)
+    assert policy.retry_delay_s(2, "attempt-1") == policy.retry_delay_s(2, "attempt-1"), "deterministic per attempt"
+
+
+def test_a_throttled_attempt_waits_without_using_up_a_retry(ready: Herald) -> None:
+    ready.schedule("p1", "acc-a")
+    for attempt in (1, 2, 3, 4, 5):  # more throttles than there are retries
+        _accepted(ready.start("p1", "acc-a", attempt=attempt))
+        result = _accepted(ready.outcome("p1", "acc-a", attempt, "throttled", error_kind="rate_limited",
+                                         retry_after_s=30, status_code=429))
+        assert result["status"] == "retry_scheduled"
+        throttled = ready.events_of("herald.post.destination_throttled.v1")[-1]
+        assert datetime.fromisoformat(throttled["until"]) == ready.now + timedelta(seconds=30)
+        ready.now = datetime.fromisoformat(throttled["until"])
+    assert ready.post("p1").destinations["acc-a"].failures == 0
+    _accepted(ready.start("p1", "acc-a", attempt=6))
+    assert _accepted(ready.outcome("p1", "acc-a", 6, "retry", detail="503"))["status"] == "retry_scheduled"
+
+
+@pytest.mark.parametrize("resolution", ["published", "not_published"])
+def test_an_unknown_outcome_is_resolved_and_its_hold_follows(ready: Herald, resolution: str) -> None:
+    ready.schedule("p1", "acc-a")
+    ready.start("p1", "acc-a")
+    _accepted(ready.outcome("p1", "acc-a", 1, "unknown", detail="timeout"))
+    assert ready.post("p1").destinations["acc-a"].status == "outcome_unknown"
+    fields = {"platform_post_id": "123", "url": "https://example/123"} if resolution == "published" else {"note": "checked"}
+    payload = cmd.ResolvePublishOutcome(post_id="p1", destination_id="acc-a", attempt=1,
+                                        resolution=cmd.Resolution(resolution), **fields)
+    result = _accepted(ready.send(payload, issued_by="admin"))
+    if resolution == "published":
+        assert result["status"] == "published"
+        (published,) = ready.events_of("herald.post.destination_published.v1")
+        assert published["resolved_by"] == "admin" and published["platform_post_id"] == "123"
+    else:
+        assert result["status"] == "failed"
+        (failed,) = ready.events_of("herald.post.destination_failed.v1")
+        assert failed["error_kind"] == "not_published" and "admin" in failed["detail"]
+    assert ready.workspace().waiting_posts == set()
+    again = ready.send(payload, issued_by="admin")
+    assert again.reason_code == "outcome_fenced", "a destination is resolved once"
 
 
 def test_retries_back_off_and_give_up_after_the_fourth_attempt(ready: Herald) -> None:
@@ -459,12 +509,12 @@ def test_retries_back_off_and_give_up_after_the_fourth_attempt(ready: Herald) ->
         retry_at = datetime.fromisoformat(ready.events_of("herald.post.retry_scheduled.v1")[-1]["retry_at"])
         delays.append((retry_at - ready.now).total_seconds())
         ready.now = retry_at
-    assert delays == [60, 300, 900]
+    assert all(0.8 * base <= d <= 1.2 * base for d, base in zip(delays, (60, 300, 900), strict=True))
     _accepted(ready.start("p1", "acc-a", attempt=4))
     result = _accepted(ready.outcome("p1", "acc-a", 4, "retry", detail="503"))
     assert result["status"] == "failed"
     (failed,) = ready.events_of("herald.post.destination_failed.v1")
-    assert failed["attempt"] == 4 and "gave up after 4 attempts" in failed["detail"]
+    assert failed["attempt"] == 4 and "gave up after 4 failed attempts" in failed["detail"]
     assert ready.post("p1").status == "failed"
     assert ready.workspace().waiting_posts == set()
 

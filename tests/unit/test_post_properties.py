@@ -31,6 +31,7 @@ OUTCOMES = [o.value for o in cmd.Outcome]
 OUTCOME_EVENTS = {
     "herald.post.destination_published.v1": "published",
     "herald.post.retry_scheduled.v1": "retry_scheduled",
+    "herald.post.destination_throttled.v1": "retry_scheduled",
     "herald.post.destination_failed.v1": "failed",
     "herald.post.outcome_unknown.v1": "outcome_unknown",
 }
@@ -64,6 +65,12 @@ start_st = st.builds(
 outcome_cmd_st = st.builds(
     _outcome, destination_st, attempt_st, outcome_st, st.none() | st.sampled_from([0.0, 30.0, 600.0])
 )
+resolve_st = st.builds(
+    lambda d, a, published: cmd.ResolvePublishOutcome(
+        post_id=POST, destination_id=d, attempt=a,
+        resolution=cmd.Resolution.published if published else cmd.Resolution.not_published,
+        platform_post_id=f"found-{d}-{a}" if published else None),
+    destination_st, attempt_st, st.booleans())
 cancel_st = st.builds(lambda reason: cmd.CancelPost(post_id=POST, reason=reason), st.sampled_from(["user", "typo"]))
 # Retries weigh more so that retry chains run to exhaustion (a 4th attempt's retry fails).
 guided_st = st.builds(Next, destination_st, st.sampled_from(["retry", "retry", "retry", *OUTCOMES]))
@@ -75,6 +82,8 @@ def _command(roll: int) -> st.SearchStrategy[cmd.Payload | Next]:
         return guided_st
     if roll < 14:
         return start_st
+    if roll < 16:
+        return resolve_st
     return outcome_cmd_st if roll < 19 else cancel_st
 
 
@@ -136,7 +145,7 @@ class Run:
         if command_id is None:
             self.fresh += 1
             command_id = f"fresh-{self.fresh}"
-        if isinstance(payload, (cmd.StartPublishAttempt, cmd.RecordPublishOutcome)):
+        if isinstance(payload, (cmd.StartPublishAttempt, cmd.RecordPublishOutcome, cmd.ResolvePublishOutcome)):
             payload = payload.model_copy(update={"post_id": self.post_id,
                                                  "destination_id": self.account(payload.destination_id)})
         elif isinstance(payload, cmd.CancelPost):
@@ -219,6 +228,11 @@ def check_history(events: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
             # Either the running attempt's outcome, or a missed window when the next one was due.
             assert status[d] in {"attempting", "pending", "retry_scheduled"}, (kind, d, status[d])
             status[d] = "skipped"
+        elif status[d] == "outcome_unknown":  # only a resolution ends it
+            assert kind in {"herald.post.destination_published.v1", "herald.post.destination_failed.v1"}, kind
+            assert data["attempt"] == started[d], (kind, data, started[d])
+            status[d] = OUTCOME_EVENTS[kind]
+            published[d] += kind == "herald.post.destination_published.v1"
         else:
             assert status[d] == "attempting" and data["attempt"] == started[d], (kind, data, status[d], started[d])
             status[d] = OUTCOME_EVENTS[kind]

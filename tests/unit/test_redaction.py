@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from pydantic import ValidationError
+import pytest
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from herald.messaging.consumer import describe
 from herald.redaction import REDACTED, carries_secret, redact, redact_text
@@ -31,11 +32,27 @@ def test_text_is_redacted_whether_json_or_a_message():
     assert redact_text("nothing secret") == "nothing secret" and redact_text(None) is None
 
 
-def test_a_validation_error_quoting_a_token_is_described_without_it():
-    try:
-        cmd.ConnectSocialAccount.model_validate({"handle": "a", "access_token": TOKEN})  # no platform
-    except ValidationError as error:
-        assert TOKEN in str(error), "pydantic does quote the input"
-        assert TOKEN not in describe(error) and describe(error).startswith("ValidationError:")
-    else:
-        raise AssertionError("expected a validation error")
+class Connect(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    platform: str
+    handle: str
+    refresh_token: int | None = None
+
+
+@pytest.mark.parametrize("payload", [
+    {"handle": "a", "access_token": TOKEN},  # missing platform: the whole input is quoted; and an extra field
+    {"platform": "x", "handle": "a", "refresh_token": TOKEN},  # the field's own error quotes its value
+    {"platform": "x", "handle": "a", "nested": {"access_token": TOKEN}},
+])
+def test_a_validation_error_quoting_a_token_is_described_without_it(payload):
+    with pytest.raises(ValidationError) as raised:
+        Connect.model_validate(payload)
+    assert TOKEN in str(raised.value), "pydantic does quote the input"
+    described = describe(raised.value)
+    assert TOKEN not in described and described.startswith("ValidationError:") and REDACTED in described
+
+
+def test_the_connect_command_quoting_a_token_is_described_without_it():
+    with pytest.raises(ValidationError) as raised:
+        cmd.ConnectSocialAccount.model_validate({"handle": "a", "access_token": TOKEN})
+    assert TOKEN not in describe(raised.value)
