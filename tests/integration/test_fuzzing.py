@@ -31,8 +31,9 @@ MAX_EXAMPLES = 5
 SEED = 13
 
 # Statuses a request valid by the schema may still get: the domain's rules beyond the schema (ids
-# that must exist, publish_at relative to now, tier limits, credits), scopes, rate limits.
-VALID_BUT_REFUSED = ["2xx", 401, 402, 403, 404, 409, 422, 429]
+# that must exist, publish_at relative to now, tier limits, credits), scopes, rate limits, and an
+# OAuth state that is unknown (400) or expired/used (410).
+VALID_BUT_REFUSED = ["2xx", 400, 401, 402, 403, 404, 409, 410, 422, 429]
 
 
 def _free_port() -> int:
