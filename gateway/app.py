@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import logging
+
+from fastapi import FastAPI, Request
 
 from gateway import problems, routes
 from gateway.body_limits import BodyLimits
 from gateway.deps import GatewayDeps
 
 __all__ = ["GatewayDeps", "create_app"]
+
+AUDIT = logging.getLogger("herald.audit")
 
 DESCRIPTION = """
 Schedule social-media posts, publish them on time, charge prepaid credits.
@@ -26,11 +30,15 @@ under `/v1/api-keys`.
 `detail` and a stable `reason_code`; rejected commands keep the domain's reason code:
 404 `unknown_workspace`, `unknown_post`; 422 `invalid_payload`, `publish_at_in_past`, `content_invalid`,
 `unknown_social_account` (a destination the workspace lacks: a fault of the body),
-`unknown_destination`; 402 `insufficient_credits`; 409 tier limits (`queue_full`,
-`account_limit_reached`) and conflicts (`*_exists`, `post_not_cancellable`, ...).
+`unknown_destination`, `publish_at_beyond_horizon`, `expires_at_in_past`; 402
+`insufficient_credits`; 409 tier limits (`queue_full`, `account_limit_reached`) and conflicts
+(`*_exists`, `post_not_cancellable`, ...). Numbers are strict (no `"5"` or `true` for 5) and
+timestamps are RFC 3339 strings with an offset. 413 `body_too_large` above the body limit;
+429 `rate_limited` (with `Retry-After` and `RateLimit-*`) over a key's or a workspace's rate.
 
 **Idempotency.** Every decision is recorded, so a synchronous command repeated with the same
-`Idempotency-Key` answers with its first outcome and changes nothing.
+`Idempotency-Key` answers with its first outcome and changes nothing. The same key with a
+different body answers 422 `idempotency_key_reused`.
 """
 
 TAGS = [
@@ -53,6 +61,16 @@ def create_app(deps: GatewayDeps) -> FastAPI:
     problems.install(app)
     app.include_router(routes.build(deps))
     app.add_middleware(BodyLimits, max_bytes=deps.max_body_bytes)
+
+    @app.middleware("http")
+    async def access_log(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette's middleware signature
+        # Every authenticated request, reads included, attributed to its key (decisions also
+        # carry it in their events' issued_by). Never the key itself.
+        response = await call_next(request)
+        key_id = getattr(request.state, "api_key_id", None)
+        if key_id is not None:
+            AUDIT.info("key=%s %s %s %s", key_id, request.method, request.url.path, response.status_code)
+        return response
     described = app.openapi
 
     def openapi() -> dict:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Callable, Iterator, Protocol
 
-from fastapi import Depends, Header, Path, Query, Response
+from fastapi import Depends, Header, Path, Query, Request, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
@@ -21,6 +21,7 @@ from gateway import auth, idempotency
 from processors.accounts.credentials import Credentials
 from gateway.rate_limits import RateLimits, Verdict
 from gateway.problems import ProblemError, field_errors, rejection
+from gateway.rate_limits import RateLimits, Verdict
 from herald.storage.tolerant_time import tolerate_out_of_range
 from projections import positions
 from schemas import api
@@ -72,8 +73,9 @@ ResourceId = Annotated[str, Path(min_length=1, max_length=200, pattern=cmd.ID_PA
 
 MinPosition = Annotated[
     int | None,
-    Query(ge=0, description="read your own write: wait (up to a few seconds) until the read models have applied "
-          "the workspace's events up to this position, the `position` a command answered with"),
+    Query(ge=0, le=2**63 - 1, description="read your own write: wait (up to a few seconds) until the read models "
+          "have applied the workspace's events up to this position, the `position` a command answered with; 422 "
+          "`unknown_position` when no decision of this workspace is at that position"),
 ]
 
 
@@ -86,6 +88,7 @@ class Shared:
         def principal(
             bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
             api_key: Annotated[str | None, Depends(_api_key)],
+            request: Request,
             response: Response,
         ) -> auth.Principal:
             presented = bearer.credentials if bearer else api_key
@@ -93,6 +96,7 @@ class Shared:
             if found is None:
                 raise ProblemError(401, "unauthenticated", "a valid API key is required: Authorization: Bearer <key>",
                                    {"WWW-Authenticate": "Bearer"})
+            request.state.api_key_id = found.key_id  # the access log names the key (gateway.app)
             if deps.rate_limits is not None:
                 verdict = deps.rate_limits.per_key.take(found.key_id)
                 _refuse_over_rate(verdict, "this key")
@@ -145,11 +149,20 @@ class Shared:
             raise rejection(decision.reason_code or "rejected", decision.detail, command_id, decision.limit)
         return decision
 
+    def _decided_for(self, workspace_id: str, position: int) -> bool:
+        """Whether the event at ``position`` in the store is one of the workspace's."""
+        app = self.deps.app
+        found = app.recorder.select_notifications(start=position, limit=1, stop=position)
+        if not found or found[0].id != position:
+            return False
+        return getattr(app.mapper.to_domain_event(found[0]), "workspace_id", None) == workspace_id
+
     @contextlib.contextmanager
     def read(self, workspace_id: str, min_position: int | None, response: Response) -> Iterator[Connection]:
         """A connection to read the workspace's read models once they have applied ``min_position``;
         the position they are at goes back in the ``Herald-Position`` header."""
         deadline = time.monotonic() + self.deps.read_wait_s
+        waited_for = False
         with self.deps.pool.connection() as conn:
             tolerate_out_of_range(conn.adapters)  # one stored row out of Python's range must not fail the read
             while True:
@@ -157,6 +170,12 @@ class Shared:
                 conn.commit()  # each look sees the latest committed position
                 if min_position is None or at >= min_position:
                     break
+                if not waited_for and not self._decided_for(workspace_id, min_position):
+                    # Waiting could never end: no decision of this workspace is at that position.
+                    raise ProblemError(422, "unknown_position", f"position {min_position} is not a decision of "
+                                       f"workspace {workspace_id}; pass the `position` a command answered with",
+                                       position=at)
+                waited_for = True
                 if time.monotonic() >= deadline:
                     raise ProblemError(503, "read_model_behind", f"the read models are at position {at}, not yet "
                                        f"at {min_position}; retry shortly", {"Retry-After": "1"}, position=at)

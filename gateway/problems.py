@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from domain.application import ConflictsPersisted
 from domain.rejections import Reason
@@ -122,6 +123,15 @@ def complete_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     """Answer every error, expected or not, with a problem document."""
 
@@ -135,10 +145,13 @@ def install(app: FastAPI) -> None:
         return problem_response(422, "validation_error", "the request is not valid; see errors", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed"}
+        headers = dict(error.headers or {})
+        if error.status_code == 405:  # Starlette names only the first route of the path; a path has several
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         return problem_response(error.status_code, codes.get(error.status_code, "http_error"), str(error.detail),
-                                dict(error.headers or {}))
+                                headers)
 
     @app.exception_handler(ConflictsPersisted)
     async def _contention(_: Request, error: ConflictsPersisted) -> JSONResponse:

@@ -22,6 +22,15 @@ _QUOTED = re.compile(
 )
 
 
+# A pydantic error names the field on one line and quotes its input on the next:
+#   access_token
+#     Extra inputs are not permitted [type=extra_forbidden, input_value='…', input_type=str]
+_FIELD_ERROR = re.compile(
+    r"(?m)^(?P<loc>[\w.\[\]]*\b(?:" + "|".join(sorted(SECRET_FIELDS)) + r")\b[\w.\[\]]*)\n"
+    r"(?P<body>[^\n]*?input_value=)(?P<value>.*?)(?P<tail>, input_type=)"
+)
+
+
 def carries_secret(value: Any) -> bool:
     """Whether parsed JSON holds a non-empty secret field anywhere."""
     if isinstance(value, dict):
@@ -51,4 +60,5 @@ def redact_text(text: str | None) -> str | None:
         parsed = None
     if isinstance(parsed, (dict, list)):
         return json.dumps(redact(parsed), separators=(",", ":"), ensure_ascii=False)
+    text = _FIELD_ERROR.sub(lambda m: f"{m['loc']}\n{m['body']}'{REDACTED}'{m['tail']}", text)
     return _QUOTED.sub(lambda m: f"{m['q']}{m['name']}{m['q']}{m['sep']}{m['vq']}{REDACTED}{m['vq']}", text)

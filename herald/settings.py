@@ -113,6 +113,8 @@ class Settings(BaseSettings):
 
     # Secrets. 32-byte key, base64; empty → generated once and kept in data_dir.
     token_key: str = Field("", description="AES-256-GCM key (base64) for social-account tokens")
+    token_keys_retired: list[str] = Field(default_factory=list,
+                                          description="earlier token keys (base64, JSON list): they still unseal")
 
     def environment(self) -> dict[str, str]:
         """The HERALD_* variables that make a child `herald <role>` process share this
@@ -125,6 +127,7 @@ class Settings(BaseSettings):
             "HERALD_CONSUMER_GROUP_PREFIX": self.consumer_group_prefix,
             "HERALD_DATA_DIR": str(self.data_dir),
             "HERALD_TOKEN_KEY": self.token_key,
+            "HERALD_TOKEN_KEYS_RETIRED": json.dumps(self.token_keys_retired),
             "HERALD_ADMIN_API_KEY": self.admin_api_key,
             "HERALD_OAUTH_CLIENTS": json.dumps({p: {**c.model_dump(), "client_secret": c.client_secret.get_secret_value()}
                                                 for p, c in self.oauth_clients.items()}),

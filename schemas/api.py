@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StrictInt, model_validator
 
 from schemas import commands as cmd
 
@@ -44,37 +44,6 @@ GrantCreditsRequest = cmd.GrantCredits
 SchedulePostRequest = cmd.SchedulePost
 
 
-class ConnectSocialAccountRequest(BaseModel):
-    """Connect a social account, or connect it again with new tokens (same ``social_account_id``):
-    that clears a ``needs_reconnect``. The tokens are sealed into Herald's private credentials store
-    before anything else happens; they never reach the domain, its events, a topic or a response."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    social_account_id: str | None = Field(None, min_length=1, max_length=200, pattern=cmd.ID_PATTERN,
-                                          description="defaults to one derived from the command id")
-    platform: cmd.Platform
-    handle: str = Field(min_length=1, max_length=200)
-    instance_url: HttpUrl | None = Field(None, description="Mastodon instance base URL")
-    access_token: str = Field("", max_length=4000, description="sealed (AES-256-GCM) into the credentials store")
-    refresh_token: str | None = Field(None, min_length=1, max_length=4000,
-                                      description="OAuth 2.0 refresh token, if the platform issued one: sealed too")
-    expires_in: StrictInt | None = Field(None, gt=0, le=366 * 86400, description="the access token's lifetime in seconds, "
-                                   "as the platform's token response said (`expires_in`)")
-    expires_at: AwareDatetime | None = Field(None, description="or when the access token expires")
-
-    @model_validator(mode="after")
-    def _tokens_make_sense(self) -> ConnectSocialAccountRequest:
-        if self.expires_in is not None and self.expires_at is not None:
-            raise ValueError("give expires_in or expires_at, not both")
-        if not self.access_token and (self.refresh_token or self.expires_in or self.expires_at):
-            raise ValueError("refresh_token and expiry need an access_token")
-        return self
-
-    def payload(self, credential_version: str | None) -> cmd.ConnectSocialAccount:
-        return cmd.ConnectSocialAccount(social_account_id=self.social_account_id, platform=self.platform,
-                                        handle=self.handle, instance_url=self.instance_url,
-                                        credential_version=credential_version)
 ApiScope = Literal["admin", "workspace:read", "workspace:write", "credits:grant", "analytics:read"]
 
 
@@ -94,6 +63,39 @@ class RotateApiKeyRequest(BaseModel):
 
     overlap_s: StrictInt = Field(86_400, ge=0, le=30 * 86_400,
                                  description="how long the old key keeps working beside the new one")
+
+
+class ConnectSocialAccountRequest(BaseModel):
+    """Connect a social account, or connect it again with new tokens (same ``social_account_id``):
+    that clears a ``needs_reconnect``. The tokens are sealed into Herald's private credentials store
+    before anything else happens; they never reach the domain, its events, a topic or a response."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    social_account_id: str | None = Field(None, min_length=1, max_length=200, pattern=cmd.ID_PATTERN,
+                                          description="defaults to one derived from the command id")
+    platform: cmd.Platform
+    handle: str = Field(min_length=1, max_length=200)
+    instance_url: HttpUrl | None = Field(None, description="Mastodon instance base URL")
+    access_token: str = Field("", max_length=4000, description="sealed (AES-256-GCM) into the credentials store")
+    refresh_token: str | None = Field(None, min_length=1, max_length=4000,
+                                      description="OAuth 2.0 refresh token, if the platform issued one: sealed too")
+    expires_in: StrictInt | None = Field(None, gt=0, le=366 * 86400, description="the access token's lifetime in seconds, "
+                                   "as the platform's token response said (`expires_in`)")
+    expires_at: cmd.Timestamp | None = Field(None, description="or when the access token expires")
+
+    @model_validator(mode="after")
+    def _tokens_make_sense(self) -> ConnectSocialAccountRequest:
+        if self.expires_in is not None and self.expires_at is not None:
+            raise ValueError("give expires_in or expires_at, not both")
+        if not self.access_token and (self.refresh_token or self.expires_in or self.expires_at):
+            raise ValueError("refresh_token and expiry need an access_token")
+        return self
+
+    def payload(self, credential_version: str | None) -> cmd.ConnectSocialAccount:
+        return cmd.ConnectSocialAccount(social_account_id=self.social_account_id, platform=self.platform,
+                                        handle=self.handle, instance_url=self.instance_url,
+                                        credential_version=credential_version)
 
 
 class CancelPostRequest(BaseModel):
@@ -190,7 +192,8 @@ class PostView(Response):
 
 class ResolveOutcomeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    attempt: int = Field(ge=1, description="the attempt whose outcome is unknown (see the queue's `attempt`)")
+    attempt: StrictInt = Field(ge=1, le=1_000_000,
+                               description="the attempt whose outcome is unknown (see the queue's `attempt`)")
     resolution: cmd.Resolution
     platform_post_id: str | None = Field(None, min_length=1, max_length=200)
     url: str | None = Field(None, max_length=2000)

@@ -7,6 +7,7 @@ A command's ``type`` names its payload model and version, e.g. ``schedule_post.v
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -33,15 +34,17 @@ Id = Annotated[str, Field(min_length=1, max_length=200, pattern=ID_PATTERN)]
 
 # The latest instant Herald accepts anywhere: far beyond any scheduling horizon, and far enough
 # from Python's datetime.max (9999-12-31) that adding a retry delay never overflows.
+_RFC3339_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]")
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _timestamp_text(value: Any) -> Any:
     # Lax pydantic reads a number as Unix seconds: `expires_at: 0` would be 1970. A timestamp is
-    # an RFC 3339 string (or, built in Python, a datetime), never a number or a boolean.
-    if isinstance(value, (int, float, bool)):
-        raise ValueError("a timestamp must be an RFC 3339 string with an offset, not a number")
+    # an RFC 3339 string (or, built in Python, a datetime), never a number, a numeric string
+    # (a query parameter is always a string) or a boolean.
+    if isinstance(value, (int, float, bool)) or isinstance(value, str) and not _RFC3339_DATE.match(value):
+        raise ValueError("a timestamp must be an RFC 3339 string with an offset, e.g. 2030-01-31T09:00:00Z")
     return value
 
 
@@ -220,7 +223,7 @@ class ResolvePublishOutcome(Payload):
 
     post_id: str
     destination_id: str
-    attempt: int = Field(ge=1)
+    attempt: StrictInt = Field(ge=1, le=1_000_000)
     resolution: Resolution
     platform_post_id: str | None = Field(None, min_length=1, max_length=200)
     url: str | None = Field(None, max_length=2000)

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from gateway import auth
-from gateway.deps import IdempotencyKey, Shared
+from gateway.deps import IdempotencyKey, ResourceId, Shared, WorkspaceId
 from gateway.problems import ProblemError, openapi_responses
 from schemas import api
 from schemas import commands as cmd
@@ -65,7 +65,7 @@ def router(shared: Shared) -> APIRouter:
         "`not_published` fails the destination and releases the hold. 409 `outcome_fenced` when the destination "
         "is not in `outcome_unknown` at that attempt (e.g. already resolved).",
     )
-    def resolve_outcome(workspace_id: str, post_id: str, destination_id: str, body: api.ResolveOutcomeRequest,
+    def resolve_outcome(workspace_id: WorkspaceId, post_id: ResourceId, destination_id: ResourceId, body: api.ResolveOutcomeRequest,
                         caller: Caller, response: Response, idempotency_key: IdempotencyKey = None):
         if not caller.is_admin:
             raise ProblemError(403, "forbidden", "only the admin key can resolve publish outcomes")

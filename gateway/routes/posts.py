@@ -1,7 +1,6 @@
 """Scheduling, cancelling and following posts; the publishing queue."""
 
 # No `from __future__ import annotations`: FastAPI must see the endpoint-local Annotated aliases.
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -71,8 +70,8 @@ def router(shared: Shared) -> APIRouter:
         workspace_id: WorkspaceId, caller: Caller, response: Response,
         status: Annotated[list[str] | None, Query(description=f"any of {', '.join(sorted(queue.STATUSES))}")] = None,
         social_account_id: str | None = None,
-        due_from: datetime | None = None,
-        due_to: datetime | None = None,
+        due_from: cmd.Timestamp | None = None,
+        due_to: cmd.Timestamp | None = None,
         cursor: Annotated[str | None, Query(max_length=1000)] = None,
         limit: Annotated[int, Query(ge=1, le=queue.MAX_LIMIT)] = 50,
         min_position: MinPosition = None,

@@ -62,8 +62,8 @@ def router(shared: Shared) -> APIRouter:
     )
     def connect_social_account(workspace_id: WorkspaceId, body: api.ConnectSocialAccountRequest, caller: Caller,
                                response: Response, idempotency_key: IdempotencyKey = None):
-        return connect(shared, caller, shared.within(caller, workspace_id, auth.WORKSPACE_WRITE), body,
-                       idempotency_key, response)
+        ws = shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
+        return connect(shared, caller, ws, body, idempotency_key, response)
 
     @r.get(
         "/v1/workspaces/{workspace_id}/social-accounts", response_model=api.SocialAccountList,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from herald.cli import dlq, history, roles, seed  # noqa: F401 - each registers its sub-commands
+from herald.cli import dlq, history, keys, roles, seed  # noqa: F401 - each registers its sub-commands
 from herald.cli.app import cli
 
 __all__ = ["cli", "main"]

@@ -144,8 +144,9 @@ def is_infrastructure(error: BaseException) -> bool:
 
 
 def describe(error: BaseException) -> str:
-    """The cause a dead letter carries: the exception's type and message."""
-    return f"{type(error).__name__}: {error}"
+    """The cause a dead letter carries (and the logs say): the exception's type and message, its
+    secrets redacted (a validation error quotes its input, tokens and all)."""
+    return redact_text(f"{type(error).__name__}: {error}") or ""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Iterable
 
+import psycopg
 from kafka import KafkaProducer
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
@@ -39,9 +40,17 @@ CREATE TABLE IF NOT EXISTS command_inbox (
     UNIQUE (workspace_id, command_id)
 );
 CREATE INDEX IF NOT EXISTS command_inbox_unrelayed ON command_inbox (id) WHERE relayed_at IS NULL;
--- Before the gateway refused them, a connect_social_account could be kept here with its token in clear.
-UPDATE command_inbox SET envelope = envelope #- '{payload,access_token}' WHERE envelope->'payload' ? 'access_token';
 """
+
+
+def scrub_secrets(url: str) -> int:
+    """Remove the tokens an older version kept here in clear (it accepted a connect_social_account
+    on the generic inlet); run once, at the first start of this version. Returns the rows scrubbed."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(
+            "UPDATE command_inbox SET envelope = envelope #- '{payload,access_token}'"
+            " WHERE envelope->'payload' ? 'access_token'"
+        ).rowcount
 
 
 def accept(pool: ConnectionPool, command: CommandEnvelope) -> None:

@@ -174,7 +174,7 @@ class Herald:
 
     @cached_property
     def cipher(self) -> TokenCipher:
-        return load_or_create_key(self.settings.token_key, self.settings.data_dir)
+        return load_or_create_key(self.settings.token_key, self.settings.data_dir, self.settings.token_keys_retired)
 
     @cached_property
     def credentials(self) -> Credentials:
@@ -248,6 +248,8 @@ class Herald:
             if event_store.run_upgrade_once(self.database_url, "credit-periods-v1",
                                             lambda: start_missing_periods(self.app)):
                 log.info("upgrade: a credit period for the workspaces opened before periods")
+            event_store.run_upgrade_once(self.database_url, "inbox-secrets-scrubbed-v1",
+                                         lambda: inbox.scrub_secrets(self.database_url))
         return self.ensure_topics()
 
     def _backfill_credit_clock(self) -> None:
@@ -374,7 +376,8 @@ class Herald:
 
     def adapters(self) -> AdapterRegistry:
         s = self.settings
-        limits = httpx.Limits(max_connections=s.publish_max_in_flight * 2, max_keepalive_connections=s.publish_max_in_flight)
+        limits = httpx.Limits(max_connections=s.publish_max_in_flight * 2,
+                              max_keepalive_connections=s.publish_max_in_flight)
         http = httpx.Client(timeout=s.platform_timeout_s, limits=limits)
         self._closers.append(http.close)
         media = SafeFetcher(timeout_s=s.platform_timeout_s, max_bytes=s.media_max_bytes,

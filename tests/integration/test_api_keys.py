@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -134,3 +135,18 @@ def test_every_decision_names_the_key_that_asked_for_it(gw, ws):
     record = gw.app.find(CommandRecord, CommandRecord.key(ws_id, rejected.json()["command_id"]))
     assert record.outcome.reason_code == "unknown_social_account"
     assert record.outcome.issued_by == f"api-key:{workspace_key}"
+
+
+def test_every_authenticated_request_is_logged_with_its_key_id(gw, ws, caplog):
+    ws_id, key, _ = ws
+    caplog.set_level(logging.INFO, logger="herald.audit")
+    gw.get(f"/v1/workspaces/{ws_id}/queue", headers=key)
+    gw.http.get("/v1/workspaces/nope/wallet", headers=key)
+    gw.http.get(f"/v1/workspaces/{ws_id}/wallet", headers=bearer("hk_unknown"))
+    listed = gw.http.get("/v1/api-keys", headers=key).json()["api_keys"]
+    [workspace_key] = [k["key_id"] for k in listed if k["name"] == "workspace key"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "herald.audit"]
+    assert f"key={workspace_key} GET /v1/workspaces/{ws_id}/queue 200" in lines
+    assert f"key={workspace_key} GET /v1/workspaces/nope/wallet 404" in lines
+    assert not any("hk_" in line for line in lines), "never a key in the log"
+    assert len(lines) == 3, "the unauthenticated request is not attributed"

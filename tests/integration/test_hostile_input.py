@@ -176,3 +176,20 @@ def test_media_on_internal_hosts_are_refused_when_scheduled(gw, ready, url):
     ws, key, account = ready
     answer = gw.api.schedule(ws, key, [account], media_urls=[url])
     assert ["body", "media_urls", 0] in [e["loc"] for e in assert_problem(answer, 422, "validation_error")["errors"]]
+
+
+def test_a_min_position_no_decision_of_the_workspace_has_is_refused_at_once(gw, ready):
+    ws, key, account = ready
+    _, other = gw.api.open_workspace("b")
+    connected = gw.http.post("/v1/workspaces/b/social-accounts", json={"platform": "sandbox", "handle": "b"},
+                             headers=other)
+    theirs = connected.json()["position"]  # a decision of workspace b, after every one of a
+    gw.deps.read_wait_s = 30  # were it to wait, the test would notice
+    for min_position in (theirs, 10**18, 2**63 - 1):
+        started = datetime.now(UTC)
+        answer = gw.get(f"/v1/workspaces/{ws}/queue?min_position={min_position}", headers=key)
+        assert_problem(answer, 422, "unknown_position")
+        assert (datetime.now(UTC) - started).total_seconds() < 5
+    assert_problem(gw.get(f"/v1/workspaces/{ws}/queue?min_position={2**63}", headers=key), 422, "validation_error")
+    mine = gw.api.schedule(ws, key, [account]).json()["position"]
+    assert gw.get(f"/v1/workspaces/{ws}/queue?min_position={mine}", headers=key).status_code == 200

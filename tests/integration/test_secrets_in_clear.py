@@ -8,6 +8,7 @@ import logging
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -70,13 +71,16 @@ def test_the_inbox_keeps_no_token_even_when_asked_to(herald):
     assert _inbox_text(herald) == "[]"
 
 
-def test_a_token_kept_in_the_inbox_by_an_older_version_is_scrubbed_at_start(herald):
-    with herald.pool.connection() as conn:  # as main wrote it
+def test_a_token_kept_in_the_inbox_by_an_older_version_is_scrubbed_at_the_first_start(heralds, settings):
+    db.apply_ddl(settings.database_url, inbox.DDL)
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:  # as the previous version wrote it
         conn.execute("INSERT INTO command_inbox (workspace_id, command_id, envelope) VALUES ('a', 'old', %s)",
                      (json.dumps(_connect("a", "old")),))
-    db.apply_ddl(herald.database_url, inbox.DDL)
+    herald = heralds.start()
     kept = _inbox_text(herald)
     assert TOKEN not in kept and '"handle": "acme"' in kept
+    with herald.pool.connection() as conn:
+        assert conn.execute("SELECT 1 FROM herald_upgrades WHERE name = 'inbox-secrets-scrubbed-v1'").fetchone()
 
 
 def test_dead_letters_never_show_a_token(herald):

@@ -1,0 +1,81 @@
+"""Cross-tenant: every operation that names a workspace, called with workspace B's ids and A's key,
+answers 404 (as for ids that do not exist, so ids do not leak) and changes nothing of B's. The
+operations are read from the OpenAPI description, so a new endpoint is covered or this fails."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.integration.test_gateway import ADMIN, Gateway
+from tests.support import bearer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def gw(database_url):
+    gateway = Gateway(database_url)
+    yield gateway
+    gateway.close()
+
+
+def test_no_operation_reaches_another_workspace(gw):
+    _, key_a = gw.api.open_workspace("a", tier="pro")
+    account_a = gw.api.connect("a", key_a)
+    _, key_b = gw.api.open_workspace("b", tier="pro")
+    account_b = gw.api.connect("b", key_b)
+    gw.api.grant("b", key_b, 5)
+    gw.api.grant("a", key_a, 5)
+    post_b = gw.api.schedule("b", key_b, [account_b]).json()["post_id"]
+    spare_b = gw.http.post("/v1/api-keys", json={"scopes": ["workspace:read"]}, headers=key_b).json()
+    # A's own key, made as strong as a workspace key can be from the admin: every scope but admin.
+    strong_a = bearer(gw.http.post("/v1/api-keys", headers=ADMIN, json={
+        "workspace_id": "a", "scopes": ["workspace:read", "workspace:write", "credits:grant", "analytics:read"],
+    }).json()["api_key"])
+    due = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    ids = {"workspace_id": "b", "post_id": post_b, "social_account_id": account_b, "key_id": spare_b["key_id"],
+           "destination_id": account_b}
+    bodies = {
+        ("post", "/v1/workspaces/{workspace_id}/social-accounts"): {"platform": "sandbox", "handle": "x"},
+        ("post", "/v1/workspaces/{workspace_id}/credits/grants"): {"amount": 100},
+        ("post", "/v1/workspaces/{workspace_id}/posts"): {"text": "x", "destinations": [account_a], "publish_at": due},
+        ("post", "/v1/workspaces/{workspace_id}/posts/{post_id}/cancel"): {},
+        ("post", "/v1/api-keys/{key_id}/rotate"): {},
+        ("post", "/v1/workspaces/{workspace_id}/social-accounts/oauth/start"):
+            {"platform": "mastodon", "redirect_uri": "https://app.example/back"},
+        ("post", "/v1/workspaces/{workspace_id}/social-accounts/oauth/callback"): {"state": "s", "code": "c"},
+        ("post", "/v1/admin/workspaces/{workspace_id}/posts/{post_id}/destinations/{destination_id}/resolution"):
+            {"attempt": 1, "resolution": "not_published"},
+    }
+    before = {path: gw.get(path, headers=ADMIN).json() for path in
+              ("/v1/workspaces/b/wallet", f"/v1/workspaces/b/posts/{post_b}", "/v1/workspaces/b/social-accounts")}
+
+    spec = gw.http.get("/openapi.json").json()
+    called = []
+    for template, item in spec["paths"].items():
+        for method in item:
+            if "{workspace_id}" not in template and "{key_id}" not in template:
+                continue
+            path = template.format(**ids)
+            # Admin operations refuse every other key alike (403, whatever the ids); the rest answer 404.
+            refused = 403 if template.startswith("/v1/admin/") else 404
+            for key in (key_a, strong_a):
+                answer = gw.http.request(method.upper(), path, headers=key, json=bodies.get((method, template)))
+                assert answer.status_code == refused, f"{method.upper()} {path}: {answer.status_code} {answer.text}"
+            called.append((method, template))
+    assert len(called) >= 12, called
+
+    # The other doors: the generic inlet, listing keys, creating a key for B.
+    envelope = {"command_id": "x", "type": "cancel_post.v1", "workspace_id": "b", "issued_by": "a",
+                "issued_at": datetime.now(UTC).isoformat(), "payload": {"post_id": post_b}}
+    assert gw.http.post("/v1/commands", json=envelope, headers=strong_a).status_code == 404
+    assert gw.http.get("/v1/api-keys?workspace_id=b", headers=strong_a).status_code == 404
+    assert gw.http.post("/v1/api-keys", json={"workspace_id": "b", "scopes": ["workspace:read"]},
+                        headers=strong_a).status_code == 404
+    assert gw.submitted == []
+
+    after = {path: gw.get(path, headers=ADMIN).json() for path in before}
+    assert after == before, "nothing of B's changed"
+    assert gw.get("/v1/workspaces/b", headers=bearer(spare_b["api_key"])).status_code == 200, "B's key still works"
