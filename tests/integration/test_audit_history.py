@@ -192,16 +192,17 @@ def test_wallet_history_and_state_at_a_past_version(audited, story):
     ws, key, _ = story
     entries = audited.get(f"/v1/workspaces/{ws}/wallet/history", key)["entries"]
     types = [e["type"].split(".")[2] for e in entries]
-    assert types == ["opened", "credits_granted", "hold_placed", "hold_placed", "rejected", "hold_released"]
-    rejected = entries[4]
+    assert types == ["opened", "credit_period_started", "credits_granted", "hold_placed", "credits_low", "hold_placed",
+                     "rejected", "hold_released"]
+    rejected = entries[6]
     assert rejected["reason"]["code"] == "insufficient_credits" and rejected["command_type"] == "schedule_post.v1"
-    released = entries[5]
+    released = entries[7]
     assert (released["actor"], released["reason"]["code"]) == ("settler", "failed")
-    # Version 2 is after the grant, 4 after both holds: 2 granted, 2 held, nothing available.
-    at_2 = audited.get(f"/v1/workspaces/{ws}/wallet/history", key, version=2)["state"]
-    assert (at_2["granted"], at_2["held"], at_2["available"]) == (2, 0, 2)
-    at_4 = audited.get(f"/v1/workspaces/{ws}/wallet/history", key, version=4)["state"]
-    assert (at_4["granted"], at_4["held"], at_4["available"]) == (2, 2, 0)
+    # Version 3 is after the grant, 6 after both holds: 2 granted, 2 held, nothing available.
+    at_3 = audited.get(f"/v1/workspaces/{ws}/wallet/history", key, version=3)["state"]
+    assert (at_3["granted"], at_3["held"], at_3["available"]) == (2, 0, 2)
+    at_6 = audited.get(f"/v1/workspaces/{ws}/wallet/history", key, version=6)["state"]
+    assert (at_6["granted"], at_6["held"], at_6["available"]) == (2, 2, 0)
 
     # Paging: two entries at a time gives the same timeline.
     paged, cursor = [], None

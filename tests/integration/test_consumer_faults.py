@@ -31,7 +31,7 @@ def herald(herald):
         conn.execute("CREATE TABLE probe_effects (event_id text NOT NULL)")
     later = datetime.now(UTC) + timedelta(days=1)
     for ws in ("ws-1", "ws-2", "ws-3"):
-        decide_all(herald.app, ws, [cmd.OpenWorkspace(name=ws), cmd.GrantCredits(amount=5), cmd.GrantCredits(amount=6),
+        decide_all(herald.app, ws, [cmd.OpenWorkspace(name=ws, tier="business"), cmd.GrantCredits(amount=5), cmd.GrantCredits(amount=6),
                                     cmd.ConnectSocialAccount(social_account_id=f"{ws}-acct", platform="sandbox",
                                                              handle=ws),
                                     *[cmd.SchedulePost(post_id=f"{ws}-p{i}", text="x", destinations=[f"{ws}-acct"],
