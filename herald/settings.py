@@ -66,9 +66,9 @@ class Settings(BaseSettings):
     platform_timeout_s: float = Field(10.0, gt=0)
     scheduling_horizon_days: float = Field(366.0, gt=0, description="how far ahead a post may be due")
     media_max_bytes: int = Field(16 * 1024 * 1024, ge=1, description="largest media file fetched from a media_url")
-    media_allowed_networks: list[str] = Field(
-        default_factory=list, description="networks media may be fetched from although not public (SSRF guard), "
-        'JSON, e.g. ["10.1.2.0/24"]; empty: public addresses only')
+    outbound_allowed_networks: list[str] = Field(
+        default_factory=list, description="networks Herald may call although not public (SSRF guard: media_urls, "
+        'platform instance URLs), JSON, e.g. ["10.1.2.0/24"]; empty: public addresses only')
     publish_lead_s: float = Field(2.0, ge=0, description="attempts start this long before their due time, so the"
                                   " engine holds them and calls the platform on time; a post cannot be cancelled then")
     publish_lease_s: float = Field(15.0, gt=0, description="how long a dead engine's attempts stay claimed before"
@@ -125,6 +125,7 @@ class Settings(BaseSettings):
             "HERALD_DATA_DIR": str(self.data_dir),
             "HERALD_TOKEN_KEY": self.token_key,
             "HERALD_TOKEN_KEYS_RETIRED": json.dumps(self.token_keys_retired),
+            "HERALD_OUTBOUND_ALLOWED_NETWORKS": json.dumps(self.outbound_allowed_networks),
             "HERALD_ADMIN_API_KEY": self.admin_api_key,
             "HERALD_OAUTH_CLIENTS": json.dumps({p: {**c.model_dump(), "client_secret": c.client_secret.get_secret_value()}
                                                 for p, c in self.oauth_clients.items()}),

@@ -279,6 +279,7 @@ class Herald:
                 read_wait_s=self.settings.read_wait_s,
                 max_body_bytes=self.settings.http_max_body_bytes,
                 rate_limits=self._rate_limits(),
+                outbound_allowed_networks=tuple(self.settings.outbound_allowed_networks),
                 credentials=self.credentials,
             )
         )
@@ -363,7 +364,7 @@ class Herald:
         http = httpx.Client(timeout=s.platform_timeout_s, limits=limits)
         self._closers.append(http.close)
         media = SafeFetcher(timeout_s=s.platform_timeout_s, max_bytes=s.media_max_bytes,
-                            allowed_networks=s.media_allowed_networks)
+                            allowed_networks=s.outbound_allowed_networks)
         self._closers.append(media.close)
         return AdapterRegistry(
             [
