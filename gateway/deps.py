@@ -22,6 +22,7 @@ from processors.accounts.credentials import Credentials
 from gateway.rate_limits import RateLimits, Verdict
 from gateway.problems import ProblemError, field_errors, rejection
 from gateway.rate_limits import RateLimits, Verdict
+from herald.net.safe_fetch import static_refusal
 from herald.storage.tolerant_time import tolerate_out_of_range
 from projections import positions
 from schemas import api
@@ -51,6 +52,7 @@ class GatewayDeps:
     credentials: Credentials | None = None  # the private store connect seals tokens into; None → tokens refused
     max_body_bytes: int = 1024 * 1024  # larger request bodies answer 413
     rate_limits: RateLimits | None = None  # None → no rate limits
+    outbound_allowed_networks: tuple[str, ...] = ()  # non-public networks a client's URLs may name (tests: 127/8)
 
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`: the admin key or a service key")
@@ -104,6 +106,14 @@ class Shared:
             return found
 
         self.principal = principal
+
+    def outbound_url(self, url: str | None, field: str) -> None:
+        """Refuses (422) a client-supplied URL Herald would call that can never be public."""
+        if url is None:
+            return
+        reason = static_refusal(url, self.deps.outbound_allowed_networks)
+        if reason is not None:
+            raise ProblemError(422, f"{field}_not_allowed", f"{field}: {reason}")
 
     def within(self, caller: auth.Principal, workspace_id: str, scope: str = auth.WORKSPACE_READ) -> str:
         # Another workspace answers exactly like a workspace that does not exist, whatever the

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     # Publishing.
     retry_delays_s: list[float] = Field([60.0, 300.0, 900.0], description="delay before each retry (jittered ±20%)")
     platform_timeout_s: float = Field(10.0, gt=0)
+    scheduling_horizon_days: float = Field(366.0, gt=0, description="how far ahead a post may be due")
+    media_max_bytes: int = Field(16 * 1024 * 1024, ge=1, description="largest media file fetched from a media_url")
+    outbound_allowed_networks: list[str] = Field(
+        default_factory=list, description="networks Herald may call although not public (SSRF guard: media_urls, "
+        'platform instance URLs), JSON, e.g. ["10.1.2.0/24"]; empty: public addresses only')
     publish_lead_s: float = Field(2.0, ge=0, description="attempts start this long before their due time, so the"
                                   " engine holds them and calls the platform on time; a post cannot be cancelled then")
     publish_lease_s: float = Field(15.0, gt=0, description="how long a dead engine's attempts stay claimed before"
@@ -80,11 +85,6 @@ class Settings(BaseSettings):
                                             " engine's attempts, this often")
     publish_budget_share: float = Field(1.0, gt=0, le=1, description="share of each platform's documented rate"
                                         " budget one process may spend: 1/N with N publishing processes")
-    scheduling_horizon_days: float = Field(366.0, gt=0, description="how far ahead a post may be due")
-    media_max_bytes: int = Field(16 * 1024 * 1024, ge=1, description="largest media file fetched from a media_url")
-    media_allowed_networks: list[str] = Field(
-        default_factory=list, description="networks media may be fetched from although not public (SSRF guard), "
-        'JSON, e.g. ["10.1.2.0/24"]; empty: public addresses only')
     mastodon_base_url: str = Field("", description="default Mastodon instance when an account names none")
 
     # Social-account tokens (processors/accounts): refreshed just in time, on a 401, and ahead of expiry.
@@ -128,6 +128,7 @@ class Settings(BaseSettings):
             "HERALD_DATA_DIR": str(self.data_dir),
             "HERALD_TOKEN_KEY": self.token_key,
             "HERALD_TOKEN_KEYS_RETIRED": json.dumps(self.token_keys_retired),
+            "HERALD_OUTBOUND_ALLOWED_NETWORKS": json.dumps(self.outbound_allowed_networks),
             "HERALD_ADMIN_API_KEY": self.admin_api_key,
             "HERALD_OAUTH_CLIENTS": json.dumps({p: {**c.model_dump(), "client_secret": c.client_secret.get_secret_value()}
                                                 for p, c in self.oauth_clients.items()}),

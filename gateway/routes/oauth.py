@@ -94,6 +94,7 @@ def router(shared: Shared) -> APIRouter:
     )
     def start(workspace_id: WorkspaceId, body: OAuthStartRequest, caller: Caller):
         workspace_id = shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
+        shared.outbound_url(str(body.instance_url) if body.instance_url else None, "instance_url")  # Herald calls it
         store = _store(shared)
         platform = str(body.platform)
         adapter, described, base = _described(store, platform, str(body.instance_url) if body.instance_url else None)

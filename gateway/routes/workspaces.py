@@ -95,6 +95,7 @@ def connect(shared: Shared, caller: auth.Principal, workspace_id: str, body: api
     """Connect (or reconnect) an account of ``workspace_id`` (the caller may act in it): its tokens
     sealed into the credentials store first, then the connect decided. The OAuth callback
     (routes/oauth.py) connects through here too."""
+    shared.outbound_url(str(body.instance_url) if body.instance_url else None, "instance_url")  # Herald calls it
     command_id = command_id_for(workspace_id, "connect_social_account.v1", idempotency_key)
     account_id = body.social_account_id or derived_id("social_account", command_id)  # as the domain derives it
     version = None

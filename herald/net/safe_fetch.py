@@ -75,6 +75,31 @@ def is_public(address: IPAddress) -> bool:
     return all(is_public(inner) for inner in _embedded_ipv4(address))
 
 
+def static_refusal(url: str, allowed_networks: Iterable[str] = ()) -> str | None:
+    """Why ``url`` can never be fetched safely, judged without DNS (for a request's own checks:
+    scheme, credentials, localhost names, literal addresses); None when it may be. Names are
+    resolved and checked by ``SafeFetcher`` at the time of each call."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return "not a URL"
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        return "only http and https URLs with a host are called"
+    if parsed.userinfo:
+        return "URLs with credentials are not called"
+    host = parsed.host.lower()
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+        return f"{host} is not a public host"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    networks = [ipaddress.ip_network(n) for n in allowed_networks]
+    if is_public(address) or any(address in n for n in networks):
+        return None
+    return f"{address} is not a public address"
+
+
 class SafeFetcher:
     def __init__(
         self,

@@ -298,6 +298,7 @@ class Herald:
                 credentials=self.credentials,
                 max_body_bytes=self.settings.http_max_body_bytes,
                 rate_limits=self._rate_limits(),
+                outbound_allowed_networks=tuple(self.settings.outbound_allowed_networks),
             )
         )
 
@@ -381,7 +382,7 @@ class Herald:
         http = httpx.Client(timeout=s.platform_timeout_s, limits=limits)
         self._closers.append(http.close)
         media = SafeFetcher(timeout_s=s.platform_timeout_s, max_bytes=s.media_max_bytes,
-                            allowed_networks=s.media_allowed_networks)
+                            allowed_networks=s.outbound_allowed_networks)
         self._closers.append(media.close)
         return AdapterRegistry(
             [

@@ -193,3 +193,22 @@ def test_a_min_position_no_decision_of_the_workspace_has_is_refused_at_once(gw, 
     assert_problem(gw.get(f"/v1/workspaces/{ws}/queue?min_position={2**63}", headers=key), 422, "validation_error")
     mine = gw.api.schedule(ws, key, [account]).json()["position"]
     assert gw.get(f"/v1/workspaces/{ws}/queue?min_position={mine}", headers=key).status_code == 200
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254", "http://localhost:3000", "http://[::1]",
+                                 "http://10.0.0.5", "https://metadata.google.internal"])
+def test_an_instance_url_herald_would_call_inside_is_refused_at_connect(gw, ready, url):
+    ws, key, _ = ready
+
+    def kept() -> int:
+        with gw.pool.connection() as conn:
+            return conn.execute("SELECT count(*) FROM account_credentials").fetchone()[0]
+
+    before = kept()
+    answer = gw.http.post(f"/v1/workspaces/{ws}/social-accounts", headers=key,
+                          json={"platform": "mastodon", "handle": "x", "access_token": "t", "instance_url": url})
+    assert_problem(answer, 422, "instance_url_not_allowed")
+    oauth = gw.http.post(f"/v1/workspaces/{ws}/social-accounts/oauth/start", headers=key,
+                         json={"platform": "mastodon", "redirect_uri": "https://app.example/cb", "instance_url": url})
+    assert_problem(oauth, 422, "instance_url_not_allowed")
+    assert kept() == before, "no token kept"

@@ -71,6 +71,7 @@ def settings(database_url: str, kafka_bootstrap: str, topic_prefix: str, tmp_pat
         data_dir=tmp_path / "herald",
         admin_api_key=ADMIN_KEY,
         token_key=base64.b64encode(os.urandom(32)).decode(),
+        outbound_allowed_networks=["127.0.0.0/8"],  # the fake platforms listen on 127.0.0.1
     )
 
 
