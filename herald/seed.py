@@ -61,10 +61,13 @@ def commands(ws: TestWorkspace, now: datetime) -> list[cmd.CommandEnvelope]:
                  for a in accounts]
     if ws.credits:
         payloads.append(("credits", cmd.GrantCredits(grant_id=f"{SEED}-credits", amount=ws.credits, source="promotion")))
-    for i in range(ws.posts):  # a post every 6 hours from tomorrow, to the accounts in turn
+    # A post every 6 hours from tomorrow (further apart where the tier's daily posts per platform
+    # allow fewer: every account here is a sandbox one), to the accounts in turn.
+    every_h = max(6.0, 24.0 / limit(ws.tier, "daily_posts_per_platform"))
+    for i in range(ws.posts):
         payloads.append((f"post.{i}", cmd.SchedulePost(
             post_id=f"{ws.workspace_id}.post-{i}", text=f"Test post {i + 1} of {ws.name}",
-            destinations=[accounts[i % len(accounts)]], publish_at=now + timedelta(days=1, hours=6 * i))))
+            destinations=[accounts[i % len(accounts)]], publish_at=now + timedelta(days=1, hours=every_h * i))))
     return [cmd.CommandEnvelope.wrap(p, command_id=f"{SEED}.{ws.workspace_id}.{name}", workspace_id=ws.workspace_id,
                                      issued_by="seed", issued_at=now) for name, p in payloads]
 

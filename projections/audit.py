@@ -67,8 +67,8 @@ CREATE TABLE IF NOT EXISTS audit_account_events (
 """
 TABLES = ("command_rejections", "command_rejection_subjects", "audit_destinations", "audit_account_events")
 
-_DESTINATION_EVENTS = (ev.AttemptStarted, ev.DestinationPublished, ev.RetryScheduled, ev.DestinationFailed,
-                       ev.DestinationSkipped, ev.OutcomeUnknown)
+_DESTINATION_EVENTS = (ev.AttemptStarted, ev.DestinationPublished, ev.RetryScheduled, ev.DestinationThrottled,
+                       ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown)
 
 _COLUMNS = "command_id, command_type, reason_code, detail, issued_by, subjects, rejected_at, position"
 

@@ -8,7 +8,8 @@ latency); this is for ``herald rebuild`` and ``make bench``'s replay, where it i
 faster. The two paths must agree: the rebuild's checksum against the live tables and
 ``tests/integration/test_rebuild.py`` (random workloads applied both ways) say when they do not.
 
-A read model without an entry in ``BULK`` is rebuilt through its ``apply``, one event at a time.
+A read model without a usable entry in ``_FOLDS`` (``usable``) is rebuilt through its ``apply``, one
+event at a time.
 Events here are ``Raw``: the stored event's fields, data as plain JSON (upcast), not validated
 again (the store holds only what the domain validated).
 """
@@ -120,9 +121,11 @@ def _only(events: list[Raw], *models: type[ev.EventData]) -> list[Raw]:
 # queue ------------------------------------------------------------------------------------
 
 _QUEUE_EVENTS = (ev.WorkspaceOpened, ev.PostScheduled, ev.AttemptStarted, ev.DestinationPublished, ev.RetryScheduled,
-                 ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown, ev.PostCancelled)
+                 ev.DestinationThrottled, ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown,
+                 ev.PostCancelled)
 _QUEUE_COLUMNS = ("post_id", "destination_id", "workspace_id", "social_account_id", "platform", "handle", "due_at",
-                  "status", "attempt", "platform_post_id", "url", "reason", "updated_at", "text", "ordinal")
+                  "status", "attempt", "platform_post_id", "url", "reason", "updated_at", "text", "ordinal",
+                  "throttled_until")
 
 
 def queue(conn: Connection, events: list[Raw]) -> None:
@@ -161,7 +164,8 @@ def queue(conn: Connection, events: list[Raw]) -> None:
                 row = {"post_id": d["post_id"], "destination_id": x["destination_id"], "workspace_id": e.workspace_id,
                        "social_account_id": x["social_account_id"], "platform": x["platform"], "handle": x["handle"],
                        "due_at": d["publish_at"], "status": "pending", "attempt": 0, "platform_post_id": None,
-                       "url": None, "reason": "", "updated_at": at, "text": x["text"], "ordinal": i}
+                       "url": None, "reason": "", "updated_at": at, "text": x["text"], "ordinal": i,
+                       "throttled_until": None}
                 if not dests.insert(row):
                     old = dests.get((d["post_id"], x["destination_id"]))
                     if old["text"] is None or old["ordinal"] is None:
@@ -178,7 +182,14 @@ def queue(conn: Connection, events: list[Raw]) -> None:
         elif t == ev.RetryScheduled.type:
             row = dests.get((d["post_id"], d["destination_id"]))
             if row is not None:
-                row.update(status="retry_scheduled", due_at=d["retry_at"], reason=d["detail"], updated_at=at)
+                row.update(status="retry_scheduled", due_at=d["retry_at"], reason=d["detail"], throttled_until=None,
+                           updated_at=at)
+                dests.changed((d["post_id"], d["destination_id"]))
+        elif t == ev.DestinationThrottled.type:
+            row = dests.get((d["post_id"], d["destination_id"]))
+            if row is not None:
+                row.update(status="retry_scheduled", due_at=d["until"], throttled_until=d["until"], reason=d["detail"],
+                           updated_at=at)
                 dests.changed((d["post_id"], d["destination_id"]))
         elif t == ev.DestinationFailed.type:
             set_status(d["post_id"], d["destination_id"], "failed", at, reason=d["detail"], attempt=d["attempt"])
@@ -196,9 +207,12 @@ def queue(conn: Connection, events: list[Raw]) -> None:
 # wallet -----------------------------------------------------------------------------------
 
 
+_WALLET_EVENTS = (ev.WorkspaceOpened, ev.WalletOpened, ev.CreditsGranted, ev.HoldPlaced, ev.HoldConsumed,
+                  ev.HoldReleased)
+
+
 def wallet(conn: Connection, events: list[Raw]) -> None:
-    events = _only(events, ev.WorkspaceOpened, ev.WalletOpened, ev.CreditsGranted, ev.HoldPlaced, ev.HoldConsumed,
-                   ev.HoldReleased)
+    events = _only(events, *_WALLET_EVENTS)
     wallets = Rows("wallets", ["workspace_id"], ["workspace_id", "opened_at"])
     grants = Rows("wallet_grants", ["workspace_id", "grant_id"],
                   ["workspace_id", "grant_id", "amount", "remaining", "source", "expires_at", "granted_at", "position"])
@@ -244,8 +258,8 @@ def wallet(conn: Connection, events: list[Raw]) -> None:
 
 # posts, accounts, workspaces ----------------------------------------------------------------
 
-_POST_TOUCHES = (ev.AttemptStarted, ev.DestinationPublished, ev.RetryScheduled, ev.DestinationFailed,
-                 ev.DestinationSkipped, ev.OutcomeUnknown, ev.PostCancelled)
+_POST_TOUCHES = (ev.AttemptStarted, ev.DestinationPublished, ev.RetryScheduled, ev.DestinationThrottled,
+                 ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown, ev.PostCancelled)
 
 
 def posts(conn: Connection, events: list[Raw]) -> None:
@@ -295,7 +309,7 @@ def workspaces(conn: Connection, events: list[Raw]) -> None:
 # audit ------------------------------------------------------------------------------------
 
 _ACCOUNT_EVENTS = (ev.PostScheduled, ev.PostCancelled, ev.AttemptStarted, ev.DestinationPublished, ev.RetryScheduled,
-                   ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown)
+                   ev.DestinationThrottled, ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown)
 
 
 def audit(conn: Connection, events: list[Raw]) -> None:
@@ -358,6 +372,24 @@ def audit(conn: Connection, events: list[Raw]) -> None:
         rows.store(conn)
 
 
-BULK: dict[str, Callable[[Connection, list[Raw]], None]] = {
-    "queue": queue, "wallet": wallet, "posts": posts, "accounts": accounts, "workspaces": workspaces, "audit": audit,
+# Each set-based path with the event types it folds. It is a second writing of its read model's
+# rules, so it is used only while it folds exactly what the live projection applies (``usable``):
+# a projection that learns a new event falls back to its own apply until its bulk path follows.
+_FOLDS: dict[str, tuple[Callable[[Connection, list[Raw]], None], tuple[type[ev.EventData], ...]]] = {
+    "queue": (queue, _QUEUE_EVENTS),
+    "wallet": (wallet, _WALLET_EVENTS),
+    "posts": (posts, (ev.PostScheduled, *_POST_TOUCHES)),
+    "accounts": (accounts, (ev.SocialAccountConnected,)),
+    "workspaces": (workspaces, (ev.WorkspaceOpened,)),
+    "audit": (audit, (ev.CommandRejected, *_ACCOUNT_EVENTS)),
 }
+
+
+def usable(projections: list[Any]) -> dict[str, Callable[[Connection, list[Raw]], None]]:
+    """The bulk paths of ``projections`` that fold exactly the event types each applies."""
+    found = {}
+    for projection in projections:
+        fold = _FOLDS.get(projection.name)
+        if fold is not None and {m.type for m in fold[1]} == set(projection.handles):
+            found[projection.name] = fold[0]
+    return found

@@ -31,8 +31,8 @@ CREATE INDEX IF NOT EXISTS posts_workspace ON posts (workspace_id, created_at);
 TABLES = ("posts",)
 
 # A destination event only moves the post's updated_at; the destination itself is the queue projection's.
-_DESTINATION_EVENTS = (ev.AttemptStarted, ev.DestinationPublished, ev.RetryScheduled, ev.DestinationFailed,
-                       ev.DestinationSkipped, ev.OutcomeUnknown, ev.PostCancelled)
+_DESTINATION_EVENTS = (ev.AttemptStarted, ev.DestinationPublished, ev.RetryScheduled, ev.DestinationThrottled,
+                       ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown, ev.PostCancelled)
 _APPLIED = (ev.PostScheduled, *_DESTINATION_EVENTS)
 
 
@@ -47,8 +47,8 @@ def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
                 (data.post_id, event.workspaceid, data.text, Jsonb(list(data.media_urls)), data.publish_at,
                  event.time, event.time),
             )
-        case (ev.AttemptStarted() | ev.DestinationPublished() | ev.RetryScheduled() | ev.DestinationFailed()
-              | ev.DestinationSkipped() | ev.OutcomeUnknown() | ev.PostCancelled()):
+        case (ev.AttemptStarted() | ev.DestinationPublished() | ev.RetryScheduled() | ev.DestinationThrottled()
+              | ev.DestinationFailed() | ev.DestinationSkipped() | ev.OutcomeUnknown() | ev.PostCancelled()):
             conn.execute(
                 "UPDATE posts SET updated_at = %s WHERE post_id = %s AND updated_at < %s",
                 (event.time, data.post_id, event.time),

@@ -64,6 +64,10 @@ def reason_of(event_type: str, data: dict[str, Any]) -> dict[str, str] | None:
             verb = "failed" if kind == "destination_failed" else f"will be retried at {data['retry_at']}"
             return {"code": code, "sentence": f"destination {data['destination_id']} attempt {data['attempt']} "
                     f"{verb}: {_sentence(code, data['detail'])}"}
+        case "destination_throttled":
+            return {"code": "rate_limited", "sentence": f"destination {data['destination_id']} attempt "
+                    f"{data['attempt']} throttled by the platform until {data['until']} (not counted as a failure): "
+                    f"{data['detail']}"}
         case "outcome_unknown":
             return {"code": "outcome_unknown", "sentence": _sentence("outcome_unknown", data["detail"])}
         case "hold_released":

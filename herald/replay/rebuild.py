@@ -261,10 +261,10 @@ class Rebuild:
         """A page of events into the fresh tables: set-based for the read models that have a bulk
         path (``projections.bulk``), event by event (pipelined) through ``apply`` for the others."""
         conn.execute(sql.SQL("SET LOCAL search_path = {}").format(sql.Identifier(SCHEMA)))
-        slow = [p for p in self.projections if p.name not in bulk.BULK]
-        for projection in self.projections:
-            if projection.name in bulk.BULK:
-                bulk.BULK[projection.name](conn, events)
+        fast = bulk.usable(self.projections)
+        slow = [p for p in self.projections if p.name not in fast]
+        for fold in fast.values():
+            fold(conn, events)
         if slow:
             with conn.pipeline():
                 for raw in events:

@@ -352,7 +352,8 @@ def test_commands_are_validated_then_submitted(gw, ready):
     by_admin = gw.http.post("/v1/commands", json=_envelope(ws, "release_hold.v1", {"hold_id": "h"}, "cmd-2"),
                             headers=ADMIN)
     assert by_admin.status_code == 202 and gw.submitted[-1].issued_by == "billing-service"
-    assert gw.http.post("/v1/commands", json=grant, headers=ADMIN).status_code == 202
+    grant = _envelope(ws, "grant_credits.v1", {"amount": 10, "source": "purchase"}, "cmd-3")
+    assert gw.http.post("/v1/commands", json=grant, headers=ADMIN).status_code == 202, "the admin grants on this path"
 
 
 def test_a_command_the_broker_does_not_take_is_a_503(gw, ready):

@@ -66,7 +66,9 @@ def test_publish_at_is_bounded_whatever_the_offset(gw, ready):
     assert_problem(beyond, 422, "publish_at_beyond_horizon")
     as_number = gw.http.post(f"/v1/workspaces/{ws}/posts", headers=key, json={**body, "publish_at": 1e10})
     assert_problem(as_number, 422, "validation_error")
-    within = gw.http.post(f"/v1/workspaces/{ws}/posts", headers=key, json={**body, "publish_at": _in(300)})
+    beyond_the_tier = gw.http.post(f"/v1/workspaces/{ws}/posts", headers=key, json={**body, "publish_at": _in(300)})
+    assert_problem(beyond_the_tier, 409, "scheduling_horizon_exceeded")  # the pro tier's own horizon is 30 days
+    within = gw.http.post(f"/v1/workspaces/{ws}/posts", headers=key, json={**body, "publish_at": _in(20)})
     assert within.status_code == 201, within.text
     queue = gw.get(f"/v1/workspaces/{ws}/queue", headers=key)
     assert queue.status_code == 200 and len(queue.json()["destinations"]) == 1

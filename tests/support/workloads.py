@@ -77,5 +77,6 @@ def run_workload(app, ws: str, workload) -> None:
                 hold = hold_id_for(post_id, dest)
                 commands.append(cmd.ConsumeHold(hold_id=hold) if outcome == "published"
                                 else cmd.ReleaseHold(hold_id=hold, reason="test"))
+    commands.append(cmd.ChangeTier(tier="free"))  # a downgrade waits for the renewal: a scheduled tier change
     for payload in commands:
         app.handle(envelope(payload, workspace_id=ws, command_id=f"c{next(_ids)}"))

@@ -167,6 +167,7 @@ def test_the_free_tier_has_no_automation_rules(h: Limits) -> None:
 def test_daily_counters_stay_bounded(h: Limits) -> None:
     h.open_ws(tier="business", queue_size=5000, daily_posts_per_platform=5000, scheduling_horizon_days=1000)
     h.connect("acc-a")
-    for n in range(450):
-        h.ok(h.post_at(f"p{n}", h.now + timedelta(days=n + 1)))
+    for n in range(450):  # a post a day, each due 300 days on (inside the scheduling horizon), for 450 days
+        h.ok(h.post_at(f"p{n}", h.now + timedelta(days=300)))
+        h.now += timedelta(days=1)
     assert len(h.workspace().daily_posts) <= 400
