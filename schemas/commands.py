@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -76,6 +76,18 @@ def _public_media_url(url: HttpUrl) -> HttpUrl:
 MediaUrl = Annotated[HttpUrl, AfterValidator(_public_media_url)]
 
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp_text), AfterValidator(_in_utc_range)]
+
+
+def _day_text(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("a day is written YYYY-MM-DD")
+    if isinstance(value, (int, float, bool)):
+        raise ValueError("a day is written YYYY-MM-DD, not a number")
+    return value
+
+
+# A calendar day, only as YYYY-MM-DD (pydantic would otherwise read 0 as 1970-01-01).
+Day = Annotated[date, BeforeValidator(_day_text)]
 
 
 class Tier(StrEnum):

@@ -9,11 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from gateway import auth
-from gateway.deps import MinPosition, Shared
+from gateway.deps import MinPosition, ResourceId, Shared, WorkspaceId
 from gateway.problems import ProblemError, openapi_responses
 from herald.audit.history import MAX_LIMIT, History, NotFound, Subject
 from projections import audit
 from schemas import audit as bodies
+from schemas import commands as cmd
 
 HISTORY = (
     "Every event of the {what}, oldest first, with `time`, `actor` (the key or processor that sent the command, "
@@ -36,7 +37,7 @@ def router(shared: Shared) -> APIRouter:
     Cursor = Annotated[str | None, Query(max_length=200)]
     Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
     Version = Annotated[int | None, Query(ge=1, description="the state right after this version")]
-    At = Annotated[datetime | None, Query(description="the state as it was at this time (with a time zone)")]
+    At = Annotated[cmd.Timestamp | None, Query(description="the state as it was at this time (with a time zone)")]
 
     @cache
     def history() -> History:
@@ -67,7 +68,7 @@ def router(shared: Shared) -> APIRouter:
     @r.get("/v1/workspaces/{workspace_id}/posts/{post_id}/history", summary="A post's history",
            description=HISTORY.format(what="post"), responses=responses,
            response_model=bodies.History | bodies.PastState)
-    def post_history(workspace_id: str, post_id: str, caller: Caller, response: Response, cursor: Cursor = None,
+    def post_history(workspace_id: WorkspaceId, post_id: ResourceId, caller: Caller, response: Response, cursor: Cursor = None,
                      limit: Limit = 100, version: Version = None, at: At = None, min_position: MinPosition = None):
         subject = Subject("post", post_id, shared.within(caller, workspace_id))
         return answer(subject, response, cursor, limit, version, min_position, at)
@@ -75,7 +76,7 @@ def router(shared: Shared) -> APIRouter:
     @r.get("/v1/workspaces/{workspace_id}/wallet/history", summary="The wallet's history",
            description=HISTORY.format(what="wallet"), responses=responses,
            response_model=bodies.History | bodies.PastState)
-    def wallet_history(workspace_id: str, caller: Caller, response: Response, cursor: Cursor = None,
+    def wallet_history(workspace_id: WorkspaceId, caller: Caller, response: Response, cursor: Cursor = None,
                        limit: Limit = 100, version: Version = None, at: At = None, min_position: MinPosition = None):
         subject = Subject("wallet", workspace_id, shared.within(caller, workspace_id))
         return answer(subject, response, cursor, limit, version, min_position, at)
@@ -83,7 +84,7 @@ def router(shared: Shared) -> APIRouter:
     @r.get("/v1/workspaces/{workspace_id}/social-accounts/{social_account_id}/history",
            summary="A social account's history", description=HISTORY.format(what="social account"),
            responses=responses, response_model=bodies.History | bodies.PastState)
-    def account_history(workspace_id: str, social_account_id: str, caller: Caller, response: Response,
+    def account_history(workspace_id: WorkspaceId, social_account_id: ResourceId, caller: Caller, response: Response,
                         cursor: Cursor = None, limit: Limit = 100, version: Version = None, at: At = None,
                         min_position: MinPosition = None):
         subject = Subject("social_account", social_account_id, shared.within(caller, workspace_id))
@@ -94,9 +95,9 @@ def router(shared: Shared) -> APIRouter:
            description="Every rejected command (HTTP or Kafka), oldest first: command id and type, `reason_code`, "
            "`detail`, `issued_by`, `subjects` (what it was about), `rejected_at`, `position`. Page with "
            "`after` = the last `position` seen; filter by `since`/`until` (rejected_at).")
-    def rejections(workspace_id: str, caller: Caller, response: Response,
-                   after: Annotated[int, Query(ge=0)] = 0, limit: Limit = 100, since: datetime | None = None,
-                   until: datetime | None = None, min_position: MinPosition = None):
+    def rejections(workspace_id: WorkspaceId, caller: Caller, response: Response,
+                   after: Annotated[int, Query(ge=0)] = 0, limit: Limit = 100, since: cmd.Timestamp | None = None,
+                   until: cmd.Timestamp | None = None, min_position: MinPosition = None):
         with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:
             found = audit.list_rejections(conn, workspace_id, after=after, limit=limit, since=since, until=until)
         return {"workspace_id": workspace_id, "rejections": found,

@@ -19,10 +19,11 @@ from psycopg.rows import dict_row
 from gateway import auth
 from gateway.deps import Shared
 from gateway.problems import ProblemError, openapi_responses
+from schemas import commands as cmd
 
 Format = Annotated[Literal["json", "csv"], Query(description="`csv` answers text/csv with a header row")]
-Since = Annotated[date | None, Query(description="first UTC day (inclusive); default 30 days ago")]
-Until = Annotated[date | None, Query(description="UTC day after the last (exclusive); default tomorrow")]
+Since = Annotated[cmd.Day | None, Query(description="first UTC day (inclusive); default 30 days ago")]
+Until = Annotated[cmd.Day | None, Query(description="UTC day after the last (exclusive); default tomorrow")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
@@ -64,7 +65,10 @@ def router(shared: Shared) -> APIRouter:
         return caller
 
     Admin = Annotated[auth.Principal, Depends(admin)]
-    responses = openapi_responses(401, 403, 422)
+    # JSON by default; with format=csv the same rows as text/csv.
+    responses = {**openapi_responses(401, 403, 422),
+                 200: {"description": "the report: JSON, or with `format=csv` a CSV table with a header row",
+                       "content": {"text/csv": {"schema": {"type": "string"}}}}}
 
     def rows(query: sql.Composable | str, params: dict[str, Any]) -> list[dict[str, Any]]:
         with shared.deps.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:

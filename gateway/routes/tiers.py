@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Response
 from domain import tiers as shipped
 from domain.workspace.tier_catalogue import ADMIN_WORKSPACE
 from gateway import auth
-from gateway.deps import IdempotencyKey, MinPosition, Shared
+from gateway.deps import IdempotencyKey, MinPosition, ResourceId, Shared, WorkspaceId
 from gateway.problems import ProblemError, openapi_responses
 from projections import tiers
 from schemas import commands as cmd
@@ -50,8 +50,9 @@ def router(shared: Shared) -> APIRouter:
         "the difference in monthly credits. To a lower one: at the next renewal (`effective_at`). Queued posts "
         "stay queued over the new limits; new ones are refused until the workspace is back under them.",
     )
-    def change_tier(workspace_id: str, body: cmd.ChangeTier, caller: Caller, response: Response,
+    def change_tier(workspace_id: WorkspaceId, body: cmd.ChangeTier, caller: Caller, response: Response,
                     idempotency_key: IdempotencyKey = None):
+        workspace_id = shared.within(caller, workspace_id)  # another workspace's key: 404, as if it did not exist
         admin_only(caller)
         decision = shared.decide(caller, workspace_id, body, idempotency_key, response)
         return {**decision.result, "command_id": decision.command_id, "position": decision.position}
@@ -60,15 +61,16 @@ def router(shared: Shared) -> APIRouter:
         "/v1/workspaces/{workspace_id}/limit-overrides", summary="Set the workspace's own limits (admin)",
         responses=openapi_responses(401, 403, 404, 422, 503),
     )
-    def set_limit_overrides(workspace_id: str, body: cmd.SetLimitOverrides, caller: Caller, response: Response,
-                            idempotency_key: IdempotencyKey = None):
+    def set_limit_overrides(workspace_id: WorkspaceId, body: cmd.SetLimitOverrides, caller: Caller,
+                            response: Response, idempotency_key: IdempotencyKey = None):
+        workspace_id = shared.within(caller, workspace_id)
         admin_only(caller)
         decision = shared.decide(caller, workspace_id, body, idempotency_key, response)
         return {**decision.result, "command_id": decision.command_id, "position": decision.position}
 
     @r.get("/v1/workspaces/{workspace_id}/tier-change", summary="A downgrade waiting for the renewal, if any",
            responses=openapi_responses(401, 404, 503))
-    def scheduled_change(workspace_id: str, caller: Caller, response: Response, min_position: MinPosition = None):
+    def scheduled_change(workspace_id: WorkspaceId, caller: Caller, response: Response, min_position: MinPosition = None):
         with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:
             return {"workspace_id": workspace_id, "scheduled": tiers.read_scheduled_change(conn, workspace_id)}
 

@@ -7,9 +7,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Response
 
 from gateway import auth
-from gateway.deps import MinPosition, Shared
+from gateway.deps import MinPosition, ResourceId, Shared, WorkspaceId
 from gateway.problems import ProblemError, openapi_responses
 from projections import limit_check, usage
+from schemas import commands as cmd
 
 
 def router(shared: Shared) -> APIRouter:
@@ -23,9 +24,9 @@ def router(shared: Shared) -> APIRouter:
         "granted, consumed, released, expired. Days are the workspace's local days; without `from`/`to`, the "
         "current credit period.",
     )
-    def get_usage(workspace_id: str, caller: Caller, response: Response,
-                  day_from: Annotated[date | None, Query(alias="from")] = None,
-                  day_to: Annotated[date | None, Query(alias="to")] = None, min_position: MinPosition = None):
+    def get_usage(workspace_id: WorkspaceId, caller: Caller, response: Response,
+                  day_from: Annotated[cmd.Day | None, Query(alias="from")] = None,
+                  day_to: Annotated[cmd.Day | None, Query(alias="to")] = None, min_position: MinPosition = None):
         with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:
             found = usage.read_usage(conn, workspace_id, day_from, day_to)
         if found is None:
@@ -39,9 +40,9 @@ def router(shared: Shared) -> APIRouter:
         "horizon, daily posts), `connect` (another `platform` account), `generate` (one more today). Each "
         "check names the limit, the tier, the current count and the allowed number.",
     )
-    def check_limits(workspace_id: str, caller: Caller, response: Response,
+    def check_limits(workspace_id: WorkspaceId, caller: Caller, response: Response,
                      action: Literal["schedule", "connect", "generate"], platform: str | None = None,
-                     day: date | None = None, count: Annotated[int, Query(ge=1, le=1000)] = 1,
+                     day: cmd.Day | None = None, count: Annotated[int, Query(ge=1, le=1000)] = 1,
                      min_position: MinPosition = None):
         with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:
             found = limit_check.check(conn, workspace_id, action, platform=platform, day=day, count=count)

@@ -48,7 +48,12 @@ def test_no_operation_reaches_another_workspace(gw):
         ("post", "/v1/workspaces/{workspace_id}/social-accounts/oauth/callback"): {"state": "s", "code": "c"},
         ("post", "/v1/admin/workspaces/{workspace_id}/posts/{post_id}/destinations/{destination_id}/resolution"):
             {"attempt": 1, "resolution": "not_published"},
+        ("post", "/v1/workspaces/{workspace_id}/tier"): {"tier": "free"},
+        ("put", "/v1/workspaces/{workspace_id}/limit-overrides"): {"limit_overrides": {}},
+        ("post", "/v1/workspaces/{workspace_id}/limit-overrides"): {"limit_overrides": {}},
+        ("post", "/v1/workspaces/{workspace_id}/notifications/read"): {"notice_ids": ["n-1"]},
     }
+    queries = {("get", "/v1/workspaces/{workspace_id}/limits/check"): {"action": "schedule", "platform": "sandbox"}}
     before = {path: gw.get(path, headers=ADMIN).json() for path in
               ("/v1/workspaces/b/wallet", f"/v1/workspaces/b/posts/{post_b}", "/v1/workspaces/b/social-accounts")}
 
@@ -62,7 +67,8 @@ def test_no_operation_reaches_another_workspace(gw):
             # Admin operations refuse every other key alike (403, whatever the ids); the rest answer 404.
             refused = 403 if template.startswith("/v1/admin/") else 404
             for key in (key_a, strong_a):
-                answer = gw.http.request(method.upper(), path, headers=key, json=bodies.get((method, template)))
+                answer = gw.http.request(method.upper(), path, headers=key, json=bodies.get((method, template)),
+                                         params=queries.get((method, template)))
                 assert answer.status_code == refused, f"{method.upper()} {path}: {answer.status_code} {answer.text}"
             called.append((method, template))
     assert len(called) >= 12, called
