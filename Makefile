@@ -14,7 +14,7 @@ run: $(BIN)/herald  ## start every role on the embedded PostgreSQL and broker
 	$(BIN)/herald run
 
 test: $(BIN)/herald  ## the whole suite: unit, integration (real PostgreSQL + broker), end-to-end
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 3
 
 schemas: $(BIN)/herald  ## regenerate the checked-in JSON Schemas from schemas/
 	$(BIN)/python -m schemas.export
