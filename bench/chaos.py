@@ -802,6 +802,7 @@ def main(argv: list[str] | None = None) -> int:
                 _env_file=None, database_url=database_url, kafka_bootstrap=broker.bootstrap, topic_prefix=f"c{tag}.",
                 consumer_group_prefix=f"c{tag}.", data_dir=tmp / "herald", admin_api_key=secrets.token_urlsafe(24),
                 token_key=base64.b64encode(os.urandom(32)).decode(), metrics_port=0,
+                outbound_allowed_networks=["127.0.0.0/8"],  # the fake platform listens on this machine
             )
             report = run(settings, tmp, options)
     finally:

@@ -68,6 +68,7 @@ def bench_settings(database_url: str, bootstrap: str, prefix: str, data_dir: Pat
         admin_api_key=secrets.token_urlsafe(24),
         token_key=base64.b64encode(os.urandom(32)).decode(),
         metrics_port=0,
+        outbound_allowed_networks=["127.0.0.0/8"],  # the fake platforms listen on this machine
     )
 
 
