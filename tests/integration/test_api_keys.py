@@ -9,17 +9,11 @@ import pytest
 
 from domain.command import CommandRecord
 from gateway import auth
-from tests.integration.test_gateway import ADMIN, Gateway, assert_problem
+from tests.integration.test_gateway import ADMIN, assert_problem
+from tests.integration.test_gateway import gw  # noqa: F401 - the fixtures
 from tests.support import bearer
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def gw(database_url):
-    gateway = Gateway(database_url)
-    yield gateway
-    gateway.close()
 
 
 @pytest.fixture

@@ -8,17 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.integration.test_gateway import ADMIN, Gateway
+from tests.integration.test_gateway import ADMIN
+from tests.integration.test_gateway import gw  # noqa: F401 - the fixtures
 from tests.support import bearer
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def gw(database_url):
-    gateway = Gateway(database_url)
-    yield gateway
-    gateway.close()
 
 
 def test_no_operation_reaches_another_workspace(gw):

@@ -10,24 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gateway.body_limits import DEFAULT_MAX_BYTES
-from tests.integration.test_gateway import ADMIN, Gateway, assert_problem
+from tests.integration.test_gateway import ADMIN, assert_problem
+from tests.integration.test_gateway import gw, ready  # noqa: F401 - the fixtures
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def gw(database_url):
-    gateway = Gateway(database_url)
-    yield gateway
-    gateway.close()
-
-
-@pytest.fixture
-def ready(gw):
-    ws, key = gw.api.open_workspace("a", tier="pro")
-    account = gw.api.connect(ws, key)
-    gw.api.grant(ws, key, 5)
-    return ws, key, account
 
 
 def _in(days: float) -> str:
