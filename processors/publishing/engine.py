@@ -8,8 +8,10 @@ publisher.py). This engine, one loop per process:
 2. at each attempt's due time, if its account and platform have room (calls in flight, rate
    budgets, waits the platform asked for: ``limits.py``), marks it ``in_flight`` — committed —
    and hands the call to a worker thread;
-3. as calls end, stores their outcomes (``done``), produces the outcome commands to the domain,
-   and marks them ``reported``;
+3. as calls end, frees their slots at once and hands them to a reporter thread, which stores
+   their outcomes (``done``), produces the outcome commands to the domain and marks them
+   ``reported``, a batch at a time: the loop that starts calls never waits on the database or
+   the broker for calls that ended;
 4. every few seconds renews its leases, and takes over what a dead engine left: attempts it
    claimed go back to the schedule, attempts it had in flight are reconciled with the platform
    (it may have posted), outcomes it had not reported are reported; unknown outcomes are
@@ -30,7 +32,7 @@ import uuid
 from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 from kafka import KafkaProducer
 from psycopg_pool import ConnectionPool
@@ -106,9 +108,8 @@ class PublishEngine:
         self.held: dict[str, Entry] = {}
         self.due: list[tuple[float, int, str]] = []  # (epoch time it may go, seq, attempt key)
         self.blocked: dict[str, deque[str]] = defaultdict(deque)  # account → keys waiting for a free call slot
-        self.finished: list[_Done] = []  # calls that ended, outcome not yet stored
-        self.unreported: list[tuple[Entry, Payload]] = []  # outcomes stored, not yet produced
-        self.results: queue.SimpleQueue[_Done] = queue.SimpleQueue()
+        self.results: queue.SimpleQueue[_Done] = queue.SimpleQueue()  # calls that ended (workers → loop)
+        self.reporter = _Reporter(self)
         self.wake = threading.Event()
         self.workers = ThreadPoolExecutor(max_workers=settings.max_in_flight, thread_name_prefix="publish-call")
         self.in_flight = 0
@@ -122,6 +123,8 @@ class PublishEngine:
         from herald.runtime.ticker import Backoff
 
         backoff = Backoff()
+        reporting = threading.Thread(target=self.reporter.run, name=f"{self.name}-reporter", daemon=True)
+        reporting.start()
         try:
             while not stop.is_set():
                 try:
@@ -139,6 +142,7 @@ class PublishEngine:
                 self.wake.clear()
         finally:
             self.close()
+            reporting.join(timeout=30)
 
     def step(self) -> None:
         now = self.clock()
@@ -148,14 +152,15 @@ class PublishEngine:
         if now >= self._next_load:
             self._load()
             self._next_load = now + self.s.load_every_s
+        self._collect()
         self._start_due()
-        self._finish()
 
     def close(self) -> None:
         """Let calls in flight end and report them; give back what was claimed but not called."""
         self.workers.shutdown(wait=True)
+        self._collect()
+        self.reporter.close()
         try:
-            self._finish()
             waiting = [key for key, entry in self.held.items() if entry.state == "claimed"]
             if waiting:
                 with self.pool.connection() as conn:
@@ -184,7 +189,7 @@ class PublishEngine:
         self.limits.forget_expired(time.monotonic())
         for entry in lost:
             if entry.state == "done":  # its outcome is stored; only the report is missing
-                self.unreported.append((entry, _payload_from(entry)))
+                self.reporter.stored(entry, _payload_from(entry))
             else:
                 self._hold(entry, 0.0)
 
@@ -320,9 +325,8 @@ class PublishEngine:
 
     # Reporting -----------------------------------------------------------------------------
 
-    def _finish(self) -> None:
-        """Store and report the calls that ended. A failure keeps them for the next step (their
-        rows stay ours and leased, so nobody else reconciles a call whose outcome we hold)."""
+    def _collect(self) -> None:
+        """Free the slots of the calls that ended and hand them to the reporter."""
         while True:
             try:
                 done = self.results.get_nowait()
@@ -334,36 +338,118 @@ class PublishEngine:
                 if done.throttle_until is not None:
                     self.limits.throttle(done.slot, done.throttle_until)
                 done.slot = None
-            self.finished.append(done)
+            self.held.pop(done.entry.attempt_key, None)
+            self.reporter.ended(done)
         metrics.IN_FLIGHT.labels(self.name).set(self.in_flight)
+
+    def _kept_keys(self) -> list[str]:
+        """The rows this engine holds: only their leases are renewed, so a row it lost track of
+        runs out and is taken over (and reconciled) instead of being renewed forever."""
+        return [*self.held, *self.reporter.keys()]
+
+
+class _Reporter:
+    """Stores the outcomes of ended calls and reports them to the domain, on a thread of its own.
+    A failure keeps them for the next try (their rows stay the engine's and leased, so nobody
+    else reconciles a call whose outcome it holds)."""
+
+    def __init__(self, engine: PublishEngine) -> None:
+        self.engine = engine
+        self.incoming: queue.SimpleQueue[_Done | tuple[Entry, Payload]] = queue.SimpleQueue()
+        self.finished: list[_Done] = []  # outcome not yet stored
+        self.unreported: list[tuple[Entry, Payload]] = []  # stored, not yet produced
+        self._keys: set[str] = set()
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+
+    def ended(self, done: _Done) -> None:
+        self._take(done.entry.attempt_key, done)
+
+    def stored(self, entry: Entry, payload: Payload) -> None:
+        self._take(entry.attempt_key, (entry, payload))
+
+    def _take(self, key: str, item: _Done | tuple[Entry, Payload]) -> None:
+        with self._lock:
+            self._keys.add(key)
+        self.incoming.put(item)
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return list(self._keys)
+
+    def close(self) -> None:
+        """Report what is left, then stop (``run`` returns once it is all reported or cannot be)."""
+        self._closing.set()
+
+    def run(self) -> None:
+        from herald.runtime.ticker import Backoff
+
+        backoff = Backoff()
+        while True:
+            self._drain(wait_s=0.05)
+            if not (self.finished or self.unreported):
+                if self._closing.is_set() and self.incoming.empty():
+                    return
+                continue
+            try:
+                self._store_and_report()
+            except Exception as error:  # noqa: BLE001 - database or broker away: keep them, try again
+                metrics.FAILURES.labels(self.engine.name).inc()
+                if self._closing.is_set():
+                    log.warning("%s: could not report on close (%s); leases will run out", self.engine.name, error)
+                    return
+                delay = backoff.next()
+                log.warning("%s: reporting failed (%s: %s); next try in %.1fs", self.engine.name,
+                            type(error).__name__, error, delay)
+                time.sleep(delay)
+                continue
+            backoff.reset()
+
+    def _drain(self, wait_s: float) -> None:
+        try:
+            item = self.incoming.get(timeout=wait_s)
+        except queue.Empty:
+            return
+        while True:
+            if isinstance(item, _Done):
+                self.finished.append(item)
+            else:
+                self.unreported.append(item)
+            try:
+                item = self.incoming.get_nowait()
+            except queue.Empty:
+                return
+
+    def _store_and_report(self) -> None:
+        engine = self.engine
         if self.finished:
-            with self.pool.connection() as conn:
-                ours = journal.finish(conn, self.owner, [(d.entry.attempt_key, d.payload) for d in self.finished])
+            with engine.pool.connection() as conn:
+                ours = journal.finish(conn, engine.owner, [(d.entry.attempt_key, d.payload) for d in self.finished])
             finished, self.finished = self.finished, []
-            for done in finished:
-                self.held.pop(done.entry.attempt_key, None)
             self.unreported.extend((d.entry, d.payload) for d in finished if d.entry.attempt_key in ours)
+            self._forget(d.entry.attempt_key for d in finished if d.entry.attempt_key not in ours)
         if self.unreported:
             self._report(self.unreported)
-            self.unreported = []
+            reported, self.unreported = self.unreported, []
+            self._forget(e.attempt_key for e, _ in reported)
+
+    def _forget(self, keys: Iterable[str]) -> None:
+        with self._lock:
+            self._keys.difference_update(keys)
 
     def _report(self, outcomes: list[tuple[Entry, Payload]]) -> None:
+        engine = self.engine
         commands: list[CommandEnvelope | None] = []
         unresolved: dict[str, float] = {}
         for entry, payload in outcomes:
             commands.append(_command(entry, payload))
             if _is_unknown(payload):
-                if entry.checks < len(self.s.rechecks_s):
-                    unresolved[entry.attempt_key] = self.s.rechecks_s[entry.checks]
-        produce_commands(self.producer, self.commands_topic, [c for c in commands if c is not None])
-        metrics.PUBLISH_OUTCOMES.labels(self.name).inc(len(outcomes))
-        with self.pool.connection() as conn:
+                if entry.checks < len(engine.s.rechecks_s):
+                    unresolved[entry.attempt_key] = engine.s.rechecks_s[entry.checks]
+        produce_commands(engine.producer, engine.commands_topic, [c for c in commands if c is not None])
+        metrics.PUBLISH_OUTCOMES.labels(engine.name).inc(len(outcomes))
+        with engine.pool.connection() as conn:
             journal.reported(conn, [e.attempt_key for e, _ in outcomes], unresolved)
-
-    def _kept_keys(self) -> list[str]:
-        """The rows this engine holds in memory: only their leases are renewed, so a row it lost
-        track of runs out and is taken over (and reconciled) instead of being renewed forever."""
-        return [*self.held, *(d.entry.attempt_key for d in self.finished), *(e.attempt_key for e, _ in self.unreported)]
 
 
 # Outcomes -----------------------------------------------------------------------------------

@@ -198,21 +198,20 @@ def release(conn: Connection, owner: str, keys: Iterable[str]) -> None:
 
 
 def finish(conn: Connection, owner: str, outcomes: list[tuple[str, Payload]]) -> set[str]:
-    """Store outcomes (state done) of rows still ours; returns those keys."""
+    """Store outcomes (state done) of rows still ours, in one statement; returns those keys."""
     if not outcomes:
         return set()
-    done = set()
-    with conn.cursor() as cur:
-        for key, payload in outcomes:
-            cur.execute(
-                "UPDATE publish_journal SET state = 'done', outcome = %s, finished_at = now()"
-                " WHERE attempt_key = %s AND owner = %s AND state IN ('in_flight', 'unresolved', 'done')"
-                " RETURNING attempt_key",
-                (Jsonb({"type": type(payload).__name__, **json.loads(payload.model_dump_json())}), key, owner),
-            )
-            if cur.fetchone():
-                done.add(key)
-    return done
+    keys = [key for key, _ in outcomes]
+    bodies = [json.dumps({"type": type(payload).__name__, **json.loads(payload.model_dump_json())})
+              for _, payload in outcomes]
+    rows = conn.execute(
+        "UPDATE publish_journal j SET state = 'done', outcome = o.body::jsonb, finished_at = now()"
+        " FROM unnest(%s::text[], %s::text[]) AS o(attempt_key, body)"
+        " WHERE j.attempt_key = o.attempt_key AND j.owner = %s AND j.state IN ('in_flight', 'unresolved', 'done')"
+        " RETURNING j.attempt_key",
+        (keys, bodies, owner),
+    ).fetchall()
+    return {key for (key,) in rows}
 
 
 def reported(conn: Connection, keys: list[str], unresolved: dict[str, float]) -> None:
