@@ -329,6 +329,9 @@ class DestinationPublished(EventData):
     platform_post_id: str
     url: str | None
     resolved_by: str | None = Field(None, description="set when an unknown outcome was resolved: who found the post")
+    hold_settled: bool = Field(False, description="true when the hold was consumed or released in the same decision "
+                               "(the wallet's HoldConsumed/HoldReleased beside this event); false on events from "
+                               "before that, whose hold the settler processor ends")
 
 
 @event_type("herald.post.retry_scheduled.v1")
@@ -364,6 +367,9 @@ class DestinationFailed(EventData):
     error_kind: str | None
     detail: str
     status_code: int | None = None
+    hold_settled: bool = Field(False, description="true when the hold was consumed or released in the same decision "
+                               "(the wallet's HoldConsumed/HoldReleased beside this event); false on events from "
+                               "before that, whose hold the settler processor ends")
 
 
 @event_type("herald.post.destination_skipped.v1")
@@ -372,6 +378,9 @@ class DestinationSkipped(EventData):
     destination_id: str
     hold_id: str
     reason: str
+    hold_settled: bool = Field(False, description="true when the hold was consumed or released in the same decision "
+                               "(the wallet's HoldConsumed/HoldReleased beside this event); false on events from "
+                               "before that, whose hold the settler processor ends")
 
 
 @event_type("herald.post.outcome_unknown.v1")
@@ -390,6 +399,9 @@ class PostCancelled(EventData):
     reason: str
     cancelled_destinations: list[str]
     released_holds: list[str]
+    hold_settled: bool = Field(False, description="true when the hold was consumed or released in the same decision "
+                               "(the wallet's HoldConsumed/HoldReleased beside this event); false on events from "
+                               "before that, whose hold the settler processor ends")
 
 
 # Command outcomes --------------------------------------------------------------------

@@ -63,6 +63,9 @@ class PublishPolicy:
         return base * (1 + self.retry_jitter * (2 * spread - 1))
 
 
+ENDS_A_HOLD = (ev.DestinationPublished, ev.DestinationFailed, ev.DestinationSkipped, ev.PostCancelled)
+
+
 class Post(HeraldAggregate):
     KIND = "post"
 
@@ -89,6 +92,13 @@ class Post(HeraldAggregate):
             post_id=post_id, text=text, media_urls=media_urls, publish_at=publish_at, destinations=destinations
         )
         return cls.start(ctx, post_id, scheduled)
+
+    def record(self, ctx: Context, event: ev.EventData) -> None:
+        # A destination that ends has its hold ended in the same decision (the post handlers do it:
+        # domain/post/handlers.py, settle_holds), so the events say so and the settler leaves them be.
+        if isinstance(event, ENDS_A_HOLD):
+            event = event.model_copy(update={"hold_settled": True})
+        super().record(ctx, event)
 
     @property
     def status(self) -> str:

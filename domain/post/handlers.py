@@ -79,8 +79,10 @@ def _check_content(destinations: list[ev.Destination], media_urls: list[str]) ->
 @handles(cmd.CancelPost)
 def cancel_post(app: HeraldApplication, ctx: Context, p: cmd.CancelPost) -> Outcome:
     post = app.post(ctx, p.post_id)
+    before = len(post.pending_events)
     post.cancel(ctx, p.reason)
-    return [post, *_dequeue_if_settled(app, ctx, post)], {"post_id": p.post_id, "status": post.status}
+    return [post, *settle_holds(app, ctx, post, before), *_dequeue_if_settled(app, ctx, post)], \
+        {"post_id": p.post_id, "status": post.status}
 
 
 @handles(cmd.StartPublishAttempt)
@@ -96,27 +98,62 @@ def start_publish_attempt(app: HeraldApplication, ctx: Context, p: cmd.StartPubl
         handle=account.handle,
         instance_url=account.instance_url,
     )
+    before = len(post.pending_events)
     if not skipped_without_credits(app, ctx, post, p.destination_id, p.attempt):
         skip = "account_needs_reconnect" if account.needs_reconnect else None
         post.start_attempt(ctx, p.destination_id, p.attempt, connected, app.policy, skip_reason=skip)
     result = {"post_id": p.post_id, "destination_id": p.destination_id, "status": dest.status}
-    return [post, *_dequeue_if_settled(app, ctx, post)], result
+    return [post, *settle_holds(app, ctx, post, before), *_dequeue_if_settled(app, ctx, post)], result
 
 
 @handles(cmd.RecordPublishOutcome)
 def record_publish_outcome(app: HeraldApplication, ctx: Context, p: cmd.RecordPublishOutcome) -> Outcome:
     post = app.post(ctx, p.post_id)
+    before = len(post.pending_events)
     post.record_outcome(ctx, p, app.policy)
     result = {"post_id": p.post_id, "destination_id": p.destination_id, "status": post.destination(p.destination_id).status}
-    return [post, *_dequeue_if_settled(app, ctx, post)], result
+    return [post, *settle_holds(app, ctx, post, before), *_dequeue_if_settled(app, ctx, post)], result
 
 
 @handles(cmd.ResolvePublishOutcome)
 def resolve_publish_outcome(app: HeraldApplication, ctx: Context, p: cmd.ResolvePublishOutcome) -> Outcome:
     post = app.post(ctx, p.post_id)
+    before = len(post.pending_events)
     post.resolve_outcome(ctx, p)
     result = {"post_id": p.post_id, "destination_id": p.destination_id, "status": post.destination(p.destination_id).status}
-    return [post, *_dequeue_if_settled(app, ctx, post)], result
+    return [post, *settle_holds(app, ctx, post, before), *_dequeue_if_settled(app, ctx, post)], result
+
+
+def settle_holds(app: HeraldApplication, ctx: Context, post: Post, before: int) -> list[HeraldAggregate]:
+    """End the holds of the destinations this decision ended (the post's events from ``before``
+    on): a published destination consumes its hold, a failed, skipped or cancelled one releases
+    it. In the same decision, not a command later: nothing waits on a second decision, and a hold
+    never outlives its destination. A hold already gone (expired by the credit clock) is left be."""
+    endings: list[tuple[str, str | None]] = []  # (hold, release reason; None: consume)
+    for event in post.pending_events[before:]:
+        data = getattr(event, "data", None)
+        match getattr(event, "type", None):
+            case ev.DestinationPublished.type:
+                endings.append((data["hold_id"], None))
+            case ev.DestinationFailed.type:
+                endings.append((data["hold_id"], "publish_failed"))
+            case ev.DestinationSkipped.type:
+                endings.append((data["hold_id"], f"skipped:{data['reason']}"))
+            case ev.PostCancelled.type:
+                endings.extend((hold_id, "post_cancelled") for hold_id in data["released_holds"])
+    if not endings:
+        return []
+    wallet = app.wallet(ctx)
+    ended = False
+    for hold_id, reason in endings:
+        if hold_id not in wallet.holds:
+            continue
+        if reason is None:
+            wallet.consume(ctx, hold_id)
+        else:
+            wallet.release(ctx, hold_id, reason)
+        ended = True
+    return [wallet] if ended else []
 
 
 def _dequeue_if_settled(app: HeraldApplication, ctx: Context, post: Post) -> list[HeraldAggregate]:

@@ -1,5 +1,7 @@
 """Settler: a published destination consumes its credit hold; a failed, skipped or
-cancelled one releases it."""
+cancelled one releases it — for events from before the domain did so itself. Since then the
+decision that ends a destination ends its hold too (domain/post/handlers.py, settle_holds) and
+says so with ``hold_settled``; the settler leaves those be."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ def settle(_conn: Connection, event: CloudEvent) -> Iterable[CommandEnvelope]:
     if event.type not in SETTLING_TYPES:
         return []
     data = event.parsed_data()
+    if getattr(data, "hold_settled", False):
+        return []
 
     def consume(hold_id: str) -> CommandEnvelope:
         return command_for(ConsumeHold(hold_id=hold_id), workspace_id=event.workspaceid,

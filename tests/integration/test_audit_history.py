@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 
 from domain.application import HeraldApplication
 from domain.post import PublishPolicy
-from domain.post.aggregate import hold_id_for
 from gateway import auth, idempotency
 from gateway.app import GatewayDeps, create_app
 from herald.crypto import TokenCipher
@@ -112,8 +111,6 @@ def story(audited):
     fenced = audited.as_processor(ws, "start-again", cmd.StartPublishAttempt(post_id="failing", destination_id=account,
                                                                              attempt=1), "dispatcher")
     assert fenced.reason_code == "attempt_fenced"
-    audited.as_processor(ws, "release-1", cmd.ReleaseHold(hold_id=hold_id_for("failing", account), reason="failed"),
-                         "settler")
     audited.clock.now += timedelta(hours=2)
     late = audited.as_processor(ws, "start-late", cmd.StartPublishAttempt(post_id="late", destination_id=account,
                                                                           attempt=1), "dispatcher")
@@ -193,11 +190,13 @@ def test_wallet_history_and_state_at_a_past_version(audited, story):
     entries = audited.get(f"/v1/workspaces/{ws}/wallet/history", key)["entries"]
     types = [e["type"].split(".")[2] for e in entries]
     assert types == ["opened", "credit_period_started", "credits_granted", "hold_placed", "credits_low", "hold_placed",
-                     "rejected", "hold_released"]
+                     "rejected", "hold_released", "hold_released"]
     rejected = entries[6]
     assert rejected["reason"]["code"] == "insufficient_credits" and rejected["command_type"] == "schedule_post.v1"
     released = entries[7]
-    assert (released["actor"], released["reason"]["code"]) == ("settler", "failed")
+    # Released by the failed outcome's own decision (the publisher's command), then the late post's skip.
+    assert (released["actor"], released["reason"]["code"]) == ("publisher", "publish_failed")
+    assert (entries[8]["actor"], entries[8]["reason"]["code"]) == ("dispatcher", "skipped:missed")
     # Version 3 is after the grant, 6 after both holds: 2 granted, 2 held, nothing available.
     at_3 = audited.get(f"/v1/workspaces/{ws}/wallet/history", key, version=3)["state"]
     assert (at_3["granted"], at_3["held"], at_3["available"]) == (2, 0, 2)

@@ -50,5 +50,7 @@ def test_relay_republishes_into_an_empty_broker_and_nothing_applies_twice(herald
         wallet = herald.app.find(Wallet, ws)
         assert wallet.available == 10 - 3 and wallet.held == 0
         assert event_types(herald)["herald.wallet.hold_consumed.v1"] == 3, "each hold consumed exactly once"
-        assert query_one(herald, "SELECT count(*) FROM queue_destinations WHERE status = 'published'") == 3
+        # The read model follows the events a moment behind the decisions.
+        wait_until(lambda: query_one(herald, "SELECT count(*) FROM queue_destinations WHERE status = 'published'") == 3,
+                   "the queue read model shows the three destinations published")
         assert_queue_equals_rebuilt(herald, pg_url)

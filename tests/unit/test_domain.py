@@ -582,7 +582,12 @@ def test_cancel_lists_the_waiting_destinations_and_their_holds(ready: Herald) ->
         "reason": "typo",
         "cancelled_destinations": ["acc-b"],
         "released_holds": [hold_id_for("p1", "acc-b")],
+        "hold_settled": True,
     }
+    # In the same decision: acc-b's hold released, acc-a's still pending.
+    (released,) = ready.events_of("herald.wallet.hold_released.v1")
+    assert released["hold_id"] == hold_id_for("p1", "acc-b") and released["reason"] == "post_cancelled"
+    assert set(ready.wallet().holds) == {hold_id_for("p1", "acc-a")}
     # acc-a is still attempting, so the post is not settled and keeps its queue slot.
     assert result["status"] == "publishing" and ready.workspace().waiting_posts == {"p1"}
     assert ready.start("p1", "acc-b").reason_code == "attempt_fenced"
