@@ -199,9 +199,12 @@ class _SetAsList(Transcoding):
 class HeraldApplication(Application):
     name = "herald"
     # Workspace and Wallet streams grow with every post; a snapshot every so many events keeps
-    # a cold load to one snapshot plus fewer than that many events. Posts, accounts and
-    # command records have short streams of their own.
-    snapshotting_intervals = {Workspace: 100, Wallet: 100}
+    # a cold load to one snapshot plus fewer than that many events. A snapshot holds every
+    # waiting post and pending hold (up to the queue limit: 10,000 of them is about 1 MB of
+    # JSON), so taking one every 100 events was a third of a busy handler's time; every 1,000
+    # a cold load replays at most 1,000 small events (tens of ms), and aggregates in use stay
+    # warm anyway. Posts, accounts and command records have short streams of their own.
+    snapshotting_intervals = {Workspace: 1000, Wallet: 1000}
     MAX_CONFLICT_RETRIES = 20
 
     def __init__(

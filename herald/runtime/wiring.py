@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import ssl
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable, Iterator
 
+import certifi
 import httpx
 import psycopg
 from fastapi import FastAPI
@@ -23,6 +25,7 @@ from domain.wallet.upgrade_periods import start_missing_periods
 from gateway.app import GatewayDeps, create_app
 from gateway import auth, idempotency
 from gateway.rate_limits import RateLimits
+from herald.net.per_thread import PerThreadClient
 from herald.net.safe_fetch import SafeFetcher
 from herald.messaging import consumer as consumer_runtime
 from herald.storage import db, event_store
@@ -377,9 +380,9 @@ class Herald:
 
     def adapters(self) -> AdapterRegistry:
         s = self.settings
-        limits = httpx.Limits(max_connections=s.publish_max_in_flight * 2,
-                              max_keepalive_connections=s.publish_max_in_flight)
-        http = httpx.Client(timeout=s.platform_timeout_s, limits=limits)
+        tls = ssl.create_default_context(cafile=certifi.where())  # one context for every thread's client
+        http = PerThreadClient(lambda: httpx.Client(timeout=s.platform_timeout_s, verify=tls,
+                                                    limits=httpx.Limits(max_keepalive_connections=8)))
         self._closers.append(http.close)
         media = SafeFetcher(timeout_s=s.platform_timeout_s, max_bytes=s.media_max_bytes,
                             allowed_networks=s.outbound_allowed_networks)
