@@ -23,7 +23,8 @@ from domain.wallet.upgrade_periods import start_missing_periods
 from gateway.app import GatewayDeps, create_app
 from gateway import auth, idempotency
 from gateway.rate_limits import RateLimits
-from herald.net.safe_fetch import SafeFetcher
+from herald.net.guarded import guarded_client
+from herald.net.safe_fetch import Resolver, SafeFetcher, system_resolver
 from herald.messaging import consumer as consumer_runtime
 from herald.storage import db, event_store
 from herald.storage.locks import workspace_locks
@@ -171,6 +172,9 @@ class Herald:
     database_url: str
     kafka_bootstrap: str
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    # How outgoing calls to client-supplied hosts resolve names (the SSRF guard checks the
+    # answers); tests replace it to play a rebinding DNS.
+    resolve: Resolver = system_resolver
 
     @cached_property
     def cipher(self) -> TokenCipher:
@@ -179,7 +183,9 @@ class Herald:
     @cached_property
     def credentials(self) -> Credentials:
         s = self.settings
-        http = httpx.Client(timeout=s.platform_timeout_s)
+        # Token endpoints may be an account's instance (client-supplied): guarded at each connection.
+        http = guarded_client(allowed_networks=s.outbound_allowed_networks, timeout_s=s.platform_timeout_s,
+                              resolve=self.resolve)
         self._closers.append(http.close)
         clients = {platform: OAuthClient(c.client_id, c.client_secret.get_secret_value(), c.auth_method)
                    for platform, c in s.oauth_clients.items()}
@@ -379,10 +385,12 @@ class Herald:
         s = self.settings
         limits = httpx.Limits(max_connections=s.publish_max_in_flight * 2,
                               max_keepalive_connections=s.publish_max_in_flight)
-        http = httpx.Client(timeout=s.platform_timeout_s, limits=limits)
+        # Adapters call an account's instance_url (client-supplied): guarded at each connection.
+        http = guarded_client(allowed_networks=s.outbound_allowed_networks, timeout_s=s.platform_timeout_s,
+                              limits=limits, resolve=self.resolve)
         self._closers.append(http.close)
         media = SafeFetcher(timeout_s=s.platform_timeout_s, max_bytes=s.media_max_bytes,
-                            allowed_networks=s.outbound_allowed_networks)
+                            allowed_networks=s.outbound_allowed_networks, resolve=self.resolve)
         self._closers.append(media.close)
         return AdapterRegistry(
             [
