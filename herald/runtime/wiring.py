@@ -22,7 +22,7 @@ from domain.wallet.upgrade import claim_earlier_grants
 from domain.wallet.upgrade_periods import start_missing_periods
 from gateway.app import GatewayDeps, create_app
 from gateway import auth, idempotency
-from gateway.rate_limits import RateLimits
+from gateway.rate_limits import RateLimits, TokenBuckets
 from herald.net.guarded import guarded_client
 from herald.net.safe_fetch import Resolver, SafeFetcher, system_resolver
 from herald.messaging import consumer as consumer_runtime
@@ -304,6 +304,8 @@ class Herald:
                 credentials=self.credentials,
                 max_body_bytes=self.settings.http_max_body_bytes,
                 rate_limits=self._rate_limits(),
+                failed_auth=(TokenBuckets(self.settings.rate_failed_auth_per_s, self.settings.rate_failed_auth_burst)
+                             if self.settings.rate_failed_auth_per_s else None),
                 outbound_allowed_networks=tuple(self.settings.outbound_allowed_networks),
             )
         )
