@@ -34,7 +34,7 @@ import typing
 import httpcore
 import httpx
 
-from herald.net.safe_fetch import IPAddress, Resolver, is_public, system_resolver
+from herald.net.addresses import IPAddress, Resolver, is_public, system_resolver
 
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 

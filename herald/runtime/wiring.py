@@ -23,8 +23,9 @@ from domain.wallet.upgrade_periods import start_missing_periods
 from gateway.app import GatewayDeps, create_app
 from gateway import auth, idempotency
 from gateway.rate_limits import RateLimits, TokenBuckets
+from herald.net.addresses import Resolver, system_resolver
 from herald.net.guarded import guarded_client
-from herald.net.safe_fetch import Resolver, SafeFetcher, system_resolver
+from herald.net.safe_fetch import SafeFetcher
 from herald.messaging import consumer as consumer_runtime
 from herald.storage import db, event_store
 from herald.storage.locks import workspace_locks
