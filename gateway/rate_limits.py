@@ -11,7 +11,7 @@ their client address's bucket (``failed_auth``; an IPv6 address counts by its /6
 host usually holds whole). While that bucket is empty, every request from the address answers
 429 before its key is looked up: a flood of guessed keys costs no database lookups, and a valid
 key sent from that address waits too. The address is the peer's, or the one a trusted proxy
-names in ``X-Forwarded-For`` (uvicorn's ``--forwarded-allow-ips``, by default only 127.0.0.1).
+names in ``X-Forwarded-For`` (uvicorn's ``FORWARDED_ALLOW_IPS``, by default 127.0.0.1 and ::1).
 
 Answers carry ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset`` (seconds until
 the bucket is full again) as in draft-ietf-httpapi-ratelimit-headers
