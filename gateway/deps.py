@@ -19,9 +19,8 @@ from domain.application import ConflictsPersisted, Decision, HeraldApplication
 from domain.base import derived_id
 from gateway import auth, idempotency
 from processors.accounts.credentials import Credentials
-from gateway.rate_limits import RateLimits, Verdict
 from gateway.problems import ProblemError, field_errors, rejection
-from gateway.rate_limits import RateLimits, Verdict
+from gateway.rate_limits import RateLimits, TokenBuckets, Verdict, client_bucket
 from herald.net.safe_fetch import static_refusal
 from herald.storage.tolerant_time import tolerate_out_of_range
 from projections import positions
@@ -52,6 +51,7 @@ class GatewayDeps:
     credentials: Credentials | None = None  # the private store connect seals tokens into; None → tokens refused
     max_body_bytes: int = 1024 * 1024  # larger request bodies answer 413
     rate_limits: RateLimits | None = None  # None → no rate limits
+    failed_auth: TokenBuckets | None = None  # failed authentications per client address; None → not limited
     outbound_allowed_networks: tuple[str, ...] = ()  # non-public networks a client's URLs may name (tests: 127/8)
 
 
@@ -94,10 +94,18 @@ class Shared:
             response: Response,
         ) -> auth.Principal:
             presented = bearer.credentials if bearer else api_key
+            client = client_bucket(request.client.host if request.client else None)
+            if deps.failed_auth is not None:  # refused before the key is looked up: a flood costs no lookups
+                _refuse_failed_auth(deps.failed_auth.peek(client))
             found = auth.authenticate(deps.pool, deps.admin_api_key, presented) if presented else None
             if found is None:
+                headers = {"WWW-Authenticate": "Bearer"}
+                if deps.failed_auth is not None:
+                    failed = deps.failed_auth.take(client)
+                    _refuse_failed_auth(failed)
+                    headers.update(failed.headers())
                 raise ProblemError(401, "unauthenticated", "a valid API key is required: Authorization: Bearer <key>",
-                                   {"WWW-Authenticate": "Bearer"})
+                                   headers)
             request.state.api_key_id = found.key_id  # the access log names the key (gateway.app)
             if deps.rate_limits is not None:
                 verdict = deps.rate_limits.per_key.take(found.key_id)
@@ -198,6 +206,12 @@ def _refuse_over_rate(verdict: Verdict, whose: str) -> None:
     if not verdict.allowed:
         raise ProblemError(429, "rate_limited", f"{whose} is over its rate of requests; retry after "
                            f"{verdict.retry_after_s} s", verdict.headers())
+
+
+def _refuse_failed_auth(verdict: Verdict) -> None:
+    if not verdict.allowed:
+        raise ProblemError(429, "rate_limited", "too many requests from this address failed authentication; retry "
+                           f"after {verdict.retry_after_s} s", verdict.headers())
 
 
 def command_id_for(workspace_id: str, command_type: str, idempotency_key: str | None) -> str:

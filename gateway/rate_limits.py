@@ -4,8 +4,14 @@ A token bucket per key and one per workspace (``rate`` requests a second on aver
 ``burst``), kept in this process. Bound: each gateway process enforces the rates on its own, so
 N gateway processes behind a balancer allow up to N times the rate; and at most
 ``max_buckets`` buckets are kept (least recently used dropped first: a dropped bucket starts
-full again, which only ever lets a caller through, never refuses one wrongly). Only
-authenticated callers get a bucket, so the number of buckets is bounded by the keys in use.
+full again, which only ever lets a caller through, never refuses one wrongly).
+
+Requests that fail authentication (no key, an unknown, revoked or expired key) spend a token of
+their client address's bucket (``failed_auth``; an IPv6 address counts by its /64, which one
+host usually holds whole). While that bucket is empty, every request from the address answers
+429 before its key is looked up: a flood of guessed keys costs no database lookups, and a valid
+key sent from that address waits too. The address is the peer's, or the one a trusted proxy
+names in ``X-Forwarded-For`` (uvicorn's ``FORWARDED_ALLOW_IPS``, by default 127.0.0.1 and ::1).
 
 Answers carry ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset`` (seconds until
 the bucket is full again) as in draft-ietf-httpapi-ratelimit-headers
@@ -15,6 +21,7 @@ the bucket is full again) as in draft-ietf-httpapi-ratelimit-headers
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 import time
@@ -66,8 +73,36 @@ class TokenBuckets:
             retry_after_s=0 if allowed else max(1, math.ceil((1.0 - tokens) / self.rate)),
         )
 
+    def peek(self, name: str) -> Verdict:
+        """What ``take`` would answer, spending nothing and keeping no bucket for a new name."""
+        with self._lock:
+            now = self.clock()
+            tokens, at = self._buckets.get(name, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+        allowed = tokens >= 1.0
+        return Verdict(
+            allowed=allowed, limit=self.burst, remaining=int(tokens),
+            reset_s=math.ceil((self.burst - tokens) / self.rate),
+            retry_after_s=0 if allowed else max(1, math.ceil((1.0 - tokens) / self.rate)),
+        )
+
     def __len__(self) -> int:
         return len(self._buckets)
+
+
+def client_bucket(host: str | None) -> str:
+    """The failed-authentication bucket of a client address: IPv4 whole, IPv6 by its /64."""
+    if not host:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 @dataclass

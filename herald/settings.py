@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     rate_key_burst: int = Field(100, ge=1, description="requests one API key may make at once")
     rate_workspace_per_s: float = Field(100.0, ge=0, description="requests a second to one workspace, all keys")
     rate_workspace_burst: int = Field(200, ge=1)
+    rate_failed_auth_per_s: float = Field(1.0, ge=0, description="requests failing authentication a second one "
+                                          "client address may make on average (then 429, any key); 0 turns it off")
+    rate_failed_auth_burst: int = Field(30, ge=1, description="requests failing authentication one client address "
+                                        "may make at once")
     http_max_body_bytes: int = Field(1024 * 1024, ge=1024, description="larger request bodies answer 413")
 
     # Secrets. 32-byte key, base64; empty → generated once and kept in data_dir.

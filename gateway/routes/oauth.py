@@ -140,6 +140,8 @@ def router(shared: Shared) -> APIRouter:
             tokens = oauth.exchange_code(store.http, described.token_endpoint(base), client, body.code,
                                          pending.redirect_uri, code_verifier=verifier, timeout_s=store.s.timeout_s)
         except CodeRefused as refused:
+            if refused.error == oauth.DESTINATION_REFUSED:
+                raise ProblemError(422, "instance_url_not_allowed", f"instance_url: {refused.description}") from None
             log.warning("oauth: %s refused a code for workspace %s (%s)", pending.platform, workspace_id,
                         refused.error)
             raise ProblemError(422, "oauth_code_refused", f"{pending.platform} refused the authorization code: "

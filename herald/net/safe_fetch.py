@@ -7,9 +7,11 @@ Every hop (the URL, then each redirect) is checked before anything is sent:
   private (RFC 1918, ULA), link-local (169.254.169.254, the cloud metadata address, included),
   shared (100.64/10), multicast, reserved and unspecified addresses are refused, in IPv4 and
   IPv6, and so is an IPv4 address embedded in IPv6 (mapped, 6to4, Teredo) that would be;
-- the connection goes to the address that was checked (the host stays in ``Host`` and in TLS
-  SNI, and the certificate is still verified against it), so a second DNS answer cannot swap
-  in an internal address between the check and the connect (DNS rebinding);
+- the request goes through ``herald.net.guarded``'s transport, which resolves and checks the
+  host again when it opens the connection and connects to an address it just checked (the host
+  stays in the URL, ``Host`` and TLS SNI, and the certificate is verified against it), so a
+  second DNS answer cannot swap in an internal address between the check and the connect (DNS
+  rebinding): it is refused like the first;
 - redirects are followed by hand, at most ``max_redirects``;
 - the response must be 200 with an allowed content type, at most ``max_bytes`` (by
   Content-Length and while streaming), within ``timeout_s`` for the whole fetch.
@@ -21,22 +23,23 @@ network, or 127.0.0.1 in tests.
 References: OWASP SSRF Prevention Cheat Sheet
 (https://cheatsheetseries.owasp.org/cheatsheets/Server_Side_Request_Forgery_Prevention_Cheat_Sheet.html);
 IANA special-purpose registries as Python's ``ipaddress`` knows them (``is_global``,
-https://docs.python.org/3/library/ipaddress.html); httpx's ``sni_hostname`` request extension
-(https://www.python-httpx.org/advanced/extensions/#sni_hostname).
+https://docs.python.org/3/library/ipaddress.html; see herald/net/addresses.py).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import socket
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Iterable
 
 import httpx
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-Resolver = Callable[[str, int], list[str]]
+from herald.net.addresses import IPAddress, Resolver, is_public, system_resolver
+from herald.net.guarded import DestinationRefused, GuardedTransport
+
+__all__ = ["DEFAULT_CONTENT_TYPES", "FetchRefused", "Fetched", "SafeFetcher", "is_public", "static_refusal",
+           "system_resolver"]
 
 DEFAULT_CONTENT_TYPES = ("image/", "video/", "audio/")
 
@@ -55,24 +58,6 @@ class Fetched:
     url: str  # the last hop's URL
     content: bytes
     content_type: str
-
-
-def system_resolver(host: str, port: int) -> list[str]:
-    return sorted({info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)})
-
-
-def _embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
-    if not isinstance(address, ipaddress.IPv6Address):
-        return []
-    found = [address.ipv4_mapped, address.sixtofour, *(address.teredo or ())]
-    return [a for a in found if a is not None]
-
-
-def is_public(address: IPAddress) -> bool:
-    """Globally routable unicast, and so is any IPv4 address it embeds."""
-    if not address.is_global or address.is_multicast or address.is_reserved or address.is_unspecified:
-        return False
-    return all(is_public(inner) for inner in _embedded_ipv4(address))
 
 
 def static_refusal(url: str, allowed_networks: Iterable[str] = ()) -> str | None:
@@ -116,6 +101,7 @@ class SafeFetcher:
         self.content_types = tuple(content_types)
         self.allowed_networks = tuple(ipaddress.ip_network(n) for n in allowed_networks)
         self.resolve = resolve
+        transport = transport or GuardedTransport(allowed_networks=allowed_networks, resolve=resolve)
         self.http = httpx.Client(follow_redirects=False, trust_env=False, transport=transport)
 
     def close(self) -> None:
@@ -125,7 +111,8 @@ class SafeFetcher:
         return is_public(address) or any(address in network for network in self.allowed_networks)
 
     def check(self, url: str) -> tuple[httpx.URL, IPAddress]:
-        """The parsed URL and the checked address to connect to; raises FetchRefused."""
+        """The parsed URL and the first address it resolves to, all checked; raises FetchRefused.
+        (The connection checks again when it opens: this check names the reason.)"""
         try:
             parsed = httpx.URL(url)
         except (httpx.InvalidURL, TypeError, ValueError) as error:
@@ -156,8 +143,8 @@ class SafeFetcher:
     def fetch(self, url: str) -> Fetched:
         deadline = time.monotonic() + self.timeout_s
         for _ in range(self.max_redirects + 1):
-            parsed, address = self.check(url)
-            response = self._send(parsed, address, deadline)
+            parsed, _ = self.check(url)
+            response = self._send(parsed, deadline)
             try:
                 if response.is_redirect and "location" in response.headers:
                     url = str(parsed.join(response.headers["location"]))
@@ -167,14 +154,12 @@ class SafeFetcher:
                 response.close()
         raise FetchRefused("redirects", f"more than {self.max_redirects} redirects")
 
-    def _send(self, parsed: httpx.URL, address: IPAddress, deadline: float) -> httpx.Response:
-        host_header = parsed.host if parsed.port is None else f"{parsed.host}:{parsed.port}"
-        pinned = parsed.copy_with(host=str(address))
-        extensions = {"sni_hostname": parsed.host} if parsed.scheme == "https" else {}
-        request = self.http.build_request("GET", pinned, headers={"Host": host_header}, extensions=extensions,
-                                          timeout=self._left(deadline))
+    def _send(self, parsed: httpx.URL, deadline: float) -> httpx.Response:
+        request = self.http.build_request("GET", parsed, timeout=self._left(deadline))
         try:
             return self.http.send(request, stream=True)
+        except DestinationRefused as refused:  # the name resolved elsewhere when connecting (rebinding)
+            raise FetchRefused("address", refused.detail) from None
         except httpx.TimeoutException:
             raise FetchRefused("timeout", f"no answer from {parsed.host} within {self.timeout_s} s") from None
         except httpx.HTTPError as error:

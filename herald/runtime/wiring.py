@@ -24,7 +24,9 @@ from domain.wallet.upgrade import claim_earlier_grants
 from domain.wallet.upgrade_periods import start_missing_periods
 from gateway.app import GatewayDeps, create_app
 from gateway import auth, idempotency
-from gateway.rate_limits import RateLimits
+from gateway.rate_limits import RateLimits, TokenBuckets
+from herald.net.addresses import Resolver, system_resolver
+from herald.net.guarded import guarded_client
 from herald.net.per_thread import PerThreadClient
 from herald.net.safe_fetch import SafeFetcher
 from herald.messaging import consumer as consumer_runtime
@@ -174,6 +176,9 @@ class Herald:
     database_url: str
     kafka_bootstrap: str
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    # How outgoing calls to client-supplied hosts resolve names (the SSRF guard checks the
+    # answers); tests replace it to play a rebinding DNS.
+    resolve: Resolver = system_resolver
 
     @cached_property
     def cipher(self) -> TokenCipher:
@@ -182,7 +187,9 @@ class Herald:
     @cached_property
     def credentials(self) -> Credentials:
         s = self.settings
-        http = httpx.Client(timeout=s.platform_timeout_s)
+        # Token endpoints may be an account's instance (client-supplied): guarded at each connection.
+        http = guarded_client(allowed_networks=s.outbound_allowed_networks, timeout_s=s.platform_timeout_s,
+                              resolve=self.resolve)
         self._closers.append(http.close)
         clients = {platform: OAuthClient(c.client_id, c.client_secret.get_secret_value(), c.auth_method)
                    for platform, c in s.oauth_clients.items()}
@@ -301,6 +308,8 @@ class Herald:
                 credentials=self.credentials,
                 max_body_bytes=self.settings.http_max_body_bytes,
                 rate_limits=self._rate_limits(),
+                failed_auth=(TokenBuckets(self.settings.rate_failed_auth_per_s, self.settings.rate_failed_auth_burst)
+                             if self.settings.rate_failed_auth_per_s else None),
                 outbound_allowed_networks=tuple(self.settings.outbound_allowed_networks),
             )
         )
@@ -380,12 +389,15 @@ class Herald:
 
     def adapters(self) -> AdapterRegistry:
         s = self.settings
-        tls = ssl.create_default_context(cafile=certifi.where())  # one context for every thread's client
-        http = PerThreadClient(lambda: httpx.Client(timeout=s.platform_timeout_s, verify=tls,
-                                                    limits=httpx.Limits(max_keepalive_connections=8)))
+        # Adapters call an account's instance_url (client-supplied): guarded at each connection.
+        # A client per publishing thread, sharing one TLS context (herald/net/per_thread.py).
+        tls = ssl.create_default_context(cafile=certifi.where())
+        http = PerThreadClient(lambda: guarded_client(
+            allowed_networks=s.outbound_allowed_networks, timeout_s=s.platform_timeout_s,
+            limits=httpx.Limits(max_keepalive_connections=8), resolve=self.resolve, verify=tls))
         self._closers.append(http.close)
         media = SafeFetcher(timeout_s=s.platform_timeout_s, max_bytes=s.media_max_bytes,
-                            allowed_networks=s.outbound_allowed_networks)
+                            allowed_networks=s.outbound_allowed_networks, resolve=self.resolve)
         self._closers.append(media.close)
         return AdapterRegistry(
             [

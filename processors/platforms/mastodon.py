@@ -35,6 +35,7 @@ import httpx
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
 
 from domain.post.platform_rules import mastodon_length
+from herald.net.guarded import DestinationRefused
 from herald.net.safe_fetch import FetchRefused, SafeFetcher
 from processors.platforms.base import (
     ErrorKind,
@@ -67,6 +68,8 @@ class MastodonAdapter:
         scopes=SCOPES, pkce=Pkce.supported, client_auth=("client_secret_post", "client_secret_basic"),
         per_instance=True, connect_source="https://docs.joinmastodon.org/methods/oauth/#authorize")
 
+    # ``http`` calls the account's instance, a URL the client gave: it must be a
+    # ``herald.net.guarded.guarded_client`` (checked at each connection), as wiring builds it.
     def __init__(self, http: httpx.Client, default_base_url: str = "", timeout_s: float = 10,
                  media: SafeFetcher | None = None) -> None:
         self.http = http
@@ -142,6 +145,8 @@ class MastodonAdapter:
     def _call(self, method: str, url: str, **kwargs: Any) -> Any:
         try:
             response = self.http.request(method, url, timeout=self.timeout_s, **kwargs)
+        except DestinationRefused as refused:  # the instance resolves inside (guarded_client): nothing was sent
+            raise PublishError(ErrorKind.permanent, f"{method} {url} not called: {refused.detail}") from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:  # nothing was sent
             raise PublishError(ErrorKind.transient, f"{method} {url}: {type(error).__name__}: {error}") from None
         except httpx.HTTPError as error:  # sent, then no answer: the platform may have acted on it

@@ -50,6 +50,12 @@ import httpx
 from tenacity import (Retrying, retry_if_exception, retry_if_exception_type, stop_after_attempt,
                       wait_exponential_jitter)
 
+from herald.net.guarded import DestinationRefused
+
+# The ``error`` of a grant refused without asking: the endpoint's host resolves to an address
+# Herald may not call (herald.net.guarded); ``status_code`` is then 0.
+DESTINATION_REFUSED = "destination_refused"
+
 
 @dataclass(frozen=True)
 class OAuthClient:
@@ -130,6 +136,8 @@ def _token_request(http: httpx.Client, endpoint: str, client: OAuthClient, form:
     try:
         response = http.post(endpoint, data=form, auth=auth, timeout=timeout_s,
                              headers={"Accept": "application/json"})
+    except DestinationRefused as error:  # the endpoint resolves inside (guarded_client): asking again cannot help
+        raise refused(DESTINATION_REFUSED, error.detail, 0) from None
     except (httpx.ConnectError, httpx.ConnectTimeout) as error:  # nothing was sent
         raise unavailable(f"POST {endpoint}: {type(error).__name__}", sent=False) from None
     except httpx.HTTPError as error:

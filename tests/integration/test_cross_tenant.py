@@ -51,6 +51,11 @@ def test_no_operation_reaches_another_workspace(gw):
     before = {path: gw.get(path, headers=ADMIN).json() for path in
               ("/v1/workspaces/b/wallet", f"/v1/workspaces/b/posts/{post_b}", "/v1/workspaces/b/social-accounts")}
 
+    missing = {name: f"no-such-{name.replace('_', '-')}" for name in ids}
+
+    def problem(answer) -> tuple[int, str]:
+        return answer.status_code, answer.json().get("reason_code")
+
     spec = gw.http.get("/openapi.json").json()
     called = []
     for template, item in spec["paths"].items():
@@ -61,9 +66,13 @@ def test_no_operation_reaches_another_workspace(gw):
             # Admin operations refuse every other key alike (403, whatever the ids); the rest answer 404.
             refused = 403 if template.startswith("/v1/admin/") else 404
             for key in (key_a, strong_a):
-                answer = gw.http.request(method.upper(), path, headers=key, json=bodies.get((method, template)),
-                                         params=queries.get((method, template)))
+                kwargs = {"headers": key, "json": bodies.get((method, template)),
+                          "params": queries.get((method, template))}
+                answer = gw.http.request(method.upper(), path, **kwargs)
                 assert answer.status_code == refused, f"{method.upper()} {path}: {answer.status_code} {answer.text}"
+                # The same answer as for ids that exist nowhere: B's ids do not leak.
+                nowhere = gw.http.request(method.upper(), template.format(**missing), **kwargs)
+                assert problem(answer) == problem(nowhere), f"{method.upper()} {path}: {answer.text} {nowhere.text}"
             called.append((method, template))
     assert len(called) >= 12, called
 

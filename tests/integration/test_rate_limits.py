@@ -1,11 +1,14 @@
-"""Rate limits: a key over its rate, and a workspace over its rate across keys, answer 429 with
-Retry-After and RateLimit-* headers; the buckets refill with time and stay bounded."""
+"""Rate limits: a key over its rate, a workspace over its rate across keys, and a client address
+over its rate of failed authentications answer 429 with Retry-After and RateLimit-* headers; the
+buckets refill with time and stay bounded."""
 
 from __future__ import annotations
 
 import pytest
+from fastapi.testclient import TestClient
 
-from gateway.rate_limits import RateLimits, TokenBuckets
+from gateway import auth
+from gateway.rate_limits import RateLimits, TokenBuckets, client_bucket
 from tests.integration.test_gateway import ADMIN, Gateway, assert_problem
 from tests.support import bearer
 
@@ -44,6 +47,73 @@ def test_the_buckets_kept_are_bounded_and_a_dropped_one_starts_full():
     assert buckets.take("first").allowed
 
 
+def test_peeking_spends_nothing_and_keeps_no_bucket():
+    clock = Clock()
+    buckets = TokenBuckets(rate_per_s=1, burst=2, clock=clock)
+    assert buckets.peek("new").allowed and len(buckets) == 0
+    buckets.take("a")
+    buckets.take("a")
+    peeked = buckets.peek("a")
+    assert not peeked.allowed and peeked.retry_after_s == 1 and peeked.headers()["Retry-After"] == "1"
+    assert not buckets.take("a").allowed, "a peek did not give a token back"
+    clock.now += 1
+    assert buckets.peek("a").allowed and buckets.peek("a").remaining == 1
+
+
+def test_failed_authentications_count_per_address_ipv6_per_64():
+    assert client_bucket("203.0.113.7") == "203.0.113.7"
+    assert client_bucket("::ffff:203.0.113.7") == "203.0.113.7"
+    assert client_bucket("2001:db8:1:2::1") == client_bucket("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert client_bucket("2001:db8:1:3::1") != client_bucket("2001:db8:1:2::1")
+    assert client_bucket(None) == "unknown" and client_bucket("testclient") == "testclient"
+
+
+@pytest.mark.integration
+def test_an_address_failing_authentication_too_often_gets_429_before_any_key_lookup(database_url, monkeypatch):
+    clock = Clock()
+    gw = Gateway(database_url)
+    lookups: list[str] = []
+    real_authenticate = auth.authenticate
+
+    def counted(pool, admin_key, presented):
+        lookups.append(presented)
+        return real_authenticate(pool, admin_key, presented)
+
+    try:
+        ws, key = gw.api.open_workspace("a")
+        gw.deps.failed_auth = TokenBuckets(rate_per_s=0.5, burst=3, clock=clock)
+        monkeypatch.setattr(auth, "authenticate", counted)
+        for _ in range(5):  # requests that authenticate spend nothing of the address's failure budget
+            assert gw.get(f"/v1/workspaces/{ws}/wallet", headers=key).status_code == 200
+        lookups.clear()
+
+        bad = [gw.get(f"/v1/workspaces/{ws}/wallet", headers=bearer(f"hk_guess{i}")) for i in range(3)]
+        assert [b.status_code for b in bad] == [401, 401, 401]
+        assert [b.headers["RateLimit-Remaining"] for b in bad] == ["2", "1", "0"]
+        assert bad[0].headers["RateLimit-Limit"] == "3" and bad[0].headers["WWW-Authenticate"] == "Bearer"
+        assert len(lookups) == 3
+        no_key = gw.get(f"/v1/workspaces/{ws}/wallet")
+        refused = assert_problem(no_key, 429, "rate_limited")
+        assert "failed authentication" in refused["detail"]
+        assert no_key.headers["Retry-After"] == "2" and no_key.headers["RateLimit-Remaining"] == "0"
+        flood = [gw.get(f"/v1/workspaces/{ws}/wallet", headers=bearer(f"hk_flood{i}")) for i in range(20)]
+        assert {f.status_code for f in flood} == {429}
+        assert_problem(gw.get(f"/v1/workspaces/{ws}/wallet", headers=key), 429, "rate_limited")
+        assert len(lookups) == 3, "while the address is over its rate no key is looked up, not even a valid one"
+
+        with TestClient(gw.http.app, client=("203.0.113.7", 50000)) as elsewhere:
+            assert elsewhere.get(f"/v1/workspaces/{ws}/wallet", headers=key).status_code == 200, \
+                "another address is not held up"
+            assert elsewhere.get(f"/v1/workspaces/{ws}/wallet", headers=bearer("hk_x")).status_code == 401
+
+        clock.now += 2  # one failure's worth back at 0.5 a second
+        assert gw.get(f"/v1/workspaces/{ws}/wallet", headers=key).status_code == 200
+        assert gw.get(f"/v1/workspaces/{ws}/wallet", headers=bearer("hk_again")).status_code == 401
+        assert gw.get(f"/v1/workspaces/{ws}/wallet", headers=bearer("hk_again")).status_code == 429
+    finally:
+        gw.close()
+
+
 @pytest.mark.integration
 def test_a_key_over_its_rate_gets_429_with_retry_after(database_url):
     gw = Gateway(database_url)
@@ -66,3 +136,13 @@ def test_a_key_over_its_rate_gets_429_with_retry_after(database_url):
         assert_problem(gw.get(f"/v1/workspaces/{ws}", headers=ADMIN), 429, "rate_limited")
     finally:
         gw.close()
+
+
+@pytest.mark.integration
+def test_a_herald_gateway_limits_failed_authentications_as_its_settings_say(heralds):
+    herald = heralds.start(rate_failed_auth_per_s=0.01, rate_failed_auth_burst=4)
+    with TestClient(herald.gateway()) as http:
+        answers = [http.get("/v1/workspaces/ws-none/wallet", headers=bearer(f"hk_guess{i}")) for i in range(5)]
+        assert [a.status_code for a in answers] == [401, 401, 401, 401, 429]
+        assert answers[-1].headers["Retry-After"] == "100" and answers[0].headers["RateLimit-Limit"] == "4"
+        assert http.get("/healthz").status_code == 200, "what needs no key is not held up"

@@ -1,6 +1,6 @@
 """The SSRF guard against a real HTTP server: internal addresses are refused, directly and after
-a redirect; redirects, size, time and content type are capped; the connection goes to the
-address that was checked."""
+a redirect; redirects, size, time and content type are capped; the connection goes to an
+address checked when it was opened, so a DNS answer that changes after the check is refused."""
 
 from __future__ import annotations
 
@@ -153,16 +153,27 @@ def test_size_time_and_content_type_are_capped(fetcher, media):
     assert _refused(fetcher, f"{media}/missing", "status").status_code == 404
 
 
-def test_the_connection_goes_to_the_address_that_was_checked(media):
+def test_the_host_name_is_kept_and_the_connection_goes_to_a_checked_address(media):
     port = media.rsplit(":", 1)[1]
-    answers = iter([[MEDIA_HOST], ["127.0.0.1"]])  # a rebinding DNS: the second answer is internal
-
-    fetcher = SafeFetcher(allowed_networks=[f"{MEDIA_HOST}/32"], resolve=lambda host, _: next(answers))
+    fetcher = SafeFetcher(allowed_networks=[f"{MEDIA_HOST}/32"], resolve=lambda host, _: [MEDIA_HOST])
     try:
         fetched = fetcher.fetch(f"http://media.example:{port}/host")
     finally:
         fetcher.close()
-    assert fetched.content == f"media.example:{port}".encode(), "Host header kept, address pinned"
+    assert fetched.content == f"media.example:{port}".encode(), "Host header kept, the socket on the address"
+
+
+def test_a_dns_answer_that_changes_between_the_check_and_the_connection_is_refused(media, internal):
+    port = internal.rsplit(":", 1)[1]
+    answers = iter([[MEDIA_HOST], ["127.0.0.1"]])  # a rebinding DNS: the second answer is internal
+    fetcher = SafeFetcher(allowed_networks=[f"{MEDIA_HOST}/32"], resolve=lambda host, _: next(answers))
+    Media.hits.clear()
+    try:
+        refused = _refused(fetcher, f"http://media.example:{port}/img.png", "address")
+    finally:
+        fetcher.close()
+    assert "127.0.0.1" in refused.detail
+    assert Media.hits == [], "the internal service got nothing"
 
 
 def test_public_addresses_are_public():
