@@ -48,6 +48,10 @@ def wallet(conn: Connection, events: list[Raw]) -> None:
                   "settled_at", "reason", "position"])
     wallets.load(conn, [(e.workspace_id,) for e in events if e.type in (ev.WorkspaceOpened.type, ev.WalletOpened.type)])
     grants.load(conn, [(e.workspace_id, g) for e in events for g in _grants_touched(e)])
+    expiries = Rows("wallet_expiries", ["workspace_id", "position"],
+                    ["workspace_id", "position", "grant_id", "amount", "reason", "expired_at"],
+                    types={"position": "bigint"})
+    expiries.load(conn, [(e.workspace_id, e.position) for e in events if e.type == ev.GrantExpired.type])
     holds.load(conn, [(e.workspace_id, e.data["hold_id"]) for e in events
                       if e.type in (ev.HoldPlaced.type, ev.HoldConsumed.type, ev.HoldReleased.type)])
 
@@ -92,12 +96,13 @@ def wallet(conn: Connection, events: list[Raw]) -> None:
                     grants.changed((ws, burn["grant_id"]))
         elif t == ev.GrantExpired.type:
             take(ws, e.position, [(d["grant_id"], d["amount"], d["amount"])])
+            expiries.insert({"workspace_id": ws, "position": e.position, "grant_id": d["grant_id"],
+                             "amount": d["amount"], "reason": d["reason"], "expired_at": at})
         elif t == ev.CreditsCarriedOver.type:
             take(ws, e.position, [(b["grant_id"], b["amount"], 0) for b in d["drawn"]])
             new_grant(ws, d["grant_id"], d["amount"], "carryover", d["expires_at"], e)
-    wallets.store(conn)
-    grants.store(conn)
-    holds.store(conn)
+    for rows in (wallets, grants, holds, expiries):
+        rows.store(conn)
 
 
 # credit clock -----------------------------------------------------------------------------
