@@ -213,6 +213,9 @@ def _counts(e: Raw, days: dict[int, date], platforms: dict[tuple[str, str], str]
 
 
 def usage(conn: Connection, events: list[Raw]) -> None:
+    """A destination's outcome is counted under its platform from ``queue_destinations`` (applied
+    for the page first), which has the row from the event scheduling the post: that event always
+    comes before the destination's outcomes (same stream, earlier version)."""
     events = only(events, *_USAGE_EVENTS)
     daily = Rows("usage_daily", ["workspace_id", "day", "metric", "key"],
                  ["workspace_id", "day", "metric", "key", "amount", "last_position"], types={"day": "date"})
