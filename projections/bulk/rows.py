@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from datetime import date, datetime
 from typing import Any
 
@@ -60,6 +61,8 @@ class Rows:
     def __init__(self, table: str, key: Sequence[str], columns: Sequence[str], jsonb: Iterable[str] = (),
                  types: dict[str, str] | None = None) -> None:
         self.table, self.key, self.columns = table, tuple(key), tuple(columns)
+        # A row's key: one dict lookup per key column, no generator (this runs for every row a page writes).
+        self._key = itemgetter(*self.key) if len(self.key) > 1 else (lambda row, c=self.key[0]: (row[c],))
         self.jsonb = frozenset(jsonb)
         types = types or {}
         self._params = sql.SQL(", ").join(sql.SQL(f"%s::{types.get(c, 'text')}[]") for c in self.key)
@@ -81,7 +84,7 @@ class Rows:
             names=sql.SQL(", ").join(map(sql.Identifier, self.key)), on=on)
         for values in conn.execute(query, arrays).fetchall():
             row = dict(zip(self.columns, values))
-            k = tuple(row[c] for c in self.key)
+            k = self._key(row)
             self.rows[k] = row
             self.existed.add(k)
 
@@ -90,7 +93,7 @@ class Rows:
 
     def insert(self, row: dict[str, Any]) -> bool:
         """Insert unless a row with this key exists (ON CONFLICT DO NOTHING); True when inserted."""
-        k = tuple(row[c] for c in self.key)
+        k = self._key(row)
         if k in self.rows:
             return False
         self.rows[k] = row
