@@ -157,3 +157,20 @@ def test_one_rebuild_at_a_time(herald):
     with first.exclusive(), pytest.raises(RebuildRunning):
         Rebuild(herald.app, url).run()
     assert Rebuild(herald.app, url).run().swapped, "free again once the first one ended"
+
+
+def test_a_read_model_is_rebuilt_with_the_ones_it_reads_or_writes(herald, monkeypatch):
+    """Usage reads the time zone (workspaces) and a destination's platform (queue); tier changes
+    write workspaces and queue rows: rebuilding usage alone rebuilds those with it, equal to the live ones."""
+    url = herald.settings.database_url
+    monkeypatch.setattr(herald.app, "clock", Clock())
+    run_workload(herald.app, "needs", EVERYTHING, timezone="Pacific/Auckland")
+    apply_live(herald, 0)
+    live = snapshot(url)
+    usage = next(p for p in catalogue.PROJECTIONS if p.name == "usage")
+    outcome = Rebuild(herald.app, url, projections=[usage], page=5).run()
+    assert outcome.projections == ["queue", "workspaces", "usage", "tiers"]
+    assert outcome.swapped and outcome.equal, [c for c in outcome.checksums if not c.equal]
+    assert snapshot(url) == live
+    clock = next(p for p in catalogue.PROJECTIONS if p.name == "credit_clock")
+    assert [p.name for p in catalogue.with_needs([clock])] == ["wallet", "credit_clock"]
