@@ -43,22 +43,26 @@ SELECT workspace_id, granted, held, available FROM wallet_balances;
 CREATE OR REPLACE VIEW analytics.v1_rejections AS
 SELECT workspace_id, command_id, command_type, reason_code, detail, issued_by, rejected_at FROM command_rejections;
 
--- Credits moved per UTC day, workspace tier and platform (granted credits have no platform).
+-- Credits moved per UTC day, workspace tier and platform (granted and expired credits have no platform).
 CREATE OR REPLACE VIEW analytics.v1_credits_daily AS
 WITH moves AS (
     SELECT g.granted_at AS at, g.workspace_id, NULL::text AS platform,
-           g.amount AS granted, 0 AS consumed, 0 AS released
+           g.amount AS granted, 0 AS consumed, 0 AS released, 0 AS expired
       FROM wallet_grants g
     UNION ALL
     SELECT h.settled_at, h.workspace_id, d.platform, 0,
            CASE WHEN h.status = 'consumed' THEN h.amount ELSE 0 END,
-           CASE WHEN h.status = 'released' THEN h.amount ELSE 0 END
+           CASE WHEN h.status = 'released' THEN h.amount ELSE 0 END, 0
       FROM wallet_holds h
       LEFT JOIN queue_destinations d ON d.post_id = h.post_id AND d.destination_id = h.destination_id
      WHERE h.status IN ('consumed', 'released')
+    UNION ALL
+    SELECT x.expired_at, x.workspace_id, NULL::text, 0, 0, 0, x.amount
+      FROM wallet_expiries x
 )
 SELECT (m.at AT TIME ZONE 'UTC')::date AS day, COALESCE(w.tier, 'unknown') AS tier, m.platform,
-       sum(m.granted)::bigint AS granted, sum(m.consumed)::bigint AS consumed, sum(m.released)::bigint AS released
+       sum(m.granted)::bigint AS granted, sum(m.consumed)::bigint AS consumed, sum(m.released)::bigint AS released,
+       sum(m.expired)::bigint AS expired
   FROM moves m LEFT JOIN workspaces w ON w.workspace_id = m.workspace_id
  GROUP BY 1, 2, 3;
 

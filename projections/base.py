@@ -30,6 +30,8 @@ class Projection:
     tables: tuple[str, ...]
     handles: frozenset[str]
     apply: Apply
+    # Read models whose tables this one's apply reads or writes: a rebuild of it rebuilds them too.
+    needs: tuple[str, ...] = ()
 
     def wants(self, event_type: str) -> bool:
         """Does this projection apply events of this type (an older version counts as its current one)?"""

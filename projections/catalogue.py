@@ -1,10 +1,13 @@
 """Every read model, and the one function a projection consumer calls per event.
 
 Adding a read model = a module exposing ``PROJECTION`` plus one entry in ``PROJECTIONS``.
-Order matters only for DDL: ``posts`` reads ``queue_destinations``, which ``queue`` creates.
+Order matters for DDL (``posts`` reads ``queue_destinations``, which ``queue`` creates) and for
+applying: a read model that reads or writes another's tables comes after it (``Projection.needs``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from psycopg import Connection
 
@@ -29,6 +32,21 @@ PROJECTIONS: tuple[Projection, ...] = (
 # the analytics views over them (last: they read the others' tables).
 DDL: tuple[str, ...] = (*(p.ddl for p in PROJECTIONS), positions.DDL, analytics.DDL)
 TABLES: tuple[str, ...] = (*(t for p in PROJECTIONS for t in p.tables), *positions.TABLES)
+
+
+def with_needs(chosen: Iterable[Projection]) -> list[Projection]:
+    """The chosen read models and, transitively, those whose tables they read or write
+    (``Projection.needs``), in catalogue order: what a rebuild of the chosen ones must rebuild."""
+    given = {p.name: p for p in chosen}
+    by_name = {p.name: p for p in PROJECTIONS} | given
+    wanted, todo = set(), list(given)
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo += by_name[name].needs
+    order = [p.name for p in PROJECTIONS] + [n for n in given if n not in {p.name for p in PROJECTIONS}]
+    return [by_name[n] for n in order if n in wanted]
 
 
 def apply_all(conn: Connection, event: CloudEvent) -> None:

@@ -111,4 +111,5 @@ def backfill(conn: Connection) -> int:
     return conn.execute(BACKFILL).rowcount
 
 
-PROJECTION = Projection(name="credit_clock", ddl=DDL, tables=TABLES, handles=apply.handles, apply=apply)
+PROJECTION = Projection(name="credit_clock", ddl=DDL, tables=TABLES, handles=apply.handles, apply=apply,
+                        needs=("wallet",))  # a grant's remaining

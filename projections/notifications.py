@@ -91,7 +91,8 @@ def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
                          " AND read_at IS NULL", (event.time, event.workspaceid, list(data.notice_ids)))
 
 
-PROJECTION = Projection(name="notifications", ddl=DDL, tables=TABLES, handles=apply.handles, apply=apply)
+PROJECTION = Projection(name="notifications", ddl=DDL, tables=TABLES, handles=apply.handles, apply=apply,
+                        needs=("workspaces",))  # the time zone
 
 
 def read_notifications(conn: Connection, workspace_id: str, *, unread_only: bool = False,

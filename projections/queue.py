@@ -159,7 +159,8 @@ def _set(conn: Connection, post_id: str, destination_id: str, status: str, at: A
     )
 
 
-PROJECTION = Projection(name="queue", ddl=DDL, tables=TABLES, handles=apply.handles, apply=apply)
+PROJECTION = Projection(name="queue", ddl=DDL, tables=TABLES, handles=apply.handles, apply=apply,
+                        needs=("tiers",))  # tier changes write queue_workspaces
 
 
 # Reading ---------------------------------------------------------------------------------

@@ -63,7 +63,8 @@ def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
                          (data.limits["queue_size"], ws))
 
 
-PROJECTION = Projection(name="tiers", ddl=DDL, tables=TABLES, handles=apply.handles, apply=apply)
+PROJECTION = Projection(name="tiers", ddl=DDL, tables=TABLES, handles=apply.handles, apply=apply,
+                        needs=("workspaces", "queue"))
 
 
 def read_tiers(conn: Connection) -> list[dict[str, Any]]:

@@ -119,7 +119,8 @@ def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
                          (data.tier, data.monthly_credits, event.position, ws, event.position))
 
 
-PROJECTION = Projection(name="usage", ddl=DDL, tables=TABLES, handles=apply.handles, apply=apply)
+PROJECTION = Projection(name="usage", ddl=DDL, tables=TABLES, handles=apply.handles, apply=apply,
+                        needs=("workspaces", "queue"))  # the time zone, a destination's platform
 
 
 def read_usage(conn: Connection, workspace_id: str, day_from: date | None = None,

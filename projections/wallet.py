@@ -61,6 +61,17 @@ CREATE TABLE IF NOT EXISTS wallet_holds (
 CREATE INDEX IF NOT EXISTS wallet_holds_pending ON wallet_holds (workspace_id, position) WHERE status = 'pending';
 -- As for queue_destinations: ended holds leave dead entries in the pending index until a vacuum.
 ALTER TABLE wallet_holds SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000);
+-- Every expiry of a grant's credits (a grant can expire more than once: reserved credits expire when their
+-- hold ends), for reports per day.
+CREATE TABLE IF NOT EXISTS wallet_expiries (
+    workspace_id text        NOT NULL,
+    position     bigint      NOT NULL,
+    grant_id     text        NOT NULL,
+    amount       integer     NOT NULL,
+    reason       text        NOT NULL,
+    expired_at   timestamptz NOT NULL,
+    PRIMARY KEY (workspace_id, position)
+);
 CREATE OR REPLACE VIEW wallet_balances AS
 SELECT w.workspace_id, g.granted, h.held, g.granted - h.held AS available
   FROM wallets w,
@@ -69,7 +80,7 @@ SELECT w.workspace_id, g.granted, h.held, g.granted - h.held AS available
        LATERAL (SELECT COALESCE(sum(amount), 0)::bigint AS held FROM wallet_holds
                  WHERE workspace_id = w.workspace_id AND status = 'pending') h;
 """
-TABLES = ("wallets", "wallet_grants", "wallet_holds")
+TABLES = ("wallets", "wallet_grants", "wallet_holds", "wallet_expiries")
 
 _APPLIED = (ev.WorkspaceOpened, ev.WalletOpened, ev.CreditsGranted, ev.HoldPlaced, ev.HoldConsumed, ev.HoldReleased,
             ev.GrantExpired, ev.CreditsCarriedOver)
@@ -130,6 +141,8 @@ def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
         case ev.GrantExpired():
             conn.execute(_TAKE, {"ws": ws, "pos": event.position, "grant_ids": [data.grant_id],
                                  "amounts": [data.amount], "expired": [data.amount]})
+            conn.execute("INSERT INTO wallet_expiries VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                         (ws, event.position, data.grant_id, data.amount, data.reason, at))
         case ev.CreditsCarriedOver():
             conn.execute(_TAKE, {"ws": ws, "pos": event.position, "grant_ids": [b.grant_id for b in data.drawn],
                                  "amounts": [b.amount for b in data.drawn], "expired": [0 for _ in data.drawn]})

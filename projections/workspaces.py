@@ -41,7 +41,8 @@ def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
             )
 
 
-PROJECTION = Projection(name="workspaces", ddl=DDL, tables=TABLES, handles=apply.handles, apply=apply)
+PROJECTION = Projection(name="workspaces", ddl=DDL, tables=TABLES, handles=apply.handles, apply=apply,
+                        needs=("tiers",))  # tier changes and overrides write its rows
 
 
 def read_workspace(conn: Connection, workspace_id: str) -> dict[str, Any] | None:

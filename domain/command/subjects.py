@@ -1,7 +1,8 @@
 """What a command is about: the aggregates an audit trail lists its outcome under.
 
 ``post:<id>``, ``social_account:<id>`` or ``wallet``, read from the envelope's raw payload, so a
-command rejected for an invalid payload is still filed under the post it named.
+command rejected for an invalid payload is still filed under the post it named. A schedule is about
+its post and the accounts it names (and the wallet when credits were missing).
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ def subjects_of(command: cmd.CommandEnvelope, reason_code: str | None = None) ->
         subjects.append(f"post:{named('post_id') or derived_id('post', command.command_id)}")
         if reason_code in _WALLET_REASONS:
             subjects.append("wallet")
+        # and the accounts it was for: an account's timeline shows the posts refused for it
+        destinations = payload.get("destinations")
+        if isinstance(destinations, list):
+            subjects += dict.fromkeys(f"social_account:{d}" for d in destinations if isinstance(d, str) and d)
     elif command.type in _POST_COMMANDS and named("post_id"):
         subjects.append(f"post:{named('post_id')}")
     elif command.type in _WALLET_COMMANDS:

@@ -74,8 +74,8 @@ def router(shared: Shared) -> APIRouter:
         with shared.deps.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             return cur.execute(query, params).fetchall()
 
-    @r.get("/v1/admin/reports/credits-daily", summary="Credits granted, consumed and released per day (admin)",
-           responses=responses, description="Per UTC day, workspace tier and platform (grants have none).")
+    @r.get("/v1/admin/reports/credits-daily", summary="Credits granted, consumed, released and expired per day (admin)",
+           responses=responses, description="Per UTC day, workspace tier and platform (grants and expiries have none).")
     def credits_daily(_: Admin, since: Since = None, until: Until = None, tier: str | None = None,
                       platform: str | None = None, format: Format = "json"):
         since, until = days(since, until)
@@ -84,7 +84,8 @@ def router(shared: Shared) -> APIRouter:
                      " AND (%(platform)s::text IS NULL OR platform = %(platform)s)"
                      " ORDER BY day, tier, platform NULLS FIRST",
                      {"since": since, "until": until, "tier": tier, "platform": platform})
-        return answer("credits-daily", found, ["day", "tier", "platform", "granted", "consumed", "released"], format,
+        return answer("credits-daily", found, ["day", "tier", "platform", "granted", "consumed", "released", "expired"],
+                      format,
                       since=since, until=until)
 
     @r.get("/v1/admin/reports/credits-top", summary="Workspaces that consumed the most credits (admin)",

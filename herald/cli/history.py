@@ -77,6 +77,9 @@ def rebuild(
             except RebuildRunning as error:
                 console.print(f"error: {error}")
                 raise typer.Exit(1) from None
+        added = [n for n in outcome.projections if n not in (projections or outcome.projections)]
+        if added:
+            console.print(f"also rebuilt, as the chosen read models read or write their tables: {', '.join(added)}")
         table = Table("table", "live rows", "rebuilt rows", "checksum")
         for c in outcome.checksums:
             table.add_row(c.table, "missing" if c.live is None else f"{c.live[0]:,}", f"{c.rebuilt[0]:,}",

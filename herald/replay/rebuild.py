@@ -111,7 +111,7 @@ class Rebuild:
                  page: int = 10_000, on_progress: Callable[[Progress], None] = lambda p: None,
                  name: str = "read-models") -> None:
         self.app, self.url = app, database_url
-        self.projections = list(projections or catalogue.PROJECTIONS)
+        self.projections = catalogue.with_needs(projections or catalogue.PROJECTIONS)
         self.consumer, self.topic, self.partitions = consumer, topic, partitions
         self.page, self.on_progress, self.name = page, on_progress, name
         self.progress = Progress()

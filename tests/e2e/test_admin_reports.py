@@ -1,13 +1,14 @@
 """Admin reports with real data from an end-to-end run: the handler, the relay, the processors (dispatch,
 publish to the sandbox platform and a fake Mastodon, settle) and the projections running; posts published,
-failed (a post the fake platform refuses with 422), cancelled; then every report as JSON and as CSV (parsed
+failed (a post the fake platform refuses with 422), cancelled; promotional credits expired by the credit clock;
+then every report as JSON and as CSV (parsed
 with the csv module), which must say the same."""
 
 from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -50,13 +51,17 @@ def test_reports_from_a_real_run_as_json_and_csv(heralds, api, platform):
     assert api.http.post(f"/v1/workspaces/{ws}/posts/{later}/cancel", headers=key).status_code == 200
     api.schedule(other, other_key, [c], text="blog post", publish_at=now)
     assert api.schedule(other, other_key, [c], text="no credits left").status_code == 402
+    # Promotional credits no post reserved (the holds above took the purchase): the clock expires them.
+    api.grant(ws, key, 2, source="promotion", expires_at=(datetime.now(UTC) + timedelta(seconds=8)).isoformat())
 
     with running(role_loops(herald, "handler", "relay", "processors", "projections")):
         def settled() -> bool:
             jobs = {r["status"]: r["destinations"] for r in api.http.get("/v1/admin/reports/jobs", headers=admin).json()["rows"]}
             wallet = api.http.get(f"/v1/workspaces/{ws}/wallet", headers=key)
+            credits = api.http.get("/v1/admin/reports/credits-daily", headers=admin).json()["rows"]
             done = (wallet.status_code == 200 and not wallet.json()["holds"] and jobs
-                    and not {"pending", "retry_scheduled", "attempting"} & set(jobs))
+                    and not {"pending", "retry_scheduled", "attempting"} & set(jobs)
+                    and sum(r["expired"] for r in credits) == 2)
             return done
         wait_until(settled, "every destination ended and every hold settled", timeout=90)
 
@@ -84,8 +89,9 @@ def test_reports_from_a_real_run_as_json_and_csv(heralds, api, platform):
 
     credits = reports["credits-daily"].json()["rows"]
     pro = [r for r in credits if r["tier"] == "pro"]
-    assert sum(r["granted"] for r in pro) == 6
+    assert sum(r["granted"] for r in pro) == 8
     assert sum(r["consumed"] for r in pro) == 4 and sum(r["released"] for r in pro) == 2  # failed + cancelled
+    assert [(r["platform"], r["expired"]) for r in pro if r["expired"]] == [(None, 2)], "the promotion expired"
     assert {r["platform"] for r in pro if r["consumed"]} == {"sandbox"}
     top = reports["credits-top"].json()["rows"]
     assert [(r["workspace_id"], r["consumed"]) for r in top] == [(ws, 4), (other, 1)]

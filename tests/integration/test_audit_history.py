@@ -89,7 +89,8 @@ def story(audited):
     """Workspace "w" with a sandbox account and 2 credits; post "failing" fails on its first
     attempt; post "late" is skipped (its attempt starts two hours after it was due); the
     schedule of post "broke" is rejected for want of credits, a repeat schedule of "failing"
-    is rejected as existing, and a second attempt of "failing" is fenced."""
+    is rejected as existing, and a second attempt of "failing" is fenced. The settler releases the
+    holds of the failed and the skipped destination, with their reasons."""
     api = audited.api
     ws, key = api.open_workspace("w", tier="pro")
     account = api.connect(ws, key, handle="acme", social_account_id="acct")
@@ -193,10 +194,15 @@ def test_wallet_history_and_state_at_a_past_version(audited, story):
                      "rejected", "hold_released", "hold_released"]
     rejected = entries[6]
     assert rejected["reason"]["code"] == "insufficient_credits" and rejected["command_type"] == "schedule_post.v1"
-    released = entries[7]
-    # Released by the failed outcome's own decision (the publisher's command), then the late post's skip.
-    assert (released["actor"], released["reason"]["code"]) == ("publisher", "publish_failed")
-    assert (entries[8]["actor"], entries[8]["reason"]["code"]) == ("dispatcher", "skipped:missed")
+    assert "too few credits" in rejected["reason"]["sentence"]
+    # Each hold ended in the decision that ended its destination: the failed outcome (the publisher's
+    # command), then the late post's skip (the dispatcher's start).
+    failed, skipped = entries[7], entries[8]
+    assert (failed["actor"], failed["command_id"], failed["reason"]["code"]) == ("publisher", "outcome-1",
+                                                                                 "publish_failed")
+    assert (skipped["actor"], skipped["command_id"], skipped["reason"]["code"]) == ("dispatcher", "start-late",
+                                                                                    "skipped:missed")
+    assert "released: skipped:missed" in skipped["reason"]["sentence"]
     # Version 3 is after the grant, 6 after both holds: 2 granted, 2 held, nothing available.
     at_3 = audited.get(f"/v1/workspaces/{ws}/wallet/history", key, version=3)["state"]
     assert (at_3["granted"], at_3["held"], at_3["available"]) == (2, 0, 2)
@@ -227,6 +233,9 @@ def test_account_history_shows_its_publishing_and_hides_the_token(audited, story
     assert failed["post_id"] == "failing" and failed["reason"]["code"] == "invalid_content" and failed["actor"] == "publisher"
     [skipped] = by_type(entries, "destination_skipped.v1")
     assert skipped["post_id"] == "late" and skipped["reason"]["code"] == "missed"
+    rejected = [(e["command_type"], e["reason"]["code"]) for e in entries if e["kind"] == "rejection"]
+    assert rejected == [("schedule_post.v1", "post_exists"), ("schedule_post.v1", "insufficient_credits"),
+                        ("connect_social_account.v1", "account_exists")], "schedules refused for it, and its own"
     assert entries[-1]["kind"] == "rejection" and entries[-1]["reason"]["code"] == "account_exists"
     state = audited.get(f"/v1/workspaces/{ws}/social-accounts/{account}/history", key, version=1)["state"]
     assert state["handle"] == "acme" and "sealed_token" not in state
@@ -241,7 +250,8 @@ def test_rejections_are_listed_per_workspace(audited, story):
     assert [(r["command_type"], r["reason_code"]) for r in listed] == [
         ("schedule_post.v1", "post_exists"), ("schedule_post.v1", "insufficient_credits"),
         ("start_publish_attempt.v1", "attempt_fenced")]
-    assert listed[1]["subjects"] == ["post:broke", "wallet"] and listed[2]["issued_by"] == "dispatcher"
+    assert listed[1]["subjects"] == ["post:broke", "wallet", "social_account:acct"]
+    assert listed[2]["issued_by"] == "dispatcher"
     assert [r["reason_code"] for r in audited.get(f"/v1/workspaces/{other}/rejections", other_key)["rejections"]] == [
         "unknown_social_account"]
     # Another workspace's key cannot read this workspace's audit trail; unknown subjects are 404.

@@ -35,6 +35,8 @@ def test_herald_rebuild_checks_then_swaps(herald, env):
     rebuilt = CliRunner().invoke(cli, ["rebuild", "posts", "queue"])
     assert rebuilt.exit_code == 0, rebuilt.output
     assert "differs" in rebuilt.output and "swapped in" in rebuilt.output
+    said = " ".join(rebuilt.output.split())
+    assert "also rebuilt, as the chosen read models read or write their tables: workspaces, tiers" in said
     assert snapshot(herald.settings.database_url) == live, "the damage is repaired from the event store"
 
     unknown = CliRunner().invoke(cli, ["rebuild", "nonsense"])

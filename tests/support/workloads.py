@@ -11,6 +11,7 @@ import psycopg
 from hypothesis import strategies as st
 
 from domain.post.aggregate import hold_id_for
+from domain.wallet.aggregate import Wallet
 from herald.messaging.relay import to_cloud_event
 from herald.replay import store
 from projections import catalogue, positions
@@ -39,44 +40,117 @@ def apply_live(herald, after: int) -> int:
     return after
 
 
+class Clock:
+    """The domain's clock for a workload: a millisecond passes at every look, and the workload's
+    ``advance`` steps jump it forward (so grants and holds expire and credit periods renew)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(milliseconds=1)
+        return self.now
+
+
 # A workload: per workspace, steps on its posts; every command is decided (accepted or rejected).
+# With a ``Clock`` as the application's clock it also moves time: grants with an expiry expire,
+# holds of posts long past due expire, credit periods renew (monthly credits reset and carried
+# over), as the credit clock's commands would do them.
+KINDS = ("schedule", "start", "outcome", "cancel", "grant", "settle", "expiring", "advance", "clock",
+         "needs_reconnect", "reconnect", "upgrade", "overrides", "read")
+ADVANCES = (timedelta(hours=1), timedelta(hours=3), timedelta(hours=25), timedelta(days=32))
 steps = st.lists(st.tuples(
-    st.sampled_from(["schedule", "start", "outcome", "cancel", "grant", "settle"]),
-    st.integers(0, 3),  # post
+    st.sampled_from(KINDS),
+    st.integers(0, 3),  # post (for advance: which jump)
     st.sampled_from(ACCOUNTS),
     st.sampled_from([o.value for o in cmd.Outcome]),
 ), min_size=1, max_size=25)
 
+# Every kind of step at least once, in an order where each has its effect: for a test's explicit example.
+EVERYTHING = [
+    ("schedule", 0, "a", ""), ("schedule", 1, "b", ""), ("schedule", 2, "a", ""), ("schedule", 3, "b", ""),
+    ("expiring", 0, "a", ""), ("expiring", 1, "a", ""),
+    ("start", 0, "a", ""), ("outcome", 0, "a", "published"), ("settle", 0, "a", "published"),
+    ("start", 1, "b", ""), ("outcome", 1, "b", "retry"), ("start", 1, "b", ""), ("outcome", 1, "b", "throttled"),
+    ("start", 1, "b", ""), ("outcome", 1, "b", "failed"), ("settle", 1, "b", "failed"),
+    ("needs_reconnect", 0, "a", ""), ("start", 2, "a", ""), ("reconnect", 0, "a", ""),
+    ("start", 3, "b", ""), ("outcome", 3, "b", "unknown"), ("grant", 0, "a", ""),
+    ("overrides", 2, "a", ""), ("schedule", 4, "b", ""), ("schedule", 5, "a", ""), ("cancel", 4, "b", ""),
+    ("advance", 1, "a", ""), ("clock", 0, "a", ""), ("read", 0, "a", ""),
+    ("advance", 2, "a", ""), ("clock", 0, "a", ""), ("advance", 3, "a", ""), ("clock", 0, "a", ""),
+    ("schedule", 0, "a", ""), ("read", 0, "a", ""), ("upgrade", 0, "a", ""),
+]
+
 _ids = itertools.count()
 
 
-def run_workload(app, ws: str, workload) -> None:
+def run_workload(app, ws: str, workload, *, tier: str = "pro", timezone: str = "UTC") -> None:
+    """Decide the workload's commands for a new workspace ``ws`` (each as soon as it is made:
+    later steps read the state the earlier ones left, and the clock moves between them)."""
+    clock = app.clock if isinstance(app.clock, Clock) else None
+
+    def now() -> datetime:
+        return clock.now if clock is not None else datetime.now(UTC)
+
+    def decide(payload: cmd.Payload) -> None:
+        app.handle(envelope(payload, workspace_id=ws, command_id=f"c{next(_ids)}"))
+
     attempts: dict[tuple[int, str], int] = {}
-    commands = [cmd.OpenWorkspace(name=ws, tier="pro"), cmd.GrantCredits(amount=3),
-                *[cmd.ConnectSocialAccount(social_account_id=f"{ws}-{a}", platform="sandbox", handle=a)
-                  for a in ACCOUNTS]]
+    expiring: list[str] = []
+    for payload in [cmd.OpenWorkspace(name=ws, tier=tier, timezone=timezone, start_with_monthly_credits=True),
+                    cmd.GrantCredits(amount=3),
+                    *[cmd.ConnectSocialAccount(social_account_id=f"{ws}-{a}", platform="sandbox", handle=a)
+                      for a in ACCOUNTS]]:
+        decide(payload)
     for kind, post, account, outcome in workload:
         post_id, dest = f"{ws}-p{post}", f"{ws}-{account}"
         match kind:
             case "schedule":
-                commands.append(cmd.SchedulePost(post_id=post_id, text=f"post {post}", destinations=[dest],
-                                                 publish_at=datetime.now(UTC) + timedelta(hours=1)))
+                decide(cmd.SchedulePost(post_id=post_id, text=f"post {post}", destinations=[dest],
+                                        publish_at=now() + timedelta(hours=1)))
             case "start":
                 attempts[post, account] = attempts.get((post, account), 0) + 1
-                commands.append(cmd.StartPublishAttempt(post_id=post_id, destination_id=dest,
-                                                        attempt=attempts[post, account]))
+                decide(cmd.StartPublishAttempt(post_id=post_id, destination_id=dest, attempt=attempts[post, account]))
             case "outcome":
-                commands.append(cmd.RecordPublishOutcome(
+                decide(cmd.RecordPublishOutcome(
                     post_id=post_id, destination_id=dest, attempt=max(attempts.get((post, account), 1), 1),
-                    outcome=outcome, platform_post_id="x" if outcome == "published" else None, detail="because"))
+                    outcome=outcome, platform_post_id="x" if outcome == "published" else None, detail="because",
+                    retry_after_s=60.0 if outcome == "throttled" else None))
             case "cancel":
-                commands.append(cmd.CancelPost(post_id=post_id))
+                decide(cmd.CancelPost(post_id=post_id))
             case "grant":
-                commands.append(cmd.GrantCredits(amount=1))
+                decide(cmd.GrantCredits(amount=1))
             case "settle":
                 hold = hold_id_for(post_id, dest)
-                commands.append(cmd.ConsumeHold(hold_id=hold) if outcome == "published"
-                                else cmd.ReleaseHold(hold_id=hold, reason="test"))
-    commands.append(cmd.ChangeTier(tier="free"))  # a downgrade waits for the renewal: a scheduled tier change
-    for payload in commands:
-        app.handle(envelope(payload, workspace_id=ws, command_id=f"c{next(_ids)}"))
+                decide(cmd.ConsumeHold(hold_id=hold) if outcome == "published"
+                       else cmd.ReleaseHold(hold_id=hold, reason="test"))
+            case "expiring":
+                expiring.append(f"{ws}-e{len(expiring)}")
+                decide(cmd.GrantCredits(grant_id=expiring[-1], amount=2, source="promotion",
+                                        expires_at=now() + timedelta(hours=2 + post)))
+            case "advance" if clock is not None:
+                clock.now += ADVANCES[post]
+            case "clock":  # what the credit clock would send now (what is not due yet is rejected not_due)
+                for grant_id in expiring:
+                    decide(cmd.WarnExpiringCredits(grant_id=grant_id))
+                    decide(cmd.ExpireGrant(grant_id=grant_id))
+                for held_post, held_account in sorted(attempts) + [(p, a) for p in range(4) for a in ACCOUNTS]:
+                    decide(cmd.ExpireHold(hold_id=hold_id_for(f"{ws}-p{held_post}", f"{ws}-{held_account}")))
+                period = app.find(Wallet, ws).period
+                decide(cmd.RenewCreditPeriod(renews_at=period.renews_at))
+            case "needs_reconnect":
+                decide(cmd.MarkAccountNeedsReconnect(social_account_id=dest, reason="invalid_grant",
+                                                     credential_version=None))
+            case "reconnect":
+                decide(cmd.ConnectSocialAccount(social_account_id=dest, platform="sandbox", handle=f"{account}2",
+                                                credential_version=f"v{next(_ids)}"))
+            case "upgrade":
+                decide(cmd.ChangeTier(tier="business"))
+            case "overrides":
+                decide(cmd.SetLimitOverrides(limit_overrides={"queue_size": 3 + post, "monthly_credits": 100}))
+            case "read":
+                day = now().date().isoformat()
+                period = app.find(Wallet, ws).period
+                decide(cmd.MarkNoticesRead(notice_ids=[f"post_skipped:{day}", f"post_failed:{day}",
+                                                       f"low_credits:{period.period_start.isoformat()}"]))
+    decide(cmd.ChangeTier(tier="free"))  # a downgrade waits for the renewal: a scheduled tier change

@@ -18,8 +18,11 @@ def command(type_: str, payload: dict, command_id: str = "c1") -> CommandEnvelop
 
 
 @pytest.mark.parametrize(("type_", "payload", "reason", "expected"), [
-    ("schedule_post.v1", {"post_id": "p1", "text": "x", "destinations": ["a"]}, None, ["post:p1"]),
+    ("schedule_post.v1", {"post_id": "p1", "text": "x", "destinations": ["a"]}, None, ["post:p1", "social_account:a"]),
     ("schedule_post.v1", {"post_id": "p1"}, "insufficient_credits", ["post:p1", "wallet"]),
+    ("schedule_post.v1", {"post_id": "p1", "destinations": ["a", "b", "a", 5, ""]}, "insufficient_credits",
+     ["post:p1", "wallet", "social_account:a", "social_account:b"]),
+    ("schedule_post.v1", {"post_id": "p1", "destinations": "a"}, "invalid_payload", ["post:p1"]),
     ("schedule_post.v1", {"text": "no id"}, "invalid_payload", [f"post:{derived_id('post', 'c1')}"]),
     ("cancel_post.v1", {"post_id": "p2"}, "post_not_cancellable", ["post:p2"]),
     ("start_publish_attempt.v1", {"post_id": "p3", "destination_id": "a", "attempt": 2}, "attempt_fenced", ["post:p3"]),
