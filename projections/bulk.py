@@ -284,13 +284,14 @@ def posts(conn: Connection, events: list[Raw]) -> None:
 def accounts(conn: Connection, events: list[Raw]) -> None:
     events = _only(events, ev.SocialAccountConnected)
     rows = Rows("social_accounts", ["social_account_id"],
-                ["social_account_id", "workspace_id", "platform", "handle", "instance_url", "connected_at"])
+                ["social_account_id", "workspace_id", "platform", "handle", "instance_url", "connected_at", "settings"],
+                jsonb=["settings"])
     rows.load(conn, [(e.data["social_account_id"],) for e in events])
     for e in events:
         d = e.data  # never the sealed token
         rows.insert({"social_account_id": d["social_account_id"], "workspace_id": e.workspace_id,
                      "platform": d["platform"], "handle": d["handle"], "instance_url": d["instance_url"],
-                     "connected_at": e.time})
+                     "connected_at": e.time, "settings": d.get("settings") or {}})
     rows.store(conn)
 
 

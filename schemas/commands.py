@@ -110,8 +110,32 @@ TierName = Field(min_length=1, max_length=50, pattern=r"^[a-z][a-z0-9_\-]*$")
 
 
 class Platform(StrEnum):
+    """Every platform Herald has (or is getting) an adapter for; the names are the content rules'
+    (domain/post/platform_rules.py). Connecting to one whose adapter is not running answers 422."""
+
     sandbox = "sandbox"
     mastodon = "mastodon"
+    x = "x"
+    linkedin = "linkedin"
+    facebook = "facebook"
+    instagram = "instagram"
+    threads = "threads"
+    bluesky = "bluesky"
+    pinterest = "pinterest"
+    reddit = "reddit"
+    youtube = "youtube"
+    tiktok = "tiktok"
+    discord = "discord"
+    telegram = "telegram"
+    webhook = "webhook"
+
+
+# An account's non-secret settings (Facebook page_id, LinkedIn author_urn, Telegram chat_id, …): they
+# travel in events, so secrets (webhook tokens, signing secrets) go as the sealed access token instead.
+SETTING_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+SettingName = Annotated[str, Field(pattern=SETTING_NAME_PATTERN)]
+SettingValue = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")]
+AccountSettings = Annotated[dict[SettingName, SettingValue], Field(max_length=20)]
 
 
 class Payload(BaseModel):
@@ -155,6 +179,10 @@ class ConnectSocialAccount(Payload):
         description="the version of the account's credentials in Herald's private store, written there (sealed) "
         "by the gateway's connect endpoint before this command; never the token itself. Connecting an account "
         "of this workspace again with a new version reconnects it")
+    settings: AccountSettings = Field(
+        default_factory=dict, description="the account's non-secret settings, by name (e.g. page_id for Facebook, "
+        "author_urn for LinkedIn; GET /v1/platforms lists each platform's required_settings). Never a secret: "
+        "they are published in events")
 
 
 class GrantCredits(Payload):

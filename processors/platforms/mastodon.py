@@ -37,6 +37,8 @@ from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
 from domain.post.platform_rules import mastodon_length
 from herald.net.safe_fetch import FetchRefused, SafeFetcher
 from processors.platforms.base import (
+    Capabilities,
+    Reconcile,
     ErrorKind,
     Pkce,
     PublishError,
@@ -66,6 +68,9 @@ class MastodonAdapter:
         authorization_endpoint=lambda instance_url: f"{(instance_url or '').rstrip('/')}/oauth/authorize",
         scopes=SCOPES, pkce=Pkce.supported, client_auth=("client_secret_post", "client_secret_basic"),
         per_instance=True, connect_source="https://docs.joinmastodon.org/methods/oauth/#authorize")
+    required_settings: tuple[str, ...] = ()
+    capabilities = Capabilities.from_rules("mastodon", threads=False, reconcile=Reconcile.idempotency_key,
+                                           doc_url="https://docs.joinmastodon.org/methods/statuses/#create")
 
     def __init__(self, http: httpx.Client, default_base_url: str = "", timeout_s: float = 10,
                  media: SafeFetcher | None = None) -> None:
