@@ -154,14 +154,16 @@ class Capabilities:
 
     @classmethod
     def from_rules(cls, platform: str, *, threads: bool, reconcile: Reconcile, doc_url: str,
-                   optional_settings: tuple[str, ...] = (), notes: str = "") -> Capabilities:
+                   optional_settings: tuple[str, ...] = (), notes: str = "",
+                   media_kinds: tuple[str, ...] | None = None) -> Capabilities:
+        """``media_kinds``: what the adapter sends, when it is less than the platform takes."""
         from domain.post.platform_rules import RULES, Part
 
         rules = RULES[platform]
         kinds = sorted({str(kind) for option in rules.media for kind in option.kinds if kind.value != "unknown"})
         text = next((limit for limit in rules.limits if limit.part in (Part.text, Part.body, Part.pin_description)),
                     None)
-        return cls(display_name=rules.display, media_kinds=tuple(kinds),
+        return cls(display_name=rules.display, media_kinds=tuple(kinds) if media_kinds is None else media_kinds,
                    max_media=max((option.maximum for option in rules.media), default=0),
                    max_length=text.maximum if text else None, length_unit=text.unit.name if text else "",
                    threads=threads, reconcile=reconcile, doc_url=doc_url, optional_settings=optional_settings,
@@ -254,6 +256,9 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     if value is not None:
         return value
     return next((v for k, v in headers.items() if k.lower() == name.lower()), None)
+
+
+header = _header  # a header by name, case-insensitively, from httpx.Headers or a plain mapping
 
 
 class UnknownPlatform(KeyError):
