@@ -47,6 +47,8 @@ from processors.accounts.upgrade import copy_earlier_tokens
 from processors.platforms.oauth import OAuthClient
 from processors.publishing import dispatcher, publisher
 from processors.platforms.base import AdapterRegistry
+from processors.platforms import facebook
+from processors.platforms.facebook import FacebookAdapter
 from processors.platforms.mastodon import MastodonAdapter
 from processors.platforms import sandbox
 from processors.platforms.sandbox import SandboxAdapter
@@ -384,10 +386,18 @@ class Herald:
         media = SafeFetcher(timeout_s=s.platform_timeout_s, max_bytes=s.media_max_bytes,
                             allowed_networks=s.outbound_allowed_networks)
         self._closers.append(media.close)
+        urls, timeout = s.platform_api_urls, s.platform_timeout_s
+
+        def api(platform: str, public: str) -> dict[str, object]:
+            return {"base_url": urls.get(platform, public), "timeout_s": timeout}
+
+        # Every adapter Herald runs, registered here once (the engine, the gateway's GET /v1/platforms and
+        # its connect checks, and token refresh all read this registry).
         return AdapterRegistry(
             [
                 SandboxAdapter(self.pool),
-                MastodonAdapter(http, default_base_url=s.mastodon_base_url, timeout_s=s.platform_timeout_s, media=media),
+                MastodonAdapter(http, default_base_url=s.mastodon_base_url, timeout_s=timeout, media=media),
+                FacebookAdapter(http, **api("facebook", facebook.GRAPH_URL)),
             ]
         )
 
