@@ -12,6 +12,7 @@ usually with HTTP 400 whatever went wrong, so the ``code`` decides:
   limit): rate limited. The wait is ``estimated_time_to_regain_access`` (minutes) from the
   ``X-Business-Use-Case-Usage`` header where present
   (https://developers.facebook.com/docs/graph-api/overview/rate-limiting).
+- Instagram's subcode 2207042 (the account's content publishing limit): rate limited.
 - 1, 2 ("temporary issue due to downtime") and anything marked ``is_transient``: transient.
 - 368 ("temporarily blocked for policy violations"): transient (the docs say wait and retry).
 - 10 and 200–299 (permission denied or removed): auth without a 401: nothing to refresh, the
@@ -33,6 +34,8 @@ from processors.platforms.base import ErrorKind, PublishError, classify_http_err
 
 AUTH_CODES = frozenset({102, 190})
 RATE_CODES = frozenset({4, 17, 32, 341, 613, *range(80001, 80015)})
+# Instagram's 2207042: "the account has reached its publishing limit" (100 API-published posts a day).
+RATE_SUBCODES = frozenset({2207042})
 TRANSIENT_CODES = frozenset({1, 2, 368})
 PERMISSION_CODES = frozenset({10, *range(200, 300)})
 
@@ -50,7 +53,7 @@ def classify_graph_error(status_code: int, headers: Mapping[str, str], body_text
               f"{str(error.get('message', ''))[:300]}")
     if code in AUTH_CODES or (error.get("type") == "OAuthException" and code == -1):
         return PublishError(ErrorKind.auth, detail, status_code=401)
-    if code in RATE_CODES or status_code == 429:
+    if code in RATE_CODES or error.get("error_subcode") in RATE_SUBCODES or status_code == 429:
         return PublishError(ErrorKind.rate_limited, detail, regain_after_s(headers), status_code)
     if code in TRANSIENT_CODES or error.get("is_transient") is True or status_code >= 500:
         return PublishError(ErrorKind.transient, detail, status_code=status_code)
