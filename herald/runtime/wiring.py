@@ -47,9 +47,10 @@ from processors.accounts.upgrade import copy_earlier_tokens
 from processors.platforms.oauth import OAuthClient
 from processors.publishing import dispatcher, publisher
 from processors.platforms.base import AdapterRegistry
-from processors.platforms import facebook, instagram, threads
+from processors.platforms import facebook, instagram, linkedin, threads
 from processors.platforms.facebook import FacebookAdapter
 from processors.platforms.instagram import InstagramAdapter
+from processors.platforms.linkedin import LinkedInAdapter
 from processors.platforms.threads import ThreadsAdapter
 from processors.platforms.mastodon import MastodonAdapter
 from processors.platforms import sandbox
@@ -402,6 +403,7 @@ class Herald:
                 FacebookAdapter(http, **api("facebook", facebook.GRAPH_URL)),
                 InstagramAdapter(http, **api("instagram", instagram.GRAPH_URL)),
                 ThreadsAdapter(http, **api("threads", threads.THREADS_URL)),
+                LinkedInAdapter(http, **api("linkedin", linkedin.API_URL), media=media),
             ]
         )
 
