@@ -47,11 +47,12 @@ from processors.accounts.upgrade import copy_earlier_tokens
 from processors.platforms.oauth import OAuthClient
 from processors.publishing import dispatcher, publisher
 from processors.platforms.base import AdapterRegistry
-from processors.platforms import facebook, instagram, linkedin, threads
+from processors.platforms import facebook, instagram, linkedin, threads, x
 from processors.platforms.facebook import FacebookAdapter
 from processors.platforms.instagram import InstagramAdapter
 from processors.platforms.linkedin import LinkedInAdapter
 from processors.platforms.threads import ThreadsAdapter
+from processors.platforms.x import XAdapter
 from processors.platforms.mastodon import MastodonAdapter
 from processors.platforms import sandbox
 from processors.platforms.sandbox import SandboxAdapter
@@ -404,6 +405,7 @@ class Herald:
                 InstagramAdapter(http, **api("instagram", instagram.GRAPH_URL)),
                 ThreadsAdapter(http, **api("threads", threads.THREADS_URL)),
                 LinkedInAdapter(http, **api("linkedin", linkedin.API_URL), media=media),
+                XAdapter(http, **api("x", x.API_URL), media=media),
             ]
         )
 
