@@ -47,7 +47,8 @@ from processors.accounts.upgrade import copy_earlier_tokens
 from processors.platforms.oauth import OAuthClient
 from processors.publishing import dispatcher, publisher
 from processors.platforms.base import AdapterRegistry
-from processors.platforms import facebook, instagram, linkedin, threads, x
+from processors.platforms import facebook, instagram, linkedin, threads
+from processors.platforms import x as x_api
 from processors.platforms.facebook import FacebookAdapter
 from processors.platforms.instagram import InstagramAdapter
 from processors.platforms.linkedin import LinkedInAdapter
@@ -405,7 +406,7 @@ class Herald:
                 InstagramAdapter(http, **api("instagram", instagram.GRAPH_URL)),
                 ThreadsAdapter(http, **api("threads", threads.THREADS_URL)),
                 LinkedInAdapter(http, **api("linkedin", linkedin.API_URL), media=media),
-                XAdapter(http, **api("x", x.API_URL), media=media),
+                XAdapter(http, **api("x", x_api.API_URL), media=media),
             ]
         )
 
