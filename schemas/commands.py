@@ -133,7 +133,17 @@ class Platform(StrEnum):
 # An account's non-secret settings (Facebook page_id, LinkedIn author_urn, Telegram chat_id, …): they
 # travel in events, so secrets (webhook tokens, signing secrets) go as the sealed access token instead.
 SETTING_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
-SettingName = Annotated[str, Field(pattern=SETTING_NAME_PATTERN)]
+_SECRET_NAME = re.compile(r"token|secret|password|passwd|credential|api_?key|private_?key|signing")
+
+
+def _not_a_secret_name(name: str) -> str:
+    if _SECRET_NAME.search(name):
+        raise ValueError(f"setting {name!r} names a secret: settings are published in events; give secrets as the "
+                         "access_token, which is sealed")
+    return name
+
+
+SettingName = Annotated[str, Field(pattern=SETTING_NAME_PATTERN), AfterValidator(_not_a_secret_name)]
 SettingValue = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")]
 AccountSettings = Annotated[dict[SettingName, SettingValue], Field(max_length=20)]
 

@@ -103,8 +103,10 @@ def test_a_connect_to_a_platform_without_an_adapter_is_refused(platforms_gw):
 
 
 @pytest.mark.parametrize("settings", [{"Page_ID": "1"}, {"page_id": ""}, {"page_id": "1\n2"},
-                                      {f"s{i}": "v" for i in range(21)}, {"page_id": "x" * 501}, {"page_id": 5}],
-                         ids=["name", "empty", "control", "too-many", "too-long", "not-a-string"])
+                                      {f"s{i}": "v" for i in range(21)}, {"page_id": "x" * 501}, {"page_id": 5},
+                                      {"page_id": "1", "webhook_token": "abc"}, {"page_id": "1", "signing_secret": "s"}],
+                         ids=["name", "empty", "control", "too-many", "too-long", "not-a-string", "a-token",
+                              "a-secret"])
 def test_malformed_settings_are_refused(platforms_gw, settings):
     gw = platforms_gw
     ws, key = gw.api.open_workspace("a", tier="pro")
