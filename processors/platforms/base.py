@@ -20,6 +20,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Callable, Iterable, Mapping, Protocol
 
+from domain.post.platform_rules import RULES, Part
+
 _NO_SETTINGS: Mapping[str, str] = MappingProxyType({})
 
 
@@ -157,8 +159,6 @@ class Capabilities:
                    optional_settings: tuple[str, ...] = (), notes: str = "",
                    media_kinds: tuple[str, ...] | None = None) -> Capabilities:
         """``media_kinds``: what the adapter sends, when it is less than the platform takes."""
-        from domain.post.platform_rules import RULES, Part
-
         rules = RULES[platform]
         kinds = sorted({str(kind) for option in rules.media for kind in option.kinds if kind.value != "unknown"})
         text = next((limit for limit in rules.limits if limit.part in (Part.text, Part.body, Part.pin_description)),
@@ -266,6 +266,9 @@ class UnknownPlatform(KeyError):
         return str(self.args[0])
 
 
+PORT = ("platform", "rate_budgets", "token_refresh", "required_settings", "capabilities", "publish", "reconcile")
+
+
 class AdapterRegistry:
     def __init__(self, adapters: Iterable[PlatformAdapter] = ()) -> None:
         self._adapters: dict[str, PlatformAdapter] = {}
@@ -273,6 +276,10 @@ class AdapterRegistry:
             self.register(adapter)
 
     def register(self, adapter: PlatformAdapter) -> None:
+        lacking = [name for name in PORT if not hasattr(adapter, name)]
+        if lacking:
+            raise TypeError(f"{type(adapter).__name__} lacks {', '.join(lacking)} of the adapter port "
+                            "(processors/platforms/base.py: PlatformAdapter)")
         if adapter.platform in self._adapters:
             raise ValueError(f"an adapter for platform {adapter.platform!r} is already registered")
         self._adapters[adapter.platform] = adapter
