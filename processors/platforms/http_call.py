@@ -1,7 +1,11 @@
 """One platform HTTP call as the adapters make it: what was never sent is transient, what was sent
 and got no answer is unknown (for a request that may have acted: the platform may have posted),
 an error answer is classified by the platform's classifier (``classify_http_error`` unless the
-platform has its own error bodies), and a media download goes only through the SSRF guard."""
+platform has its own error bodies), and a media download goes only through the SSRF guard.
+
+A 5xx answer to a request that may have acted is unknown too, not transient: these platforms take
+no idempotency key, a server error can come after the post was made, and trying again would post it
+twice. The engine then reconciles (looks the post up) before anything is sent again."""
 
 from __future__ import annotations
 
@@ -30,7 +34,11 @@ def call(http: httpx.Client, method: str, url: str, *, timeout_s: float, classif
         kind = ErrorKind.unknown if acts else ErrorKind.transient
         raise PublishError(kind, f"{method} {_path(url)}: {type(error).__name__}: {error}") from None
     if response.status_code >= 400:
-        raise classify(response.status_code, response.headers, response.text)
+        error = classify(response.status_code, response.headers, response.text)
+        if acts and response.status_code >= 500 and error.kind is ErrorKind.transient:
+            raise PublishError(ErrorKind.unknown, f"{error.detail} (the platform may have posted before failing)",
+                               error.retry_after_s, error.status_code)
+        raise error
     return response
 
 

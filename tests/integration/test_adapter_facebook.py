@@ -96,12 +96,24 @@ def test_a_plain_429_is_rate_limited_too(facebook, adapter):
     assert failure(lambda: adapter.publish(post(facebook))).kind is ErrorKind.rate_limited
 
 
-@pytest.mark.parametrize("status, body", [(500, graph_error(2, "Service temporarily unavailable")),
-                                          (503, {"error": "not json graph"})])
-def test_server_errors_are_transient(facebook, adapter, status, body):
-    facebook.fail_next("feed", status, body=body)
+def test_a_temporary_graph_error_is_transient(facebook, adapter):
+    facebook.fail_next("feed", 400, body=graph_error(2, "Service temporarily unavailable"))
 
     assert failure(lambda: adapter.publish(post(facebook))).kind is ErrorKind.transient
+
+
+@pytest.mark.parametrize("created", [False, True], ids=["not-posted", "posted-then-500"])
+@pytest.mark.parametrize("status, body", [(500, graph_error(1, "An unknown error occurred")),
+                                          (503, {"error": "not json graph"})])
+def test_a_server_error_on_the_post_is_unknown_and_reconcile_tells_which(facebook, adapter, status, body, created):
+    facebook.fail_next("feed", status, body=body, after_create=created)
+    request = post(facebook)
+
+    assert failure(lambda: adapter.publish(request)).kind is ErrorKind.unknown, "it may have posted"
+
+    found = adapter.reconcile(request)
+    assert (found is not None) is created
+    assert facebook.count_for("Hello from Herald") == int(created)
 
 
 def test_a_duplicate_post_is_invalid_content(facebook, adapter):

@@ -107,11 +107,19 @@ def test_a_429_on_container_creation_is_rate_limited(instagram, adapter):
     assert failure(lambda: adapter.publish(post(instagram))).kind is ErrorKind.rate_limited
 
 
-def test_a_server_error_is_transient(instagram, adapter):
-    instagram.fail_next("publish", 500)
+def test_a_server_error_creating_a_container_is_transient(instagram, adapter):
+    instagram.fail_next("media", 500)
 
     assert failure(lambda: adapter.publish(post(instagram))).kind is ErrorKind.transient
     assert instagram.media == []
+
+
+def test_a_server_error_on_media_publish_is_unknown_and_reconcile_finds_nothing(instagram, adapter):
+    instagram.fail_next("publish", 500)
+    request = post(instagram)
+
+    assert failure(lambda: adapter.publish(request)).kind is ErrorKind.unknown, "it may have published"
+    assert adapter.reconcile(request) is None and instagram.media == []
 
 
 def test_png_images_are_refused_before_any_call(instagram, adapter):

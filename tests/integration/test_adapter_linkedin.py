@@ -125,13 +125,14 @@ def test_a_duplicate_is_invalid_content(linkedin, adapter):
     assert failure(lambda: adapter.publish(post(linkedin))).kind is ErrorKind.invalid_content
 
 
-@pytest.mark.parametrize("route", ["posts", "images", "upload"])
-def test_server_errors_are_transient(linkedin, adapter, route):
+@pytest.mark.parametrize("route, kind", [("posts", ErrorKind.unknown), ("images", ErrorKind.transient),
+                                         ("upload", ErrorKind.transient)])
+def test_server_errors_are_transient_until_the_post_itself_may_have_been_made(linkedin, adapter, route, kind):
     linkedin.fail_next(route, 503)
+    request = post(linkedin, media=(linkedin.media_url("a.jpg"),))
 
-    error = failure(lambda: adapter.publish(post(linkedin, media=(linkedin.media_url("a.jpg"),))))
-
-    assert error.kind is ErrorKind.transient and linkedin.posts == []
+    assert failure(lambda: adapter.publish(request)).kind is kind
+    assert linkedin.posts == [] and adapter.reconcile(request) is None
 
 
 def test_a_timeout_after_the_post_was_created_is_reconciled_without_posting_twice(linkedin):

@@ -133,3 +133,14 @@ def test_an_account_without_threads_user_id_is_refused_before_any_call(threads, 
     error = failure(lambda: adapter.publish(request_for("threads", threads.token)))
 
     assert error.kind is ErrorKind.permanent and "threads_user_id" in error.detail and threads.requests == []
+
+
+def test_a_server_error_after_publishing_is_unknown_and_reconcile_finds_the_post(threads, adapter):
+    threads.fail_next("publish", 500, after_create=True)
+    request = post(threads)
+
+    assert failure(lambda: adapter.publish(request)).kind is ErrorKind.unknown
+
+    found = adapter.reconcile(request)
+    assert found is not None and found.platform_post_id == threads.threads[0]["id"]
+    assert threads.count_for("Hello from Herald") == 1

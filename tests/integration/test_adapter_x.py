@@ -124,13 +124,13 @@ def test_a_spent_daily_user_cap_waits_for_its_own_reset(x, adapter):
     assert error.kind is ErrorKind.rate_limited and 7190 <= error.retry_after_s <= 7200
 
 
-@pytest.mark.parametrize("route", ["tweets", "upload"])
-def test_server_errors_are_transient(x, adapter, route):
+@pytest.mark.parametrize("route, kind", [("tweets", ErrorKind.unknown), ("upload", ErrorKind.transient)])
+def test_server_errors_are_transient_until_the_post_itself_may_have_been_made(x, adapter, route, kind):
     x.fail_next(route, 503)
+    request = post(x, media=(x.media_url("a.jpg"),))
 
-    error = failure(lambda: adapter.publish(post(x, media=(x.media_url("a.jpg"),))))
-
-    assert error.kind is ErrorKind.transient and x.tweets == []
+    assert failure(lambda: adapter.publish(request)).kind is kind
+    assert x.tweets == [] and adapter.reconcile(request) is None
 
 
 def test_a_timeout_after_the_post_was_created_is_reconciled_without_posting_twice(x):
