@@ -195,6 +195,16 @@ class XAdapter:
         self._reply_chain(request, previous, parts[done:], already=done)
         return PublishResult(head, _url(head))
 
+    def account_handle(self, instance_url: str | None, access_token: str) -> str:
+        """``@username`` of the token's user, from GET /2/users/me (needs users.read)."""
+        base = (instance_url or self.base_url).rstrip("/")
+        response = call(self.http, "GET", f"{base}/2/users/me", timeout_s=self.timeout_s, classify=classify_x_error,
+                        headers={"Authorization": f"Bearer {access_token}"})
+        username = (json_of(response, "GET /2/users/me").get("data") or {}).get("username")
+        if not isinstance(username, str) or not username:
+            raise PublishError(ErrorKind.transient, "GET /2/users/me answered without a username")
+        return f"@{username}"
+
     def _parts(self, request: PublishRequest) -> list[str]:
         check_content(self.platform, request.text, request.media_urls, skip=frozenset({"text_too_long"}))
         parts = thread_parts(request.text)

@@ -1,7 +1,8 @@
 """Herald as wired (herald/runtime/wiring.py) publishing to the fakes of X, LinkedIn, Facebook,
 Instagram and Threads: accounts connected with their settings, one post to several platforms
 published once on each with each hold consumed, a platform refusing for good releasing only its own
-hold, and GET /v1/platforms listing every adapter Herald runs. Real PostgreSQL, broker and HTTP."""
+hold, GET /v1/platforms listing every adapter Herald runs, and an X account connected through
+Herald's OAuth flow with PKCE. Real PostgreSQL, broker and HTTP."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import contextlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
+from herald.settings import OAuthClientSettings
 from processors.accounts.credentials import connect_with_tokens
 from schemas import commands as cmd
 from schemas.commands import Platform
@@ -17,7 +21,7 @@ from tests.fakes.facebook_server import PAGE_ID, FakeFacebook
 from tests.fakes.instagram_server import IG_USER_ID, FakeInstagram
 from tests.fakes.linkedin_server import MEMBER, FakeLinkedIn
 from tests.fakes.threads_server import THREADS_USER_ID, FakeThreads
-from tests.fakes.x_server import FakeX
+from tests.fakes.x_server import CLIENT, FakeX
 from tests.support import decide, envelope, event_types, query_all, role_loops, running, wait_until
 
 pytestmark = pytest.mark.integration
@@ -95,8 +99,6 @@ def test_one_post_to_every_platform_publishes_once_each_and_a_permanent_refusal_
 
 
 def test_platforms_lists_every_adapter_herald_runs(heralds, fakes):
-    from fastapi.testclient import TestClient
-
     herald = heralds.start()
     with TestClient(herald.gateway(), headers={"Authorization": f"Bearer {herald.admin_api_key}"}) as http:
         answer = http.get("/v1/platforms")
@@ -109,3 +111,31 @@ def test_platforms_lists_every_adapter_herald_runs(heralds, fakes):
         "linkedin": ["author_urn"], "facebook": ["page_id"], "instagram": ["ig_user_id"],
         "threads": ["threads_user_id"]}
     assert all(p["doc_url"] and p["rate_budgets"] for name, p in listed.items() if name != "sandbox")
+
+
+def test_an_x_account_connects_through_herald_with_pkce_then_publishes(heralds, fakes):
+    x = fakes["x"]
+    herald = heralds.start(**FAST, platform_api_urls={"x": x.base_url}, oauth_clients={"x": OAuthClientSettings(
+        client_id=CLIENT[0], client_secret=SecretStr(CLIENT[1]), auth_method="client_secret_basic")})
+    with TestClient(herald.gateway()) as http:
+        opened = http.post("/v1/workspaces", json={"workspace_id": WS, "name": WS, "tier": "business"},
+                           headers={"Authorization": f"Bearer {herald.admin_api_key}"})
+        key = {"Authorization": f"Bearer {opened.json()['api_key']}"}
+        started = http.post(f"/v1/workspaces/{WS}/social-accounts/oauth/start", headers=key,
+                            json={"platform": "x", "redirect_uri": "https://app.example/done"})
+        assert started.status_code == 201, started.text
+        assert "code_challenge_method=S256" in started.json()["authorization_url"]
+        answer = x.approve(started.json()["authorization_url"])
+        connected = http.post(f"/v1/workspaces/{WS}/social-accounts/oauth/callback", headers=key,
+                              json={"state": answer["state"], "code": answer["code"]})
+        assert connected.status_code == 201, connected.text
+        assert connected.json()["handle"] == "@herald"
+        account = connected.json()["social_account_id"]
+        decide(herald.app, WS, "grant", cmd.GrantCredits(amount=5))
+        with running(role_loops(herald, "handler", "relay", "processors", "projections")):
+            decide(herald.app, WS, "schedule-x", cmd.SchedulePost(
+                post_id="p-x", text="Connected through OAuth", destinations=[account],
+                publish_at=datetime.now(UTC) + timedelta(seconds=1.5)))
+            wait_until(lambda: set(_statuses(herald, "p-x").values()) == {"published"}, "published", timeout=40)
+    assert x.count_for("Connected through OAuth") == 1
+    x.assert_no_violations()
