@@ -81,6 +81,8 @@ def test_one_post_to_every_platform_publishes_once_each_and_a_permanent_refusal_
         wait_until(lambda: set(_statuses(herald, "p-text").values()) <= {"published", "failed"}
                    and set(_statuses(herald, "p-image").values()) == {"published"}, "every destination settled",
                    timeout=60)
+        wait_until(lambda: event_types(herald)["herald.wallet.hold_consumed.v1"] == 6
+                   and event_types(herald)["herald.wallet.hold_released.v1"] == 1, "every hold settled", timeout=30)
     assert _statuses(herald, "p-text") == {"x": "published", "linkedin": "failed", "facebook": "published",
                                            "threads": "published"}
     assert fakes["x"].count_for("Launch day for Herald") == 1
