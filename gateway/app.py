@@ -53,6 +53,7 @@ TAGS = [
     {"name": "tiers", "description": "Tiers as data, a workspace's tier and limit overrides (admin)"},
     {"name": "notifications", "description": "The workspace's notifications inbox"},
     {"name": "usage", "description": "Usage per day and per credit period; the limit check"},
+    {"name": "platforms", "description": "The platforms Herald publishes to and what each supports"},
 ]
 
 

@@ -19,6 +19,7 @@ from domain.application import ConflictsPersisted, Decision, HeraldApplication
 from domain.base import derived_id
 from gateway import auth, idempotency
 from processors.accounts.credentials import Credentials
+from processors.platforms.base import AdapterRegistry
 from gateway.problems import ProblemError, field_errors, rejection
 from gateway.rate_limits import RateLimits, TokenBuckets, Verdict, client_bucket
 from herald.net.safe_fetch import static_refusal
@@ -53,6 +54,9 @@ class GatewayDeps:
     rate_limits: RateLimits | None = None  # None → no rate limits
     failed_auth: TokenBuckets | None = None  # failed authentications per client address; None → not limited
     outbound_allowed_networks: tuple[str, ...] = ()  # non-public networks a client's URLs may name (tests: 127/8)
+    # The platform adapters (GET /v1/platforms, per-platform settings at connect); None → the
+    # credentials store's, if it has any; neither → platforms answer 503 and settings go unchecked.
+    adapters: Callable[[], AdapterRegistry] | None = None
 
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`: the admin key or a service key")
@@ -86,6 +90,7 @@ class Shared:
 
     def __init__(self, deps: GatewayDeps) -> None:
         self.deps = deps
+        self._registry: AdapterRegistry | None = None
 
         def principal(
             bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -114,6 +119,14 @@ class Shared:
             return found
 
         self.principal = principal
+
+    def registry(self) -> AdapterRegistry | None:
+        if self._registry is None:
+            if self.deps.adapters is not None:
+                self._registry = self.deps.adapters()
+            elif self.deps.credentials is not None:
+                self._registry = self.deps.credentials.registry()
+        return self._registry
 
     def outbound_url(self, url: str | None, field: str) -> None:
         """Refuses (422) a client-supplied URL Herald would call that can never be public."""

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     publish_budget_share: float = Field(1.0, gt=0, le=1, description="share of each platform's documented rate"
                                         " budget one process may spend: 1/N with N publishing processes")
     mastodon_base_url: str = Field("", description="default Mastodon instance when an account names none")
+    platform_api_urls: dict[str, str] = Field(
+        default_factory=dict, description='platform → API base URL instead of the public one, JSON, e.g. '
+        '{"facebook": "http://127.0.0.1:8081/v23.0"} (tests and benches point adapters at fakes)')
 
     # Social-account tokens (processors/accounts): refreshed just in time, on a 401, and ahead of expiry.
     oauth_clients: dict[str, OAuthClientSettings] = Field(

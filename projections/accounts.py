@@ -7,6 +7,7 @@ from typing import Any
 
 from psycopg import Connection
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from projections.base import Projection, applies
 from schemas import events as ev
@@ -23,13 +24,14 @@ CREATE TABLE IF NOT EXISTS social_accounts (
 );
 ALTER TABLE social_accounts
     ADD COLUMN IF NOT EXISTS status                 text NOT NULL DEFAULT 'active',
-    ADD COLUMN IF NOT EXISTS needs_reconnect_reason text;
+    ADD COLUMN IF NOT EXISTS needs_reconnect_reason text,
+    ADD COLUMN IF NOT EXISTS settings               jsonb NOT NULL DEFAULT '{}';
 CREATE INDEX IF NOT EXISTS social_accounts_workspace ON social_accounts (workspace_id, connected_at, social_account_id);
 """
 TABLES = ("social_accounts",)
 
 _APPLIED = (ev.SocialAccountConnected, ev.SocialAccountReconnected, ev.SocialAccountNeedsReconnect)
-_COLUMNS = "social_account_id, workspace_id, platform, handle, instance_url, connected_at"
+_COLUMNS = "social_account_id, workspace_id, platform, handle, instance_url, connected_at, settings"
 _SHOWN = f"{_COLUMNS}, status, needs_reconnect_reason"
 
 
@@ -39,14 +41,16 @@ def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
     match data:
         case ev.SocialAccountConnected():
             conn.execute(
-                f"INSERT INTO social_accounts ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (data.social_account_id, event.workspaceid, data.platform, data.handle, data.instance_url, event.time),
+                f"INSERT INTO social_accounts ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (data.social_account_id, event.workspaceid, data.platform, data.handle, data.instance_url, event.time,
+                 Jsonb(data.settings)),
             )
         case ev.SocialAccountReconnected():
             conn.execute(
                 "UPDATE social_accounts SET handle = %s, instance_url = %s, status = 'active',"
-                " needs_reconnect_reason = NULL WHERE social_account_id = %s",
-                (data.handle, data.instance_url, data.social_account_id),
+                " needs_reconnect_reason = NULL, settings = COALESCE(%s, settings) WHERE social_account_id = %s",
+                (data.handle, data.instance_url, Jsonb(data.settings) if data.settings is not None else None,
+                 data.social_account_id),
             )
         case ev.SocialAccountNeedsReconnect():
             conn.execute(

@@ -83,6 +83,11 @@ class ConnectSocialAccountRequest(BaseModel):
     expires_in: StrictInt | None = Field(None, gt=0, le=366 * 86400, description="the access token's lifetime in seconds, "
                                    "as the platform's token response said (`expires_in`)")
     expires_at: cmd.Timestamp | None = Field(None, description="or when the access token expires")
+    settings: cmd.AccountSettings = Field(
+        default_factory=dict, description="the account's non-secret settings (GET /v1/platforms lists each "
+        "platform's `required_settings`, e.g. `page_id` for Facebook); they are shown and published in events, so "
+        "never a secret: a webhook token or signing secret goes as `access_token`. A reconnect with settings "
+        "replaces them, without keeps them")
 
     @model_validator(mode="after")
     def _tokens_make_sense(self) -> ConnectSocialAccountRequest:
@@ -95,7 +100,7 @@ class ConnectSocialAccountRequest(BaseModel):
     def payload(self, credential_version: str | None) -> cmd.ConnectSocialAccount:
         return cmd.ConnectSocialAccount(social_account_id=self.social_account_id, platform=self.platform,
                                         handle=self.handle, instance_url=self.instance_url,
-                                        credential_version=credential_version)
+                                        credential_version=credential_version, settings=self.settings)
 
 
 class CancelPostRequest(BaseModel):
@@ -130,6 +135,7 @@ class SocialAccountConnected(Response):
     platform: str
     handle: str
     instance_url: str | None
+    settings: dict[str, str] = Field(default_factory=dict, description="the account's non-secret settings")
     reconnected: bool = Field(False, description="true: an account of this workspace got new tokens")
     command_id: str
     position: int | None = Field(
@@ -248,6 +254,7 @@ class SocialAccountView(Response):
     platform: str
     handle: str
     instance_url: str | None
+    settings: dict[str, str] = Field(default_factory=dict, description="the account's non-secret settings")
     connected_at: datetime
     status: Literal["active", "needs_reconnect"] = Field(
         "active", description="needs_reconnect: the platform refused its token and it could not be refreshed; its "
@@ -257,6 +264,37 @@ class SocialAccountView(Response):
 
 class SocialAccountList(Response):
     social_accounts: list[SocialAccountView]
+
+
+class RateBudgetView(Response):
+    requests: int
+    per_s: float = Field(description="the window, in seconds")
+    scope: Literal["account", "app"] = Field(description="per connected account, or shared by all of Herald's")
+    source: str = Field(description="the doc page that states it")
+
+
+class PlatformView(Response):
+    platform: str
+    display_name: str
+    media_kinds: list[str] = Field(description="image, video, gif")
+    max_media: int = Field(description="attachments per post, at most")
+    max_length: int | None = Field(description="the text limit, counted as `length_unit` says")
+    length_unit: str
+    threads: bool = Field(description="a text too long for one post goes out as a chain of replies")
+    reconcile: Literal["idempotency_key", "lookup", "none"] = Field(
+        description="after a timeout: idempotency_key (the platform dedupes on Herald's key), lookup (Herald finds "
+        "the post), none (the platform cannot tell: an admin resolves it)")
+    rate_budgets: list[RateBudgetView]
+    required_settings: list[str] = Field(description="settings a connect must give (`settings`)")
+    optional_settings: list[str]
+    oauth: bool = Field(description="connectable through …/social-accounts/oauth/start")
+    token_refresh: bool = Field(description="Herald refreshes its tokens")
+    doc_url: str = Field(description="the API documentation the adapter follows")
+    notes: str = ""
+
+
+class PlatformList(Response):
+    platforms: list[PlatformView]
 
 
 class WorkspaceView(Response):

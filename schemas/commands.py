@@ -110,8 +110,42 @@ TierName = Field(min_length=1, max_length=50, pattern=r"^[a-z][a-z0-9_\-]*$")
 
 
 class Platform(StrEnum):
+    """Every platform Herald has (or is getting) an adapter for; the names are the content rules'
+    (domain/post/platform_rules.py). Connecting to one whose adapter is not running answers 422."""
+
     sandbox = "sandbox"
     mastodon = "mastodon"
+    x = "x"
+    linkedin = "linkedin"
+    facebook = "facebook"
+    instagram = "instagram"
+    threads = "threads"
+    bluesky = "bluesky"
+    pinterest = "pinterest"
+    reddit = "reddit"
+    youtube = "youtube"
+    tiktok = "tiktok"
+    discord = "discord"
+    telegram = "telegram"
+    webhook = "webhook"
+
+
+# An account's non-secret settings (Facebook page_id, LinkedIn author_urn, Telegram chat_id, …): they
+# travel in events, so secrets (webhook tokens, signing secrets) go as the sealed access token instead.
+SETTING_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+_SECRET_NAME = re.compile(r"token|secret|password|passwd|credential|api_?key|private_?key|signing")
+
+
+def _not_a_secret_name(name: str) -> str:
+    if _SECRET_NAME.search(name):
+        raise ValueError(f"setting {name!r} names a secret: settings are published in events; give secrets as the "
+                         "access_token, which is sealed")
+    return name
+
+
+SettingName = Annotated[str, Field(pattern=SETTING_NAME_PATTERN), AfterValidator(_not_a_secret_name)]
+SettingValue = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")]
+AccountSettings = Annotated[dict[SettingName, SettingValue], Field(max_length=20)]
 
 
 class Payload(BaseModel):
@@ -155,6 +189,10 @@ class ConnectSocialAccount(Payload):
         description="the version of the account's credentials in Herald's private store, written there (sealed) "
         "by the gateway's connect endpoint before this command; never the token itself. Connecting an account "
         "of this workspace again with a new version reconnects it")
+    settings: AccountSettings = Field(
+        default_factory=dict, description="the account's non-secret settings, by name (e.g. page_id for Facebook, "
+        "author_urn for LinkedIn; GET /v1/platforms lists each platform's required_settings). Never a secret: "
+        "they are published in events")
 
 
 class GrantCredits(Payload):

@@ -153,6 +153,8 @@ class SocialAccountConnected(_WithoutSecrets):
     credential_version: str | None = Field(
         None, description="the version of its credentials in Herald's private store (null: none, or connected "
         "before the store existed)")
+    settings: dict[str, str] = Field(
+        default_factory=dict, description="the account's non-secret settings (e.g. page_id, author_urn)")
 
 
 @event_type("herald.social_account.reconnected.v1")
@@ -163,6 +165,7 @@ class SocialAccountReconnected(EventData):
     handle: str
     instance_url: str | None
     credential_version: str
+    settings: dict[str, str] | None = Field(None, description="the account's new settings; null: unchanged")
 
 
 @event_type("herald.social_account.needs_reconnect.v1")
@@ -318,6 +321,8 @@ class AttemptStarted(_WithoutSecrets):
     media_urls: list[str]
     not_before: datetime | None = Field(
         None, description="the due time: the attempt starts a little ahead, the platform is called at this time")
+    account_settings: dict[str, str] = Field(
+        default_factory=dict, description="the account's non-secret settings at the start (e.g. page_id)")
 
 
 @event_type("herald.post.destination_published.v1")

@@ -25,22 +25,27 @@ class SocialAccount(HeraldAggregate):
         self.instance_url: str | None = None
         self.credential_version: str | None = None
         self.needs_reconnect = ""  # the reason, while the platform refuses its token; "" when usable
+        self.settings: dict[str, str] = {}  # non-secret (page_id, author_urn, …): they travel in events
 
     @classmethod
     def connect(cls, ctx: Context, social_account_id: str, platform: str, handle: str, instance_url: str | None,
-                credential_version: str | None) -> SocialAccount:
+                credential_version: str | None, settings: dict[str, str] | None = None) -> SocialAccount:
         connected = ev.SocialAccountConnected(
             social_account_id=social_account_id,
             platform=platform,
             handle=handle,
             instance_url=instance_url,
             credential_version=credential_version,
+            settings=dict(settings or {}),
         )
         return cls.start(ctx, social_account_id, connected)
 
-    def reconnect(self, ctx: Context, handle: str, instance_url: str | None, credential_version: str) -> None:
+    def reconnect(self, ctx: Context, handle: str, instance_url: str | None, credential_version: str,
+                  settings: dict[str, str] | None = None) -> None:
+        """``settings``: the account's new settings; None or empty keeps the ones it has."""
         self.record(ctx, ev.SocialAccountReconnected(social_account_id=self.social_account_id, handle=handle,
-                                                     instance_url=instance_url, credential_version=credential_version))
+                                                     instance_url=instance_url, credential_version=credential_version,
+                                                     settings=dict(settings) if settings else None))
 
     def mark_needs_reconnect(self, ctx: Context, reason: str, credential_version: str | None, detail: str) -> bool:
         """Record it once per credential version; False when there is nothing to record (already
@@ -57,8 +62,11 @@ class SocialAccount(HeraldAggregate):
                 self.social_account_id = event.social_account_id
                 self.platform, self.handle = event.platform, event.handle
                 self.instance_url, self.credential_version = event.instance_url, event.credential_version
+                self.settings = dict(event.settings)
             case ev.SocialAccountReconnected():
                 self.handle, self.instance_url = event.handle, event.instance_url
+                if event.settings is not None:
+                    self.settings = dict(event.settings)
                 self.credential_version, self.needs_reconnect = event.credential_version, ""
             case ev.SocialAccountNeedsReconnect():
                 self.needs_reconnect = event.reason

@@ -25,16 +25,17 @@ def connect_social_account(app: HeraldApplication, ctx: Context, p: cmd.ConnectS
     account_id = account_id_for(ctx.command_id, p)
     instance_url = str(p.instance_url).rstrip("/") if p.instance_url else None
     result = {"social_account_id": account_id, "platform": str(p.platform), "handle": p.handle,
-              "instance_url": instance_url}
+              "instance_url": instance_url, "settings": dict(p.settings)}
     existing = app.find(SocialAccount, account_id)
     if existing is not None:
         if not _is_reconnect(existing, ctx, p):
             raise Rejected(Reason.account_exists, f"social account {account_id} is already connected")
         assert p.credential_version is not None
-        existing.reconnect(ctx, p.handle, instance_url, p.credential_version)
-        return [existing], {**result, "reconnected": True}
+        existing.reconnect(ctx, p.handle, instance_url, p.credential_version, dict(p.settings))
+        return [existing], {**result, "settings": dict(existing.settings), "reconnected": True}
     workspace.link_account(ctx, account_id, p.platform)
-    account = SocialAccount.connect(ctx, account_id, p.platform, p.handle, instance_url, p.credential_version)
+    account = SocialAccount.connect(ctx, account_id, p.platform, p.handle, instance_url, p.credential_version,
+                                    dict(p.settings))
     return [workspace, account], result
 
 

@@ -151,6 +151,7 @@ class Post(HeraldAggregate):
                 text=dest.text,
                 media_urls=self.media_urls,
                 not_before=dest.due_at,
+                account_settings=dict(account.settings),
             ),
         )
 

@@ -97,6 +97,7 @@ def start_publish_attempt(app: HeraldApplication, ctx: Context, p: cmd.StartPubl
         platform=account.platform,
         handle=account.handle,
         instance_url=account.instance_url,
+        settings=dict(account.settings),
     )
     before = len(post.pending_events)
     if not skipped_without_credits(app, ctx, post, p.destination_id, p.attempt):

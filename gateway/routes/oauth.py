@@ -24,7 +24,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, Valid
 from gateway import auth
 from gateway.deps import Shared, WorkspaceId
 from gateway.problems import MEDIA_TYPE, ProblemError, openapi_responses
-from gateway.routes.workspaces import connect
+from gateway.routes.workspaces import check_settings, connect
 from processors.accounts import authorizations
 from processors.accounts.authorizations import Refusal
 from processors.accounts.credentials import Credentials
@@ -70,6 +70,9 @@ class OAuthCallbackRequest(BaseModel):
 
     state: str = Field(min_length=1, max_length=200)
     code: str = Field(min_length=1, max_length=4000)
+    settings: cmd.AccountSettings = Field(
+        default_factory=dict, description="the account's non-secret settings, as for POST …/social-accounts (often "
+        "known only once the user approved, e.g. which Facebook page)")
 
 
 _STATE_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -133,6 +136,7 @@ def router(shared: Shared) -> APIRouter:
         if isinstance(pending, Refusal):
             raise ProblemError(410, f"oauth_state_{pending}", f"this authorization was {pending}; start again")
         adapter, described, base = _described(store, pending.platform, pending.instance_url)
+        check_settings(shared, pending.platform, body.settings)  # before the code is spent
         client = _client(store, described, pending.platform, base)
         verifier = store.cipher.unseal(pending.sealed_code_verifier) if pending.sealed_code_verifier else None
         assert store.http is not None
@@ -155,7 +159,7 @@ def router(shared: Shared) -> APIRouter:
             request = api.ConnectSocialAccountRequest(
                 social_account_id=pending.social_account_id, platform=pending.platform, handle=handle,
                 instance_url=base, access_token=tokens.access_token, refresh_token=tokens.refresh_token,
-                expires_at=tokens.expires_at)
+                expires_at=tokens.expires_at, settings=body.settings)
         except ValidationError:
             raise ProblemError(502, "platform_answer_invalid", f"{pending.platform} answered tokens or a handle "
                                "Herald cannot store") from None

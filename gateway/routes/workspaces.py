@@ -3,7 +3,7 @@
 # No `from __future__ import annotations`: FastAPI must see the endpoint-local Annotated aliases.
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Mapping
 
 from fastapi import APIRouter, Depends, Response
 
@@ -12,6 +12,7 @@ from gateway import auth
 from gateway.deps import IdempotencyKey, MinPosition, ResourceId, Shared, WorkspaceId, command_id_for
 from gateway.problems import ProblemError, openapi_responses
 from processors.accounts.credentials import credential_version_for
+from processors.platforms.base import UnknownPlatform, missing_settings
 from projections import accounts, workspaces
 from schemas import api
 
@@ -58,7 +59,9 @@ def router(shared: Shared) -> APIRouter:
         description="409 `account_limit_reached` when the tier's accounts-per-platform limit is reached. "
         "The tokens are sealed into Herald's private credentials store before the account is connected, and "
         "never returned or published. Connecting an account of this workspace again (same `social_account_id`, "
-        "new tokens) reconnects it and clears `needs_reconnect`.",
+        "new tokens) reconnects it and clears `needs_reconnect`. 422 `missing_settings` when the platform needs "
+        "settings the body lacks (GET /v1/platforms: `required_settings`; `missing_settings` lists them), 422 "
+        "`platform_unavailable` when this Herald runs no adapter for the platform.",
     )
     def connect_social_account(workspace_id: WorkspaceId, body: api.ConnectSocialAccountRequest, caller: Caller,
                                response: Response, idempotency_key: IdempotencyKey = None):
@@ -96,6 +99,7 @@ def connect(shared: Shared, caller: auth.Principal, workspace_id: str, body: api
     sealed into the credentials store first, then the connect decided. The OAuth callback
     (routes/oauth.py) connects through here too."""
     shared.outbound_url(str(body.instance_url) if body.instance_url else None, "instance_url")  # Herald calls it
+    check_settings(shared, str(body.platform), body.settings)
     command_id = command_id_for(workspace_id, "connect_social_account.v1", idempotency_key)
     account_id = body.social_account_id or derived_id("social_account", command_id)  # as the domain derives it
     version = None
@@ -120,3 +124,19 @@ def connect(shared: Shared, caller: auth.Principal, workspace_id: str, body: api
     if version is not None:
         store.supersede(account_id, version, workspace_id)  # a reconnect: the older tokens go
     return api.SocialAccountConnected(**decision.result, command_id=decision.command_id, position=decision.position)
+
+
+def check_settings(shared: Shared, platform: str, settings: Mapping[str, str]) -> None:
+    """Refuses a connect to a platform Herald cannot publish to, or without the settings its adapter needs."""
+    registry = shared.registry()
+    if registry is None:
+        return
+    try:
+        adapter = registry.get(platform)
+    except UnknownPlatform:
+        raise ProblemError(422, "platform_unavailable", f"this Herald has no {platform} adapter "
+                           f"(it has: {', '.join(registry.platforms())})") from None
+    missing = missing_settings(adapter, settings)
+    if missing:
+        raise ProblemError(422, "missing_settings", f"a {platform} account needs the settings "
+                           f"{', '.join(missing)}", missing_settings=missing)

@@ -52,6 +52,13 @@ from processors.accounts.upgrade import copy_earlier_tokens
 from processors.platforms.oauth import OAuthClient
 from processors.publishing import dispatcher, publisher
 from processors.platforms.base import AdapterRegistry
+from processors.platforms import facebook, instagram, linkedin, threads
+from processors.platforms import x as x_api
+from processors.platforms.facebook import FacebookAdapter
+from processors.platforms.instagram import InstagramAdapter
+from processors.platforms.linkedin import LinkedInAdapter
+from processors.platforms.threads import ThreadsAdapter
+from processors.platforms.x import XAdapter
 from processors.platforms.mastodon import MastodonAdapter
 from processors.platforms import sandbox
 from processors.platforms.sandbox import SandboxAdapter
@@ -399,10 +406,22 @@ class Herald:
         media = SafeFetcher(timeout_s=s.platform_timeout_s, max_bytes=s.media_max_bytes,
                             allowed_networks=s.outbound_allowed_networks, resolve=self.resolve)
         self._closers.append(media.close)
+        urls, timeout = s.platform_api_urls, s.platform_timeout_s
+
+        def api(platform: str, public: str) -> dict[str, object]:
+            return {"base_url": urls.get(platform, public), "timeout_s": timeout}
+
+        # Every adapter Herald runs, registered here once (the engine, the gateway's GET /v1/platforms and
+        # its connect checks, and token refresh all read this registry).
         return AdapterRegistry(
             [
                 SandboxAdapter(self.pool),
-                MastodonAdapter(http, default_base_url=s.mastodon_base_url, timeout_s=s.platform_timeout_s, media=media),
+                MastodonAdapter(http, default_base_url=s.mastodon_base_url, timeout_s=timeout, media=media),
+                FacebookAdapter(http, **api("facebook", facebook.GRAPH_URL)),
+                InstagramAdapter(http, **api("instagram", instagram.GRAPH_URL)),
+                ThreadsAdapter(http, **api("threads", threads.THREADS_URL)),
+                LinkedInAdapter(http, **api("linkedin", linkedin.API_URL), media=media),
+                XAdapter(http, **api("x", x_api.API_URL), media=media),
             ]
         )
 

@@ -34,7 +34,8 @@ from processors.accounts import vault
 from processors.accounts.vault import StoredCredential
 from processors.commands import command_for
 from processors.platforms import oauth
-from processors.platforms.base import AccountCredentials, AdapterRegistry, PlatformAdapter, UnknownPlatform
+from processors.platforms.base import (AccountCredentials, AdapterRegistry, PlatformAdapter, UnknownPlatform,
+                                       missing_settings)
 from processors.platforms.oauth import OAuthClient, RefreshRefused, RefreshUnavailable
 from domain.account.handlers import account_id_for
 from domain.base import derived_id
@@ -107,7 +108,7 @@ class Credentials:
     # Calling (the engine) ----------------------------------------------------------------
 
     def for_call(self, *, account_id: str, workspace_id: str, platform: str, handle: str, instance_url: str | None,
-                 refused: str | None = None) -> AccountCredentials:
+                 refused: str | None = None, settings: Mapping[str, str] | None = None) -> AccountCredentials:
         """The account's credentials for a platform call now: refreshed first if the token expires
         within the margin, or if the platform just refused ``refused`` (the token it was sent).
         Raises CredentialsError when there is no usable token."""
@@ -119,7 +120,7 @@ class Credentials:
                                   "the platform refused the token and the account has none stored")
                 raise CredentialsError(Outcome.skipped, NEEDS_RECONNECT, "auth")
             return AccountCredentials(account_id=account_id, platform=platform, handle=handle, access_token="",
-                                      instance_url=instance_url)
+                                      instance_url=instance_url, settings=dict(settings or {}))
         if row.status == "needs_reconnect":
             self._tell_domain(row.social_account_id, row.workspace_id, row.version, row.revision - 1,
                               row.reason or "needs_reconnect", "")  # again, in case the first send was lost
@@ -129,7 +130,8 @@ class Credentials:
         elif self._expiring(row):
             row = self.refresh(row, because="expiring")
         return AccountCredentials(account_id=account_id, platform=platform, handle=handle,
-                                  access_token=self.cipher.unseal(row.sealed_access_token), instance_url=instance_url)
+                                  access_token=self.cipher.unseal(row.sealed_access_token), instance_url=instance_url,
+                                  settings=dict(settings or {}))
 
     def _expiring(self, row: StoredCredential) -> bool:
         return (row.access_expires_at is not None and row.sealed_refresh_token is not None
@@ -202,14 +204,21 @@ class Credentials:
         self.send_commands([command_for(payload, workspace_id=workspace_id, issued_by="token-refresher",
                                         id_parts=("needs-reconnect", account_id, version, revision))])
 
-    def adapter(self, platform: str) -> PlatformAdapter | None:
-        """The platform's adapter (None: no registry here, or no such platform)."""
+    def registry(self) -> AdapterRegistry | None:
+        """The adapters this store refreshes tokens with (built once, on first use); None: none given."""
         if self._adapters is None:
             return None
         if self._adapter_registry is None:
             self._adapter_registry = self._adapters()
+        return self._adapter_registry
+
+    def adapter(self, platform: str) -> PlatformAdapter | None:
+        """The platform's adapter (None: no registry here, or no such platform)."""
+        registry = self.registry()
+        if registry is None:
+            return None
         try:
-            return self._adapter_registry.get(platform)
+            return registry.get(platform)
         except UnknownPlatform:
             return None
 
@@ -246,6 +255,10 @@ def connect_with_tokens(app: HeraldApplication, credentials: Credentials, envelo
     ``envelope`` wraps a ``ConnectSocialAccount`` without a credential version."""
     payload = envelope.parsed_payload()
     assert isinstance(payload, ConnectSocialAccount) and payload.credential_version is None
+    adapter = credentials.adapter(str(payload.platform))
+    missing = missing_settings(adapter, payload.settings) if adapter is not None else []
+    if missing:
+        raise ValueError(f"a {payload.platform} account needs the settings {', '.join(missing)}")
     account_id = account_id_for(envelope.command_id, payload)
     version = credential_version_for(envelope.command_id)
     instance_url = str(payload.instance_url).rstrip("/") if payload.instance_url else None

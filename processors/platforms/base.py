@@ -13,11 +13,16 @@ account's handle, asked of the platform with the new token) for connects that na
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Callable, Iterable, Mapping, Protocol
+
+from domain.post.platform_rules import RULES, Part
+
+_NO_SETTINGS: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -25,8 +30,20 @@ class AccountCredentials:
     account_id: str
     platform: str
     handle: str
-    access_token: str
+    access_token: str  # the secret: for bot and webhook kinds the bot token, webhook token or signing secret
     instance_url: str | None
+    # Non-secret, per-account settings given at connect (page_id, ig_user_id, author_urn, board_id,
+    # subreddit, chat_id, …): they travel on the events topic, so never a secret here.
+    settings: Mapping[str, str] = field(default_factory=lambda: _NO_SETTINGS)
+
+    def setting(self, name: str) -> str:
+        """A required setting; PublishError(permanent) when the account was connected without it
+        (the gateway refuses such connects, but commands may come from elsewhere)."""
+        value = self.settings.get(name, "").strip()
+        if not value:
+            raise PublishError(ErrorKind.permanent, f"the {self.platform} account {self.account_id} has no "
+                               f"{name!r} setting: connect it again with settings.{name}")
+        return value
 
 
 @dataclass(frozen=True)
@@ -113,9 +130,53 @@ class TokenRefresh:
         return self.authorization_endpoint is not None
 
 
+class Reconcile(StrEnum):
+    """How an adapter finds out, after an unknown outcome, whether the platform has the post."""
+
+    idempotency_key = "idempotency_key"  # the platform dedupes on Herald's key: sending again is safe
+    lookup = "lookup"  # the adapter looks the post up (recent posts, a client-supplied id)
+    none = "none"  # the API cannot tell: the unknown outcome goes to an admin
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an adapter can do, as ``GET /v1/platforms`` shows it. Text and media limits are the
+    domain's content rules (domain/post/platform_rules.py), so ``from_rules`` reads them there."""
+
+    display_name: str
+    media_kinds: tuple[str, ...]  # "image", "video", "gif"
+    max_media: int
+    max_length: int | None
+    length_unit: str
+    threads: bool  # a long text goes out as a chain of replies
+    reconcile: Reconcile
+    doc_url: str  # the API page the adapter follows
+    optional_settings: tuple[str, ...] = ()
+    notes: str = ""
+
+    @classmethod
+    def from_rules(cls, platform: str, *, threads: bool, reconcile: Reconcile, doc_url: str,
+                   optional_settings: tuple[str, ...] = (), notes: str = "",
+                   media_kinds: tuple[str, ...] | None = None) -> Capabilities:
+        """``media_kinds``: what the adapter sends, when it is less than the platform takes."""
+        rules = RULES[platform]
+        kinds = sorted({str(kind) for option in rules.media for kind in option.kinds if kind.value != "unknown"})
+        text = next((limit for limit in rules.limits if limit.part in (Part.text, Part.body, Part.pin_description)),
+                    None)
+        return cls(display_name=rules.display, media_kinds=tuple(kinds) if media_kinds is None else media_kinds,
+                   max_media=max((option.maximum for option in rules.media), default=0),
+                   max_length=text.maximum if text else None, length_unit=text.unit.name if text else "",
+                   threads=threads, reconcile=reconcile, doc_url=doc_url, optional_settings=optional_settings,
+                   notes=notes)
+
+
 class PlatformAdapter(Protocol):
     platform: str
     rate_budgets: tuple[RateBudget, ...]
+    # Settings an account of this platform must be connected with (AccountCredentials.settings);
+    # the connect endpoint refuses a connect without them (422 missing_settings).
+    required_settings: tuple[str, ...]
+    capabilities: Capabilities
     # None: no OAuth at all (tokens are neither refreshed nor obtained through Herald's connect
     # flow); a refused token then needs a reconnect.
     token_refresh: TokenRefresh | None
@@ -197,9 +258,15 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == name.lower()), None)
 
 
+header = _header  # a header by name, case-insensitively, from httpx.Headers or a plain mapping
+
+
 class UnknownPlatform(KeyError):
     def __str__(self) -> str:  # KeyError's default repr-quotes the message
         return str(self.args[0])
+
+
+PORT = ("platform", "rate_budgets", "token_refresh", "required_settings", "capabilities", "publish", "reconcile")
 
 
 class AdapterRegistry:
@@ -209,6 +276,10 @@ class AdapterRegistry:
             self.register(adapter)
 
     def register(self, adapter: PlatformAdapter) -> None:
+        lacking = [name for name in PORT if not hasattr(adapter, name)]
+        if lacking:
+            raise TypeError(f"{type(adapter).__name__} lacks {', '.join(lacking)} of the adapter port "
+                            "(processors/platforms/base.py: PlatformAdapter)")
         if adapter.platform in self._adapters:
             raise ValueError(f"an adapter for platform {adapter.platform!r} is already registered")
         self._adapters[adapter.platform] = adapter
@@ -222,3 +293,12 @@ class AdapterRegistry:
 
     def platforms(self) -> list[str]:
         return sorted(self._adapters)
+
+    def all(self) -> list[PlatformAdapter]:
+        return [self._adapters[name] for name in sorted(self._adapters)]
+
+
+def missing_settings(adapter: PlatformAdapter, settings: Mapping[str, str]) -> list[str]:
+    """The adapter's required settings that ``settings`` lacks or leaves blank."""
+    required = getattr(adapter, "required_settings", ())
+    return [name for name in required if not str(settings.get(name, "")).strip()]

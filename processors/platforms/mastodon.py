@@ -38,6 +38,8 @@ from domain.post.platform_rules import mastodon_length
 from herald.net.guarded import DestinationRefused
 from herald.net.safe_fetch import FetchRefused, SafeFetcher
 from processors.platforms.base import (
+    Capabilities,
+    Reconcile,
     ErrorKind,
     Pkce,
     PublishError,
@@ -67,6 +69,9 @@ class MastodonAdapter:
         authorization_endpoint=lambda instance_url: f"{(instance_url or '').rstrip('/')}/oauth/authorize",
         scopes=SCOPES, pkce=Pkce.supported, client_auth=("client_secret_post", "client_secret_basic"),
         per_instance=True, connect_source="https://docs.joinmastodon.org/methods/oauth/#authorize")
+    required_settings: tuple[str, ...] = ()
+    capabilities = Capabilities.from_rules("mastodon", threads=False, reconcile=Reconcile.idempotency_key,
+                                           doc_url="https://docs.joinmastodon.org/methods/statuses/#create")
 
     # ``http`` calls the account's instance, a URL the client gave: it must be a
     # ``herald.net.guarded.guarded_client`` (checked at each connection), as wiring builds it.

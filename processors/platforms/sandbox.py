@@ -9,7 +9,7 @@ from datetime import datetime
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from processors.platforms.base import ErrorKind, PublishError, PublishRequest, PublishResult
+from processors.platforms.base import Capabilities, ErrorKind, PublishError, PublishRequest, PublishResult, Reconcile
 
 DDL = """
 CREATE TABLE IF NOT EXISTS sandbox_posts (
@@ -44,6 +44,10 @@ class SandboxAdapter:
     platform = "sandbox"
     rate_budgets = ()  # Herald's own table: no budget to keep
     token_refresh = None  # no tokens, no OAuth: nothing to refresh, and no connect flow (connect it without tokens)
+    required_settings: tuple[str, ...] = ()
+    capabilities = Capabilities.from_rules("sandbox", threads=False, reconcile=Reconcile.lookup,
+                                           doc_url="docs/platforms.md#sandbox",
+                                           notes="Herald's own table, for trying Herald out; nothing leaves Herald")
 
     def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool

@@ -314,10 +314,12 @@ class PublishEngine:
         if self.credentials is not None:
             account = self.credentials.for_call(account_id=entry.account_id, workspace_id=entry.workspace_id,
                                                 platform=entry.platform, handle=entry.handle,
-                                                instance_url=entry.instance_url, refused=refused)
+                                                instance_url=entry.instance_url, refused=refused,
+                                                settings=entry.account_settings)
         else:
             account = AccountCredentials(account_id=entry.account_id, platform=entry.platform, handle=entry.handle,
-                                         access_token="", instance_url=entry.instance_url)
+                                         access_token="", instance_url=entry.instance_url,
+                                         settings=entry.account_settings)
         # The platform's idempotency key is per destination, not per attempt: a retry after a
         # timeout (the platform may have posted) then returns the earlier post instead of a second one.
         return PublishRequest(attempt_key=derived_id("publish", entry.post_id, entry.destination_id),

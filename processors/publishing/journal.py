@@ -16,7 +16,7 @@ Rows carry an owner (one engine instance) and a lease it renews while it holds t
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable
 
@@ -103,6 +103,7 @@ class Entry:
     state: str
     outcome: dict[str, Any] | None
     checks: int
+    account_settings: dict[str, str] = field(default_factory=dict)  # non-secret (page_id, …)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Entry:
@@ -116,6 +117,7 @@ class Entry:
             media_urls=tuple(body.get("media_urls", ())),
             not_before=not_before.timestamp() if not_before else 0.0, correlation_id=row["correlation_id"],
             state=row["state"], outcome=row["outcome"], checks=row["checks"],
+            account_settings=dict(body.get("account_settings") or {}),
         )
 
 
@@ -132,7 +134,8 @@ def schedule(conn: Connection, event: ev.CloudEvent, attempt: ev.AttemptStarted)
         " correlation_id = EXCLUDED.correlation_id WHERE publish_journal.body IS NULL",
         (attempt.attempt_key, attempt.post_id, attempt.destination_id, attempt.attempt, attempt.platform,
          event.workspaceid, attempt.social_account_id, attempt.handle, attempt.instance_url,
-         Jsonb({"text": attempt.text, "media_urls": list(attempt.media_urls)}),
+         Jsonb({"text": attempt.text, "media_urls": list(attempt.media_urls),
+                "account_settings": dict(attempt.account_settings)}),
          attempt.not_before or event.time, event.correlationid),
     )
 

@@ -129,7 +129,7 @@ def accounts(conn: Connection, events: list[Raw]) -> None:
     events = only(events, *_ACCOUNTS_EVENTS)
     rows = Rows("social_accounts", ["social_account_id"],
                 ["social_account_id", "workspace_id", "platform", "handle", "instance_url", "connected_at", "status",
-                 "needs_reconnect_reason"])
+                 "needs_reconnect_reason", "settings"], jsonb=["settings"])
     rows.load(conn, [(e.data["social_account_id"],) for e in events])
     for e in events:
         d = e.data  # never a token (older events' sealed_token is not read)
@@ -137,7 +137,8 @@ def accounts(conn: Connection, events: list[Raw]) -> None:
         if e.type == ev.SocialAccountConnected.type:
             rows.insert({"social_account_id": d["social_account_id"], "workspace_id": e.workspace_id,
                          "platform": d["platform"], "handle": d["handle"], "instance_url": d["instance_url"],
-                         "connected_at": e.time, "status": "active", "needs_reconnect_reason": None})
+                         "connected_at": e.time, "status": "active", "needs_reconnect_reason": None,
+                         "settings": d.get("settings") or {}})
             continue
         row = rows.get(key)
         if row is None:
@@ -145,6 +146,8 @@ def accounts(conn: Connection, events: list[Raw]) -> None:
         if e.type == ev.SocialAccountReconnected.type:
             row.update(handle=d["handle"], instance_url=d["instance_url"], status="active",
                        needs_reconnect_reason=None)
+            if d.get("settings") is not None:  # a reconnect without settings keeps the account's
+                row.update(settings=d["settings"])
         else:
             row.update(status="needs_reconnect", needs_reconnect_reason=d["reason"])
         rows.changed(key)

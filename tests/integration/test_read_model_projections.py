@@ -331,7 +331,7 @@ def test_accounts_read_model_never_holds_the_token(conn):
     one = accounts.read_account(conn, s.ws, "acc-1")
     assert one == {"social_account_id": "acc-1", "workspace_id": s.ws, "platform": "mastodon", "handle": "@me",
                    "instance_url": "https://mastodon.example", "connected_at": one["connected_at"],
-                   "status": "active", "needs_reconnect_reason": None}
+                   "status": "active", "needs_reconnect_reason": None, "settings": {}}
     assert accounts.read_account(conn, s.ws, "acc-3") is None, "another workspace's account is invisible"
     assert accounts.read_account(conn, other.ws, "acc-3")["handle"] == "@them"
     assert [a["social_account_id"] for a in accounts.list_accounts(conn, s.ws)] == ["acc-1", "acc-2"]

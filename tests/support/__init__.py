@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 _HELPERS = {
+    "adapters": ["failure", "request_for"],
     "commands": ["decide", "decide_all", "envelope", "numbered", "sandbox_workspace"],
     "database": ["event_types", "query_all", "query_one", "stored_notifications"],
     "heralds": ["Heralds", "close_herald", "relay_everything"],
