@@ -13,7 +13,7 @@ account's handle, asked of the platform with the new token) for connects that na
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
@@ -27,6 +27,7 @@ class AccountCredentials:
     handle: str
     access_token: str
     instance_url: str | None
+    settings: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
