@@ -70,7 +70,8 @@ def http_error(response: httpx.Response, retry_after_s: float | None = None,
                kind: ErrorKind | None = None) -> PublishError:
     """The port's classification of an HTTP error answer, with a platform's own reset and kind."""
     error = classify_http_error(response.status_code, response.headers, response.text)
-    if retry_after_s is not None and error.retry_after_s is None:
+    if retry_after_s is not None and "retry-after" not in response.headers:
+        # the platform's own reset header, read by the adapter, wins over the port's guess at it
         error.retry_after_s = retry_after_s
     if kind is not None:
         error = PublishError(kind, error.detail, error.retry_after_s, response.status_code)
