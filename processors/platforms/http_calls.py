@@ -18,7 +18,8 @@ from herald.net.safe_fetch import Fetched, FetchRefused, SafeFetcher
 from processors.platforms.base import ErrorKind, PublishError, classify_http_error
 
 
-def send(http: httpx.Client, method: str, url: str, *, timeout_s: float, creates: bool, **kwargs: Any) -> httpx.Response:
+def send(http: httpx.Client, method: str, url: str, *, timeout_s: float, creates: bool,
+         **kwargs: Any) -> httpx.Response:
     """One request; network failures become PublishError, HTTP answers of any status are returned."""
     try:
         return http.request(method, url, timeout=timeout_s, **kwargs)

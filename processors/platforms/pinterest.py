@@ -35,7 +35,15 @@ import httpx
 
 from domain.post.platform_rules import MediaKind, MediaRef, split_title, utf16_length
 from herald.net.safe_fetch import SafeFetcher
-from processors.platforms.base import ErrorKind, Pkce, PublishError, PublishRequest, PublishResult, RateBudget, TokenRefresh
+from processors.platforms.base import (
+    ErrorKind,
+    Pkce,
+    PublishError,
+    PublishRequest,
+    PublishResult,
+    RateBudget,
+    TokenRefresh,
+)
 from processors.platforms.http_calls import check_media_url, http_error, json_body, send, setting
 
 DEFAULT_BASE = "https://api.pinterest.com"

@@ -38,7 +38,15 @@ import httpx
 
 from domain.post.platform_rules import split_title, utf16_length
 from herald.net.safe_fetch import SafeFetcher
-from processors.platforms.base import ErrorKind, Pkce, PublishError, PublishRequest, PublishResult, RateBudget, TokenRefresh
+from processors.platforms.base import (
+    ErrorKind,
+    Pkce,
+    PublishError,
+    PublishRequest,
+    PublishResult,
+    RateBudget,
+    TokenRefresh,
+)
 from processors.platforms.http_calls import check_media_url, http_error, json_body, seconds, send, setting
 
 DEFAULT_BASE = "https://oauth.reddit.com"

@@ -126,9 +126,11 @@ def _error(method: str, status: int, body: dict[str, Any]) -> PublishError:
     if code == 403:  # the bot was removed from the channel or lost its right to post
         return PublishError(ErrorKind.auth, detail, status_code=code)
     if code == 400:
-        if "migrate_to_chat_id" in parameters or "chat not found" in description.lower():
-            return PublishError(ErrorKind.permanent, detail + (f" (the chat is now {parameters['migrate_to_chat_id']})"
-                                                               if "migrate_to_chat_id" in parameters else ""), status_code=400)
+        if "migrate_to_chat_id" in parameters:  # a group became a supergroup: the chat_id setting must change
+            moved = f"{detail} (the chat is now {parameters['migrate_to_chat_id']})"
+            return PublishError(ErrorKind.permanent, moved, status_code=400)
+        if "chat not found" in description.lower():
+            return PublishError(ErrorKind.permanent, detail, status_code=400)
         return PublishError(ErrorKind.invalid_content, detail, status_code=400)
     if code >= 500:
         return PublishError(ErrorKind.transient, detail, status_code=code)

@@ -50,7 +50,15 @@ from tenacity import Retrying, retry_if_exception_type, retry_if_result, stop_af
 
 from domain.post.platform_rules import MediaKind, MediaRef, utf16_length
 from herald.net.safe_fetch import SafeFetcher
-from processors.platforms.base import ErrorKind, Pkce, PublishError, PublishRequest, PublishResult, RateBudget, TokenRefresh
+from processors.platforms.base import (
+    ErrorKind,
+    Pkce,
+    PublishError,
+    PublishRequest,
+    PublishResult,
+    RateBudget,
+    TokenRefresh,
+)
 from processors.platforms.http_calls import check_media_url, fetch_media, http_error, json_body, send
 
 DEFAULT_BASE = "https://open.tiktokapis.com"

@@ -34,7 +34,6 @@ import hmac
 import json
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 
@@ -114,7 +113,8 @@ class WebhookAdapter:
         answer = answer if isinstance(answer, dict) else {}
         post_id = answer.get("id")
         link = answer.get("url")
-        return PublishResult(str(post_id) if post_id not in (None, "") else msg_id, link if isinstance(link, str) else None)
+        return PublishResult(str(post_id) if post_id not in (None, "") else msg_id,
+                             link if isinstance(link, str) else None)
 
     def reconcile(self, request: PublishRequest) -> PublishResult | None:
         # Same webhook-id: a receiver following the spec drops it as a duplicate and answers 2xx.

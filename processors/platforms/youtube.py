@@ -43,7 +43,15 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from domain.post.platform_rules import MediaKind, MediaRef, split_title, utf16_length, utf8_length
 from herald.net.safe_fetch import SafeFetcher
-from processors.platforms.base import ErrorKind, Pkce, PublishError, PublishRequest, PublishResult, RateBudget, TokenRefresh
+from processors.platforms.base import (
+    ErrorKind,
+    Pkce,
+    PublishError,
+    PublishRequest,
+    PublishResult,
+    RateBudget,
+    TokenRefresh,
+)
 from processors.platforms.http_calls import fetch_media, http_error, json_body, send
 
 DEFAULT_BASE = "https://www.googleapis.com"

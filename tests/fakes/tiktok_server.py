@@ -4,7 +4,8 @@
     POST /v2/post/publish/video/init/          Bearer, JSON {post_info: {title ≤ 2200, privacy_level (one of the
                                                options)}, source_info: FILE_UPLOAD {video_size, chunk_size,
                                                total_chunk_count — consistent with the chunking rules} or
-                                               PULL_FROM_URL {video_url on a verified prefix}} → publish_id (+ upload_url)
+                                               PULL_FROM_URL {video_url on a verified prefix}}
+                                               → publish_id (+ upload_url)
     PUT  /upload/?upload_id=…                  Content-Type video/*, Content-Range "bytes a-b/total", chunks in order
                                                → 206 partial, 201 complete (the post is then made)
     POST /v2/post/publish/status/fetch/        {publish_id} → status (PROCESSING_* for ``processing_polls`` fetches,

@@ -139,7 +139,8 @@ class FakeYouTube(FakePlatform):
             return "X-Upload-Content-Type must be a video MIME type"
         snippet, status = body.get("snippet") or {}, body.get("status") or {}
         title, description = snippet.get("title") or "", snippet.get("description") or ""
-        if not 1 <= len(title) <= 100 or len(description.encode()) > 5000 or any(c in title + description for c in "<>"):
+        if not 1 <= len(title) <= 100 or len(description.encode()) > 5000 or any(
+                c in title + description for c in "<>"):
             return "snippet.title 1–100 characters, description ≤ 5000 bytes, neither with < or >"
         if status.get("privacyStatus") not in ("private", "unlisted", "public"):
             return f"status.privacyStatus must be private, unlisted or public, got {status.get('privacyStatus')!r}"

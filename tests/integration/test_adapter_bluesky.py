@@ -92,7 +92,8 @@ def test_a_wrong_app_password_is_an_auth_error(pds, adapter):
 
 
 def test_429_is_rate_limited_until_the_ratelimit_reset(pds, adapter):
-    pds.fail_next("create", 429, rate_limit_headers(30), {"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"})
+    pds.fail_next("create", 429, rate_limit_headers(30),
+                  {"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"})
 
     error = failure(lambda: adapter.publish(request_for()))
 

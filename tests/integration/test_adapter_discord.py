@@ -1,4 +1,5 @@
-"""The Discord adapter against a real HTTP fake of the webhook execute endpoint that checks requests against the docs."""
+"""The Discord adapter against a real HTTP fake of the webhook execute endpoint that checks requests
+against the docs."""
 
 from __future__ import annotations
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import pytest
 
 from herald.net.safe_fetch import SafeFetcher
 from processors.platforms.base import AccountCredentials, ErrorKind, PublishError, PublishRequest
 from processors.platforms.webhook import WebhookAdapter, message_id
-from tests.fakes.platform_server import Fault
 from tests.fakes.webhook_server import SECRET, FakeReceiver
 
 
