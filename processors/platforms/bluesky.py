@@ -25,7 +25,8 @@ None and the session tokens live only in this process's memory.
 
 Idempotency: the record key (rkey) is derived from the attempt key as a TID, so one destination
 always writes the same record. Reconciling is then an exact look-up (com.atproto.repo.getRecord):
-found, or ``RecordNotFound`` → provably not posted. The TID's timestamp part comes from a hash, not
+found, or ``RecordNotFound`` → provably not posted. A publish refused with 400 looks the rkey up
+too, so a retry after a 5xx that had in fact posted returns that post. The TID's timestamp part comes from a hash, not
 the clock (a fixed 2024 window); Bluesky orders feeds by createdAt, not by rkey.
 """
 
@@ -142,7 +143,15 @@ class BlueskyAdapter:
         response = send(self.http, "POST", f"{base}/xrpc/com.atproto.repo.createRecord", timeout_s=self.timeout_s,
                         creates=True, headers=auth,
                         json={"repo": session["did"], "collection": COLLECTION, "rkey": rkey, "record": record})
-        body = self._ok(response)
+        try:
+            body = self._ok(response)
+        except PublishError as refused:
+            # A record at our rkey is ours: an earlier attempt that answered 5xx or nothing made it.
+            if refused.status_code == 400:
+                earlier = self._look_up(request, session)
+                if earlier is not None:
+                    return earlier
+            raise
         return PublishResult(str(body["uri"]), _post_url(session, rkey))
 
     def _look_up(self, request: PublishRequest, session: dict[str, Any]) -> PublishResult | None:

@@ -123,6 +123,16 @@ def test_a_timeout_after_the_post_was_created_is_unknown_and_reconciled_without_
     assert pds.steps().count("create") == 1
 
 
+def test_a_retry_after_a_5xx_that_had_posted_returns_that_post(pds, adapter):
+    pds.fail_next("create", 500, after_create=True, body={"error": "InternalServerError", "message": "oops"})
+    assert failure(lambda: adapter.publish(request_for())).kind is ErrorKind.transient
+
+    again = adapter.publish(request_for())
+
+    [post] = pds.posts
+    assert again.platform_post_id == post["uri"]
+
+
 def test_reconcile_answers_none_when_the_post_was_never_made(pds, adapter):
     pds.fail_next("create", 503)
     assert failure(lambda: adapter.publish(request_for())).kind is ErrorKind.transient
