@@ -1,4 +1,4 @@
-"""TikTok adapter: the Content Posting API, direct post of one video.
+"""TikTok adapter: the Content Posting API, direct post of one video or of photos.
 
 Docs followed:
 - Direct post: https://developers.tiktok.com/doc/content-posting-api-reference-direct-post
@@ -15,6 +15,10 @@ Docs followed:
   /v2/post/publish/status/fetch/ {publish_id} → PROCESSING_UPLOAD, PROCESSING_DOWNLOAD,
   SEND_TO_USER_INBOX, PUBLISH_COMPLETE (publicaly_available_post_id once moderated) or FAILED
   with fail_reason; 30 requests a minute per token).
+- Photo posts: https://developers.tiktok.com/doc/content-posting-api-reference-photo-post (POST
+  /v2/post/publish/content/init/ with media_type PHOTO, post_mode DIRECT_POST, post_info.description
+  ≤ 4,000 and source_info PULL_FROM_URL photo_images, 1–35 JPEG or WebP URLs on a verified domain,
+  photo_cover_index). Herald sends the text as the description (held to 2,200 like a caption).
 - Errors: every answer carries ``error: {code, message, log_id}``; code ``ok`` is success, otherwise
   e.g. access_token_invalid / scope_not_authorized (401), rate_limit_exceeded (429),
   spam_risk_too_many_posts, privacy_level_option_mismatch, url_ownership_unverified, invalid_param.
@@ -26,7 +30,7 @@ Docs followed:
 Settings (optional): ``privacy_level`` (default SELF_ONLY, the only level unaudited apps may post
 with) and ``source`` (FILE_UPLOAD, the default: Herald downloads the video through the SSRF guard
 and uploads it; PULL_FROM_URL: TikTok fetches the URL, which must be on a domain verified for
-Herald's app). Photo posts (/v2/post/publish/content/init/) are not done by this adapter yet.
+Herald's app). Photo posts always use PULL_FROM_URL (the only source TikTok takes for photos).
 
 After the upload, the status is polled briefly (tenacity). TikTok only names the post once
 moderation is done, which can take hours: a post still processing is reported with its publish_id
@@ -65,6 +69,8 @@ DEFAULT_BASE = "https://open.tiktokapis.com"
 DOC = "https://developers.tiktok.com/doc/content-posting-api-reference-direct-post"
 OAUTH_DOC = "https://developers.tiktok.com/doc/oauth-user-access-token-management"
 MAX_CAPTION = 2200
+MAX_PHOTOS = 35
+PHOTO_FORMATS = ("jpg", "jpeg", "webp")
 MIN_CHUNK, CHUNK_SIZE = 5 * 1024 * 1024, 10 * 1024 * 1024
 CHUNK_ATTEMPTS = 3
 CHUNK_WAIT_S = 0.5
@@ -73,7 +79,8 @@ STATUS_WAIT_S = 2.0
 KEPT = 1000
 SCOPES = ("user.info.basic", "video.publish")
 
-CAPABILITIES = {"media_kinds": ["video"], "max_length": MAX_CAPTION, "threads": False, "reconcile": True, "doc": DOC}
+CAPABILITIES = {"media_kinds": ["video", "image"], "max_length": MAX_CAPTION, "threads": False, "reconcile": True,
+                "doc": DOC}
 
 _PROCESSING = {"PROCESSING_UPLOAD", "PROCESSING_DOWNLOAD", "SEND_TO_USER_INBOX"}
 _RATE = {"rate_limit_exceeded", "spam_risk_too_many_pending_share", "reached_active_user_cap"}
@@ -106,7 +113,7 @@ class TikTokAdapter:
         self._lock = threading.Lock()
 
     def publish(self, request: PublishRequest) -> PublishResult:
-        self._check(request)
+        photos = self._check(request)
         settings = request.account.settings
         privacy = settings.get("privacy_level") or "SELF_ONLY"
         source = settings.get("source") or "FILE_UPLOAD"
@@ -117,6 +124,16 @@ class TikTokAdapter:
         if privacy not in options:
             raise PublishError(ErrorKind.permanent, f"privacy level {privacy} is not one this creator may post with "
                                f"({', '.join(options)})")
+        if photos:
+            for url in request.media_urls:
+                check_media_url(self.media, url)
+            init = self._api(request, "/v2/post/publish/content/init/", creates=True, body={
+                "post_info": {"description": request.text, "privacy_level": privacy},
+                "source_info": {"source": "PULL_FROM_URL", "photo_cover_index": 0,
+                                "photo_images": list(request.media_urls)},
+                "post_mode": "DIRECT_POST", "media_type": "PHOTO"})
+            self._remember(request.attempt_key, str(init["publish_id"]), None)
+            return self._settle(request, str(init["publish_id"]))
         url = request.media_urls[0]
         post_info = {"title": request.text, "privacy_level": privacy}
         if source == "PULL_FROM_URL":
@@ -233,13 +250,25 @@ class TikTokAdapter:
         return http_error(response)
 
     @staticmethod
-    def _check(request: PublishRequest) -> None:
-        if len(request.media_urls) != 1 or MediaRef(request.media_urls[0]).resolved_kind not in (
-                MediaKind.video, MediaKind.unknown):
-            raise PublishError(ErrorKind.invalid_content, "this adapter posts exactly one video to TikTok "
-                               "(photo posts are not supported yet)")
+    def _check(request: PublishRequest) -> bool:
+        """Whether this is a photo post (1–35 JPEG/WebP images) rather than one video; refuses anything else."""
         if utf16_length(request.text) > MAX_CAPTION:
             raise PublishError(ErrorKind.invalid_content, f"TikTok captions hold at most {MAX_CAPTION} characters")
+        kinds = {MediaRef(u).resolved_kind for u in request.media_urls}
+        if kinds == {MediaKind.image}:
+            if len(request.media_urls) > MAX_PHOTOS:
+                raise PublishError(ErrorKind.invalid_content, f"a TikTok photo post holds at most {MAX_PHOTOS} photos")
+            wrong = [u for u in request.media_urls if _extension(u) not in PHOTO_FORMATS]
+            if wrong:
+                raise PublishError(ErrorKind.invalid_content, f"TikTok takes photos as JPEG or WebP only: {wrong[:3]}")
+            return True
+        if len(request.media_urls) != 1 or not kinds <= {MediaKind.video, MediaKind.unknown}:
+            raise PublishError(ErrorKind.invalid_content, "a TikTok post is one video or 1–35 photos")
+        return False
+
+def _extension(url: str) -> str:
+    name = url.split("?", 1)[0].rsplit("/", 1)[-1]
+    return name.rsplit(".", 1)[-1].lower() if "." in name else ""
 
 
 def _failure(code: str, detail: str, status_code: int | None = None) -> PublishError:

@@ -8,6 +8,9 @@
                                                → publish_id (+ upload_url)
     PUT  /upload/?upload_id=…                  Content-Type video/*, Content-Range "bytes a-b/total", chunks in order
                                                → 206 partial, 201 complete (the post is then made)
+    POST /v2/post/publish/content/init/        photos: media_type PHOTO, post_mode DIRECT_POST, post_info (description
+                                               ≤ 4000, privacy_level), source_info PULL_FROM_URL photo_images (1–35
+                                               JPEG/WebP on a verified prefix), photo_cover_index → publish_id
     POST /v2/post/publish/status/fetch/        {publish_id} → status (PROCESSING_* for ``processing_polls`` fetches,
                                                then PUBLISH_COMPLETE with publicaly_available_post_id), uploaded_bytes
 
@@ -121,6 +124,33 @@ class FakeTikTok(FakePlatform):
                     self._post(publish)  # TikTok pulls the video and posts it
             return await self.answer(fault, _ok(data))
 
+        @app.post("/v2/post/publish/content/init/")
+        async def content_init(request: Request):
+            self.seen(request, "init")
+            if refused := self._auth(request):
+                return refused
+            body = await request.json()
+            problem = self._check_photos(body)
+            if problem:
+                return self.violation(problem, body=tiktok_error("invalid_params", problem))
+            if body["post_info"]["privacy_level"] not in OPTIONS:
+                return JSONResponse(tiktok_error("privacy_level_option_mismatch"), status_code=400)
+            images = body["source_info"]["photo_images"]
+            if not all(any(u.startswith(p) for p in self.verified_prefixes) for u in images):
+                return JSONResponse(tiktok_error("url_ownership_unverified"), status_code=403)
+            fault = self.take_fault("init")
+            if fault and not fault.after_create and not fault.delay_s:
+                return fault_response(fault)
+            with self.lock:
+                publish_id = f"p_pub_url~v2.{next(self._ids)}"
+                publish = {"publish_id": publish_id, "title": body["post_info"].get("description", ""),
+                           "privacy": body["post_info"]["privacy_level"], "source": "PULL_FROM_URL", "size": None,
+                           "received": 0, "chunks": 0, "polls": 0, "failed": None, "post_id": None,
+                           "photos": list(images)}
+                self.publishes[publish_id] = publish
+                self._post(publish)
+            return await self.answer(fault, _ok({"publish_id": publish_id}))
+
         @app.put("/upload/")
         async def upload(request: Request, upload_id: str = ""):
             self.seen(request, "upload")
@@ -171,6 +201,26 @@ class FakeTikTok(FakePlatform):
                 else:
                     data.update(status="PUBLISH_COMPLETE", publicaly_available_post_id=[int(publish["post_id"])])
             return _ok(data)
+
+    @staticmethod
+    def _check_photos(body: dict[str, Any]) -> str | None:
+        if body.get("media_type") != "PHOTO" or body.get("post_mode") not in ("DIRECT_POST", "MEDIA_UPLOAD"):
+            return "content/init takes media_type PHOTO and post_mode DIRECT_POST or MEDIA_UPLOAD"
+        post_info, source = body.get("post_info") or {}, body.get("source_info") or {}
+        description = post_info.get("description", "")
+        if len(post_info.get("title", "")) > 90 or len(description.encode("utf-16-le")) // 2 > 4000:
+            return "photo post title ≤ 90 and description ≤ 4000"
+        if not post_info.get("privacy_level"):
+            return "post_info.privacy_level is required"
+        images = source.get("photo_images")
+        if source.get("source") != "PULL_FROM_URL" or not isinstance(images, list) or not 1 <= len(images) <= 35:
+            return "photos come PULL_FROM_URL, 1–35 photo_images"
+        if not all(str(u).split("?")[0].lower().endswith((".jpg", ".jpeg", ".webp")) for u in images):
+            return f"photos are JPEG or WebP: {images}"
+        index = source.get("photo_cover_index")
+        if not isinstance(index, int) or not 0 <= index < len(images):
+            return f"photo_cover_index must index photo_images, got {index!r}"
+        return None
 
     @staticmethod
     def _check_init(body: dict[str, Any]) -> str | None:

@@ -165,8 +165,21 @@ def test_reconcile_without_a_known_publish_id_says_it_cannot_tell(api, adapter):
     assert error.kind is ErrorKind.transient and "cannot tell" in error.detail
 
 
-def test_photos_and_long_captions_are_refused_before_sending(api, adapter):
-    assert failure(lambda: adapter.publish(request_for(api, media=(api.media_url("a.jpg"),)))).kind \
+def test_photos_are_posted_pulled_from_their_urls(api, adapter):
+    photos = (api.media_url("one.jpg"), api.media_url("two.webp"))
+
+    result = adapter.publish(request_for(api, "Two photos", media=photos))
+
+    [post] = api.posts
+    assert post["photos"] == list(photos) and post["title"] == "Two photos"
+    assert result.platform_post_id == post["post_id"]
+    assert "upload" not in api.steps()
+
+
+def test_png_photos_mixed_media_and_long_captions_are_refused_before_sending(api, adapter):
+    assert failure(lambda: adapter.publish(request_for(api, media=(api.media_url("a.png"),)))).kind \
         is ErrorKind.invalid_content
+    mixed = (api.media_url("a.jpg"), api.media_url("b.mp4"))
+    assert failure(lambda: adapter.publish(request_for(api, media=mixed))).kind is ErrorKind.invalid_content
     assert failure(lambda: adapter.publish(request_for(api, "x" * 2201))).kind is ErrorKind.invalid_content
     assert api.requests == []
