@@ -5,6 +5,10 @@ Docs followed:
   note, media_source: ``image_url`` for one image, ``multiple_image_urls`` for a carousel of 2–5);
   creating boards and Pins needs scopes boards:read, pins:read, pins:write
   (https://developers.pinterest.com/docs/work-with-organic-content-and-users/create-boards-and-pins/).
+- Video Pins: POST /v5/media {media_type: video} → media_id, upload_url and upload_parameters (an
+  S3 form: every parameter as a field, the file last); GET /v5/media/{media_id} until ``succeeded``;
+  then media_source ``video_id`` {media_id, cover_image_url or cover_image_key_frame_time}
+  (https://developers.pinterest.com/docs/api/v5/media-create, …/media-get).
 - List Pins on board: GET /v5/boards/{board_id}/pins (``items``, ``bookmark`` for the next page).
 - Rate limits: https://developers.pinterest.com/docs/reference/rate-limits/ (Standard access: 100
   requests per second per user per app across all endpoints; categories below that; Trial access
@@ -18,8 +22,8 @@ Docs followed:
 Text: the first line is the Pin title when the text has more than one line, the rest its description
 (``split_title(title_optional=True)``, as domain/post/platform_rules.py counts it: title ≤ 100,
 description ≤ 500). Media: images are passed to Pinterest by URL (Pinterest fetches them), after the
-SSRF guard's check; a video Pin needs Pinterest's separate media-upload flow, which this adapter does
-not do yet (refused as invalid content).
+SSRF guard's check; a video is downloaded through the guard and uploaded (one video, and an image
+with it becomes its cover; otherwise the first frame is).
 
 Idempotency: Pinterest has no idempotency key. Each Pin carries a private ``note`` (visible to the
 Pin's owner only) naming the attempt (``herald:<attempt key>``); reconcile pages through the board's
@@ -32,6 +36,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
 
 from domain.post.platform_rules import MediaKind, MediaRef, split_title, utf16_length
 from herald.net.safe_fetch import SafeFetcher
@@ -44,16 +49,26 @@ from processors.platforms.base import (
     RateBudget,
     TokenRefresh,
 )
-from processors.platforms.http_calls import check_media_url, http_error, json_body, send, setting
+from processors.platforms.http_calls import (
+    check_media_url,
+    fetch_media,
+    filename_of,
+    http_error,
+    json_body,
+    send,
+    setting,
+)
 
 DEFAULT_BASE = "https://api.pinterest.com"
 DOC = "https://developers.pinterest.com/docs/api/v5/pins-create"
 MAX_TITLE, MAX_DESCRIPTION, MAX_IMAGES = 100, 500, 5
 RECONCILE_PAGES = 3
+MEDIA_POLLS = 10
+MEDIA_POLL_WAIT_S = 2.0
 PAGE_SIZE = 100
 SCOPES = ("boards:read", "pins:read", "pins:write")
 
-CAPABILITIES = {"media_kinds": ["image"], "max_length": MAX_DESCRIPTION, "threads": False, "reconcile": True,
+CAPABILITIES = {"media_kinds": ["image", "video"], "max_length": MAX_DESCRIPTION, "threads": False, "reconcile": True,
                 "doc": DOC}
 
 
@@ -76,7 +91,7 @@ class PinterestAdapter:
     def __init__(self, http: httpx.Client, base_url: str = DEFAULT_BASE, timeout_s: float = 10,
                  media: SafeFetcher | None = None) -> None:
         self.http, self.base_url, self.timeout_s = http, base_url.rstrip("/"), timeout_s
-        self.media = media or SafeFetcher(timeout_s=timeout_s)
+        self.media = media or SafeFetcher(timeout_s=timeout_s, max_bytes=256 * 1024 * 1024)
 
     def publish(self, request: PublishRequest) -> PublishResult:
         board_id = setting(request.account.settings, "board_id", "Pinterest")
@@ -85,7 +100,7 @@ class PinterestAdapter:
             raise PublishError(ErrorKind.invalid_content, f"Pinterest allows a title of {MAX_TITLE} and a "
                                f"description of {MAX_DESCRIPTION} characters")
         body: dict[str, Any] = {"board_id": board_id, "note": note_for(request.attempt_key),
-                                "media_source": self._media_source(request.media_urls)}
+                                "media_source": self._media_source(request)}
         if title:
             body["title"] = title
         if description:
@@ -114,11 +129,17 @@ class PinterestAdapter:
         raise PublishError(ErrorKind.transient, f"no Pin with note {note!r} among the board's newest "
                            f"{RECONCILE_PAGES * PAGE_SIZE}; cannot tell whether it was posted")
 
-    def _media_source(self, urls: tuple[str, ...]) -> dict[str, Any]:
+    def _media_source(self, request: PublishRequest) -> dict[str, Any]:
+        urls = request.media_urls
         if not urls:
-            raise PublishError(ErrorKind.invalid_content, "a Pin needs an image")
-        if any(MediaRef(u).resolved_kind not in (MediaKind.image, MediaKind.gif, MediaKind.unknown) for u in urls):
-            raise PublishError(ErrorKind.invalid_content, "video Pins are not supported by this adapter yet")
+            raise PublishError(ErrorKind.invalid_content, "a Pin needs an image or a video")
+        kinds = [MediaRef(u).resolved_kind for u in urls]
+        videos = [u for u, k in zip(urls, kinds, strict=True) if k is MediaKind.video]
+        if videos:
+            images = [u for u, k in zip(urls, kinds, strict=True) if k is not MediaKind.video]
+            if len(videos) > 1 or len(images) > 1:
+                raise PublishError(ErrorKind.invalid_content, "a video Pin is one video, with at most one cover image")
+            return self._video_source(request, videos[0], images[0] if images else None)
         if len(urls) > MAX_IMAGES:
             raise PublishError(ErrorKind.invalid_content, f"a Pin carousel holds at most {MAX_IMAGES} images")
         for url in urls:
@@ -126,6 +147,37 @@ class PinterestAdapter:
         if len(urls) == 1:
             return {"source_type": "image_url", "url": urls[0]}
         return {"source_type": "multiple_image_urls", "items": [{"url": u} for u in urls]}
+
+    def _video_source(self, request: PublishRequest, video_url: str, cover_url: str | None) -> dict[str, Any]:
+        """Register an upload (POST /v5/media), POST the bytes to the S3 form it names, wait until
+        Pinterest has processed them (tenacity), and name the media id as the Pin's source."""
+        if cover_url is not None:
+            check_media_url(self.media, cover_url)
+        video = fetch_media(self.media, video_url)
+        registered = self._ok(send(self.http, "POST", f"{self.base_url}/v5/media", timeout_s=self.timeout_s,
+                                   creates=False, headers=self._auth(request), json={"media_type": "video"}))
+        media_id, upload_url = str(registered["media_id"]), str(registered["upload_url"])
+        fields = {str(k): str(v) for k, v in (registered.get("upload_parameters") or {}).items()}
+        uploaded = send(self.http, "POST", upload_url, timeout_s=self.timeout_s, creates=False, data=fields,
+                        files={"file": (filename_of(video_url, "video.mp4"), video.content, video.content_type)})
+        if uploaded.status_code >= 300:
+            kind = ErrorKind.transient if uploaded.status_code >= 500 else ErrorKind.invalid_content
+            raise PublishError(kind, f"the video upload answered HTTP {uploaded.status_code}: {uploaded.text[:300]}")
+        polling = Retrying(retry=retry_if_result(lambda m: m.get("status") in ("registered", "processing")),
+                           stop=stop_after_attempt(MEDIA_POLLS), wait=wait_fixed(MEDIA_POLL_WAIT_S),
+                           retry_error_callback=lambda state: state.outcome.result())
+        status = polling(lambda: self._ok(send(self.http, "GET", f"{self.base_url}/v5/media/{media_id}",
+                                               timeout_s=self.timeout_s, creates=False, headers=self._auth(request))))
+        if status.get("status") == "failed":
+            raise PublishError(ErrorKind.invalid_content, f"Pinterest could not process the video {video_url}")
+        if status.get("status") != "succeeded":
+            raise PublishError(ErrorKind.transient, f"Pinterest is still processing video media {media_id}")
+        source: dict[str, Any] = {"source_type": "video_id", "media_id": media_id}
+        if cover_url is not None:
+            source["cover_image_url"] = cover_url
+        else:
+            source["cover_image_key_frame_time"] = 0
+        return source
 
     @staticmethod
     def _auth(request: PublishRequest) -> dict[str, str]:

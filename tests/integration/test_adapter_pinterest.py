@@ -10,6 +10,7 @@ from processors.platforms import pinterest as pinterest_module
 from processors.platforms.base import AccountCredentials, ErrorKind, PublishError, PublishRequest
 from processors.platforms.pinterest import PinterestAdapter
 from tests.fakes.pinterest_server import BOARD, TOKEN, FakePinterest
+from tests.fakes.platform_server import MP4_BYTES
 
 
 @pytest.fixture
@@ -79,10 +80,10 @@ def test_a_board_that_is_gone_is_permanent(api, adapter):
     assert error.kind is ErrorKind.permanent and "Board not found" in error.detail
 
 
-def test_a_pin_needs_an_image_and_videos_are_refused_before_sending(api, adapter):
+def test_a_pin_needs_media_and_two_videos_are_refused_before_sending(api, adapter):
     assert failure(lambda: adapter.publish(request_for(api, media=()))).kind is ErrorKind.invalid_content
-    video = failure(lambda: adapter.publish(request_for(api, media=(api.media_url("clip.mp4"),))))
-    assert video.kind is ErrorKind.invalid_content
+    two = (api.media_url("a.mp4"), api.media_url("b.mp4"))
+    assert failure(lambda: adapter.publish(request_for(api, media=two))).kind is ErrorKind.invalid_content
     assert api.requests == []
 
 
@@ -148,3 +149,35 @@ def test_media_on_an_internal_address_is_not_passed_on(api):
         error = failure(lambda: adapter.publish(request_for(api)))
 
     assert error.kind is ErrorKind.invalid_content and api.requests == []
+
+
+def test_a_video_is_uploaded_processed_and_pinned_with_its_first_frame_as_cover(api, adapter, monkeypatch):
+    monkeypatch.setattr(pinterest_module, "MEDIA_POLL_WAIT_S", 0.01)
+    api.processing_polls = 2
+
+    result = adapter.publish(request_for(api, media=(api.media_url("clip.mp4"),)))
+
+    [pin] = api.pins
+    [(media_id, media)] = api.media.items()
+    assert pin["media_source"] == {"source_type": "video_id", "media_id": media_id, "cover_image_key_frame_time": 0}
+    assert media["bytes"] == len(MP4_BYTES) and result.platform_post_id == pin["id"]
+    assert api.steps() == ["register", "s3", "media", "media", "media", "create"]
+
+
+def test_an_image_with_the_video_is_its_cover(api, adapter, monkeypatch):
+    monkeypatch.setattr(pinterest_module, "MEDIA_POLL_WAIT_S", 0.01)
+    cover = api.media_url("cover.png")
+
+    adapter.publish(request_for(api, media=(api.media_url("clip.mp4"), cover)))
+
+    [pin] = api.pins
+    assert pin["media_source"]["cover_image_url"] == cover
+
+
+def test_a_video_pinterest_cannot_process_is_invalid_content(api, adapter, monkeypatch):
+    monkeypatch.setattr(pinterest_module, "MEDIA_POLL_WAIT_S", 0.01)
+    api.fail_processing = True
+
+    error = failure(lambda: adapter.publish(request_for(api, media=(api.media_url("clip.mp4"),))))
+
+    assert error.kind is ErrorKind.invalid_content and api.pins == []
