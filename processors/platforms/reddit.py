@@ -72,7 +72,9 @@ class RedditAdapter:
                                "https://support.reddithelp.com/hc/en-us/articles/16160319875092-Reddit-Data-API-Wiki"),)
     token_refresh = TokenRefresh(
         token_endpoint=lambda _: "https://www.reddit.com/api/v1/access_token", tokens_expire=True, source=OAUTH_DOC,
-        authorization_endpoint=lambda _: "https://www.reddit.com/api/v1/authorize", scopes=SCOPES, pkce=Pkce.none,
+        # duration=permanent: without it Reddit grants no refresh token (the endpoint's query is kept)
+        authorization_endpoint=lambda _: "https://www.reddit.com/api/v1/authorize?duration=permanent",
+        scopes=SCOPES, pkce=Pkce.none,
         client_auth=("client_secret_basic",), connect_source=OAUTH_DOC)
     required_settings: tuple[str, ...] = ("subreddit",)
     capabilities = CAPABILITIES

@@ -62,6 +62,7 @@ UPLOAD_ATTEMPTS = 4
 RESUME_WAIT_S = 0.5
 KEPT_SESSIONS = 1000
 SCOPES = ("https://www.googleapis.com/auth/youtube.upload",)
+AUTHORIZE = "https://accounts.google.com/o/oauth2/v2/auth?access_type=offline&prompt=consent"
 
 CAPABILITIES = {"media_kinds": ["video"], "max_length": MAX_DESCRIPTION_BYTES, "threads": False, "reconcile": True,
                 "doc": DOC}
@@ -78,7 +79,8 @@ class YouTubeAdapter:
     rate_budgets = (RateBudget(6, 86400.0, "app", "https://developers.google.com/youtube/v3/determine_quota_cost"),)
     token_refresh = TokenRefresh(
         token_endpoint=lambda _: "https://oauth2.googleapis.com/token", tokens_expire=True, source=OAUTH_DOC,
-        authorization_endpoint=lambda _: "https://accounts.google.com/o/oauth2/v2/auth", scopes=SCOPES,
+        # access_type=offline (+ prompt=consent): Google grants a refresh token only then
+        authorization_endpoint=lambda _: AUTHORIZE, scopes=SCOPES,
         pkce=Pkce.supported, client_auth=("client_secret_post", "client_secret_basic"), connect_source=OAUTH_DOC)
     required_settings: tuple[str, ...] = ()
     capabilities = CAPABILITIES
