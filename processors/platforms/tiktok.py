@@ -202,7 +202,11 @@ class TikTokAdapter:
         polling = Retrying(retry=retry_if_result(lambda s: s.get("status") in _PROCESSING),
                            stop=stop_after_attempt(STATUS_POLLS), wait=wait_fixed(STATUS_WAIT_S),
                            retry_error_callback=lambda state: state.outcome.result())
-        status = polling(self._status, request, publish_id)
+        try:
+            status = polling(self._status, request, publish_id)
+        except PublishError as error:  # the post was handed over: asking again must not post it twice
+            raise PublishError(ErrorKind.unknown, f"TikTok took the post ({publish_id}) but its status could not "
+                               f"be read: {error.detail}") from None
         if status.get("status") == "FAILED":
             raise _failure(str(status.get("fail_reason") or "unknown"), f"TikTok failed the post: {status}")
         return self._result(request, publish_id, status)

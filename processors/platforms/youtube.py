@@ -150,7 +150,10 @@ class YouTubeAdapter:
             attempts += 1
             offset = 0
             if attempts > 1:
-                done, offset = self._status(auth, session_url, len(data))
+                try:
+                    done, offset = self._status(auth, session_url, len(data))
+                except PublishError as error:  # bytes were sent before: the video may exist
+                    raise PublishError(ErrorKind.unknown, f"after an interrupted upload: {error.detail}") from None
                 if done is not None:
                     return done
             headers = {**auth, "Content-Type": content_type}

@@ -148,6 +148,19 @@ def test_a_timeout_after_the_upload_completed_is_unknown_and_reconciled_without_
     assert api.steps().count("init") == 1
 
 
+def test_a_status_that_cannot_be_read_after_the_upload_is_unknown_not_transient(api):
+    api.fail_next("status", 503, body=tiktok_error("internal_error"))
+    with httpx.Client() as http:
+        adapter = make_adapter(api, http)
+        error = failure(lambda: adapter.publish(request_for(api)))
+        assert error.kind is ErrorKind.unknown, "the post was made: a plain retry would post it twice"
+
+        found = adapter.reconcile(request_for(api))
+
+    [post] = api.posts
+    assert found.platform_post_id == post["post_id"]
+
+
 def test_reconcile_of_a_failed_publish_answers_none(monkeypatch):
     monkeypatch.setattr(tiktok_module, "STATUS_POLLS", 1)
     with FakeTikTok(processing_polls=5) as slow, httpx.Client() as http:
