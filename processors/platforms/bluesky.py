@@ -13,6 +13,10 @@ Docs followed:
 - Images: com.atproto.repo.uploadBlob (raw bytes, Content-Type the MIME type), then an
   app.bsky.embed.images embed; at most 4 images of at most 1,000,000 bytes (lexicon
   app.bsky.embed.images).
+- Video: https://docs.bsky.app/docs/tutorials/video, its "simple method": uploadBlob the file to the
+  PDS and embed it as app.bsky.embed.video (≤ 100 MB, lexicon app.bsky.embed.video); the video
+  service's pre-processing (getServiceAuth + app.bsky.video.uploadVideo) is not used, so a new post
+  may show its video a few seconds late. A GIF is sent as a video, alone in its post.
 - Limits: 300 graphemes, 3000 UTF-8 bytes (lexicon app.bsky.feed.post; domain/post/platform_rules.py).
 - Rate limits (https://docs.bsky.app/docs/advanced-guides/rate-limits): 5,000 points per hour and
   35,000 per day per account, a created record costing 3 (1,666 posts an hour, 11,666 a day);
@@ -52,10 +56,11 @@ MAX_GRAPHEMES = 300
 MAX_BYTES = 3000
 MAX_IMAGES = 4
 MAX_IMAGE_BYTES = 1_000_000
+MAX_VIDEO_BYTES = 100_000_000
 DOC = "https://docs.bsky.app/docs/advanced-guides/posts"
 
-CAPABILITIES = {"media_kinds": ["image"], "max_length": MAX_GRAPHEMES, "threads": False, "reconcile": True,
-                "doc": DOC}
+CAPABILITIES = {"media_kinds": ["image", "video", "gif"], "max_length": MAX_GRAPHEMES, "threads": False,
+                "reconcile": True, "doc": DOC}
 
 # https://docs.bsky.app/docs/advanced-guides/post-richtext (its Python example, on UTF-8 bytes)
 _MENTION = re.compile(rb"(?:^|[$|\W])(@(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+"
@@ -105,7 +110,7 @@ class BlueskyAdapter:
     def __init__(self, http: httpx.Client, base_url: str = DEFAULT_PDS, timeout_s: float = 10,
                  media: SafeFetcher | None = None) -> None:
         self.http, self.base_url, self.timeout_s = http, base_url.rstrip("/"), timeout_s
-        self.media = media or SafeFetcher(timeout_s=timeout_s)
+        self.media = media or SafeFetcher(timeout_s=timeout_s, max_bytes=MAX_VIDEO_BYTES)
         self._sessions: dict[str, tuple[str, dict[str, Any]]] = {}  # account id → (password digest, session)
         self._lock = threading.Lock()
 
@@ -118,8 +123,9 @@ class BlueskyAdapter:
                                f"{MAX_GRAPHEMES} graphemes and {MAX_BYTES} bytes")
         if not request.text.strip() and not request.media_urls:
             raise PublishError(ErrorKind.invalid_content, "Bluesky needs text or media")
-        if any(MediaRef(u).resolved_kind not in (MediaKind.image, MediaKind.unknown) for u in request.media_urls):
-            raise PublishError(ErrorKind.invalid_content, "this adapter posts images to Bluesky, not videos or GIFs")
+        kinds = {MediaRef(u).resolved_kind for u in request.media_urls}
+        if kinds & {MediaKind.video, MediaKind.gif} and len(request.media_urls) > 1:
+            raise PublishError(ErrorKind.invalid_content, "a Bluesky post takes one video (or GIF) alone, or images")
         if len(request.media_urls) > MAX_IMAGES:
             raise PublishError(ErrorKind.invalid_content, f"Bluesky takes at most {MAX_IMAGES} images")
         return self._with_session(request, self._create)
@@ -137,8 +143,12 @@ class BlueskyAdapter:
         if found:
             record["facets"] = found
         if request.media_urls:
-            images = [{"alt": "", "image": self._upload(base, auth, url)} for url in request.media_urls]
-            record["embed"] = {"$type": "app.bsky.embed.images", "images": images}
+            blobs = [self._upload(base, auth, url) for url in request.media_urls]
+            if str(blobs[0].get("mimeType", "")).startswith("video/"):
+                record["embed"] = {"$type": "app.bsky.embed.video", "video": blobs[0]}
+            else:
+                record["embed"] = {"$type": "app.bsky.embed.images",
+                                   "images": [{"alt": "", "image": blob} for blob in blobs]}
         rkey = tid_for(request.attempt_key)
         response = send(self.http, "POST", f"{base}/xrpc/com.atproto.repo.createRecord", timeout_s=self.timeout_s,
                         creates=True, headers=auth,
@@ -167,11 +177,13 @@ class BlueskyAdapter:
 
     def _upload(self, base: str, auth: dict[str, str], url: str) -> dict[str, Any]:
         media = fetch_media(self.media, url)
-        if not media.content_type.startswith("image/"):
-            raise PublishError(ErrorKind.invalid_content, f"media {url} is {media.content_type}, not an image")
-        if len(media.content) > MAX_IMAGE_BYTES:
+        video = media.content_type.startswith("video/") or media.content_type == "image/gif"
+        if not (video or media.content_type.startswith("image/")):
+            raise PublishError(ErrorKind.invalid_content, f"media {url} is {media.content_type}")
+        limit = MAX_VIDEO_BYTES if video else MAX_IMAGE_BYTES
+        if len(media.content) > limit:
             raise PublishError(ErrorKind.invalid_content, f"media {url} is {len(media.content)} bytes; "
-                               f"Bluesky takes images up to {MAX_IMAGE_BYTES}")
+                               f"Bluesky takes {'videos' if video else 'images'} up to {limit}")
         response = send(self.http, "POST", f"{base}/xrpc/com.atproto.repo.uploadBlob", timeout_s=self.timeout_s,
                         creates=False, headers={**auth, "Content-Type": media.content_type}, content=media.content)
         return self._ok(response)["blob"]

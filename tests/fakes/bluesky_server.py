@@ -3,13 +3,14 @@
     POST /xrpc/com.atproto.server.createSession   {identifier, password} → accessJwt, refreshJwt, did, handle
     POST /xrpc/com.atproto.server.refreshSession  Bearer refreshJwt (rotated: the old one is refused after use)
     GET  /xrpc/com.atproto.identity.resolveHandle ?handle → {did}, 400 for an unknown handle
-    POST /xrpc/com.atproto.repo.uploadBlob        Bearer accessJwt, raw bytes, Content-Type image/*
+    POST /xrpc/com.atproto.repo.uploadBlob        Bearer accessJwt, raw bytes, Content-Type image/* or video/*
     POST /xrpc/com.atproto.repo.createRecord      {repo (the session's DID), collection app.bsky.feed.post,
                                                   rkey (a TID), record} — record checked: $type, text
                                                   (≤ 300 graphemes, ≤ 3000 bytes), createdAt (RFC 3339),
                                                   facets (byte ranges inside the text, a link facet's bytes
                                                   are its URI, a mention's are "@handle" of that DID),
-                                                  embed images (uploaded blobs, ≤ 4)
+                                                  embed images (uploaded image blobs, ≤ 4) or video (one
+                                                  uploaded video blob ≤ 100 MB)
     GET  /xrpc/com.atproto.repo.getRecord         ?repo&collection&rkey → {uri, cid, value} or 400 RecordNotFound
 
 Errors have the XRPC shape {"error": ..., "message": ...}; an expired access token is 400
@@ -142,8 +143,8 @@ class FakeBluesky(FakePlatform):
                 return did
             mime = request.headers.get("content-type", "")
             data = await request.body()
-            if not mime.startswith("image/") or not data:
-                return self.violation(f"uploadBlob needs image bytes with their Content-Type, got {mime!r}")
+            if not mime.startswith(("image/", "video/")) or not data:
+                return self.violation(f"uploadBlob needs media bytes with their Content-Type, got {mime!r}")
             if fault := self.take_fault("blob"):
                 return fault_response(fault)
             with self.lock:
@@ -228,7 +229,11 @@ class FakeBluesky(FakePlatform):
                                 "app.bsky.richtext.facet#tag"):
                     return f"unknown facet feature {kind!r}"
         embed = record.get("embed")
-        if embed is not None:
+        if embed is not None and embed.get("$type") == "app.bsky.embed.video":
+            blob = self.blobs.get(embed.get("video", {}).get("ref", {}).get("$link"))
+            if blob is None or not blob["mimeType"].startswith("video/") or blob["size"] > 100_000_000:
+                return "app.bsky.embed.video needs a video blob (≤ 100 MB) uploaded with uploadBlob"
+        elif embed is not None:
             if embed.get("$type") != "app.bsky.embed.images":
                 return f"unexpected embed {embed.get('$type')!r}"
             images = embed.get("images") or []
@@ -237,4 +242,6 @@ class FakeBluesky(FakePlatform):
             for image in images:
                 if "alt" not in image or image.get("image", {}).get("ref", {}).get("$link") not in self.blobs:
                     return "each image needs alt and a blob uploaded with uploadBlob"
+                if not self.blobs[image["image"]["ref"]["$link"]]["mimeType"].startswith("image/"):
+                    return "app.bsky.embed.images holds image blobs"
         return None

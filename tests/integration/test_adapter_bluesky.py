@@ -154,6 +154,19 @@ def test_images_are_uploaded_as_blobs_and_embedded(pds, adapter):
     assert all(b["mimeType"] == "image/png" and b["size"] > 0 for b in pds.blobs.values())
 
 
+def test_a_video_is_uploaded_as_a_blob_and_embedded_alone(pds, adapter):
+    adapter.publish(request_for("Watch", media=(pds.media_url("clip.mp4"),)))
+
+    [post] = pds.posts
+    [blob] = pds.blobs.values()
+    assert post["value"]["embed"] == {"$type": "app.bsky.embed.video", "video": blob}
+    assert blob["mimeType"] == "video/mp4"
+
+    mixed = failure(lambda: adapter.publish(request_for(key="b", media=(pds.media_url("clip.mp4"),
+                                                                        pds.media_url("a.png")))))
+    assert mixed.kind is ErrorKind.invalid_content
+
+
 def test_300_graphemes_pass_and_301_are_refused_without_a_request(pds, adapter):
     family = "👨‍👩‍👧"  # one grapheme, five code points, 18 bytes
     error = failure(lambda: adapter.publish(request_for("a" * 301)))
