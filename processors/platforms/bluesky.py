@@ -16,7 +16,8 @@ Docs followed:
 - Video: https://docs.bsky.app/docs/tutorials/video, its "simple method": uploadBlob the file to the
   PDS and embed it as app.bsky.embed.video (≤ 100 MB, lexicon app.bsky.embed.video); the video
   service's pre-processing (getServiceAuth + app.bsky.video.uploadVideo) is not used, so a new post
-  may show its video a few seconds late. A GIF is sent as a video, alone in its post.
+  may show its video a few seconds late. A GIF is sent as an image (Bluesky's own app converts GIFs
+  to video first; Herald does not transcode).
 - Limits: 300 graphemes, 3000 UTF-8 bytes (lexicon app.bsky.feed.post; domain/post/platform_rules.py).
 - Rate limits (https://docs.bsky.app/docs/advanced-guides/rate-limits): 5,000 points per hour and
   35,000 per day per account, a created record costing 3 (1,666 posts an hour, 11,666 a day);
@@ -59,7 +60,7 @@ MAX_IMAGE_BYTES = 1_000_000
 MAX_VIDEO_BYTES = 100_000_000
 DOC = "https://docs.bsky.app/docs/advanced-guides/posts"
 
-CAPABILITIES = {"media_kinds": ["image", "video", "gif"], "max_length": MAX_GRAPHEMES, "threads": False,
+CAPABILITIES = {"media_kinds": ["image", "video"], "max_length": MAX_GRAPHEMES, "threads": False,
                 "reconcile": True, "doc": DOC}
 
 # https://docs.bsky.app/docs/advanced-guides/post-richtext (its Python example, on UTF-8 bytes)
@@ -124,8 +125,8 @@ class BlueskyAdapter:
         if not request.text.strip() and not request.media_urls:
             raise PublishError(ErrorKind.invalid_content, "Bluesky needs text or media")
         kinds = {MediaRef(u).resolved_kind for u in request.media_urls}
-        if kinds & {MediaKind.video, MediaKind.gif} and len(request.media_urls) > 1:
-            raise PublishError(ErrorKind.invalid_content, "a Bluesky post takes one video (or GIF) alone, or images")
+        if MediaKind.video in kinds and len(request.media_urls) > 1:
+            raise PublishError(ErrorKind.invalid_content, "a Bluesky post takes one video alone, or images")
         if len(request.media_urls) > MAX_IMAGES:
             raise PublishError(ErrorKind.invalid_content, f"Bluesky takes at most {MAX_IMAGES} images")
         return self._with_session(request, self._create)
@@ -177,7 +178,7 @@ class BlueskyAdapter:
 
     def _upload(self, base: str, auth: dict[str, str], url: str) -> dict[str, Any]:
         media = fetch_media(self.media, url)
-        video = media.content_type.startswith("video/") or media.content_type == "image/gif"
+        video = media.content_type.startswith("video/")
         if not (video or media.content_type.startswith("image/")):
             raise PublishError(ErrorKind.invalid_content, f"media {url} is {media.content_type}")
         limit = MAX_VIDEO_BYTES if video else MAX_IMAGE_BYTES
