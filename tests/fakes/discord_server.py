@@ -22,8 +22,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from tests.fakes.mastodon_server import _form, _Upload
-from tests.fakes.platform_server import FakePlatform, Fault, fault_response
+from tests.fakes.platform_server import FakePlatform, Fault, Upload, fault_response, form_fields
 
 WEBHOOK_ID = "1234567890123456789"
 WEBHOOK_TOKEN = "aBcDeFgHiJkLmNoPqRsTuVwXyZ_0123456789-abcdefghijklmnopqrstuvwxyzABCDEF"
@@ -86,12 +85,12 @@ class FakeDiscord(FakePlatform):
                 self.messages.append(message)
             return await self.answer(fault, JSONResponse(message, headers=bucket_headers()))
 
-    async def _payload(self, request: Request) -> tuple[dict[str, Any], list[_Upload], str | None]:
+    async def _payload(self, request: Request) -> tuple[dict[str, Any], list[Upload], str | None]:
         content_type = request.headers.get("content-type", "")
         if content_type.startswith("application/json"):
             payload, files = await request.json(), []
         elif content_type.startswith("multipart/form-data"):
-            form = await _form(request)
+            form = await form_fields(request)
             if "payload_json" not in form:
                 return {}, [], "multipart executes carry the JSON in payload_json"
             payload = json.loads(form.pop("payload_json")[0])

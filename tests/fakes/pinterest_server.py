@@ -24,8 +24,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from tests.fakes.mastodon_server import _form
-from tests.fakes.platform_server import FakePlatform, bearer, fault_response
+from tests.fakes.platform_server import FakePlatform, bearer, fault_response, form_fields
 
 TOKEN = "pina_fake_token"
 BOARD = "549755885175"
@@ -114,7 +113,7 @@ class FakePinterest(FakePlatform):
         @app.post("/s3", status_code=204)
         async def s3_upload(request: Request):
             self.seen(request, "s3")
-            form = await _form(request)
+            form = await form_fields(request)
             names = list(form)
             with self.lock:
                 media = next((m for m in self.media.values() if form.get("key", [None])[0] == m["params"]["key"]), None)

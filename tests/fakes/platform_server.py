@@ -30,6 +30,13 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+# Form bodies parsed with the standard library (Starlette's request.form() needs python-multipart): one
+# parser for every fake, the Mastodon fake's.
+from tests.fakes.mastodon_server import _form as form_fields
+from tests.fakes.mastodon_server import _Upload as Upload
+
+__all__ = ["Fault", "FakePlatform", "MP4_BYTES", "PNG_BYTES", "Upload", "bearer", "fault_response", "form_fields"]
+
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"fake image bytes " * 8
 MP4_BYTES = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8  # 2,060 bytes: enough for chunked uploads
 

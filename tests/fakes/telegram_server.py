@@ -25,8 +25,7 @@ from urllib.parse import parse_qs
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from tests.fakes.mastodon_server import _form, _Upload
-from tests.fakes.platform_server import FakePlatform, Fault, fault_response
+from tests.fakes.platform_server import FakePlatform, Fault, Upload, fault_response, form_fields
 
 BOT_TOKEN = "7000000001:AAFakeBotTokenForHeraldTests_abcdefghij"
 CHANNEL = "@heraldnews"
@@ -112,7 +111,7 @@ class FakeTelegram(FakePlatform):
         if content_type.startswith("application/json"):
             return await request.json()
         if content_type.startswith("multipart/form-data"):
-            return {k: v[0] for k, v in (await _form(request)).items()}
+            return {k: v[0] for k, v in (await form_fields(request)).items()}
         return {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
 
     @staticmethod
@@ -128,7 +127,7 @@ class FakeTelegram(FakePlatform):
             return "message caption is too long"
         if method in ("sendPhoto", "sendVideo"):
             field = "photo" if method == "sendPhoto" else "video"
-            if not isinstance(params.get(field), _Upload) or not params[field].content:
+            if not isinstance(params.get(field), Upload) or not params[field].content:
                 return f"{field} must be a file part here"
             return None
         try:
@@ -139,6 +138,6 @@ class FakeTelegram(FakePlatform):
             return "sendMediaGroup takes 2–10 items"
         for item in media:
             name = str(item.get("media", "")).removeprefix("attach://")
-            if item.get("type") not in ("photo", "video") or not isinstance(params.get(name), _Upload):
+            if item.get("type") not in ("photo", "video") or not isinstance(params.get(name), Upload):
                 return f"media item {item} must be a photo or video naming an uploaded part with attach://"
         return None
