@@ -29,7 +29,11 @@ the post's media URL through the SSRF guard and streamed to YouTube in one PUT, 
 Reconcile: YouTube has no idempotency key, and a video exists only once its upload completed. The
 session URL of an interrupted upload is remembered in this process; reconcile asks that session
 (completed → the video; incomplete → provably no video). Without it (another process, a restart)
-the adapter cannot tell and says so (transient).
+it reads the channel's uploads playlist (channels.list mine=true → contentDetails.relatedPlaylists.
+uploads, then playlistItems.list, 1 quota unit each; scope youtube.readonly) for a video with the
+same title and description: found → that video; not found → cannot tell (transient), since a fresh
+upload is listed only after a while. https://developers.google.com/youtube/v3/docs/channels/list,
+https://developers.google.com/youtube/v3/docs/playlistItems/list
 """
 
 from __future__ import annotations
@@ -61,7 +65,9 @@ MAX_TITLE, MAX_DESCRIPTION_BYTES = 100, 5000
 UPLOAD_ATTEMPTS = 4
 RESUME_WAIT_S = 0.5
 KEPT_SESSIONS = 1000
-SCOPES = ("https://www.googleapis.com/auth/youtube.upload",)
+RECONCILE_UPLOADS = 25
+# upload, and read the channel's own uploads back (reconcile)
+SCOPES = ("https://www.googleapis.com/auth/youtube.upload", "https://www.googleapis.com/auth/youtube.readonly")
 AUTHORIZE = "https://accounts.google.com/o/oauth2/v2/auth?access_type=offline&prompt=consent"
 
 CAPABILITIES = {"media_kinds": ["video"], "max_length": MAX_DESCRIPTION_BYTES, "threads": False, "reconcile": True,
@@ -127,8 +133,7 @@ class YouTubeAdapter:
         with self._lock:
             kept = self._sessions.get(request.attempt_key)
         if kept is None:
-            raise PublishError(ErrorKind.transient, "YouTube has no look-up by client key and this process holds no "
-                               "upload session for the attempt: cannot tell whether the video was uploaded")
+            return self._from_uploads(request)
         session_url, size = kept
         try:
             done, _ = self._status(_auth(request), session_url, size)
@@ -139,6 +144,36 @@ class YouTubeAdapter:
         with self._lock:
             self._sessions.pop(request.attempt_key, None)
         return _result(done)
+
+    def _from_uploads(self, request: PublishRequest) -> PublishResult:
+        """Without the session: the channel's newest uploads, matched by title and description. Found
+        is found; not found proves nothing (YouTube lists a video some time after its upload)."""
+        title, description = split_title(request.text)
+        auth = _auth(request)
+        channels = self._get(auth, "/youtube/v3/channels", {"part": "contentDetails", "mine": "true"})
+        items = channels.get("items") or []
+        details = (items[0].get("contentDetails") or {}) if items else {}
+        uploads = (details.get("relatedPlaylists") or {}).get("uploads")
+        if not uploads:
+            raise PublishError(ErrorKind.transient, "the channel has no uploads playlist: cannot tell")
+        listed = self._get(auth, "/youtube/v3/playlistItems",
+                           {"part": "snippet", "playlistId": uploads, "maxResults": RECONCILE_UPLOADS})
+        for item in listed.get("items") or []:
+            snippet = item.get("snippet") or {}
+            video_id = (snippet.get("resourceId") or {}).get("videoId")
+            if video_id and snippet.get("title") == title and (snippet.get("description") or "") == description:
+                return _result({"id": video_id})
+        raise PublishError(ErrorKind.transient, f"no video titled {title!r} among the channel's newest "
+                           f"{RECONCILE_UPLOADS} uploads and no upload session in this process: cannot tell "
+                           "whether it was uploaded")
+
+    def _get(self, auth: dict[str, str], path: str, params: dict[str, Any]) -> dict[str, Any]:
+        response = send(self.http, "GET", f"{self.base_url}{path}", timeout_s=self.timeout_s, creates=False,
+                        headers=auth, params=params)
+        body = json_body(response)
+        if response.status_code >= 400 or not isinstance(body, dict):
+            raise self._error(response)
+        return body
 
     # the upload
 

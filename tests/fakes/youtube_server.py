@@ -10,6 +10,10 @@
         empty body + Content-Range "bytes */N" → 308 (Range: bytes=0-k when k+1 bytes arrived) or
         201 with the video when complete
 
+    GET  /youtube/v3/channels?part=contentDetails&mine=true          → the uploads playlist id
+    GET  /youtube/v3/playlistItems?part=snippet&playlistId=…&maxResults  → the newest uploads (``list_uploads``
+        False: new videos are not listed yet, as right after an upload)
+
 Errors have Google's shape {"error": {"code", "message", "errors": [{"reason", "domain", "message"}]}}:
 401 authError for a bad token, 403 quotaExceeded (``fail_next("init"|"upload", 403, body=quota_error())``).
 ``interrupt_next_upload(keep)`` stores only the first ``keep`` bytes of the next PUT and answers 503.
@@ -31,6 +35,7 @@ from fastapi.responses import JSONResponse, Response
 from tests.fakes.platform_server import FakePlatform, bearer, fault_response
 
 TOKEN = "ya29.fake-youtube-token"
+UPLOADS = "UUherald"
 _RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 
 
@@ -53,6 +58,7 @@ class FakeYouTube(FakePlatform):
         self.videos: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
         self._interrupt: list[int] = []
+        self.list_uploads = True  # False: new videos are not in the uploads playlist yet
         super().__init__()
 
     def revoke(self, token: str = TOKEN) -> None:
@@ -82,6 +88,29 @@ class FakeYouTube(FakePlatform):
                                             "resource": body, "video": None}
             location = f"{self.base_url}/upload/youtube/v3/videos?uploadType=resumable&upload_id={upload_id}"
             return Response(status_code=200, headers={"Location": location})
+
+        @app.get("/youtube/v3/channels")
+        async def channels(request: Request, part: str = "", mine: str = ""):
+            self.seen(request, "channels")
+            if bearer(request) not in self.tokens:
+                return JSONResponse(google_error(401, "authError", "Invalid Credentials", "global"), status_code=401)
+            if "contentDetails" not in part.split(",") or mine != "true":
+                return self.violation(f"channels.list part=contentDetails&mine=true, got part={part!r} mine={mine!r}")
+            return {"kind": "youtube#channelListResponse", "items": [{"id": "UCherald", "contentDetails": {
+                "relatedPlaylists": {"likes": "", "uploads": UPLOADS}}}]}
+
+        @app.get("/youtube/v3/playlistItems")
+        async def playlist_items(request: Request, part: str = "", playlistId: str = "", maxResults: int = 5):
+            self.seen(request, "uploads")
+            if bearer(request) not in self.tokens:
+                return JSONResponse(google_error(401, "authError", "Invalid Credentials", "global"), status_code=401)
+            if "snippet" not in part.split(",") or playlistId != UPLOADS or not 0 <= maxResults <= 50:
+                return self.violation("playlistItems.list part=snippet of the uploads playlist, maxResults ≤ 50")
+            with self.lock:
+                listed = [v for v in reversed(self.videos) if v["listed"]][:maxResults]
+            return {"kind": "youtube#playlistItemListResponse", "items": [{"kind": "youtube#playlistItem", "snippet": {
+                **{k: v["snippet"][k] for k in ("title", "description")}, "playlistId": UPLOADS,
+                "resourceId": {"kind": "youtube#video", "videoId": v["id"]}}} for v in listed]}
 
         @app.put("/upload/youtube/v3/videos")
         async def put(request: Request, upload_id: str = ""):
@@ -122,7 +151,7 @@ class FakeYouTube(FakePlatform):
                 resource = session["resource"]
                 session["video"] = {"kind": "youtube#video", "id": video_id, "snippet": resource["snippet"],
                                     "status": {**resource["status"], "uploadStatus": "uploaded"}}
-                self.videos.append({**session["video"], "bytes": len(session["data"])})
+                self.videos.append({**session["video"], "bytes": len(session["data"]), "listed": self.list_uploads})
             return await self.answer(fault, JSONResponse(session["video"], status_code=201))
 
     @staticmethod

@@ -105,8 +105,26 @@ def test_reconcile_of_an_incomplete_upload_answers_none(api, adapter, monkeypatc
     assert api.videos == []
 
 
-def test_reconcile_without_a_known_session_says_it_cannot_tell(api, adapter):
-    error = failure(lambda: adapter.reconcile(request_for(api, key="never-seen")))
+def test_without_the_session_reconcile_finds_the_video_in_the_channels_uploads(api):
+    api.fail_next("upload", delay_s=1.0)
+    api.fail_next("status", 503, n=youtube_module.UPLOAD_ATTEMPTS)
+    with httpx.Client() as http:
+        assert failure(lambda: make_adapter(api, http, timeout_s=0.3).publish(request_for(api))).kind \
+            is ErrorKind.unknown
+        restarted = make_adapter(api, http)  # another process: no session in memory
+
+        found = restarted.reconcile(request_for(api))
+
+    [video] = api.videos
+    assert found.platform_post_id == video["id"]
+    assert api.steps().count("upload") == 1
+
+
+def test_without_the_session_and_not_yet_listed_reconcile_says_it_cannot_tell(api, adapter):
+    api.list_uploads = False
+    adapter.publish(request_for(api))
+
+    error = failure(lambda: adapter.reconcile(request_for(api, key="another-process")))
 
     assert error.kind is ErrorKind.transient and "cannot tell" in error.detail
 
