@@ -338,8 +338,9 @@ _RULES = (
         "Bluesky",
         # bluesky-social/atproto lexicons/app/bsky/feed/post.json: text maxGraphemes 300, maxLength 3000 (UTF-8 bytes)
         (TextLimit(Part.text, GRAPHEMES, 300), TextLimit(Part.text, UTF8_BYTES, 3000)),
-        # lexicons/app/bsky/embed/images.json maxLength 4; embed/video.json one video; a GIF is sent as a video
-        (_option("images", 4, I), _option("video", 1, V, G)),
+        # lexicons/app/bsky/embed/images.json maxLength 4; embed/video.json one video. Herald sends a GIF as an image
+        # (processors/platforms/bluesky.py: Bluesky's own app converts GIFs to video, Herald does not transcode)
+        (_option("images", 4, I, G), _option("video", 1, V)),
     ),
     PlatformRules(
         "mastodon",
@@ -459,6 +460,15 @@ _RULES = (
         # measures entities in UTF-16 code units, so Herald counts those.
         (TextLimit(Part.text, UTF16, 4096, with_media=False), TextLimit(Part.text, UTF16, 1024, with_media=True)),
         (_option("photos and videos", 10, I, V), _option("GIF", 1, G)),
+    ),
+    PlatformRules(
+        "webhook",
+        "A webhook",
+        # The generic outgoing webhook (processors/platforms/webhook.py, Standard Webhooks) sends the text and the
+        # media URLs as JSON to a receiver whose limits Herald cannot know: Herald's own caps, generous but bounded,
+        # 100,000 characters (code points, as the adapter counts) and 20 media URLs of any kind.
+        (TextLimit(Part.text, CODE_POINTS, 100_000),),
+        (_option("media URLs", 20, I, V, G, U),),
     ),
     PlatformRules(
         "sandbox",

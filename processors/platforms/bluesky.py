@@ -48,7 +48,15 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from domain.post.platform_rules import MediaKind, MediaRef, graphemes, utf8_length
 from herald.net.safe_fetch import SafeFetcher
-from processors.platforms.base import ErrorKind, PublishError, PublishRequest, PublishResult, RateBudget
+from processors.platforms.base import (
+    Capabilities,
+    ErrorKind,
+    PublishError,
+    PublishRequest,
+    PublishResult,
+    RateBudget,
+    Reconcile,
+)
 from processors.platforms.http_calls import fetch_media, json_body, send, seconds_until_epoch
 
 DEFAULT_PDS = "https://bsky.social"
@@ -60,8 +68,6 @@ MAX_IMAGE_BYTES = 1_000_000
 MAX_VIDEO_BYTES = 100_000_000
 DOC = "https://docs.bsky.app/docs/advanced-guides/posts"
 
-CAPABILITIES = {"media_kinds": ["image", "video"], "max_length": MAX_GRAPHEMES, "threads": False,
-                "reconcile": True, "doc": DOC}
 
 # https://docs.bsky.app/docs/advanced-guides/post-richtext (its Python example, on UTF-8 bytes)
 _MENTION = re.compile(rb"(?:^|[$|\W])(@(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+"
@@ -106,7 +112,10 @@ class BlueskyAdapter:
                     RateBudget(11666, 86400.0, "account", "https://docs.bsky.app/docs/advanced-guides/rate-limits"))
     token_refresh = None  # app passwords; sessions are created and refreshed here, in memory
     required_settings: tuple[str, ...] = ()
-    capabilities = CAPABILITIES
+    capabilities = Capabilities.from_rules(
+        "bluesky", threads=False, reconcile=Reconcile.lookup, doc_url=DOC,
+        notes="an app password (handle = login); links and mentions as facets; a GIF goes as an image; the record key "
+              "derives from the attempt, so getRecord tells whether a post was made")
 
     def __init__(self, http: httpx.Client, base_url: str = DEFAULT_PDS, timeout_s: float = 10,
                  media: SafeFetcher | None = None) -> None:

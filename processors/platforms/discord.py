@@ -36,15 +36,21 @@ import httpx
 
 from domain.post.platform_rules import utf16_length
 from herald.net.safe_fetch import SafeFetcher
-from processors.platforms.base import ErrorKind, PublishError, PublishRequest, PublishResult, RateBudget
+from processors.platforms.base import (
+    Capabilities,
+    ErrorKind,
+    PublishError,
+    PublishRequest,
+    PublishResult,
+    RateBudget,
+    Reconcile,
+)
 from processors.platforms.http_calls import fetch_media, filename_of, http_error, json_body, seconds, send
 
 DEFAULT_BASE = "https://discord.com/api/v10"
 DOC = "https://discord.com/developers/docs/resources/webhook#execute-webhook"
 MAX_CONTENT, MAX_FILES = 2000, 10
 
-CAPABILITIES = {"media_kinds": ["image", "video", "gif", "file"], "max_length": MAX_CONTENT, "threads": False,
-                "reconcile": False, "doc": DOC}
 
 _WEBHOOK = re.compile(r"(?:^|/webhooks/)(\d{5,25})/([A-Za-z0-9_.\-]{10,})/?$")
 _GONE = {10015, 50027}
@@ -63,7 +69,10 @@ class DiscordAdapter:
     rate_budgets = (RateBudget(5, 2.0, "account", "https://discord.com/developers/docs/topics/rate-limits"),)
     token_refresh = None  # a webhook: nothing to refresh; a refused one needs a new webhook URL
     required_settings: tuple[str, ...] = ()
-    capabilities = CAPABILITIES
+    capabilities = Capabilities.from_rules(
+        "discord", threads=False, reconcile=Reconcile.none, doc_url=DOC, media_kinds=("file", "gif", "image", "video"),
+        notes="webhook execute with wait=true; the webhook URL (or id/token) is the sealed access_token; no mentions "
+              "are parsed; Discord has no idempotency key or look-up, so an unknown outcome goes to an admin")
 
     def __init__(self, http: httpx.Client, base_url: str = DEFAULT_BASE, timeout_s: float = 10,
                  media: SafeFetcher | None = None) -> None:

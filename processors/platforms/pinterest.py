@@ -41,12 +41,14 @@ from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_fixed
 from domain.post.platform_rules import MediaKind, MediaRef, split_title, utf16_length
 from herald.net.safe_fetch import SafeFetcher
 from processors.platforms.base import (
+    Capabilities,
     ErrorKind,
     Pkce,
     PublishError,
     PublishRequest,
     PublishResult,
     RateBudget,
+    Reconcile,
     TokenRefresh,
 )
 from processors.platforms.http_calls import (
@@ -68,8 +70,6 @@ MEDIA_POLL_WAIT_S = 2.0
 PAGE_SIZE = 100
 SCOPES = ("boards:read", "pins:read", "pins:write")
 
-CAPABILITIES = {"media_kinds": ["image", "video"], "max_length": MAX_DESCRIPTION, "threads": False, "reconcile": True,
-                "doc": DOC}
 
 
 def note_for(attempt_key: str) -> str:
@@ -86,7 +86,10 @@ class PinterestAdapter:
         client_auth=("client_secret_basic",),
         connect_source="https://developers.pinterest.com/docs/getting-started/authentication-and-scopes/")
     required_settings: tuple[str, ...] = ("board_id",)
-    capabilities = CAPABILITIES
+    capabilities = Capabilities.from_rules(
+        "pinterest", threads=False, reconcile=Reconcile.lookup, doc_url=DOC,
+        notes="the first line is the title when the text has two or more; images by URL, a video uploaded; a private "
+              "note herald:<attempt key> is looked for among the board's newest Pins")
 
     def __init__(self, http: httpx.Client, base_url: str = DEFAULT_BASE, timeout_s: float = 10,
                  media: SafeFetcher | None = None) -> None:

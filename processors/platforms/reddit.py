@@ -39,12 +39,14 @@ import httpx
 from domain.post.platform_rules import split_title, utf16_length
 from herald.net.safe_fetch import SafeFetcher
 from processors.platforms.base import (
+    Capabilities,
     ErrorKind,
     Pkce,
     PublishError,
     PublishRequest,
     PublishResult,
     RateBudget,
+    Reconcile,
     TokenRefresh,
 )
 from processors.platforms.http_calls import check_media_url, http_error, json_body, seconds, send, setting
@@ -57,8 +59,6 @@ RECONCILE_LIMIT = 25
 SCOPES = ("identity", "submit", "history")
 OAUTH_DOC = "https://github.com/reddit-archive/reddit/wiki/OAuth2"
 
-CAPABILITIES = {"media_kinds": ["image", "video", "gif"], "max_length": MAX_BODY, "threads": False,
-                "reconcile": True, "doc": DOC}
 
 _INVALID = {"NO_TEXT", "NO_SELFS", "NO_LINKS", "TOO_LONG", "BAD_URL", "ALREADY_SUB", "DOMAIN_BANNED",
             "INVALID_OPTION", "BAD_FLAIR_TARGET", "SUBMIT_VALIDATION_TITLE_REQUIREMENT"}
@@ -77,7 +77,10 @@ class RedditAdapter:
         scopes=SCOPES, pkce=Pkce.none,
         client_auth=("client_secret_basic",), connect_source=OAUTH_DOC)
     required_settings: tuple[str, ...] = ("subreddit",)
-    capabilities = CAPABILITIES
+    capabilities = Capabilities.from_rules(
+        "reddit", threads=False, reconcile=Reconcile.lookup, doc_url=DOC, optional_settings=("flair_id",),
+        notes="the first line is the title; one media URL goes as a link post, with body text the URLs go into the "
+              "self-text (no native uploads or galleries); reconcile looks among the user's newest submissions")
 
     def __init__(self, http: httpx.Client, base_url: str = DEFAULT_BASE, timeout_s: float = 10,
                  media: SafeFetcher | None = None, user_agent: str = DEFAULT_USER_AGENT) -> None:

@@ -31,7 +31,15 @@ import httpx
 
 from domain.post.platform_rules import MediaKind, MediaRef, utf16_length
 from herald.net.safe_fetch import SafeFetcher
-from processors.platforms.base import ErrorKind, PublishError, PublishRequest, PublishResult, RateBudget
+from processors.platforms.base import (
+    Capabilities,
+    ErrorKind,
+    PublishError,
+    PublishRequest,
+    PublishResult,
+    RateBudget,
+    Reconcile,
+)
 from processors.platforms.http_calls import fetch_media, filename_of, json_body, send, setting
 
 DEFAULT_BASE = "https://api.telegram.org"
@@ -39,8 +47,6 @@ DOC = "https://core.telegram.org/bots/api#sendmessage"
 FAQ = "https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this"
 MAX_TEXT, MAX_CAPTION, MAX_GROUP = 4096, 1024, 10
 
-CAPABILITIES = {"media_kinds": ["image", "video"], "max_length": MAX_TEXT, "threads": False, "reconcile": False,
-                "doc": DOC}
 
 
 class TelegramAdapter:
@@ -48,7 +54,11 @@ class TelegramAdapter:
     rate_budgets = (RateBudget(20, 60.0, "account", FAQ), RateBudget(30, 1.0, "app", FAQ))
     token_refresh = None  # a bot token from @BotFather: nothing to refresh
     required_settings: tuple[str, ...] = ("chat_id",)
-    capabilities = CAPABILITIES
+    capabilities = Capabilities.from_rules(
+        "telegram", threads=False, reconcile=Reconcile.none, doc_url=DOC, media_kinds=("image", "video"),
+        notes="a bot posts to chat_id; the bot token is the sealed access_token; 1,024 characters with media; a GIF is "
+              "refused when published (sendAnimation is not made); a bot cannot read a channel, so an unknown outcome "
+              "goes to an admin")
 
     def __init__(self, http: httpx.Client, base_url: str = DEFAULT_BASE, timeout_s: float = 10,
                  media: SafeFetcher | None = None) -> None:

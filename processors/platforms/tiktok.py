@@ -55,12 +55,14 @@ from tenacity import Retrying, retry_if_exception_type, retry_if_result, stop_af
 from domain.post.platform_rules import MediaKind, MediaRef, utf16_length
 from herald.net.safe_fetch import SafeFetcher
 from processors.platforms.base import (
+    Capabilities,
     ErrorKind,
     Pkce,
     PublishError,
     PublishRequest,
     PublishResult,
     RateBudget,
+    Reconcile,
     TokenRefresh,
 )
 from processors.platforms.http_calls import check_media_url, fetch_media, http_error, json_body, send
@@ -79,8 +81,6 @@ STATUS_WAIT_S = 2.0
 KEPT = 1000
 SCOPES = ("user.info.basic", "video.publish")
 
-CAPABILITIES = {"media_kinds": ["video", "image"], "max_length": MAX_CAPTION, "threads": False, "reconcile": True,
-                "doc": DOC}
 
 _PROCESSING = {"PROCESSING_UPLOAD", "PROCESSING_DOWNLOAD", "SEND_TO_USER_INBOX"}
 _RATE = {"rate_limit_exceeded", "spam_risk_too_many_pending_share", "reached_active_user_cap"}
@@ -103,7 +103,10 @@ class TikTokAdapter:
         authorization_endpoint=lambda _: "https://www.tiktok.com/v2/auth/authorize/", scopes=SCOPES, pkce=Pkce.none,
         client_auth=("client_secret_post",), connect_source="https://developers.tiktok.com/doc/login-kit-web")
     required_settings: tuple[str, ...] = ()
-    capabilities = CAPABILITIES
+    capabilities = Capabilities.from_rules(
+        "tiktok", threads=False, reconcile=Reconcile.lookup, doc_url=DOC, optional_settings=("privacy_level", "source"),
+        notes="direct post of one video (uploaded, or pulled from its URL) or 1-35 photos; SELF_ONLY unless "
+              "privacy_level says otherwise; reconcile by publish_id only in the process that made the attempt")
 
     def __init__(self, http: httpx.Client, base_url: str = DEFAULT_BASE, timeout_s: float = 60,
                  media: SafeFetcher | None = None) -> None:

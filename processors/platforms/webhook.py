@@ -38,15 +38,21 @@ from datetime import UTC, datetime
 import httpx
 
 from herald.net.safe_fetch import FetchRefused, SafeFetcher
-from processors.platforms.base import ErrorKind, PublishError, PublishRequest, PublishResult, RateBudget
+from processors.platforms.base import (
+    Capabilities,
+    ErrorKind,
+    PublishError,
+    PublishRequest,
+    PublishResult,
+    RateBudget,
+    Reconcile,
+)
 from processors.platforms.http_calls import http_error, json_body, send, setting
 
 DOC = "https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md"
 MAX_BODY_TEXT = 100_000  # Herald's own cap: the receiver's limits are unknown
 EVENT_TYPE = "post.publish"
 
-CAPABILITIES = {"media_kinds": ["image", "video", "gif", "file"], "max_length": MAX_BODY_TEXT, "threads": False,
-                "reconcile": True, "doc": DOC}
 
 
 def message_id(attempt_key: str) -> str:
@@ -76,7 +82,12 @@ class WebhookAdapter:
     rate_budgets: tuple[RateBudget, ...] = ()  # the receiver's limits are not known; 429s are honoured
     token_refresh = None  # a shared secret, no OAuth
     required_settings: tuple[str, ...] = ("url",)
-    capabilities = CAPABILITIES
+    capabilities = Capabilities.from_rules(
+        "webhook", threads=False, reconcile=Reconcile.idempotency_key, doc_url=DOC,
+        media_kinds=("file", "gif", "image", "video"),
+        notes="a Standard Webhooks signed JSON POST to the url setting (media as URLs); the whsec_ secret is the sealed "
+              "access_token; reconcile re-delivers with the same webhook-id, which the spec makes the receiver's "
+              "idempotency key")
 
     def __init__(self, http: httpx.Client | None = None, timeout_s: float = 10, guard: SafeFetcher | None = None,
                  clock=time.time) -> None:

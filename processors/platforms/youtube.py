@@ -48,12 +48,14 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from domain.post.platform_rules import MediaKind, MediaRef, split_title, utf16_length, utf8_length
 from herald.net.safe_fetch import SafeFetcher
 from processors.platforms.base import (
+    Capabilities,
     ErrorKind,
     Pkce,
     PublishError,
     PublishRequest,
     PublishResult,
     RateBudget,
+    Reconcile,
     TokenRefresh,
 )
 from processors.platforms.http_calls import fetch_media, http_error, json_body, send
@@ -70,8 +72,6 @@ RECONCILE_UPLOADS = 25
 SCOPES = ("https://www.googleapis.com/auth/youtube.upload", "https://www.googleapis.com/auth/youtube.readonly")
 AUTHORIZE = "https://accounts.google.com/o/oauth2/v2/auth?access_type=offline&prompt=consent"
 
-CAPABILITIES = {"media_kinds": ["video"], "max_length": MAX_DESCRIPTION_BYTES, "threads": False, "reconcile": True,
-                "doc": DOC}
 
 _RATE = {"quotaExceeded", "uploadLimitExceeded", "rateLimitExceeded", "userRateLimitExceeded"}
 
@@ -89,7 +89,11 @@ class YouTubeAdapter:
         authorization_endpoint=lambda _: AUTHORIZE, scopes=SCOPES,
         pkce=Pkce.supported, client_auth=("client_secret_post", "client_secret_basic"), connect_source=OAUTH_DOC)
     required_settings: tuple[str, ...] = ()
-    capabilities = CAPABILITIES
+    capabilities = Capabilities.from_rules(
+        "youtube", threads=False, reconcile=Reconcile.lookup, doc_url=DOC,
+        optional_settings=("privacy_status", "category_id"),
+        notes="one video by resumable upload; the first line is the title; private unless privacy_status says "
+              "otherwise; reconcile asks the upload session, else the channel's newest uploads")
 
     def __init__(self, http: httpx.Client, base_url: str = DEFAULT_BASE, timeout_s: float = 60,
                  media: SafeFetcher | None = None) -> None:

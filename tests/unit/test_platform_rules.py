@@ -363,8 +363,9 @@ def _n(ref: MediaRef, n: int) -> list[MediaRef]:
         ("x", [IMAGE, VIDEO], [Code.mixed_media]),
         ("bluesky", _n(IMAGE, 4), []),
         ("bluesky", _n(IMAGE, 5), [Code.too_many_media]),
-        ("bluesky", [GIF], []),  # sent as a video
-        ("bluesky", [GIF, VIDEO], [Code.too_many_media]),
+        ("bluesky", [GIF], []),  # sent as an image
+        ("bluesky", [GIF, IMAGE, IMAGE, IMAGE], []),
+        ("bluesky", [GIF, VIDEO], [Code.mixed_media]),
         ("mastodon", _n(IMAGE, 4), []),
         ("mastodon", _n(IMAGE, 5), [Code.too_many_media]),
         ("mastodon", [VIDEO, IMAGE], [Code.mixed_media]),
@@ -399,6 +400,8 @@ def _n(ref: MediaRef, n: int) -> list[MediaRef]:
         ("telegram", _n(IMAGE, 5) + _n(VIDEO, 5), []),
         ("telegram", _n(IMAGE, 11), [Code.too_many_media]),
         ("telegram", [GIF, IMAGE], [Code.mixed_media]),
+        ("webhook", _n(MediaRef("https://cdn.example/a"), 10) + _n(IMAGE, 5) + _n(VIDEO, 5), []),
+        ("webhook", _n(IMAGE, 21), [Code.too_many_media]),
         ("sandbox", _n(MediaRef("https://cdn.example/a"), 10), []),
         ("sandbox", _n(MediaRef("https://cdn.example/a"), 11), [Code.too_many_media]),
     ],
