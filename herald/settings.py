@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     publish_budget_share: float = Field(1.0, gt=0, le=1, description="share of each platform's documented rate"
                                         " budget one process may spend: 1/N with N publishing processes")
     mastodon_base_url: str = Field("", description="default Mastodon instance when an account names none")
+    reddit_user_agent: str = Field(
+        "", description="the User-Agent Reddit's API rules ask of every client, <platform>:<app ID>:<version> (by"
+        " /u/<reddit username>); empty: processors/platforms/reddit.py's default, give your own")
     platform_api_urls: dict[str, str] = Field(
         default_factory=dict, description='platform → API base URL instead of the public one, JSON, e.g. '
         '{"facebook": "http://127.0.0.1:8081/v23.0"} (tests and benches point adapters at fakes)')

@@ -52,14 +52,34 @@ from processors.accounts.upgrade import copy_earlier_tokens
 from processors.platforms.oauth import OAuthClient
 from processors.publishing import dispatcher, publisher
 from processors.platforms.base import AdapterRegistry
-from processors.platforms import facebook, instagram, linkedin, threads
+from processors.platforms import (
+    bluesky,
+    discord,
+    facebook,
+    instagram,
+    linkedin,
+    pinterest,
+    reddit,
+    telegram,
+    threads,
+    tiktok,
+    youtube,
+)
 from processors.platforms import x as x_api
+from processors.platforms.bluesky import BlueskyAdapter
+from processors.platforms.discord import DiscordAdapter
 from processors.platforms.facebook import FacebookAdapter
 from processors.platforms.instagram import InstagramAdapter
 from processors.platforms.linkedin import LinkedInAdapter
 from processors.platforms.threads import ThreadsAdapter
 from processors.platforms.x import XAdapter
 from processors.platforms.mastodon import MastodonAdapter
+from processors.platforms.pinterest import PinterestAdapter
+from processors.platforms.reddit import RedditAdapter
+from processors.platforms.telegram import TelegramAdapter
+from processors.platforms.tiktok import TikTokAdapter
+from processors.platforms.webhook import WebhookAdapter
+from processors.platforms.youtube import YouTubeAdapter
 from processors.platforms import sandbox
 from processors.platforms.sandbox import SandboxAdapter
 from processors.publishing.engine import EngineSettings, PublishEngine
@@ -411,6 +431,11 @@ class Herald:
         def api(platform: str, public: str) -> dict[str, object]:
             return {"base_url": urls.get(platform, public), "timeout_s": timeout}
 
+        # The generic webhook calls a URL the client gave: its own client, each POST pinned to the address the
+        # guard checked (processors/platforms/webhook.py).
+        webhook = WebhookAdapter(timeout_s=timeout, guard=media)
+        self._closers.append(webhook.http.close)
+
         # Every adapter Herald runs, registered here once (the engine, the gateway's GET /v1/platforms and
         # its connect checks, and token refresh all read this registry).
         return AdapterRegistry(
@@ -422,6 +447,15 @@ class Herald:
                 ThreadsAdapter(http, **api("threads", threads.THREADS_URL)),
                 LinkedInAdapter(http, **api("linkedin", linkedin.API_URL), media=media),
                 XAdapter(http, **api("x", x_api.API_URL), media=media),
+                BlueskyAdapter(http, **api("bluesky", bluesky.DEFAULT_PDS), media=media),
+                PinterestAdapter(http, **api("pinterest", pinterest.DEFAULT_BASE), media=media),
+                RedditAdapter(http, **api("reddit", reddit.DEFAULT_BASE), media=media,
+                              user_agent=s.reddit_user_agent or reddit.DEFAULT_USER_AGENT),
+                YouTubeAdapter(http, **api("youtube", youtube.DEFAULT_BASE), media=media),
+                TikTokAdapter(http, **api("tiktok", tiktok.DEFAULT_BASE), media=media),
+                DiscordAdapter(http, **api("discord", discord.DEFAULT_BASE), media=media),
+                TelegramAdapter(http, **api("telegram", telegram.DEFAULT_BASE), media=media),
+                webhook,
             ]
         )
 
