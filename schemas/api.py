@@ -276,7 +276,7 @@ class RateBudgetView(Response):
 class PlatformView(Response):
     platform: str
     display_name: str
-    media_kinds: list[str] = Field(description="image, video, gif")
+    media_kinds: list[str] = Field(description="image, video, gif; file: any other file (Discord, the generic webhook)")
     max_media: int = Field(description="attachments per post, at most")
     max_length: int | None = Field(description="the text limit, counted as `length_unit` says")
     length_unit: str

@@ -144,7 +144,7 @@ class Capabilities:
     domain's content rules (domain/post/platform_rules.py), so ``from_rules`` reads them there."""
 
     display_name: str
-    media_kinds: tuple[str, ...]  # "image", "video", "gif"
+    media_kinds: tuple[str, ...]  # "image", "video", "gif"; "file": any other file (Discord, the generic webhook)
     max_media: int
     max_length: int | None
     length_unit: str

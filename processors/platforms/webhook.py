@@ -85,8 +85,8 @@ class WebhookAdapter:
     capabilities = Capabilities.from_rules(
         "webhook", threads=False, reconcile=Reconcile.idempotency_key, doc_url=DOC,
         media_kinds=("file", "gif", "image", "video"),
-        notes="a Standard Webhooks signed JSON POST to the url setting (media as URLs); the whsec_ secret is the sealed "
-              "access_token; reconcile re-delivers with the same webhook-id, which the spec makes the receiver's "
+        notes="a Standard Webhooks signed JSON POST to the url setting (media as URLs); the whsec_ secret is the "
+              "sealed access_token; reconcile re-delivers with the same webhook-id, which the spec makes the receiver's "
               "idempotency key")
 
     def __init__(self, http: httpx.Client | None = None, timeout_s: float = 10, guard: SafeFetcher | None = None,
