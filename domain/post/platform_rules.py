@@ -281,15 +281,27 @@ class TextLimit:
 
 @dataclass(frozen=True)
 class MediaOption:
-    """One shape of attachments a post may have: any mix of these kinds, up to `maximum` items."""
+    """One shape of attachments a post may have: any mix of these kinds, up to `maximum` items, and
+    up to `each` items of any one kind when given."""
 
     kinds: frozenset[MediaKind]
     maximum: int
     label: str  # "images", "video", …
+    each: int | None = None
+
+    def excess(self, kinds: Sequence[MediaKind]) -> tuple[int, int, str] | None:
+        """(limit, actual, what) of the first bound these media break, None when they fit."""
+        if len(kinds) > self.maximum:
+            return self.maximum, len(kinds), self.label
+        if self.each is not None:
+            for kind in sorted(set(kinds)):
+                if kinds.count(kind) > self.each:
+                    return self.each, kinds.count(kind), str(kind)
+        return None
 
 
-def _option(label: str, maximum: int, *kinds: MediaKind) -> MediaOption:
-    return MediaOption(frozenset(kinds), maximum, label)
+def _option(label: str, maximum: int, *kinds: MediaKind, each: int | None = None) -> MediaOption:
+    return MediaOption(frozenset(kinds), maximum, label, each)
 
 
 I, V, G, U = MediaKind.image, MediaKind.video, MediaKind.gif, MediaKind.unknown
@@ -407,7 +419,8 @@ _RULES = (
         # or video is required, a carousel holds up to 5 images. Title: the first line when the text has more than
         # one, else no title and the whole text is the description.
         (TextLimit(Part.pin_title, UTF16, 100), TextLimit(Part.pin_description, UTF16, 500)),
-        (_option("images", 5, I, G), _option("video", 1, V)),
+        # A video Pin may carry a cover image (media_source video_id: cover_image_url), as the adapter sends it.
+        (_option("images", 5, I, G), _option("video", 1, V), _option("video with one cover image", 2, V, I, each=1)),
         needs=Needs.nothing,
         media_required=True,
     ),
@@ -611,16 +624,17 @@ def _media_violations(rules: PlatformRules, media: list[MediaRef]) -> list[Viola
                 "media",
             )
         )
-    elif len(media) > max(o.maximum for o in fitting):
+    elif all(o.excess(kinds) for o in fitting):
         best = max(fitting, key=lambda o: o.maximum)
+        limit, actual, what = best.excess(kinds)
         found.append(
             _violation(
                 rules,
                 Code.too_many_media,
-                f"{rules.display} allows at most {best.maximum} {best.label} in a post; this post has {len(media)}",
+                f"{rules.display} allows at most {limit} {what} in a post; this post has {actual}",
                 "media",
-                limit=best.maximum,
-                actual=len(media),
+                limit=limit,
+                actual=actual,
             )
         )
     return found

@@ -315,6 +315,12 @@ def test_youtube_description_is_counted_in_bytes() -> None:
     assert too_long("youtube", "Title\n" + "é" * 2500 + "a", [VIDEO]) == ["body"]
 
 
+def test_a_second_video_on_pinterest_names_the_one_video_a_pin_takes() -> None:
+    [violation] = check("pinterest", "A pin", [VIDEO, VIDEO])
+    assert (violation.limit, violation.actual) == (1, 2)
+    assert violation.message == "Pinterest allows at most 1 video in a post; this post has 2"
+
+
 def test_pinterest_title_is_only_there_when_the_text_has_two_lines() -> None:
     assert too_long("pinterest", "a" * 500, [IMAGE]) == []  # all description
     assert too_long("pinterest", "a" * 101 + "\nshort", [IMAGE]) == ["pin title"]
@@ -385,6 +391,11 @@ def _n(ref: MediaRef, n: int) -> list[MediaRef]:
         ("pinterest", [], [Code.media_required]),
         ("pinterest", _n(IMAGE, 5), []),
         ("pinterest", _n(IMAGE, 6), [Code.too_many_media]),
+        ("pinterest", [VIDEO], []),
+        ("pinterest", [VIDEO, IMAGE], []),  # the image is the video's cover
+        ("pinterest", [VIDEO, VIDEO], [Code.too_many_media]),
+        ("pinterest", [VIDEO, IMAGE, IMAGE], [Code.too_many_media]),
+        ("pinterest", [VIDEO, GIF], [Code.mixed_media]),
         ("reddit", _n(IMAGE, 20), []),
         ("reddit", _n(IMAGE, 21), [Code.too_many_media]),
         ("youtube", [], [Code.media_required]),
