@@ -1,4 +1,4 @@
-"""Workspaces read model: each workspace's name, tier, time zone and limits. The queue summary
+"""Workspaces read model: each workspace's name, tier, time zone, limits and publishing policy. The queue summary
 (tier, queue_size, waiting) stays in the queue projection (``queue_workspace_summary``)."""
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ CREATE TABLE IF NOT EXISTS workspaces (
     limits          jsonb       NOT NULL,
     opened_at       timestamptz NOT NULL
 );
+ALTER TABLE workspaces ADD COLUMN IF NOT EXISTS missed_window_s double precision;
 """
 TABLES = ("workspaces",)
 
-_APPLIED = (ev.WorkspaceOpened,)
+_APPLIED = (ev.WorkspaceOpened, ev.PublishingPolicySet)
 
 
 @applies(*_APPLIED)
@@ -35,10 +36,14 @@ def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
     match data:
         case ev.WorkspaceOpened():
             conn.execute(
-                "INSERT INTO workspaces VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                "INSERT INTO workspaces (workspace_id, name, tier, timezone, limit_overrides, limits, opened_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                 (event.workspaceid, data.name, data.tier, data.timezone, Jsonb(dict(data.limit_overrides)),
                  Jsonb(dict(data.limits)), event.time),
             )
+        case ev.PublishingPolicySet():
+            conn.execute("UPDATE workspaces SET missed_window_s = %s WHERE workspace_id = %s",
+                         (data.missed_window_s, event.workspaceid))
 
 
 PROJECTION = Projection(name="workspaces", ddl=DDL, tables=TABLES, handles=apply.handles, apply=apply,
@@ -46,10 +51,12 @@ PROJECTION = Projection(name="workspaces", ddl=DDL, tables=TABLES, handles=apply
 
 
 def read_workspace(conn: Connection, workspace_id: str) -> dict[str, Any] | None:
-    """The workspace (workspace_id, name, tier, timezone, limit_overrides, limits, opened_at), or None."""
+    """The workspace (workspace_id, name, tier, timezone, limit_overrides, limits, opened_at,
+    missed_window_s: null for Herald's default), or None."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
-            "SELECT workspace_id, name, tier, timezone, limit_overrides, limits, opened_at FROM workspaces"
+            "SELECT workspace_id, name, tier, timezone, limit_overrides, limits, opened_at, missed_window_s"
+            " FROM workspaces"
             " WHERE workspace_id = %s",
             (workspace_id,),
         ).fetchone()

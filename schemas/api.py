@@ -305,6 +305,15 @@ class WorkspaceView(Response):
     limit_overrides: dict[str, int]
     limits: dict[str, int]
     opened_at: datetime
+    missed_window_s: float | None = Field(None, description="the workspace's missed window (PUT …/publishing-policy); "
+                                          "null: Herald's default")
+
+
+class PublishingPolicySet(Response):
+    missed_window_minutes: int | None
+    effective_missed_window_s: float
+    command_id: str
+    position: int | None
 
 
 class GrantView(Response):

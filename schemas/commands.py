@@ -327,6 +327,15 @@ class ChangeTier(Payload):
     tier: str = TierName
 
 
+class SetPublishingPolicy(Payload):
+    """The workspace's publishing policy: how late a destination may still be published."""
+
+    missed_window_minutes: StrictInt | None = Field(
+        None, ge=1, le=7 * 24 * 60,
+        description="a destination that cannot start within this many minutes of its due time is skipped with "
+        "reason `missed` instead of published late; null: Herald's default (HERALD_MISSED_WINDOW_S, 60 minutes)")
+
+
 class SetLimitOverrides(Payload):
     """Admin: the workspace's own limits, replacing its earlier overrides (empty: the tier's)."""
 
@@ -380,6 +389,7 @@ COMMAND_TYPES: dict[str, type[Payload]] = {
     "define_tier.v1": DefineTier,
     "change_tier.v1": ChangeTier,
     "set_limit_overrides.v1": SetLimitOverrides,
+    "set_publishing_policy.v1": SetPublishingPolicy,
     "expire_grant.v1": ExpireGrant,
     "warn_expiring_credits.v1": WarnExpiringCredits,
     "renew_credit_period.v1": RenewCreditPeriod,

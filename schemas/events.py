@@ -104,6 +104,11 @@ class LimitsOverridden(EventData):
     limits: dict[str, int]
 
 
+@event_type("herald.workspace.publishing_policy_set.v1")
+class PublishingPolicySet(EventData):
+    missed_window_s: float | None = Field(description="how late a destination may start; null: Herald's default")
+
+
 @event_type("herald.workspace.generation_counted.v1")
 class GenerationCounted(EventData):
     day: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -11,13 +12,18 @@ from schemas import events as ev
 from domain.account import SocialAccount
 from domain.base import Context, HeraldAggregate, derived_id
 from domain.post import platform_rules
-from domain.post.aggregate import Post, hold_id_for
+from domain.post.aggregate import Post, PublishPolicy, hold_id_for
+from domain.workspace.aggregate import Workspace
 from domain.registry import Outcome, handles
 from domain.rejections import Reason, Rejected
 from domain.wallet.publish_guard import skipped_without_credits
 
 if TYPE_CHECKING:
     from domain.application import HeraldApplication
+
+# A destination skipped at its start because the day's posts on its platform are over the daily limit
+# (lowered since they were scheduled).
+DAILY_LIMIT_SKIP = "daily_post_limit_reached"
 
 # A client clock a little behind ours should not turn "now" into "in the past".
 CLOCK_SKEW = timedelta(seconds=60)
@@ -101,8 +107,13 @@ def start_publish_attempt(app: HeraldApplication, ctx: Context, p: cmd.StartPubl
     )
     before = len(post.pending_events)
     if not skipped_without_credits(app, ctx, post, p.destination_id, p.attempt):
-        skip = "account_needs_reconnect" if account.needs_reconnect else None
-        post.start_attempt(ctx, p.destination_id, p.attempt, connected, app.policy, skip_reason=skip)
+        workspace = app.workspace(ctx)
+        skip = None
+        if account.needs_reconnect:
+            skip = "account_needs_reconnect"
+        elif workspace.over_daily_posts(workspace.local_day(dest.due_at), dest.platform):
+            skip = DAILY_LIMIT_SKIP
+        post.start_attempt(ctx, p.destination_id, p.attempt, connected, policy_of(app, workspace), skip_reason=skip)
     result = {"post_id": p.post_id, "destination_id": p.destination_id, "status": dest.status}
     return [post, *settle_holds(app, ctx, post, before), *_dequeue_if_settled(app, ctx, post)], result
 
@@ -157,10 +168,20 @@ def settle_holds(app: HeraldApplication, ctx: Context, post: Post, before: int) 
     return [wallet] if ended else []
 
 
+def policy_of(app: HeraldApplication, workspace: Workspace) -> PublishPolicy:
+    """Herald's publishing policy with the workspace's own missed window, if it set one."""
+    if workspace.missed_window_s is None:
+        return app.policy
+    return dataclasses.replace(app.policy, missed_window_s=workspace.missed_window_s)
+
+
 def _dequeue_if_settled(app: HeraldApplication, ctx: Context, post: Post) -> list[HeraldAggregate]:
     if not post.settled:
         return []
     workspace = app.workspace(ctx)
-    cancelled = [d.platform for d in post.destinations.values() if d.status == "cancelled"]  # their daily slots free up
+    # Their daily slots free up: cancelled destinations, and those skipped for the daily limit (so that,
+    # once enough were skipped, the rest of that day's posts are under the limit again and publish).
+    cancelled = [d.platform for d in post.destinations.values()
+                 if d.status == "cancelled" or (d.status == "skipped" and d.reason == DAILY_LIMIT_SKIP)]
     workspace.dequeue_post(ctx, post.post_id, cancelled)
     return [workspace]

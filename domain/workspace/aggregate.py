@@ -31,6 +31,7 @@ class Workspace(HeraldAggregate):
     daily_posts: dict[str, dict[str, int]] | None = None  # local day → platform → destinations
     generations: dict[str, int] | None = None  # local day → generations
     automation_rules = 0
+    missed_window_s: float | None = None  # the workspace's publishing policy; None: Herald's default
 
     def __init__(self) -> None:
         super().__init__()
@@ -109,6 +110,14 @@ class Workspace(HeraldAggregate):
         if current + adding > allowed:
             raise self._breach(Reason.daily_post_limit_reached, "daily_posts_per_platform", current, allowed,
                                f"{platform} posts due on {day}")
+
+    def set_publishing_policy(self, ctx: Context, missed_window_s: float | None) -> None:
+        self.record(ctx, ev.PublishingPolicySet(missed_window_s=missed_window_s))
+
+    def over_daily_posts(self, day: str, platform: str) -> bool:
+        """More of the platform's posts are due that day than the limit now allows (it was lowered
+        since they were scheduled: a downgrade, an override)."""
+        return self.daily_posts_on(day, platform) > self.limit("daily_posts_per_platform")
 
     def dequeue_post(self, ctx: Context, post_id: str, freed_platforms: list[str] | tuple[str, ...] = ()) -> None:
         if post_id in self.waiting_posts:
@@ -197,6 +206,8 @@ class Workspace(HeraldAggregate):
                                     if d in sorted(generations)[-KEPT_GENERATION_DAYS:]}
             case ev.AutomationRulesCounted():
                 self.automation_rules = event.count
+            case ev.PublishingPolicySet():
+                self.missed_window_s = event.missed_window_s
 
     def _slots(self) -> dict[str, list]:
         if self.post_slots is None:

@@ -44,3 +44,12 @@ def open_workspace(app: HeraldApplication, ctx: Context, p: cmd.OpenWorkspace) -
         "limits": {name: workspace.limit(name) for name in LIMIT_NAMES},
     }
     return [workspace, wallet], result
+
+
+@handles(cmd.SetPublishingPolicy)
+def set_publishing_policy(app: HeraldApplication, ctx: Context, p: cmd.SetPublishingPolicy) -> Outcome:
+    workspace = app.workspace(ctx)
+    window_s = p.missed_window_minutes * 60.0 if p.missed_window_minutes is not None else None
+    workspace.set_publishing_policy(ctx, window_s)
+    effective = window_s if window_s is not None else app.policy.missed_window_s
+    return [workspace], {"missed_window_minutes": p.missed_window_minutes, "effective_missed_window_s": effective}

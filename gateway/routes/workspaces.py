@@ -15,6 +15,7 @@ from processors.accounts.credentials import credential_version_for
 from processors.platforms.base import UnknownPlatform, missing_settings
 from projections import accounts, workspaces
 from schemas import api
+from schemas import commands as cmd
 
 
 def router(shared: Shared) -> APIRouter:
@@ -52,6 +53,20 @@ def router(shared: Shared) -> APIRouter:
             if found is None:
                 raise ProblemError(404, "unknown_workspace", f"no workspace {workspace_id}")
             return found
+
+    @r.put(
+        "/v1/workspaces/{workspace_id}/publishing-policy", response_model=api.PublishingPolicySet,
+        summary="Set the workspace's publishing policy", responses=openapi_responses(401, 403, 404, 422, 503),
+        description="`missed_window_minutes`: a destination that cannot start within this many minutes of its due "
+        "time (Herald was down, the account was throttled that long) is skipped with reason `missed` and its "
+        "credit released, instead of being published late. Null returns to Herald's default "
+        "(`HERALD_MISSED_WINDOW_S`).",
+    )
+    def set_publishing_policy(workspace_id: WorkspaceId, body: cmd.SetPublishingPolicy, caller: Caller,
+                              response: Response, idempotency_key: IdempotencyKey = None):
+        workspace_id = shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
+        decision = shared.decide(caller, workspace_id, body, idempotency_key, response)
+        return {**decision.result, "command_id": decision.command_id, "position": decision.position}
 
     @r.post(
         "/v1/workspaces/{workspace_id}/social-accounts", status_code=201, response_model=api.SocialAccountConnected,

@@ -155,14 +155,22 @@ def accounts(conn: Connection, events: list[Raw]) -> None:
 
 
 def workspaces(conn: Connection, events: list[Raw]) -> None:
-    events = only(events, ev.WorkspaceOpened)
+    events = only(events, ev.WorkspaceOpened, ev.PublishingPolicySet)
     rows = Rows("workspaces", ["workspace_id"], ["workspace_id", "name", "tier", "timezone", "limit_overrides",
-                                                 "limits", "opened_at"], jsonb=["limit_overrides", "limits"])
+                                                 "limits", "opened_at", "missed_window_s"],
+                jsonb=["limit_overrides", "limits"])
     rows.load(conn, [(e.workspace_id,) for e in events])
     for e in events:
         d = e.data
-        rows.insert({"workspace_id": e.workspace_id, "name": d["name"], "tier": d["tier"], "timezone": d["timezone"],
-                     "limit_overrides": dict(d["limit_overrides"]), "limits": dict(d["limits"]), "opened_at": e.time})
+        if e.type == ev.WorkspaceOpened.type:
+            rows.insert({"workspace_id": e.workspace_id, "name": d["name"], "tier": d["tier"],
+                         "timezone": d["timezone"], "limit_overrides": dict(d["limit_overrides"]),
+                         "limits": dict(d["limits"]), "opened_at": e.time, "missed_window_s": None})
+            continue
+        row = rows.get((e.workspace_id,))
+        if row is not None:
+            row.update(missed_window_s=d["missed_window_s"])
+            rows.changed((e.workspace_id,))
     rows.store(conn)
 
 
@@ -236,6 +244,6 @@ FOLDS = {
     "queue": (queue, _QUEUE_EVENTS),
     "posts": (posts, (ev.PostScheduled, *_POST_TOUCHES)),
     "accounts": (accounts, _ACCOUNTS_EVENTS),
-    "workspaces": (workspaces, (ev.WorkspaceOpened,)),
+    "workspaces": (workspaces, (ev.WorkspaceOpened, ev.PublishingPolicySet)),
     "audit": (audit, (ev.CommandRejected, *_ACCOUNT_EVENTS)),
 }

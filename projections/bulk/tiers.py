@@ -17,8 +17,10 @@ def tiers(conn: Connection, events: list[Raw]) -> None:
     events = only(events, *_TIER_EVENTS)
     defined = Rows("tiers", ["tier"], ["tier", "version", "limits", "defined_at"], jsonb=["limits"])
     scheduled = Rows("tier_changes_scheduled", ["workspace_id"], ["workspace_id", "to_tier", "effective_at"])
+    # Every column: a changed row is written back whole.
     workspaces = Rows("workspaces", ["workspace_id"], ["workspace_id", "name", "tier", "timezone", "limit_overrides",
-                                                       "limits", "opened_at"], jsonb=["limit_overrides", "limits"])
+                                                       "limits", "opened_at", "missed_window_s"],
+                      jsonb=["limit_overrides", "limits"])
     queue = Rows("queue_workspaces", ["workspace_id"], ["workspace_id", "tier", "queue_size"])
     defined.load(conn, [(e.data["tier"],) for e in events if e.type == ev.TierDefined.type])
     changes = [(e.workspace_id,) for e in events if e.type != ev.TierDefined.type]

@@ -459,3 +459,21 @@ def test_the_queue_pages_through_what_is_waiting_and_filters(gw):
     assert_problem(gw.get(f"/v1/workspaces/{ws}/queue", headers=key, params={"cursor": "nope"}), 422, "invalid_query")
     assert_problem(gw.get(f"/v1/workspaces/{ws}/queue", headers=key, params={"status": "lost"}), 422,
                    "invalid_query")
+
+
+def test_a_workspace_sets_its_missed_window(gw):
+    ws, key = gw.api.open_workspace(name="Policy", tier="pro")
+    other, other_key = gw.api.open_workspace(name="Other", tier="pro")
+    path = f"/v1/workspaces/{ws}/publishing-policy"
+    set_ = gw.http.put(path, json={"missed_window_minutes": 10}, headers=key)
+    assert set_.status_code == 200, set_.text
+    assert set_.json()["effective_missed_window_s"] == 600
+    shown = gw.get(f"/v1/workspaces/{ws}", headers=key, params={"min_position": set_.json()["position"]}).json()
+    assert shown["missed_window_s"] == 600
+    assert_problem(gw.http.put(path, json={"missed_window_minutes": 0}, headers=key), 422, "validation_error")
+    assert_problem(gw.http.put(path, json={"missed_window_minutes": "10"}, headers=key), 422, "validation_error")
+    assert_problem(gw.http.put(path, json={"missed_window_minutes": 10}, headers=other_key), 404, "unknown_workspace")
+    back = gw.http.put(path, json={"missed_window_minutes": None}, headers=key)
+    assert back.status_code == 200 and back.json()["effective_missed_window_s"] == 3600
+    shown = gw.get(f"/v1/workspaces/{ws}", headers=key, params={"min_position": back.json()["position"]}).json()
+    assert shown["missed_window_s"] is None

@@ -57,7 +57,7 @@ class Clock:
 # holds of posts long past due expire, credit periods renew (monthly credits reset and carried
 # over), as the credit clock's commands would do them.
 KINDS = ("schedule", "start", "outcome", "cancel", "grant", "settle", "expiring", "advance", "clock",
-         "needs_reconnect", "reconnect", "upgrade", "overrides", "read")
+         "needs_reconnect", "reconnect", "upgrade", "overrides", "read", "policy")
 ADVANCES = (timedelta(hours=1), timedelta(hours=3), timedelta(hours=25), timedelta(days=32))
 steps = st.lists(st.tuples(
     st.sampled_from(KINDS),
@@ -69,7 +69,7 @@ steps = st.lists(st.tuples(
 # Every kind of step at least once, in an order where each has its effect: for a test's explicit example.
 EVERYTHING = [
     ("schedule", 0, "a", ""), ("schedule", 1, "b", ""), ("schedule", 2, "a", ""), ("schedule", 3, "b", ""),
-    ("expiring", 0, "a", ""), ("expiring", 1, "a", ""),
+    ("expiring", 0, "a", ""), ("expiring", 1, "a", ""), ("clock", 0, "a", ""),  # warned: they expire within 3 days
     ("start", 0, "a", ""), ("outcome", 0, "a", "published"), ("settle", 0, "a", "published"),
     ("start", 1, "b", ""), ("outcome", 1, "b", "retry"), ("start", 1, "b", ""), ("outcome", 1, "b", "throttled"),
     ("start", 1, "b", ""), ("outcome", 1, "b", "failed"), ("settle", 1, "b", "failed"),
@@ -78,7 +78,7 @@ EVERYTHING = [
     ("overrides", 2, "a", ""), ("schedule", 4, "b", ""), ("schedule", 5, "a", ""), ("cancel", 4, "b", ""),
     ("advance", 1, "a", ""), ("clock", 0, "a", ""), ("read", 0, "a", ""),
     ("advance", 2, "a", ""), ("clock", 0, "a", ""), ("advance", 3, "a", ""), ("clock", 0, "a", ""),
-    ("schedule", 0, "a", ""), ("read", 0, "a", ""), ("upgrade", 0, "a", ""),
+    ("schedule", 0, "a", ""), ("read", 0, "a", ""), ("policy", 1, "a", ""), ("upgrade", 0, "a", ""),
 ]
 
 _ids = itertools.count()
@@ -146,6 +146,8 @@ def run_workload(app, ws: str, workload, *, tier: str = "pro", timezone: str = "
                                                 credential_version=f"v{next(_ids)}"))
             case "upgrade":
                 decide(cmd.ChangeTier(tier="business"))
+            case "policy":  # post 0: back to Herald's default
+                decide(cmd.SetPublishingPolicy(missed_window_minutes=30 * post or None))
             case "overrides":
                 decide(cmd.SetLimitOverrides(limit_overrides={"queue_size": 3 + post, "monthly_credits": 100}))
             case "read":

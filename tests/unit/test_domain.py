@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from domain.application import Decision, HeraldApplication
 from domain.post import Post, PublishPolicy, hold_id_for
@@ -785,3 +786,49 @@ def test_grant_ids_recorded_before_claims_are_claimed_by_the_upgrade(ready: Hera
     assert claim_earlier_grants(ready.app) == 1  # invoice-9; the fixture's grant was claimed when it was made
     ready.rejected(cmd.GrantCredits(grant_id="invoice-9", amount=1), "grant_exists")
     assert claim_earlier_grants(ready.app) == 0
+
+
+# The workspace's publishing policy and the daily limit at publish time ------------------------
+
+
+def test_a_workspace_missed_window_replaces_the_default_for_its_destinations(ready: Herald) -> None:
+    assert ready.ok(cmd.SetPublishingPolicy(missed_window_minutes=10))["effective_missed_window_s"] == 600
+    ready.schedule("late", "acc-a")
+    ready.schedule("in-time", "acc-b")
+    ready.advance(9 * 60)
+    assert _accepted(ready.start("in-time", "acc-b"))["status"] == "attempting"
+    ready.advance(2 * 60)  # 11 minutes after the due time: past the workspace's 10, well within Herald's 60
+    assert _accepted(ready.start("late", "acc-a"))["status"] == "skipped"
+    assert ready.post("late").destination("acc-a").reason == "missed"
+    assert hold_id_for("late", "acc-a") not in ready.wallet().holds, "released in the same decision"
+
+    ready.ok(cmd.SetPublishingPolicy(missed_window_minutes=None))  # back to Herald's default
+    ready.schedule("default", "acc-a")
+    ready.advance(30 * 60)
+    assert _accepted(ready.start("default", "acc-a"))["status"] == "attempting"
+
+
+def test_a_publishing_policy_outside_its_bounds_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        cmd.SetPublishingPolicy(missed_window_minutes=0)
+    with pytest.raises(ValidationError):
+        cmd.SetPublishingPolicy(missed_window_minutes=7 * 24 * 60 + 1)
+    with pytest.raises(ValidationError):
+        cmd.SetPublishingPolicy.model_validate({"missed_window_minutes": "10"})
+
+
+def test_the_daily_post_limit_is_checked_again_at_publish(ready: Herald) -> None:
+    """Three posts were scheduled for one day under a limit of 5; the limit is lowered to 1 before they
+    are due: at their start, destinations are skipped until the day is within the limit, and the rest
+    publish."""
+    ready.ok(cmd.SetLimitOverrides(limit_overrides={"daily_posts_per_platform": 5}), issued_by="admin")
+    for post_id in ("d1", "d2", "d3"):
+        ready.schedule(post_id, "acc-a", publish_in_s=60)
+    ready.ok(cmd.SetLimitOverrides(limit_overrides={"daily_posts_per_platform": 1}), issued_by="admin")
+    ready.advance(61)
+    statuses = [_accepted(ready.start(post_id, "acc-a"))["status"] for post_id in ("d1", "d2", "d3")]
+    assert statuses == ["skipped", "skipped", "attempting"]
+    assert [ready.post(p).destination("acc-a").reason for p in ("d1", "d2")] == ["daily_post_limit_reached"] * 2
+    assert set(ready.wallet().holds) == {hold_id_for("d3", "acc-a")}, "the skipped destinations' holds released"
+    day = ready.workspace().local_day(ready.now)
+    assert ready.workspace().daily_posts_on(day, "sandbox") == 1
