@@ -343,6 +343,9 @@ def submit_schedules(gateway_url: str, admin_key: str, workload: Workload, optio
                 if response.status_code in (502, 503, 504):
                     time.sleep(0.2)
                     continue
+                if response.status_code == 429:  # over the key's rate: wait as told, as a client should
+                    time.sleep(float(response.headers.get("retry-after", "1")))
+                    continue
                 raise RuntimeError(f"schedule {i} refused: {response.status_code} {response.text[:300]}")
     say(f"{len(workload.submitted)} schedule commands accepted by the gateway")
 
