@@ -24,6 +24,7 @@ class Reason(StrEnum):
     post_not_cancellable = "post_not_cancellable"
     attempt_fenced = "attempt_fenced"
     outcome_fenced = "outcome_fenced"
+    destination_not_retryable = "destination_not_retryable"
     hold_not_pending = "hold_not_pending"
     grant_exists = "grant_exists"
     content_invalid = "content_invalid"

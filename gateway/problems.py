@@ -47,6 +47,7 @@ REASON_STATUS: dict[str, int] = {
     Reason.hold_not_pending: 409,
     Reason.attempt_fenced: 409,
     Reason.outcome_fenced: 409,
+    Reason.destination_not_retryable: 409,
     Reason.daily_post_limit_reached: 409,
     Reason.scheduling_horizon_exceeded: 409,
     Reason.daily_generation_limit_reached: 409,

@@ -134,5 +134,6 @@ SELECT e.time AS at, e.workspace_id, e.post_id, e.social_account_id, a.platform,
   FROM audit_account_events e
   LEFT JOIN social_accounts a ON a.social_account_id = e.social_account_id
  WHERE e.type IN ('herald.post.destination_failed.v1', 'herald.post.retry_scheduled.v1',
-                  'herald.post.destination_skipped.v1', 'herald.post.outcome_unknown.v1');
+                  'herald.post.destination_skipped.v1', 'herald.post.outcome_unknown.v1')
+   AND e.data->>'requested_by' IS NULL;  -- an admin's retry is not an error
 """

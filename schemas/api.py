@@ -212,6 +212,15 @@ class ResolveOutcomeRequest(BaseModel):
         return self
 
 
+class DestinationRetried(Response):
+    post_id: str
+    destination_id: str
+    status: str
+    hold_id: str
+    command_id: str
+    position: int | None
+
+
 class OutcomeResolved(Response):
     post_id: str
     destination_id: str

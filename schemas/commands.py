@@ -267,6 +267,14 @@ class Resolution(StrEnum):
     not_published = "not_published"
 
 
+class RetryDestination(Payload):
+    """Admin (job monitor): publish a failed or skipped destination again, now. A new credit hold is
+    placed for it (rejected ``insufficient_credits`` without one); its next attempt starts at once."""
+
+    post_id: str
+    destination_id: str
+
+
 class ResolvePublishOutcome(Payload):
     """Ends a destination whose outcome is unknown: found on the platform (published) or not.
     Sent by the publisher's reconciliation, or by an admin who checked the platform."""
@@ -383,6 +391,7 @@ COMMAND_TYPES: dict[str, type[Payload]] = {
     "start_publish_attempt.v1": StartPublishAttempt,
     "record_publish_outcome.v1": RecordPublishOutcome,
     "resolve_publish_outcome.v1": ResolvePublishOutcome,
+    "retry_destination.v1": RetryDestination,
     "mark_account_needs_reconnect.v1": MarkAccountNeedsReconnect,
     "consume_hold.v1": ConsumeHold,
     "release_hold.v1": ReleaseHold,

@@ -353,6 +353,9 @@ class RetryScheduled(EventData):
     error_kind: str | None
     detail: str
     status_code: int | None = None
+    requested_by: str | None = Field(None, description="set when an admin asked for it (a failed or skipped "
+                                     "destination published again): who; the retry counter starts over")
+    hold_id: str | None = Field(None, description="with requested_by: the new credit hold placed for it")
 
 
 @event_type("herald.post.destination_throttled.v1")

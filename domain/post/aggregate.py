@@ -22,7 +22,10 @@ from domain.rejections import Reason, Rejected
 
 
 
-def hold_id_for(post_id: str, destination_id: str) -> str:
+def hold_id_for(post_id: str, destination_id: str, retry: str = "") -> str:
+    """The destination's hold; an admin's retry (``retry``: its command id) places a new one."""
+    if retry:
+        return derived_id("hold", post_id, destination_id, "retry", retry)
     return derived_id("hold", post_id, destination_id)
 
 
@@ -242,6 +245,18 @@ class Post(HeraldAggregate):
             detail = f"resolved by {ctx.issued_by}: not published" + (f" ({resolution.note})" if resolution.note else "")
             self.record(ctx, ev.DestinationFailed(**common, error_kind="not_published", detail=detail))
 
+    def retry(self, ctx: Context, destination_id: str, hold_id: str) -> None:
+        """An admin's retry of a destination that ended without being published: it waits again,
+        due now, with ``hold_id`` (placed by the caller) as its hold."""
+        dest = self.destination(destination_id)
+        if dest.status not in ("failed", "skipped"):
+            raise Rejected(Reason.destination_not_retryable,
+                           f"destination is {dest.status}; only a failed or skipped destination can be retried")
+        self.record(ctx, ev.RetryScheduled(
+            post_id=self.post_id, destination_id=destination_id, attempt=dest.attempt, retry_at=ctx.now,
+            error_kind=None, detail=f"retry asked for by {ctx.issued_by}", requested_by=ctx.issued_by,
+            hold_id=hold_id))
+
     def cancel(self, ctx: Context, reason: str) -> None:
         cancellable = [d_id for d_id, d in self.destinations.items() if d.status in WAITING]
         if not cancellable:
@@ -276,7 +291,11 @@ class Post(HeraldAggregate):
             case ev.RetryScheduled():
                 dest = self.destinations[event.destination_id]
                 dest.status, dest.due_at, dest.reason = "retry_scheduled", event.retry_at, event.detail
-                dest.failures += 1
+                if event.requested_by is None:
+                    dest.failures += 1
+                else:  # an admin's retry: a new hold, and the retries start over
+                    dest.failures = 0
+                    dest.hold_id = event.hold_id or dest.hold_id
             case ev.DestinationThrottled():
                 dest = self.destinations[event.destination_id]
                 dest.status, dest.due_at, dest.reason = "retry_scheduled", event.until, event.detail

@@ -127,6 +127,23 @@ def record_publish_outcome(app: HeraldApplication, ctx: Context, p: cmd.RecordPu
     return [post, *settle_holds(app, ctx, post, before), *_dequeue_if_settled(app, ctx, post)], result
 
 
+@handles(cmd.RetryDestination)
+def retry_destination(app: HeraldApplication, ctx: Context, p: cmd.RetryDestination) -> Outcome:
+    post = app.post(ctx, p.post_id)
+    dest = post.destination(p.destination_id)
+    hold_id = hold_id_for(p.post_id, p.destination_id, retry=ctx.command_id)
+    post.retry(ctx, p.destination_id, hold_id)  # refused first if the destination cannot be retried
+    wallet = app.wallet(ctx)
+    wallet.place_hold(ctx, hold_id, p.post_id, p.destination_id, due_at=ctx.now)
+    workspace = app.workspace(ctx)
+    changed: list[HeraldAggregate] = [post, wallet]
+    if p.post_id not in workspace.waiting_posts:  # it had left the queue: it waits again (its day was counted)
+        workspace.enqueue_post(ctx, p.post_id)
+        changed.append(workspace)
+    return changed, {"post_id": p.post_id, "destination_id": p.destination_id, "status": dest.status,
+                     "hold_id": hold_id}
+
+
 @handles(cmd.ResolvePublishOutcome)
 def resolve_publish_outcome(app: HeraldApplication, ctx: Context, p: cmd.ResolvePublishOutcome) -> Outcome:
     post = app.post(ctx, p.post_id)

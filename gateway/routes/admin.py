@@ -73,4 +73,20 @@ def router(shared: Shared) -> APIRouter:
         decision = shared.decide(caller, shared.within(caller, workspace_id), payload, idempotency_key, response)
         return api.OutcomeResolved(**decision.result, command_id=decision.command_id, position=decision.position)
 
+    @r.post(
+        "/v1/admin/workspaces/{workspace_id}/posts/{post_id}/destinations/{destination_id}/retry",
+        response_model=api.DestinationRetried, summary="Publish a failed or skipped destination again (admin)",
+        responses=openapi_responses(401, 402, 403, 404, 409, 422, 503),
+        description="The job monitor's manual retry: the destination waits again, due now, with a new credit hold "
+        "(402 `insufficient_credits` when the wallet has none available), and its next attempt starts within "
+        "seconds. 409 `destination_not_retryable` unless it is `failed` or `skipped`.",
+    )
+    def retry_destination(workspace_id: WorkspaceId, post_id: ResourceId, destination_id: ResourceId,
+                          caller: Caller, response: Response, idempotency_key: IdempotencyKey = None):
+        if not caller.is_admin:
+            raise ProblemError(403, "forbidden", "only the admin key can retry destinations")
+        payload = cmd.RetryDestination(post_id=post_id, destination_id=destination_id)
+        decision = shared.decide(caller, shared.within(caller, workspace_id), payload, idempotency_key, response)
+        return api.DestinationRetried(**decision.result, command_id=decision.command_id, position=decision.position)
+
     return r

@@ -26,6 +26,7 @@ MEANINGS: dict[str, str] = {
     "post_not_cancellable": "no destination of the post was still waiting",
     "attempt_fenced": "another attempt was expected, so this one could not start (no double post)",
     "outcome_fenced": "the outcome was for an attempt that was not running",
+    "destination_not_retryable": "only a failed or skipped destination can be retried",
     "hold_not_pending": "the credit hold had already been consumed or released",
     "grant_exists": "that grant id was already used",
     "missed": "the attempt would have started more than the missed window after the due time, "

@@ -26,6 +26,7 @@ from herald.storage import db, event_store
 from herald.messaging.relay import to_cloud_event
 from projections import catalogue as read_models
 from projections import positions
+from schemas import commands as cmd
 from schemas.commands import CommandEnvelope
 from tests.support import ADMIN_KEY, Api, bearer
 
@@ -477,3 +478,29 @@ def test_a_workspace_sets_its_missed_window(gw):
     assert back.status_code == 200 and back.json()["effective_missed_window_s"] == 3600
     shown = gw.get(f"/v1/workspaces/{ws}", headers=key, params={"min_position": back.json()["position"]}).json()
     assert shown["missed_window_s"] is None
+
+
+def test_an_admin_retries_a_failed_destination(gw):
+    ws, key = gw.api.open_workspace(name="Retry", tier="pro")
+    account = gw.api.connect(ws, key, handle="retry")
+    assert gw.http.post(f"/v1/workspaces/{ws}/credits/grants", json={"amount": 3, "source": "purchase"},
+                        headers=ADMIN).status_code == 201
+    post_id = gw.api.schedule(ws, key, [account]).json()["post_id"]
+    path = f"/v1/admin/workspaces/{ws}/posts/{post_id}/destinations/{account}/retry"
+    # Still waiting: nothing to retry.
+    assert_problem(gw.http.post(path, headers=ADMIN), 409, "destination_not_retryable")
+    for payload in (cmd.StartPublishAttempt(post_id=post_id, destination_id=account, attempt=1),
+                    cmd.RecordPublishOutcome(post_id=post_id, destination_id=account, attempt=1,
+                                             outcome=cmd.Outcome.failed, error_kind="permanent", detail="refused")):
+        assert gw.app.handle(CommandEnvelope.wrap(payload, command_id=f"{payload.__class__.__name__}-1",
+                                                  workspace_id=ws, issued_by="publisher",
+                                                  issued_at=datetime.now(UTC))).accepted
+    assert_problem(gw.http.post(path, headers=key), 403, "forbidden")  # the workspace's own key: admin only
+    retried = gw.http.post(path, headers=ADMIN)
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["status"] == "retry_scheduled"
+    queue = gw.get(f"/v1/workspaces/{ws}/queue", headers=key, params={"min_position": retried.json()["position"]}).json()
+    assert [(d["post_id"], d["status"]) for d in queue["destinations"]] == [(post_id, "retry_scheduled")]
+    other, _ = gw.api.open_workspace(name="Elsewhere", tier="pro")
+    assert_problem(gw.http.post(f"/v1/admin/workspaces/{other}/posts/{post_id}/destinations/{account}/retry",
+                                headers=ADMIN), 404, "unknown_post")

@@ -57,7 +57,7 @@ class Clock:
 # holds of posts long past due expire, credit periods renew (monthly credits reset and carried
 # over), as the credit clock's commands would do them.
 KINDS = ("schedule", "start", "outcome", "cancel", "grant", "settle", "expiring", "advance", "clock",
-         "needs_reconnect", "reconnect", "upgrade", "overrides", "read", "policy")
+         "needs_reconnect", "reconnect", "upgrade", "overrides", "read", "policy", "retry")
 ADVANCES = (timedelta(hours=1), timedelta(hours=3), timedelta(hours=25), timedelta(days=32))
 steps = st.lists(st.tuples(
     st.sampled_from(KINDS),
@@ -74,7 +74,7 @@ EVERYTHING = [
     ("start", 1, "b", ""), ("outcome", 1, "b", "retry"), ("start", 1, "b", ""), ("outcome", 1, "b", "throttled"),
     ("start", 1, "b", ""), ("outcome", 1, "b", "failed"), ("settle", 1, "b", "failed"),
     ("needs_reconnect", 0, "a", ""), ("start", 2, "a", ""), ("reconnect", 0, "a", ""),
-    ("start", 3, "b", ""), ("outcome", 3, "b", "unknown"), ("grant", 0, "a", ""),
+    ("start", 3, "b", ""), ("outcome", 3, "b", "unknown"), ("grant", 0, "a", ""), ("retry", 1, "b", ""),
     ("overrides", 2, "a", ""), ("schedule", 4, "b", ""), ("schedule", 5, "a", ""), ("cancel", 4, "b", ""),
     ("advance", 1, "a", ""), ("clock", 0, "a", ""), ("read", 0, "a", ""),
     ("advance", 2, "a", ""), ("clock", 0, "a", ""), ("advance", 3, "a", ""), ("clock", 0, "a", ""),
@@ -146,6 +146,8 @@ def run_workload(app, ws: str, workload, *, tier: str = "pro", timezone: str = "
                                                 credential_version=f"v{next(_ids)}"))
             case "upgrade":
                 decide(cmd.ChangeTier(tier="business"))
+            case "retry":  # an admin's retry of a failed or skipped destination
+                decide(cmd.RetryDestination(post_id=post_id, destination_id=dest))
             case "policy":  # post 0: back to Herald's default
                 decide(cmd.SetPublishingPolicy(missed_window_minutes=30 * post or None))
             case "overrides":

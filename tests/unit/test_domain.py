@@ -746,6 +746,8 @@ def test_the_wallet_forgets_ended_holds_and_used_up_grants(ready: Herald) -> Non
 
 
 def test_long_streams_load_from_a_snapshot(ready: Herald) -> None:
+    # Every 100 events here (1,000 in production) so that a short test crosses the interval.
+    ready.app.snapshotting_intervals = {Workspace: 100, Wallet: 100}
     for n in range(60):
         ready.schedule(f"p{n}", "acc-a")
         ready.send(cmd.ReleaseHold(hold_id=hold_id_for(f"p{n}", "acc-a"), reason="test"))
@@ -832,3 +834,50 @@ def test_the_daily_post_limit_is_checked_again_at_publish(ready: Herald) -> None
     assert set(ready.wallet().holds) == {hold_id_for("d3", "acc-a")}, "the skipped destinations' holds released"
     day = ready.workspace().local_day(ready.now)
     assert ready.workspace().daily_posts_on(day, "sandbox") == 1
+
+
+# An admin's retry of a failed destination -----------------------------------------------------
+
+
+def test_an_admin_retries_a_failed_destination_with_a_new_hold_and_it_publishes(ready: Herald) -> None:
+    ready.schedule("p1", "acc-a")
+    ready.start("p1", "acc-a")
+    assert _accepted(ready.outcome("p1", "acc-a", 1, "failed", error_kind="invalid_content", detail="422"))["status"] == "failed"
+    available = ready.wallet().available
+    assert ready.post("p1").destination("acc-a").hold_id not in ready.wallet().holds, "released when it failed"
+
+    retried = _accepted(ready.send(cmd.RetryDestination(post_id="p1", destination_id="acc-a"), issued_by="api-key:admin"))
+    new_hold = retried["hold_id"]
+    assert retried["status"] == "retry_scheduled" and new_hold != hold_id_for("p1", "acc-a")
+    assert new_hold in ready.wallet().holds and ready.wallet().available == available - 1
+    assert ready.post("p1").destination("acc-a").hold_id == new_hold
+    assert "p1" in ready.workspace().waiting_posts, "back in the queue"
+    (event,) = ready.events_of("herald.post.retry_scheduled.v1")
+    assert event["requested_by"] == "api-key:admin" and event["hold_id"] == new_hold
+
+    assert _accepted(ready.start("p1", "acc-a", attempt=2))["status"] == "attempting"
+    assert _accepted(ready.outcome("p1", "acc-a", 2, "published"))["status"] == "published"
+    assert new_hold not in ready.wallet().holds and ready.wallet().available == available - 1, "the new hold consumed"
+    assert "p1" not in ready.workspace().waiting_posts
+
+
+def test_only_a_failed_or_skipped_destination_can_be_retried(ready: Herald) -> None:
+    ready.schedule("p1", "acc-a")
+    ready.rejected(cmd.RetryDestination(post_id="p1", destination_id="acc-a"), "destination_not_retryable")
+    ready.start("p1", "acc-a")
+    ready.outcome("p1", "acc-a", 1, "published")
+    ready.rejected(cmd.RetryDestination(post_id="p1", destination_id="acc-a"), "destination_not_retryable")
+    ready.rejected(cmd.RetryDestination(post_id="p1", destination_id="nope"), "unknown_destination")
+    ready.rejected(cmd.RetryDestination(post_id="nope", destination_id="acc-a"), "unknown_post")
+
+
+def test_a_retry_without_credits_is_refused_and_changes_nothing(ready: Herald) -> None:
+    ready.schedule("p1", "acc-a")
+    ready.advance(2 * 3600)  # past the missed window: skipped at its start
+    assert _accepted(ready.start("p1", "acc-a"))["status"] == "skipped"
+    ready.ok(cmd.SetLimitOverrides(limit_overrides={"daily_posts_per_platform": 100}), issued_by="admin")
+    for i in range(ready.wallet().available):  # every credit held by other posts
+        ready.schedule(f"filler-{i}", "acc-b", publish_in_s=3600)
+    before = ready.post("p1").version
+    ready.rejected(cmd.RetryDestination(post_id="p1", destination_id="acc-a"), "insufficient_credits")
+    assert ready.post("p1").version == before and ready.post("p1").destination("acc-a").status == "skipped"
