@@ -328,6 +328,9 @@ class PlatformRules:
     max_links: int | None = None
     forbidden: str = ""  # characters the text may not hold
     forbidden_in: tuple[Part, ...] = field(default=(Part.text,))
+    # A longer text goes out as a thread of replies of at most this many posts (0: no threads),
+    # each within the text limit, split at whitespace (``thread_parts``).
+    thread_posts: int = 0
 
 
 _RULES = (
@@ -344,6 +347,7 @@ _RULES = (
         max_links=10,
         # twitter-text hasInvalidCharacters: U+FFFE, U+FEFF, U+FFFF make a Tweet invalid
         forbidden="\ufffe\ufeff\uffff",
+        thread_posts=25,  # processors/platforms/x.py posts the parts as a chain of replies
     ),
     PlatformRules(
         "bluesky",
@@ -501,6 +505,34 @@ PLATFORMS = frozenset(RULES)
 # Checking
 
 
+def thread_parts(text: str, unit: Unit, limit: int) -> list[str]:
+    """The text as posts of at most ``limit`` (counted in ``unit``), split at whitespace; a word
+    longer than a post is cut between grapheme clusters."""
+    text = text.strip()
+    if unit.count(text) <= limit:
+        return [text]
+    parts: list[str] = []
+    current = ""
+    for space, word in regex.findall(r"(\s*)(\S+)", text):
+        if current and unit.count(current + space + word) <= limit:
+            current += space + word
+            continue
+        if current:
+            parts.append(current)
+        current = word
+        while unit.count(current) > limit:  # one word longer than a post
+            head = ""
+            for cluster in regex.findall(r"\X", current):
+                if head and unit.count(head + cluster) > limit:
+                    break
+                head += cluster
+            parts.append(head)
+            current = current[len(head):]
+    if current:
+        parts.append(current)
+    return parts
+
+
 def check(platform: str, text: str, media: Sequence[MediaRef | str] = ()) -> list[Violation]:
     """Every rule of `platform` that this text and media break; empty when none is."""
     rules = RULES.get(platform)
@@ -529,6 +561,15 @@ def _text_violations(rules: PlatformRules, text: str, has_media: bool) -> list[V
         if limit.with_media is not None and limit.with_media != has_media:
             continue
         actual = limit.unit.count(_part(text, limit.part))
+        if actual > limit.maximum and rules.thread_posts and limit.part is Part.text:
+            posts = len(thread_parts(text, limit.unit, limit.maximum))
+            if posts > rules.thread_posts:
+                found.append(_violation(
+                    rules, Code.text_too_long,
+                    f"{rules.display} takes a longer text as a thread of at most {rules.thread_posts} posts of "
+                    f"{limit.maximum:,} {limit.unit.name}; this text needs {posts}",
+                    limit.part, limit=limit.maximum * rules.thread_posts, actual=actual))
+            continue
         if actual > limit.maximum:
             context = "" if limit.with_media is None else (" with media" if has_media else " without media")
             found.append(

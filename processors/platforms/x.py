@@ -28,8 +28,8 @@ Docs followed:
 
 Threads: a text over 280 weighted characters is split at whitespace into parts of at most 280
 (a word longer than a post is cut between grapheme clusters); the first part carries the media, each
-next part replies to the one before. Herald's content rules hold X posts to 280 today, so threads
-only reach the adapter once that rule lets longer texts through (docs/platforms.md).
+next part replies to the one before. The content rules (domain/post/platform_rules.py, X's
+``thread_posts``) accept such a text at schedule time when it splits into at most 25 posts.
 
 No idempotency key on X: once any part may have been posted, a failure is an unknown outcome, and
 reconcile reads the user's recent posts, finds the parts already there (first part by text, each
@@ -46,10 +46,10 @@ import time
 from typing import Any
 
 import httpx
-import regex
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_attempt, wait_fixed
 
-from domain.post.platform_rules import x_weighted_length
+from domain.post.platform_rules import X_WEIGHTED
+from domain.post.platform_rules import thread_parts as rules_thread_parts
 from herald.net.safe_fetch import SafeFetcher
 from processors.platforms.base import (
     Capabilities,
@@ -77,41 +77,12 @@ SCOPES = ("tweet.read", "tweet.write", "users.read", "media.write", "offline.acc
 CATEGORY = {"image": "tweet_image", "gif": "tweet_gif", "video": "tweet_video"}
 _URL = re.compile(r"https?://\S+")
 DUPLICATE = "HTTP 403 duplicate content"
-_CLUSTER = regex.compile(r"\X")
 
 
 def thread_parts(text: str, limit: int = MAX_WEIGHT) -> list[str]:
-    """The text as posts of at most ``limit`` weighted characters, split at whitespace."""
-    text = text.strip()
-    if x_weighted_length(text) <= limit:
-        return [text]
-    parts: list[str] = []
-    current, weight = "", 0
-    for space, word in re.findall(r"(\s*)(\S+)", text):
-        word_weight = x_weighted_length(word)
-        if current and weight + x_weighted_length(space) + word_weight <= limit:
-            current, weight = current + space + word, weight + x_weighted_length(space) + word_weight
-            continue
-        if current:
-            parts.append(current)
-        current, weight = word, word_weight
-        while weight > limit:  # one word longer than a post
-            head = _cut(current, limit)
-            parts.append(head)
-            current = current[len(head):]
-            weight = x_weighted_length(current)
-    if current:
-        parts.append(current)
-    return parts
-
-
-def _cut(word: str, limit: int) -> str:
-    out = ""
-    for cluster in _CLUSTER.findall(word):
-        if out and x_weighted_length(out + cluster) > limit:
-            break
-        out += cluster
-    return out
+    """The text as posts of at most ``limit`` weighted characters, split at whitespace (the same
+    split the content rules count a thread's posts with)."""
+    return rules_thread_parts(text, X_WEIGHTED, limit)
 
 
 def classify_x_error(status_code: int, headers: Any, body_text: str) -> PublishError:

@@ -5,9 +5,11 @@ and properties that must hold for any text."""
 from __future__ import annotations
 
 import pytest
+import regex
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from domain.post import platform_rules
 from domain.post.platform_rules import (
     PLATFORMS,
     RULES,
@@ -64,6 +66,7 @@ LIMIT_CASES = [
     pytest.param(name, limit, id=f"{name}-{limit.part}-{limit.maximum}")
     for name, rules in RULES.items()
     for limit in rules.limits
+    if not (rules.thread_posts and limit.part is Part.text)  # a longer text is a thread: tested below
 ]
 
 
@@ -92,10 +95,10 @@ def _part_of(text: str, part: Part) -> str:
 
 
 def test_the_violation_names_the_limit_and_the_actual_count() -> None:
-    [violation] = check("x", "a" * 281)
-    assert (violation.platform, violation.code, violation.field) == ("x", Code.text_too_long, "text")
-    assert (violation.limit, violation.actual) == (280, 281)
-    assert "280" in violation.message and "281" in violation.message
+    [violation] = check("mastodon", "a" * 501)
+    assert (violation.platform, violation.code, violation.field) == ("mastodon", Code.text_too_long, "text")
+    assert (violation.limit, violation.actual) == (500, 501)
+    assert "500" in violation.message and "501" in violation.message
 
 
 # X: twitter-text v3 weights -------------------------------------------------------------------
@@ -136,8 +139,10 @@ def test_x_weighted_length(text: str, weight: int) -> None:
     ("text", "valid"),
     [("中" * 139 + "a", True), ("中" * 140, True), ("中" * 140 + "a", False), ("a" * 257 + " " + LONG_URL, False)],
 )
-def test_x_accepts_up_to_280_weighted_characters(text: str, valid: bool) -> None:
-    assert (Code.text_too_long not in codes("x", text)) is valid
+def test_an_x_post_is_up_to_280_weighted_characters(text: str, valid: bool) -> None:
+    """One post; a longer text is a thread of several (and still valid)."""
+    assert (len(platform_rules.thread_parts(text, platform_rules.X_WEIGHTED, 280)) == 1) is valid
+    assert Code.text_too_long not in codes("x", text)
 
 
 # Bluesky: 300 grapheme clusters and 3000 UTF-8 bytes ----------------------------------------------
@@ -537,3 +542,23 @@ def test_check_answers_every_input_with_well_formed_violations(platform: str, te
 @given(st.sampled_from(sorted(PLATFORMS)), texts, media_lists)
 def test_media_order_does_not_matter(platform: str, text: str, media) -> None:
     assert sorted(codes(platform, text, media)) == sorted(codes(platform, text, list(reversed(media))))
+
+
+def test_a_longer_x_text_is_a_thread_of_at_most_25_posts() -> None:
+    words = ["word"] * 200  # 999 weighted characters: 4 posts of at most 280
+    assert not platform_rules.check("x", " ".join(words))
+    parts = platform_rules.thread_parts(" ".join(words), platform_rules.X_WEIGHTED, 280)
+    assert len(parts) == 4 and all(platform_rules.x_weighted_length(p) <= 280 for p in parts)
+    assert " ".join(parts) == " ".join(words), "nothing lost or reordered at the cuts"
+    too_long = " ".join(["word"] * 1500)  # 26 posts
+    (violation,) = platform_rules.check("x", too_long)
+    assert violation.code == platform_rules.Code.text_too_long and "at most 25 posts" in violation.message
+    # Platforms without threads keep their limit.
+    assert platform_rules.check("mastodon", "a" * 501)
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=3000))
+def test_thread_parts_keep_every_word_and_fit_the_limit(text: str) -> None:
+    parts = platform_rules.thread_parts(text, platform_rules.X_WEIGHTED, 280)
+    assert all(platform_rules.x_weighted_length(p) <= 280 for p in parts if len(regex.findall(r"\X", p)) > 1)
+    assert "".join("".join(p.split()) for p in parts) == "".join(text.split())
