@@ -44,6 +44,7 @@ def test_no_operation_reaches_another_workspace(gw):
             {"attempt": 1, "resolution": "not_published"},
         ("post", "/v1/workspaces/{workspace_id}/tier"): {"tier": "free"},
         ("put", "/v1/workspaces/{workspace_id}/limit-overrides"): {"limit_overrides": {}},
+        ("put", "/v1/workspaces/{workspace_id}/publishing-policy"): {"missed_window_minutes": 10},
         ("post", "/v1/workspaces/{workspace_id}/limit-overrides"): {"limit_overrides": {}},
         ("post", "/v1/workspaces/{workspace_id}/notifications/read"): {"notice_ids": ["n-1"]},
     }

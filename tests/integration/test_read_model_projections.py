@@ -352,6 +352,7 @@ def test_workspace_read_model(conn):
     assert workspaces.read_workspace(conn, s.ws) == {
         "workspace_id": s.ws, "name": "Acme", "tier": "starter", "timezone": "Europe/Berlin",
         "limit_overrides": {"queue_size": 7}, "limits": {"queue_size": 7, "accounts": 5}, "opened_at": opened[0].time,
+        "missed_window_s": None,
     }
     summary = queue.read_queue(conn, s.ws)
     assert (summary["tier"], summary["queue_size"], summary["waiting"]) == ("starter", 7, 0)
