@@ -420,3 +420,45 @@ def problem(status: int, reason_code: str, detail: str, **extensions: Any) -> di
     }
     body.update({k: v for k, v in extensions.items() if v is not None})
     return body
+
+
+# Webhook endpoints (processors/notifications/webhooks.py) ---------------------------------
+
+
+class CreateWebhookEndpoint(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(min_length=1, max_length=2000, description="http(s) URL of a public host; Herald POSTs notices "
+                     "to it, signed per Standard Webhooks")
+    description: str | None = Field(None, max_length=200)
+
+
+class RotateWebhookSecret(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    overlap_s: float = Field(86400.0, ge=0, le=7 * 86400, description="how long the replaced secret keeps signing "
+                             "too (both signatures, space-separated, in webhook-signature)")
+
+
+class WebhookEndpoint(BaseModel):
+    endpoint_id: str
+    workspace_id: str
+    url: str
+    description: str | None = None
+    status: Literal["active", "disabled"]
+    disabled_reason: str | None = None
+    disabled_at: datetime | None = None
+    consecutive_failures: int
+    created_at: datetime
+    previous_until: datetime | None = Field(None, description="until when the replaced secret still signs")
+
+
+class WebhookEndpointIssued(WebhookEndpoint):
+    secret: str = Field(description="whsec_…: shown this once, stored sealed")
+
+
+class WebhookTestResult(BaseModel):
+    delivered: bool
+    status_code: int | None
+    error: str | None
+    webhook_id: str

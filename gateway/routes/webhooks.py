@@ -1,0 +1,122 @@
+"""A workspace's webhook endpoints: create (the secret shown once), list, rotate the secret,
+test-send, re-enable, delete. See processors/notifications/webhooks.py and docs/notifications.md."""
+
+# No `from __future__ import annotations`: FastAPI must see the endpoint-local Annotated aliases.
+import json
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+import httpx
+from fastapi import APIRouter, Depends, Response
+
+from gateway import auth
+from gateway.deps import ResourceId, Shared, WorkspaceId
+from gateway.problems import ProblemError, openapi_responses
+from herald.crypto import TokenCipher
+from herald.net.guarded import guarded_client
+from processors.notifications import webhooks
+from schemas import api
+
+
+def router(shared: Shared) -> APIRouter:
+    r = APIRouter(tags=["webhooks"])
+    Caller = Annotated[auth.Principal, Depends(shared.principal)]
+    pool, deps = shared.deps.pool, shared.deps
+    clients: list[httpx.Client] = []
+    lock = threading.Lock()
+
+    def cipher() -> TokenCipher:
+        if deps.credentials is None:
+            raise ProblemError(503, "secrets_unavailable", "this gateway has no key to seal webhook secrets with")
+        return deps.credentials.cipher
+
+    def http() -> httpx.Client:
+        with lock:
+            if not clients:
+                clients.append(guarded_client(allowed_networks=deps.outbound_allowed_networks, timeout_s=10.0))
+            return clients[0]
+
+    def found(workspace_id: str, endpoint_id: str) -> webhooks.Endpoint:
+        with pool.connection() as conn:
+            endpoint = webhooks.find(conn, workspace_id, endpoint_id)
+        if endpoint is None:
+            raise ProblemError(404, "unknown_webhook_endpoint", f"no webhook endpoint {endpoint_id}")
+        return endpoint
+
+    base = "/v1/workspaces/{workspace_id}/webhooks"
+
+    @r.post(base, status_code=201, response_model=api.WebhookEndpointIssued, summary="Register a webhook endpoint",
+            responses=openapi_responses(401, 403, 404, 422, 503),
+            description="The `whsec_` secret is in this answer only; Herald keeps it sealed. The URL must be "
+            "http(s) on a public host (checked now, and at every connection).")
+    def create_endpoint(workspace_id: WorkspaceId, body: api.CreateWebhookEndpoint, caller: Caller):
+        shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
+        shared.outbound_url(body.url, "url")
+        with pool.connection() as conn:
+            row, secret = webhooks.create(conn, cipher(), endpoint_id=f"whep_{uuid.uuid4().hex}",
+                                          workspace_id=workspace_id, url=body.url, description=body.description)
+        return {**row, "secret": secret}
+
+    @r.get(base, response_model=list[api.WebhookEndpoint], summary="The workspace's webhook endpoints",
+           responses=openapi_responses(401, 404))
+    def list_endpoints(workspace_id: WorkspaceId, caller: Caller):
+        shared.within(caller, workspace_id)
+        with pool.connection() as conn:
+            return webhooks.listed(conn, workspace_id)
+
+    @r.post(base + "/{endpoint_id}/rotate-secret", response_model=api.WebhookEndpointIssued,
+            summary="Replace the signing secret", responses=openapi_responses(401, 403, 404, 422, 503),
+            description="The new secret is in this answer only. During `overlap_s` every delivery carries both "
+            "signatures (new first), space-separated, so receivers switch without losing deliveries.")
+    def rotate_secret(workspace_id: WorkspaceId, endpoint_id: ResourceId, caller: Caller,
+                      body: api.RotateWebhookSecret | None = None):
+        shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
+        overlap_s = (body or api.RotateWebhookSecret()).overlap_s
+        with pool.connection() as conn:
+            rotated = webhooks.rotate(conn, cipher(), workspace_id, endpoint_id, datetime.now(UTC), overlap_s)
+        if rotated is None:
+            raise ProblemError(404, "unknown_webhook_endpoint", f"no webhook endpoint {endpoint_id}")
+        row, secret = rotated
+        return {**row, "secret": secret}
+
+    @r.post(base + "/{endpoint_id}/test", response_model=api.WebhookTestResult, summary="Send a test event now",
+            responses=openapi_responses(401, 403, 404, 503),
+            description="One signed `webhook.test` event, sent at once, not retried; the answer says what the "
+            "receiver did.")
+    def test_send(workspace_id: WorkspaceId, endpoint_id: ResourceId, caller: Caller):
+        shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
+        endpoint = found(workspace_id, endpoint_id)
+        now = datetime.now(UTC)
+        timestamp = int(time.time())
+        msg_id = f"msg_test_{uuid.uuid4().hex}"
+        body = json.dumps({"type": "webhook.test", "timestamp": now.isoformat().replace("+00:00", "Z"),
+                           "data": {"workspace_id": workspace_id, "endpoint_id": endpoint_id}},
+                          separators=(",", ":")).encode()
+        outcome = webhooks.send(http(), endpoint, endpoint.secrets(cipher(), now), msg_id, timestamp, body,
+                                deps.outbound_allowed_networks)
+        return {"delivered": outcome.delivered, "status_code": outcome.status_code, "error": outcome.error,
+                "webhook_id": msg_id}
+
+    @r.post(base + "/{endpoint_id}/enable", response_model=api.WebhookEndpoint,
+            summary="Re-enable an endpoint Herald disabled", responses=openapi_responses(401, 403, 404))
+    def enable_endpoint(workspace_id: WorkspaceId, endpoint_id: ResourceId, caller: Caller):
+        shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
+        with pool.connection() as conn:
+            row = webhooks.enable(conn, workspace_id, endpoint_id)
+        if row is None:
+            raise ProblemError(404, "unknown_webhook_endpoint", f"no webhook endpoint {endpoint_id}")
+        return row
+
+    @r.delete(base + "/{endpoint_id}", status_code=204, summary="Delete an endpoint",
+              responses=openapi_responses(401, 403, 404))
+    def delete_endpoint(workspace_id: WorkspaceId, endpoint_id: ResourceId, caller: Caller):
+        shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
+        with pool.connection() as conn:
+            if not webhooks.delete(conn, workspace_id, endpoint_id):
+                raise ProblemError(404, "unknown_webhook_endpoint", f"no webhook endpoint {endpoint_id}")
+        return Response(status_code=204)
+
+    return r
