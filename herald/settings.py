@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     clock_redeliver_after_s: float = Field(60.0, gt=0, description="resend a clock command whose item is still there")
     missed_window_s: float = Field(3600.0, gt=0, description="a destination due longer ago than this is marked missed")
 
+    # Notifications delivered (processors/notifications, docs/notifications.md).
+    notify_interval_s: float = Field(1.0, gt=0, description="how often the notification sender looks for due deliveries")
+    notify_batch_size: int = Field(50, ge=1, description="deliveries one tick sends at most")
+    webhook_timeout_s: float = Field(10.0, gt=0, description="a webhook delivery not answered by then is retried")
+    webhook_retry_base_s: float = Field(30.0, gt=0, description="first retry delay; doubles per attempt, full jitter")
+    webhook_retry_cap_s: float = Field(3600.0, gt=0, description="longest delay between two attempts")
+    webhook_give_up_after_s: float = Field(86400.0, gt=0, description="a delivery not sent by then is given up")
+    webhook_disable_after: int = Field(15, ge=1, description="consecutive failures that disable an endpoint")
+
     # Publishing.
     retry_delays_s: list[float] = Field([60.0, 300.0, 900.0], description="delay before each retry (jittered ±20%)")
     platform_timeout_s: float = Field(10.0, gt=0)

@@ -462,3 +462,31 @@ class WebhookTestResult(BaseModel):
     status_code: int | None
     error: str | None
     webhook_id: str
+
+
+NoticeCause = Literal["low_credits", "credits_expiring", "post_skipped", "post_failed", "tier_limit_reached",
+                      "account_needs_reconnect"]
+
+
+class NotificationPreference(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cause: NoticeCause
+    channel: Literal["webhook"]
+    enabled: bool
+
+
+class NotificationDelivery(BaseModel):
+    delivery_id: str = Field(description="also the webhook-id the receiver sees, the same on every attempt")
+    channel: str
+    endpoint_id: str
+    event_id: str
+    cause: str
+    status: Literal["queued", "failed", "sent", "gave_up"]
+    attempts: int
+    last_error: str | None = None
+    last_status_code: int | None = None
+    next_attempt_at: datetime
+    created_at: datetime
+    sent_at: datetime | None = None
+    updated_at: datetime

@@ -1,5 +1,6 @@
 """A workspace's webhook endpoints: create (the secret shown once), list, rotate the secret,
-test-send, re-enable, delete. See processors/notifications/webhooks.py and docs/notifications.md."""
+test-send, re-enable, delete; the delivery log and the preferences per notice cause and channel.
+See processors/notifications/webhooks.py and docs/notifications.md."""
 
 # No `from __future__ import annotations`: FastAPI must see the endpoint-local Annotated aliases.
 import json
@@ -10,14 +11,14 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import httpx
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from gateway import auth
 from gateway.deps import ResourceId, Shared, WorkspaceId
 from gateway.problems import ProblemError, openapi_responses
 from herald.crypto import TokenCipher
 from herald.net.guarded import guarded_client
-from processors.notifications import webhooks
+from processors.notifications import deliveries, preferences, webhooks
 from schemas import api
 
 
@@ -118,5 +119,31 @@ def router(shared: Shared) -> APIRouter:
             if not webhooks.delete(conn, workspace_id, endpoint_id):
                 raise ProblemError(404, "unknown_webhook_endpoint", f"no webhook endpoint {endpoint_id}")
         return Response(status_code=204)
+
+    @r.get("/v1/workspaces/{workspace_id}/notifications/deliveries", response_model=list[api.NotificationDelivery],
+           summary="The delivery log, latest first", responses=openapi_responses(401, 404, 422),
+           description="Per notice: `event_id` (the notice event's id, in the payload's `data.event_id`); per cause: "
+           "`cause`.")
+    def delivery_log(workspace_id: WorkspaceId, caller: Caller, event_id: Annotated[str | None, Query(max_length=200)] = None,
+                     cause: api.NoticeCause | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100):
+        shared.within(caller, workspace_id)
+        with pool.connection() as conn:
+            return deliveries.log(conn, workspace_id, event_id=event_id, cause=cause, limit=limit)
+
+    @r.get("/v1/workspaces/{workspace_id}/notifications/preferences", response_model=list[api.NotificationPreference],
+           summary="Which notices go to which channel", responses=openapi_responses(401, 404))
+    def list_preferences(workspace_id: WorkspaceId, caller: Caller):
+        shared.within(caller, workspace_id)
+        with pool.connection() as conn:
+            return preferences.listed(conn, workspace_id)
+
+    @r.put("/v1/workspaces/{workspace_id}/notifications/preferences", response_model=list[api.NotificationPreference],
+           summary="Turn a notice cause on or off for a channel", responses=openapi_responses(401, 403, 404, 422),
+           description="Every cause is on for every channel until turned off. Applies to notices raised from now on.")
+    def set_preference(workspace_id: WorkspaceId, body: api.NotificationPreference, caller: Caller):
+        shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
+        with pool.connection() as conn:
+            preferences.put(conn, workspace_id, body.cause, body.channel, body.enabled)
+            return preferences.listed(conn, workspace_id)
 
     return r
