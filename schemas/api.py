@@ -428,9 +428,9 @@ def problem(status: int, reason_code: str, detail: str, **extensions: Any) -> di
 class CreateWebhookEndpoint(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str = Field(min_length=1, max_length=2000, description="http(s) URL of a public host; Herald POSTs notices "
-                     "to it, signed per Standard Webhooks")
-    description: str | None = Field(None, max_length=200)
+    url: str = Field(min_length=1, max_length=2000, pattern=r"^[^\x00-\x1f\x7f]+$",
+                     description="http(s) URL of a public host; Herald POSTs notices to it, signed per Standard Webhooks")
+    description: str | None = Field(None, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
 
 
 class RotateWebhookSecret(BaseModel):
@@ -465,7 +465,7 @@ class WebhookTestResult(BaseModel):
 
 
 NoticeCause = Literal["low_credits", "credits_expiring", "post_skipped", "post_failed", "tier_limit_reached",
-                      "account_needs_reconnect"]
+                      "account_needs_reconnect", "webhook_endpoint_disabled"]
 
 
 class NotificationPreference(BaseModel):

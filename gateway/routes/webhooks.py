@@ -124,7 +124,8 @@ def router(shared: Shared) -> APIRouter:
            summary="The delivery log, latest first", responses=openapi_responses(401, 404, 422),
            description="Per notice: `event_id` (the notice event's id, in the payload's `data.event_id`); per cause: "
            "`cause`.")
-    def delivery_log(workspace_id: WorkspaceId, caller: Caller, event_id: Annotated[str | None, Query(max_length=200)] = None,
+    def delivery_log(workspace_id: WorkspaceId, caller: Caller,
+                     event_id: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")] = None,
                      cause: api.NoticeCause | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100):
         shared.within(caller, workspace_id)
         with pool.connection() as conn:

@@ -59,6 +59,7 @@ CREATE INDEX IF NOT EXISTS notification_deliveries_log ON notification_deliverie
 """
 
 ACCOUNT_NEEDS_RECONNECT = "account_needs_reconnect"
+ENDPOINT_DISABLED = "webhook_endpoint_disabled"
 
 
 def notice_of(event: CloudEvent) -> tuple[str, str] | None:
@@ -166,8 +167,11 @@ def deliver_one(conn: Connection, http: httpx.Client, cipher: TokenCipher, polic
         " RETURNING consecutive_failures", (endpoint.endpoint_id,)).fetchone()[0]
     if outcome.gone or failures >= policy.disable_after:
         reason = outcome.error if outcome.gone else f"{failures} consecutive failures, the last: {outcome.error}"
-        conn.execute("UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = %s, disabled_at = %s"
-                     " WHERE endpoint_id = %s AND status = 'active'", (reason, now, endpoint.endpoint_id))
+        disabled = conn.execute("UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = %s,"
+                                " disabled_at = %s WHERE endpoint_id = %s AND status = 'active'",
+                                (reason, now, endpoint.endpoint_id)).rowcount
+        if disabled:
+            _tell_disabled(conn, endpoint, reason, now)
         _record(conn, row["delivery_id"], "gave_up", attempts, now, outcome.error, outcome.status_code)
         return True
     next_at = now + timedelta(seconds=policy.delay_s(attempts))
@@ -176,6 +180,26 @@ def deliver_one(conn: Connection, http: httpx.Client, cipher: TokenCipher, polic
     else:
         _record(conn, row["delivery_id"], "failed", attempts, now, outcome.error, outcome.status_code, next_at)
     return True
+
+
+def _tell_disabled(conn: Connection, endpoint: webhooks.Endpoint, reason: str, now: datetime) -> None:
+    """The workspace's other active endpoints are told (the inbox is not: see docs/notifications.md)."""
+    cause = ENDPOINT_DISABLED
+    if not preferences.enabled(conn, endpoint.workspace_id, cause, "webhook"):
+        return
+    event_id = f"endpoint-disabled:{endpoint.endpoint_id}:{now.isoformat()}"
+    body = json.dumps({"type": f"notice.{cause}", "timestamp": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+                       "data": {"workspace_id": endpoint.workspace_id, "cause": cause,
+                                "title": "A webhook endpoint was disabled", "event_id": event_id, "event_type": None,
+                                "detail": {"endpoint_id": endpoint.endpoint_id, "url": endpoint.url,
+                                           "reason": reason}}},
+                      separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    for other in webhooks.active(conn, endpoint.workspace_id):
+        conn.execute(
+            "INSERT INTO notification_deliveries (delivery_id, workspace_id, channel, endpoint_id, event_id, cause,"
+            " body, next_attempt_at, created_at, updated_at) VALUES (%s, %s, 'webhook', %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (delivery_id) DO NOTHING",
+            (delivery_id(event_id, other), endpoint.workspace_id, other, event_id, cause, body, now, now, now))
 
 
 def _record(conn: Connection, delivery: str, status: str, attempts: int, now: datetime, error: str | None,

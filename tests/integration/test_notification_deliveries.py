@@ -87,18 +87,35 @@ def test_a_notice_is_signed_retried_and_delivered_once(fast_herald, http, receiv
     assert query_all(fast_herald, "SELECT status FROM notification_deliveries") == [("sent",)]
 
 
-def test_410_disables_the_endpoint_at_once(fast_herald, http, receiver):
+def test_410_disables_the_endpoint_at_once_and_the_other_endpoints_are_told(fast_herald, http, receiver):
     ws, key = http.open_workspace("free-ws")
     endpoint = _hook(http, ws, key, receiver)
+    with FakeReceiver() as other_receiver:
+        other = _hook(http, ws, key, other_receiver)
+        _disabled_at_once(fast_herald, http, receiver, ws, key, endpoint)
+        told = [d["envelope"] for d in other_receiver.deliveries]
+        assert other_receiver.violations == []
+    by_type = {e["type"]: e for e in told}
+    assert len(told) == 2 and set(by_type) == {"notice.tier_limit_reached", "notice.webhook_endpoint_disabled"}
+    disabled = by_type["notice.webhook_endpoint_disabled"]["data"]["detail"]
+    assert disabled["endpoint_id"] == endpoint and "410" in disabled["reason"]
+    assert {(d["endpoint_id"], d["cause"], d["status"]) for d in _log(http, ws, key)} == {
+        (endpoint, "tier_limit_reached", "gave_up"), (other, "tier_limit_reached", "sent"),
+        (other, "webhook_endpoint_disabled", "sent")}
+
+
+def _disabled_at_once(fast_herald, http, receiver, ws, key, endpoint):
     http.connect(ws, key, "first")
     receiver.fail_next("deliver", 410)
     _hit_the_account_limit(http, ws, key, "second")
     with running([*fast_herald.loops("relay"), *fast_herald.loops("processors")]):
         [gave_up] = wait_until(lambda: [d for d in _log(http, ws, key) if d["status"] == "gave_up"],
                                "the delivery given up", timeout=60)
+        wait_until(lambda: len([d for d in _log(http, ws, key) if d["status"] == "sent"]) == 2,
+                   "the other endpoint told", timeout=60)
     assert gave_up["attempts"] == 1 and gave_up["last_status_code"] == 410
-    [listed] = http.http.get(f"/v1/workspaces/{ws}/webhooks", headers=key).json()
-    assert listed["endpoint_id"] == endpoint and listed["status"] == "disabled" and "410" in listed["disabled_reason"]
+    listed = {e["endpoint_id"]: e for e in http.http.get(f"/v1/workspaces/{ws}/webhooks", headers=key).json()}
+    assert listed[endpoint]["status"] == "disabled" and "410" in listed[endpoint]["disabled_reason"]
     assert receiver.deliveries == []
 
 
