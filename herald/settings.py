@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     webhook_retry_cap_s: float = Field(3600.0, gt=0, description="longest delay between two attempts")
     webhook_give_up_after_s: float = Field(86400.0, gt=0, description="a delivery not sent by then is given up")
     webhook_disable_after: int = Field(15, ge=1, description="consecutive failures that disable an endpoint")
+    smtp_host: str = Field("", description="SMTP server for notice emails; empty: email deliveries wait")
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_starttls: bool = Field(True, description="STARTTLS before login and sending")
+    smtp_username: str = Field("", description="login when set")
+    smtp_password: SecretStr = Field(SecretStr(""))
+    smtp_from: str = Field("herald@localhost", description="the From of notice emails")
+    public_base_url: str = Field("http://localhost:8000", description="the gateway's public URL, for unsubscribe links")
 
     # Publishing.
     retry_delays_s: list[float] = Field([60.0, 300.0, 900.0], description="delay before each retry (jittered ±20%)")

@@ -472,8 +472,8 @@ class NotificationPreference(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     cause: NoticeCause
-    channel: Literal["webhook"]
-    enabled: bool
+    channel: Literal["webhook", "email"]
+    enabled: bool = Field(strict=True)
 
 
 class NotificationDelivery(BaseModel):
@@ -490,3 +490,17 @@ class NotificationDelivery(BaseModel):
     created_at: datetime
     sent_at: datetime | None = None
     updated_at: datetime
+
+
+class AddEmailRecipient(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s<>,;\x00-\x1f\x7f]+@[^@\s<>,;\x00-\x1f\x7f]+$",
+                         description="an address that receives the workspace's notices by email")
+
+
+class EmailRecipient(BaseModel):
+    recipient_id: str
+    workspace_id: str
+    address: str
+    created_at: datetime

@@ -18,7 +18,7 @@ from gateway.deps import ResourceId, Shared, WorkspaceId
 from gateway.problems import ProblemError, openapi_responses
 from herald.crypto import TokenCipher
 from herald.net.guarded import guarded_client
-from processors.notifications import deliveries, preferences, webhooks
+from processors.notifications import deliveries, email, preferences, webhooks
 from schemas import api
 
 
@@ -146,5 +146,50 @@ def router(shared: Shared) -> APIRouter:
         with pool.connection() as conn:
             preferences.put(conn, workspace_id, body.cause, body.channel, body.enabled)
             return preferences.listed(conn, workspace_id)
+
+    recipients = "/v1/workspaces/{workspace_id}/notifications/email-recipients"
+
+    @r.post(recipients, status_code=201, response_model=api.EmailRecipient, summary="Send notices to an address",
+            responses=openapi_responses(401, 403, 404, 422))
+    def add_recipient(workspace_id: WorkspaceId, body: api.AddEmailRecipient, caller: Caller):
+        shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
+        with pool.connection() as conn:
+            return email.add(conn, workspace_id, f"rcpt_{uuid.uuid4().hex}", body.address)
+
+    @r.get(recipients, response_model=list[api.EmailRecipient], summary="Who receives notices by email",
+           responses=openapi_responses(401, 404))
+    def list_recipients(workspace_id: WorkspaceId, caller: Caller):
+        shared.within(caller, workspace_id)
+        with pool.connection() as conn:
+            return email.listed(conn, workspace_id)
+
+    @r.delete(recipients + "/{recipient_id}", status_code=204, summary="Stop sending notices to an address",
+              responses=openapi_responses(401, 403, 404))
+    def remove_recipient(workspace_id: WorkspaceId, recipient_id: ResourceId, caller: Caller):
+        shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
+        with pool.connection() as conn:
+            if not email.remove(conn, workspace_id, recipient_id):
+                raise ProblemError(404, "unknown_email_recipient", f"no email recipient {recipient_id}")
+        return Response(status_code=204)
+
+    def unsubscribe(token: str):
+        try:
+            workspace_id, cause = email.unsubscribed_by(cipher(), token)
+        except ValueError:
+            raise ProblemError(422, "invalid_unsubscribe_token", "this unsubscribe link is not Herald's") from None
+        with pool.connection() as conn:
+            preferences.put(conn, workspace_id, cause, "email", False)
+        return {"workspace_id": workspace_id, "cause": cause, "channel": "email", "enabled": False}
+
+    Token = Annotated[str, Query(min_length=1, max_length=1000)]
+
+    @r.get("/v1/unsubscribe", summary="Unsubscribe link of a notice email", responses=openapi_responses(422, 503),
+           description="Turns the notice type off for the workspace's email channel. The token is in the email.")
+    def unsubscribe_link(token: Token):
+        return unsubscribe(token)
+
+    @r.post("/v1/unsubscribe", summary="One-click unsubscribe (RFC 8058)", responses=openapi_responses(422, 503))
+    def unsubscribe_one_click(token: Token):
+        return unsubscribe(token)
 
     return r

@@ -49,7 +49,7 @@ from processors.accounts import authorizations, vault
 from processors.accounts.credentials import Credentials, RefreshSettings
 from processors.accounts.refresher import refresher_ticker
 from processors.accounts.upgrade import copy_earlier_tokens
-from processors.notifications import deliveries, preferences, webhooks
+from processors.notifications import deliveries, email, preferences, webhooks
 from processors.platforms.oauth import OAuthClient
 from processors.publishing import dispatcher, publisher
 from processors.platforms.base import AdapterRegistry
@@ -163,8 +163,12 @@ def _notification_sender(herald: "Herald") -> Callable[[threading.Event], None]:
     herald._closers.append(http.close)
     policy = deliveries.RetryPolicy(base_s=s.webhook_retry_base_s, cap_s=s.webhook_retry_cap_s,
                                     give_up_after_s=s.webhook_give_up_after_s, disable_after=s.webhook_disable_after)
+    smtp = email.SmtpSettings(host=s.smtp_host, port=s.smtp_port, starttls=s.smtp_starttls, username=s.smtp_username,
+                              password=s.smtp_password.get_secret_value(), sender=s.smtp_from,
+                              public_base_url=s.public_base_url, timeout_s=s.webhook_timeout_s) if s.smtp_host else None
     return deliveries.sender_ticker(herald.pool, http, herald.cipher, policy, interval_s=s.notify_interval_s,
-                                    limit=s.notify_batch_size, allowed_networks=s.outbound_allowed_networks).run
+                                    limit=s.notify_batch_size, allowed_networks=s.outbound_allowed_networks,
+                                    smtp=smtp).run
 
 
 CATALOGUE: tuple[Consumer | Timed, ...] = (
@@ -191,7 +195,7 @@ LOOP_NAMES: dict[str, tuple[str, ...]] = {
 EVENTS_TOPIC_CONFIGS = {"retention.ms": "-1", "cleanup.policy": "delete"}
 DDLS = (consumer_runtime.DDL, event_store.DDL, RELAY_DDL, inbox.DDL, *read_models.DDL, dispatcher.DDL,
         publisher.DDL, sandbox.DDL, auth.DDL, idempotency.DDL, vault.DDL, authorizations.DDL, webhooks.DDL,
-        deliveries.DDL, preferences.DDL)
+        deliveries.DDL, preferences.DDL, email.DDL)
 
 
 @contextlib.contextmanager

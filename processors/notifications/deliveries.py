@@ -30,7 +30,7 @@ from psycopg_pool import ConnectionPool
 
 from herald.crypto import TokenCipher
 from herald.runtime.ticker import Ticker
-from processors.notifications import preferences, webhooks
+from processors.notifications import email, preferences, webhooks
 from schemas import events as ev
 from schemas.events import CloudEvent
 
@@ -105,16 +105,19 @@ def enqueue(conn: Connection, event: CloudEvent) -> list:
     if notice is None:
         return []
     cause, title = notice
-    if not preferences.enabled(conn, event.workspaceid, cause, "webhook"):
-        return []
     now = datetime.now(UTC)
     body = body_of(event, cause, title)
-    for endpoint_id in webhooks.active(conn, event.workspaceid):
+    targets = []
+    if preferences.enabled(conn, event.workspaceid, cause, "webhook"):
+        targets += [("webhook", e) for e in webhooks.active(conn, event.workspaceid)]
+    if preferences.enabled(conn, event.workspaceid, cause, "email"):
+        targets += [("email", r["recipient_id"]) for r in email.listed(conn, event.workspaceid)]
+    for channel, target in targets:
         conn.execute(
             "INSERT INTO notification_deliveries (delivery_id, workspace_id, channel, endpoint_id, event_id, cause,"
-            " body, next_attempt_at, created_at, updated_at) VALUES (%s, %s, 'webhook', %s, %s, %s, %s, %s, %s, %s)"
+            " body, next_attempt_at, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (delivery_id) DO NOTHING",
-            (delivery_id(event.id, endpoint_id), event.workspaceid, endpoint_id, event.id, cause, body, now, now, now))
+            (delivery_id(event.id, target), event.workspaceid, channel, target, event.id, cause, body, now, now, now))
     return []
 
 
@@ -131,9 +134,9 @@ class RetryPolicy:
 
 
 _CLAIM = """
-SELECT delivery_id, workspace_id, endpoint_id, body, attempts, created_at
+SELECT delivery_id, workspace_id, channel, endpoint_id, body, attempts, created_at
   FROM notification_deliveries
- WHERE status IN ('queued', 'failed') AND next_attempt_at <= %s
+ WHERE status IN ('queued', 'failed') AND next_attempt_at <= %s AND channel = ANY(%s)
  ORDER BY next_attempt_at
  LIMIT 1
  FOR UPDATE SKIP LOCKED
@@ -141,13 +144,19 @@ SELECT delivery_id, workspace_id, endpoint_id, body, attempts, created_at
 
 
 def deliver_one(conn: Connection, http: httpx.Client, cipher: TokenCipher, policy: RetryPolicy,
-                allowed_networks: tuple[str, ...] | list[str] = (), now: datetime | None = None) -> bool:
-    """Send the most overdue delivery, if any, and record its outcome (inside the caller's transaction)."""
+                allowed_networks: tuple[str, ...] | list[str] = (), now: datetime | None = None,
+                smtp: email.SmtpSettings | None = None) -> bool:
+    """Send the most overdue delivery, if any, and record its outcome (inside the caller's transaction).
+    Email deliveries wait while no SMTP server is configured."""
     now = now or datetime.now(UTC)
+    channels = ["webhook", "email"] if smtp is not None else ["webhook"]
     with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(_CLAIM, (now,)).fetchone()
+        row = cur.execute(_CLAIM, (now, channels)).fetchone()
     if row is None:
         return False
+    if row["channel"] == "email":
+        _mail(conn, row, cipher, policy, smtp, now)
+        return True
     endpoint = webhooks.find(conn, row["workspace_id"], row["endpoint_id"])
     if endpoint is None or endpoint.status != "active":
         _record(conn, row["delivery_id"], "gave_up", row["attempts"], now,
@@ -182,6 +191,24 @@ def deliver_one(conn: Connection, http: httpx.Client, cipher: TokenCipher, polic
     return True
 
 
+def _mail(conn: Connection, row: dict[str, Any], cipher: TokenCipher, policy: RetryPolicy,
+          smtp: email.SmtpSettings, now: datetime) -> None:
+    address = email.address_of(conn, row["workspace_id"], row["endpoint_id"])
+    if address is None:
+        _record(conn, row["delivery_id"], "gave_up", row["attempts"], now, "the recipient was removed", None)
+        return
+    attempts = row["attempts"] + 1
+    error = email.send(smtp, email.message(smtp, cipher, address, row["delivery_id"], json.loads(row["body"])))
+    if error is None:
+        _record(conn, row["delivery_id"], "sent", attempts, now, None, None)
+        return
+    next_at = now + timedelta(seconds=policy.delay_s(attempts))
+    if next_at > row["created_at"] + timedelta(seconds=policy.give_up_after_s):
+        _record(conn, row["delivery_id"], "gave_up", attempts, now, error, None)
+    else:
+        _record(conn, row["delivery_id"], "failed", attempts, now, error, None, next_at)
+
+
 def _tell_disabled(conn: Connection, endpoint: webhooks.Endpoint, reason: str, now: datetime) -> None:
     """The workspace's other active endpoints are told (the inbox is not: see docs/notifications.md)."""
     cause = ENDPOINT_DISABLED
@@ -212,12 +239,12 @@ def _record(conn: Connection, delivery: str, status: str, attempts: int, now: da
 
 
 def deliver_due(pool: ConnectionPool, http: httpx.Client, cipher: TokenCipher, policy: RetryPolicy, *, limit: int,
-                allowed_networks: tuple[str, ...] | list[str] = ()) -> int:
+                allowed_networks: tuple[str, ...] | list[str] = (), smtp: email.SmtpSettings | None = None) -> int:
     """Up to ``limit`` deliveries, each in a transaction of its own."""
     done = 0
     while done < limit:
         with pool.connection() as conn, conn.transaction():
-            if not deliver_one(conn, http, cipher, policy, allowed_networks):
+            if not deliver_one(conn, http, cipher, policy, allowed_networks, smtp=smtp):
                 break
         done += 1
     return done
@@ -225,9 +252,10 @@ def deliver_due(pool: ConnectionPool, http: httpx.Client, cipher: TokenCipher, p
 
 def sender_ticker(pool: ConnectionPool, http: httpx.Client, cipher: TokenCipher, policy: RetryPolicy, *,
                   interval_s: float, limit: int, allowed_networks: tuple[str, ...] | list[str] = (),
-                  name: str = "notification-sender") -> Ticker:
+                  smtp: email.SmtpSettings | None = None, name: str = "notification-sender") -> Ticker:
     return Ticker(name, interval_s,
-                  lambda: deliver_due(pool, http, cipher, policy, limit=limit, allowed_networks=allowed_networks),
+                  lambda: deliver_due(pool, http, cipher, policy, limit=limit, allowed_networks=allowed_networks,
+                                      smtp=smtp),
                   full=limit)
 
 

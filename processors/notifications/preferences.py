@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS notification_preferences (
 
 CAUSES = ("low_credits", "credits_expiring", "post_skipped", "post_failed", "tier_limit_reached",
           "account_needs_reconnect", "webhook_endpoint_disabled")
-CHANNELS = ("webhook",)
+CHANNELS = ("webhook", "email")
 
 
 def enabled(conn: Connection, workspace_id: str, cause: str, channel: str) -> bool:

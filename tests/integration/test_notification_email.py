@@ -1,0 +1,115 @@
+"""Notice emails against a real SMTP server in the test process (aiosmtpd): login, headers, the text
+and HTML bodies from the templates, the unsubscribe link (which turns the type off for email), and
+a server that is down (retried later).
+
+aiosmtpd: https://aiosmtpd.aio-libs.org/en/latest/controller.html (Controller, handle_DATA, AUTH)."""
+
+from __future__ import annotations
+
+import email as email_lib
+import json
+import socket
+from email import policy
+from urllib.parse import urlparse
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+
+from herald.net.guarded import guarded_client
+from processors.notifications import deliveries, email
+from tests.integration.test_gateway import gw  # noqa: F401 - the fixture
+from tests.support import query_all
+
+pytestmark = pytest.mark.integration
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return "250 OK"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server():
+    inbox = Inbox()
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        logins.append((auth_data.login, auth_data.password))
+        return AuthResult(success=auth_data.login == b"herald" and auth_data.password == b"pw")
+
+    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port(), authenticator=authenticator,
+                            auth_require_tls=False, auth_required=True)
+    controller.start()
+    yield inbox, logins, controller.port
+    controller.stop()
+
+
+def _queue(gw, recipient_id: str) -> None:
+    body = json.dumps({"type": "notice.low_credits", "timestamp": "2026-01-01T00:00:00Z",
+                       "data": {"workspace_id": "a", "cause": "low_credits", "title": "Only 2 credit(s) left",
+                                "event_id": "evt-1", "event_type": "x", "detail": {"available": 2}}})
+    with gw.pool.connection() as conn:
+        conn.execute("INSERT INTO notification_deliveries (delivery_id, workspace_id, channel, endpoint_id, event_id,"
+                     " cause, body, next_attempt_at, created_at, updated_at) VALUES ('msg_mail1', 'a', 'email', %s,"
+                     " 'evt-1', 'low_credits', %s, now(), now(), now())", (recipient_id, body))
+
+
+def test_a_notice_email_has_both_bodies_and_an_unsubscribe_link_that_works(gw, smtp_server):
+    inbox, logins, port = smtp_server
+    ws, key = gw.api.open_workspace("a", tier="pro")
+    added = gw.http.post(f"/v1/workspaces/{ws}/notifications/email-recipients", json={"address": "ops@a.example"},
+                         headers=key)
+    assert added.status_code == 201, added.text
+    _queue(gw, added.json()["recipient_id"])
+    smtp = email.SmtpSettings(host="127.0.0.1", port=port, starttls=False, username="herald", password="pw",
+                              sender="notices@herald.example", public_base_url="https://herald.example")
+    cipher = gw.deps.credentials.cipher
+    with guarded_client() as http:
+        assert deliveries.deliver_due(gw.pool, http, cipher, deliveries.RetryPolicy(), limit=5, smtp=smtp) == 1
+    assert logins == [(b"herald", b"pw")]
+    [(mail_from, to, raw)] = inbox.messages
+    assert (mail_from, to) == ("notices@herald.example", ["ops@a.example"])
+    mail = email_lib.message_from_bytes(raw, policy=policy.default)
+    assert mail["Subject"] == "[Herald] Only 2 credit(s) left" and mail["Message-ID"] == "<msg_mail1@herald>"
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    text = mail.get_body(("plain",)).get_content()
+    html = mail.get_body(("html",)).get_content()
+    unsubscribe = mail["List-Unsubscribe"].strip("<>")
+    assert "Only 2 credit(s) left" in text and "available: 2" in text and unsubscribe in text
+    assert "<h1>Only 2 credit(s) left</h1>" in html and unsubscribe.replace("&", "&amp;") in html
+    assert unsubscribe.startswith("https://herald.example/v1/unsubscribe?token=")
+    assert query_all(gw.pool, "SELECT status, attempts FROM notification_deliveries") == [("sent", 1)]
+
+    link = urlparse(unsubscribe)
+    done = gw.http.get(f"{link.path}?{link.query}")
+    assert done.status_code == 200, done.text
+    assert done.json() == {"workspace_id": "a", "cause": "low_credits", "channel": "email", "enabled": False}
+    prefs = gw.http.get(f"/v1/workspaces/{ws}/notifications/preferences", headers=key).json()
+    assert {"cause": "low_credits", "channel": "email", "enabled": False} in prefs
+    assert {"cause": "low_credits", "channel": "webhook", "enabled": True} in prefs
+    forged = gw.http.get("/v1/unsubscribe", params={"token": "abc:" + "A" * 40})
+    assert forged.status_code == 422 and forged.json()["reason_code"] == "invalid_unsubscribe_token"
+
+
+def test_an_smtp_server_that_is_down_is_retried_later(gw):
+    ws, key = gw.api.open_workspace("a", tier="pro")
+    added = gw.http.post(f"/v1/workspaces/{ws}/notifications/email-recipients", json={"address": "ops@a.example"},
+                         headers=key).json()
+    _queue(gw, added["recipient_id"])
+    smtp = email.SmtpSettings(host="127.0.0.1", port=_free_port(), starttls=False, timeout_s=2)
+    with guarded_client() as http:
+        assert deliveries.deliver_due(gw.pool, http, gw.deps.credentials.cipher, deliveries.RetryPolicy(), limit=5,
+                                      smtp=smtp) == 1
+    [(status, attempts, error)] = query_all(gw.pool, "SELECT status, attempts, last_error FROM notification_deliveries")
+    assert (status, attempts) == ("failed", 1) and "ConnectionRefusedError" in error
