@@ -113,3 +113,32 @@ def test_an_smtp_server_that_is_down_is_retried_later(gw):
                                       smtp=smtp) == 1
     [(status, attempts, error)] = query_all(gw.pool, "SELECT status, attempts, last_error FROM notification_deliveries")
     assert (status, attempts) == ("failed", 1) and "ConnectionRefusedError" in error
+
+
+def test_a_notice_event_queues_one_email_per_recipient_unless_the_type_is_off(gw):
+    from datetime import UTC, datetime
+
+    from schemas import events as ev
+    from schemas.events import CloudEvent
+
+    ws, key = gw.api.open_workspace("a", tier="pro")
+    for address in ("ops@a.example", "cto@a.example"):
+        gw.http.post(f"/v1/workspaces/{ws}/notifications/email-recipients", json={"address": address}, headers=key)
+
+    def event(n: int) -> CloudEvent:
+        return CloudEvent(id=f"evt-{n}", source="/herald/social_account", type=ev.SocialAccountNeedsReconnect.type,
+                          subject="acct-1", time=datetime.now(UTC), data={"social_account_id": "acct-1", "credential_version": "v1",
+                                                                         "reason": "token revoked"},
+                          workspaceid=ws, aggregateid="acct-1", aggregatetype="social_account", aggregateversion=n,
+                          position=n, causationid="c", correlationid="c")
+
+    with gw.pool.connection() as conn:
+        deliveries.enqueue(conn, event(1))
+        deliveries.enqueue(conn, event(1))  # redelivered
+    rows = query_all(gw.pool, "SELECT channel, cause, event_id FROM notification_deliveries")
+    assert rows == [("email", "account_needs_reconnect", "evt-1")] * 2
+    gw.http.put(f"/v1/workspaces/{ws}/notifications/preferences", headers=key,
+                json={"cause": "account_needs_reconnect", "channel": "email", "enabled": False})
+    with gw.pool.connection() as conn:
+        deliveries.enqueue(conn, event(2))
+    assert len(query_all(gw.pool, "SELECT 1 FROM notification_deliveries")) == 2
