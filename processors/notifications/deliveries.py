@@ -164,8 +164,13 @@ def deliver_one(conn: Connection, http: httpx.Client, cipher: TokenCipher, polic
         return True
     attempts = row["attempts"] + 1
     body = row["body"].encode()
-    outcome = webhooks.send(http, endpoint, endpoint.secrets(cipher, now), row["delivery_id"], int(now.timestamp()),
-                            body, allowed_networks)
+    try:
+        secrets = endpoint.secrets(cipher, now)
+    except ValueError as error:  # sealed with a key no longer in the ring: this row would block the queue
+        _record(conn, row["delivery_id"], "gave_up", row["attempts"], now, f"the secret cannot be unsealed: {error}",
+                None)
+        return True
+    outcome = webhooks.send(http, endpoint, secrets, row["delivery_id"], int(now.timestamp()), body, allowed_networks)
     if outcome.delivered:
         _record(conn, row["delivery_id"], "sent", attempts, now, None, outcome.status_code)
         conn.execute("UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE endpoint_id = %s",

@@ -58,3 +58,19 @@ def test_a_sender_killed_after_sending_loses_nothing_and_sends_once_more(databas
         assert query_all(pool, "SELECT status, attempts FROM notification_deliveries") == [("sent", 1)]
         assert [d["id"] for d in receiver.deliveries] == ["msg_1", "msg_1"] and len(receiver.events) == 1
         assert receiver.violations == []
+
+
+def test_a_secret_no_key_opens_gives_the_delivery_up_instead_of_blocking_the_queue(database_url):
+    db.apply_ddl(database_url, webhooks.DDL, deliveries.DDL, preferences.DDL)
+    pool = db.connection_pool(database_url, max_size=2)
+    with pool:
+        with pool.connection() as conn:
+            webhooks.create(conn, TokenCipher(b"o" * 32), endpoint_id="whep_1", workspace_id="ws",
+                            url="https://hooks.example.com/a", description=None)
+            conn.execute("INSERT INTO notification_deliveries (delivery_id, workspace_id, channel, endpoint_id,"
+                         " event_id, cause, body, next_attempt_at, created_at, updated_at) VALUES ('msg_1', 'ws',"
+                         " 'webhook', 'whep_1', 'evt-1', 'low_credits', '{}', now(), now(), now())")
+        with guarded_client() as http:
+            assert deliveries.deliver_due(pool, http, TokenCipher(b"n" * 32), deliveries.RetryPolicy(), limit=5) == 1
+        [(status, error)] = query_all(pool, "SELECT status, last_error FROM notification_deliveries")
+        assert status == "gave_up" and "cannot be unsealed" in error
