@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     # Notifications delivered (processors/notifications, docs/notifications.md).
     notify_interval_s: float = Field(1.0, gt=0, description="how often the notification sender looks for due deliveries")
     notify_batch_size: int = Field(50, ge=1, description="deliveries one tick sends at most")
+    notify_digest_window_s: float = Field(60.0, ge=0, description="post_failed/post_skipped notices raised within"
+                                          " this window make one digest delivery per target; 0: one each")
     webhook_timeout_s: float = Field(10.0, gt=0, description="a webhook delivery not answered by then is retried")
     webhook_retry_base_s: float = Field(30.0, gt=0, description="first retry delay; doubles per attempt, full jitter")
     webhook_retry_cap_s: float = Field(3600.0, gt=0, description="longest delay between two attempts")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import secrets
 import ssl
@@ -178,7 +179,8 @@ CATALOGUE: tuple[Consumer | Timed, ...] = (
     Timed("dispatcher", "processors", _dispatcher),
     Timed("token-refresher", "processors", _token_refresher),
     Timed("credit-clock", "processors", _credit_clock),
-    Consumer("notifications", "processors", lambda h: deliveries.enqueue),
+    Consumer("notifications", "processors", lambda h: functools.partial(
+        deliveries.enqueue, digest_window_s=h.settings.notify_digest_window_s)),
     Timed("notification-sender", "processors", _notification_sender),
     # Every read model in one consumer: each event is decoded once, and all read models of a
     # workspace are at the same position (read-your-writes waits on one number).

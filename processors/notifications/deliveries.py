@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS notification_deliveries (
     channel          text        NOT NULL,
     endpoint_id      text        NOT NULL,
     event_id         text        NOT NULL,
+    event_ids        text[]      NOT NULL DEFAULT '{}',
     cause            text        NOT NULL,
     body             text        NOT NULL,
     status           text        NOT NULL DEFAULT 'queued'
@@ -55,11 +56,15 @@ CREATE TABLE IF NOT EXISTS notification_deliveries (
 );
 CREATE INDEX IF NOT EXISTS notification_deliveries_due ON notification_deliveries (next_attempt_at)
     WHERE status IN ('queued', 'failed');
+CREATE INDEX IF NOT EXISTS notification_deliveries_events ON notification_deliveries USING gin (event_ids);
 CREATE INDEX IF NOT EXISTS notification_deliveries_log ON notification_deliveries (workspace_id, created_at DESC);
 """
 
 ACCOUNT_NEEDS_RECONNECT = "account_needs_reconnect"
 ENDPOINT_DISABLED = "webhook_endpoint_disabled"
+# Many posts failing (or skipped) at once make one digest per target: the first waits the window,
+# the ones raised meanwhile fold into it (``data.count``, ``data.event_ids``).
+DIGESTED = ("post_failed", "post_skipped")
 
 
 def notice_of(event: CloudEvent) -> tuple[str, str] | None:
@@ -99,8 +104,9 @@ def body_of(event: CloudEvent, cause: str, title: str) -> str:
                       separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
-def enqueue(conn: Connection, event: CloudEvent) -> list:
-    """The consumer's handler: queue a delivery per active endpoint the preferences allow."""
+def enqueue(conn: Connection, event: CloudEvent, digest_window_s: float = 60.0) -> list:
+    """The consumer's handler: queue a delivery per active endpoint and email recipient the
+    preferences allow (folded into a waiting digest for the causes in ``DIGESTED``)."""
     notice = notice_of(event)
     if notice is None:
         return []
@@ -112,13 +118,40 @@ def enqueue(conn: Connection, event: CloudEvent) -> list:
         targets += [("webhook", e) for e in webhooks.active(conn, event.workspaceid)]
     if preferences.enabled(conn, event.workspaceid, cause, "email"):
         targets += [("email", r["recipient_id"]) for r in email.listed(conn, event.workspaceid)]
+    digest = cause in DIGESTED and digest_window_s > 0
     for channel, target in targets:
+        if digest and _folded(conn, event, target, cause, title):
+            continue
+        due = now + timedelta(seconds=digest_window_s) if digest else now
         conn.execute(
-            "INSERT INTO notification_deliveries (delivery_id, workspace_id, channel, endpoint_id, event_id, cause,"
-            " body, next_attempt_at, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (delivery_id) DO NOTHING",
-            (delivery_id(event.id, target), event.workspaceid, channel, target, event.id, cause, body, now, now, now))
+            "INSERT INTO notification_deliveries (delivery_id, workspace_id, channel, endpoint_id, event_id, event_ids,"
+            " cause, body, next_attempt_at, created_at, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, ARRAY[%s], %s, %s, %s, %s, %s) ON CONFLICT (delivery_id) DO NOTHING",
+            (delivery_id(event.id, target), event.workspaceid, channel, target, event.id, event.id, cause, body, due,
+             now, now))
     return []
+
+
+def _folded(conn: Connection, event: CloudEvent, target: str, cause: str, title: str) -> bool:
+    """True when the event is in a digest already (a redelivery) or was folded into a waiting one now."""
+    if conn.execute("SELECT 1 FROM notification_deliveries WHERE workspace_id = %s AND endpoint_id = %s"
+                    " AND event_ids @> ARRAY[%s]", (event.workspaceid, target, event.id)).fetchone():
+        return True
+    waiting = conn.execute(
+        "SELECT delivery_id, body, event_ids FROM notification_deliveries WHERE workspace_id = %s AND endpoint_id = %s"
+        " AND cause = %s AND status = 'queued' AND attempts = 0 ORDER BY created_at DESC LIMIT 1 FOR UPDATE",
+        (event.workspaceid, target, cause)).fetchone()
+    if waiting is None:
+        return False
+    delivery, body, event_ids = waiting
+    envelope = json.loads(body)
+    ids = [*event_ids, event.id]
+    envelope["data"].update(count=len(ids), event_ids=ids, detail=event.data,
+                            title=f"{len(ids)} notices: {title}" if len(ids) > 1 else title)
+    conn.execute("UPDATE notification_deliveries SET body = %s, event_ids = %s, updated_at = %s WHERE delivery_id = %s",
+                 (json.dumps(envelope, separators=(",", ":"), ensure_ascii=False, sort_keys=True), ids,
+                  datetime.now(UTC), delivery))
+    return True
 
 
 @dataclass(frozen=True)
@@ -228,10 +261,11 @@ def _tell_disabled(conn: Connection, endpoint: webhooks.Endpoint, reason: str, n
                       separators=(",", ":"), ensure_ascii=False, sort_keys=True)
     for other in webhooks.active(conn, endpoint.workspace_id):
         conn.execute(
-            "INSERT INTO notification_deliveries (delivery_id, workspace_id, channel, endpoint_id, event_id, cause,"
-            " body, next_attempt_at, created_at, updated_at) VALUES (%s, %s, 'webhook', %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (delivery_id) DO NOTHING",
-            (delivery_id(event_id, other), endpoint.workspace_id, other, event_id, cause, body, now, now, now))
+            "INSERT INTO notification_deliveries (delivery_id, workspace_id, channel, endpoint_id, event_id, event_ids,"
+            " cause, body, next_attempt_at, created_at, updated_at)"
+            " VALUES (%s, %s, 'webhook', %s, %s, ARRAY[%s], %s, %s, %s, %s, %s) ON CONFLICT (delivery_id) DO NOTHING",
+            (delivery_id(event_id, other), endpoint.workspace_id, other, event_id, event_id, cause, body, now, now,
+             now))
 
 
 def _record(conn: Connection, delivery: str, status: str, attempts: int, now: datetime, error: str | None,
@@ -271,6 +305,6 @@ def log(conn: Connection, workspace_id: str, *, event_id: str | None = None, cau
         return cur.execute(
             "SELECT delivery_id, channel, endpoint_id, event_id, cause, status, attempts, last_error,"
             " last_status_code, next_attempt_at, created_at, sent_at, updated_at FROM notification_deliveries"
-            " WHERE workspace_id = %s AND (%s::text IS NULL OR event_id = %s) AND (%s::text IS NULL OR cause = %s)"
+            " WHERE workspace_id = %s AND (%s::text IS NULL OR event_ids @> ARRAY[%s::text]) AND (%s::text IS NULL OR cause = %s)"
             " ORDER BY created_at DESC, delivery_id LIMIT %s",
             (workspace_id, event_id, event_id, cause, cause, limit)).fetchall()

@@ -142,3 +142,50 @@ def test_a_notice_event_queues_one_email_per_recipient_unless_the_type_is_off(gw
     with gw.pool.connection() as conn:
         deliveries.enqueue(conn, event(2))
     assert len(query_all(gw.pool, "SELECT 1 FROM notification_deliveries")) == 2
+
+
+def test_many_failed_posts_in_a_short_time_make_one_digest_per_recipient(gw):
+    from datetime import UTC, datetime
+
+    from schemas import events as ev
+    from schemas.events import CloudEvent
+
+    ws, key = gw.api.open_workspace("a", tier="pro")
+    gw.http.post(f"/v1/workspaces/{ws}/notifications/email-recipients", json={"address": "ops@a.example"}, headers=key)
+
+    def reconnect(n: int) -> CloudEvent:  # a cause that is not digested
+        return CloudEvent(id=f"evt-r{n}", source="/herald/social_account", type=ev.SocialAccountNeedsReconnect.type,
+                          subject="acct-1", time=datetime.now(UTC), data={"social_account_id": "acct-1",
+                                                                         "credential_version": "v1", "reason": "r"},
+                          workspaceid=ws, aggregateid="acct-1", aggregatetype="social_account", aggregateversion=n,
+                          position=n, causationid="c", correlationid="c")
+
+    failed_ids = [f"evt-f{n}" for n in range(3)]
+    with gw.pool.connection() as conn:
+        for n, event_id in enumerate(failed_ids):
+            deliveries.enqueue(conn, _failed_event(ws, event_id, n), digest_window_s=60)
+        deliveries.enqueue(conn, _failed_event(ws, failed_ids[1], 1), digest_window_s=60)  # redelivered
+        for n in range(2):
+            deliveries.enqueue(conn, reconnect(n), digest_window_s=60)
+    rows = query_all(gw.pool, "SELECT cause, event_ids, body FROM notification_deliveries ORDER BY cause")
+    assert [(cause, ids) for cause, ids, _ in rows] == [("account_needs_reconnect", ["evt-r0"]),
+                                                       ("account_needs_reconnect", ["evt-r1"]),
+                                                       ("post_failed", failed_ids)]
+    digest = json.loads(rows[2][2])["data"]
+    assert digest["count"] == 3 and digest["event_ids"] == failed_ids and digest["title"].startswith("3 notices")
+    log = gw.http.get(f"/v1/workspaces/{ws}/notifications/deliveries", params={"event_id": "evt-f2"},
+                      headers=key).json()
+    assert [d["cause"] for d in log] == ["post_failed"]
+
+
+def _failed_event(ws: str, event_id: str, n: int):
+    from datetime import UTC, datetime
+
+    from schemas import events as ev
+    from schemas.events import CloudEvent
+
+    data = {"post_id": "post-1", "destination_id": f"d{n}", "attempt": 1, "hold_id": f"h{n}", "error_kind": "permanent",
+            "detail": "refused"}
+    return CloudEvent(id=event_id, source="/herald/post", type=ev.DestinationFailed.type, subject="post-1", time=datetime.now(UTC),
+                      data=data, workspaceid=ws, aggregateid="post-1", aggregatetype="post", aggregateversion=n + 1,
+                      position=n + 1, causationid="c", correlationid="c")
