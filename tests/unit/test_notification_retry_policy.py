@@ -35,3 +35,22 @@ def test_every_signature_verifies_with_its_own_secret():
     assert headers["webhook-signature"].count("v1,") == 2 and " " in headers["webhook-signature"]
     for secret in (old, new):
         Webhook(secret).verify(body, headers)
+
+
+def test_the_verification_snippet_in_the_docs_accepts_herald_signatures_and_refuses_others():
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "notifications.md").read_text()
+    [snippet] = re.findall(r"```python\n(.*?)```", doc, flags=re.S)
+    scope: dict = {}
+    exec(snippet, scope)  # noqa: S102 - our own documentation
+    secret, other = new_secret(), new_secret()
+    body = b'{"type":"notice.post_failed","timestamp":"2026-01-01T00:00:00Z","data":{}}'
+    headers = signed_headers([secret], "msg_2", int(time.time()), body)
+    scope["verify"](secret, headers, body)
+    assert scope["verify_by_hand"](secret, headers, body) is True
+    assert scope["verify_by_hand"](other, headers, body) is False
+    assert scope["verify_by_hand"](secret, headers, body + b" ") is False
+    stale = signed_headers([secret], "msg_2", int(time.time()) - 3600, body)
+    assert scope["verify_by_hand"](secret, stale, body) is False
