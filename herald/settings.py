@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     smtp_host: str = Field("", description="SMTP server for notice emails; empty: email deliveries wait")
     smtp_port: int = Field(587, ge=1, le=65535)
     smtp_starttls: bool = Field(True, description="STARTTLS before login and sending")
+    smtp_ca_file: str = Field("", description="a CA (PEM) to trust for STARTTLS instead of the system CAs")
     smtp_username: str = Field("", description="login when set")
     smtp_password: SecretStr = Field(SecretStr(""))
     smtp_from: str = Field("herald@localhost", description="the From of notice emails")

@@ -166,7 +166,8 @@ def _notification_sender(herald: "Herald") -> Callable[[threading.Event], None]:
                                     give_up_after_s=s.webhook_give_up_after_s, disable_after=s.webhook_disable_after)
     smtp = email.SmtpSettings(host=s.smtp_host, port=s.smtp_port, starttls=s.smtp_starttls, username=s.smtp_username,
                               password=s.smtp_password.get_secret_value(), sender=s.smtp_from,
-                              public_base_url=s.public_base_url, timeout_s=s.webhook_timeout_s) if s.smtp_host else None
+                              public_base_url=s.public_base_url, timeout_s=s.webhook_timeout_s,
+                              ca_file=s.smtp_ca_file) if s.smtp_host else None
     return deliveries.sender_ticker(herald.pool, http, herald.cipher, policy, interval_s=s.notify_interval_s,
                                     limit=s.notify_batch_size, allowed_networks=s.outbound_allowed_networks,
                                     smtp=smtp).run

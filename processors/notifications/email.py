@@ -48,6 +48,7 @@ class SmtpSettings:
     sender: str = "herald@localhost"
     public_base_url: str = "http://localhost:8000"
     timeout_s: float = 10.0
+    ca_file: str = ""  # trust this CA (PEM) for STARTTLS instead of the system CAs: a private mail relay
 
     def __repr__(self) -> str:  # never the password
         return f"SmtpSettings({self.host!r}, {self.port}, starttls={self.starttls}, username={self.username!r})"
@@ -95,7 +96,7 @@ def send(smtp: SmtpSettings, mail: EmailMessage) -> str | None:
     try:
         with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_s) as client:
             if smtp.starttls:
-                client.starttls(context=ssl.create_default_context())
+                client.starttls(context=ssl.create_default_context(cafile=smtp.ca_file or None))
             if smtp.username:
                 client.login(smtp.username, smtp.password)
             client.send_message(mail)

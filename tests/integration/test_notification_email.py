@@ -189,3 +189,61 @@ def _failed_event(ws: str, event_id: str, n: int):
     return CloudEvent(id=event_id, source="/herald/post", type=ev.DestinationFailed.type, subject="post-1", time=datetime.now(UTC),
                       data=data, workspaceid=ws, aggregateid="post-1", aggregatetype="post", aggregateversion=n + 1,
                       position=n + 1, causationid="c", correlationid="c")
+
+
+def _self_signed(tmp_path):
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "smtp.crt", tmp_path / "smtp.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def test_starttls_is_used_and_the_server_certificate_verified(gw, tmp_path):
+    import ssl
+
+    cert_file, key_file = _self_signed(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert_file, key_file)
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port(), tls_context=server_tls,
+                            require_starttls=True, authenticator=lambda *a: AuthResult(success=True),
+                            auth_required=True)
+    controller.start()
+    try:
+        ws, key = gw.api.open_workspace("a", tier="pro")
+        added = gw.http.post(f"/v1/workspaces/{ws}/notifications/email-recipients", json={"address": "ops@a.example"},
+                             headers=key).json()
+        _queue(gw, added["recipient_id"])
+        untrusted = email.SmtpSettings(host="127.0.0.1", port=controller.port, username="u", password="p", timeout_s=5)
+        trusted = email.SmtpSettings(host="127.0.0.1", port=controller.port, username="u", password="p", timeout_s=5,
+                                     ca_file=str(cert_file))
+        cipher = gw.deps.credentials.cipher
+        with guarded_client() as http:
+            deliveries.deliver_due(gw.pool, http, cipher, deliveries.RetryPolicy(), limit=1, smtp=untrusted)
+            [(status, error)] = query_all(gw.pool, "SELECT status, last_error FROM notification_deliveries")
+            assert status == "failed" and "CERTIFICATE_VERIFY_FAILED" in error and inbox.messages == []
+            with gw.pool.connection() as conn:  # the retry is due now, not after the backoff
+                conn.execute("UPDATE notification_deliveries SET next_attempt_at = now()")
+            deliveries.deliver_due(gw.pool, http, cipher, deliveries.RetryPolicy(), limit=1, smtp=trusted)
+        assert query_all(gw.pool, "SELECT status, attempts FROM notification_deliveries") == [("sent", 2)]
+        assert len(inbox.messages) == 1
+    finally:
+        controller.stop()
