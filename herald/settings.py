@@ -64,6 +64,25 @@ class Settings(BaseSettings):
     clock_redeliver_after_s: float = Field(60.0, gt=0, description="resend a clock command whose item is still there")
     missed_window_s: float = Field(3600.0, gt=0, description="a destination due longer ago than this is marked missed")
 
+    # Notifications delivered (processors/notifications, docs/notifications.md).
+    notify_interval_s: float = Field(1.0, gt=0, description="how often the notification sender looks for due deliveries")
+    notify_batch_size: int = Field(50, ge=1, description="deliveries one tick sends at most")
+    notify_digest_window_s: float = Field(60.0, ge=0, description="post_failed/post_skipped notices raised within"
+                                          " this window make one digest delivery per target; 0: one each")
+    webhook_timeout_s: float = Field(10.0, gt=0, description="a webhook delivery not answered by then is retried")
+    webhook_retry_base_s: float = Field(30.0, gt=0, description="first retry delay; doubles per attempt, full jitter")
+    webhook_retry_cap_s: float = Field(3600.0, gt=0, description="longest delay between two attempts")
+    webhook_give_up_after_s: float = Field(86400.0, gt=0, description="a delivery not sent by then is given up")
+    webhook_disable_after: int = Field(15, ge=1, description="consecutive failures that disable an endpoint")
+    smtp_host: str = Field("", description="SMTP server for notice emails; empty: email deliveries wait")
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_starttls: bool = Field(True, description="STARTTLS before login and sending")
+    smtp_ca_file: str = Field("", description="a CA (PEM) to trust for STARTTLS instead of the system CAs")
+    smtp_username: str = Field("", description="login when set")
+    smtp_password: SecretStr = Field(SecretStr(""))
+    smtp_from: str = Field("herald@localhost", description="the From of notice emails")
+    public_base_url: str = Field("http://localhost:8000", description="the gateway's public URL, for unsubscribe links")
+
     # Publishing.
     retry_delays_s: list[float] = Field([60.0, 300.0, 900.0], description="delay before each retry (jittered ±20%)")
     platform_timeout_s: float = Field(10.0, gt=0)

@@ -420,3 +420,87 @@ def problem(status: int, reason_code: str, detail: str, **extensions: Any) -> di
     }
     body.update({k: v for k, v in extensions.items() if v is not None})
     return body
+
+
+# Webhook endpoints (processors/notifications/webhooks.py) ---------------------------------
+
+
+class CreateWebhookEndpoint(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(min_length=1, max_length=2000, pattern=r"^[^\x00-\x1f\x7f]+$",
+                     description="http(s) URL of a public host; Herald POSTs notices to it, signed per Standard Webhooks")
+    description: str | None = Field(None, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
+
+
+class RotateWebhookSecret(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    overlap_s: float = Field(86400.0, ge=0, le=7 * 86400, description="how long the replaced secret keeps signing "
+                             "too (both signatures, space-separated, in webhook-signature)")
+
+
+class WebhookEndpoint(BaseModel):
+    endpoint_id: str
+    workspace_id: str
+    url: str
+    description: str | None = None
+    status: Literal["active", "disabled"]
+    disabled_reason: str | None = None
+    disabled_at: datetime | None = None
+    consecutive_failures: int
+    created_at: datetime
+    previous_until: datetime | None = Field(None, description="until when the replaced secret still signs")
+
+
+class WebhookEndpointIssued(WebhookEndpoint):
+    secret: str = Field(description="whsec_…: shown this once, stored sealed")
+
+
+class WebhookTestResult(BaseModel):
+    delivered: bool
+    status_code: int | None
+    error: str | None
+    webhook_id: str
+
+
+NoticeCause = Literal["low_credits", "credits_expiring", "post_skipped", "post_failed", "tier_limit_reached",
+                      "account_needs_reconnect", "webhook_endpoint_disabled"]
+
+
+class NotificationPreference(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cause: NoticeCause
+    channel: Literal["webhook", "email"]
+    enabled: bool = Field(strict=True)
+
+
+class NotificationDelivery(BaseModel):
+    delivery_id: str = Field(description="also the webhook-id the receiver sees, the same on every attempt")
+    channel: str
+    endpoint_id: str
+    event_id: str
+    cause: str
+    status: Literal["queued", "failed", "sent", "gave_up"]
+    attempts: int
+    last_error: str | None = None
+    last_status_code: int | None = None
+    next_attempt_at: datetime
+    created_at: datetime
+    sent_at: datetime | None = None
+    updated_at: datetime
+
+
+class AddEmailRecipient(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s<>,;\x00-\x1f\x7f]+@[^@\s<>,;\x00-\x1f\x7f]+$",
+                         description="an address that receives the workspace's notices by email")
+
+
+class EmailRecipient(BaseModel):
+    recipient_id: str
+    workspace_id: str
+    address: str
+    created_at: datetime

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import secrets
 import ssl
@@ -49,6 +50,7 @@ from processors.accounts import authorizations, vault
 from processors.accounts.credentials import Credentials, RefreshSettings
 from processors.accounts.refresher import refresher_ticker
 from processors.accounts.upgrade import copy_earlier_tokens
+from processors.notifications import deliveries, email, preferences, webhooks
 from processors.platforms.oauth import OAuthClient
 from processors.publishing import dispatcher, publisher
 from processors.platforms.base import AdapterRegistry
@@ -155,6 +157,22 @@ def _credit_clock(herald: "Herald") -> Callable[[threading.Event], None]:
                         limit=s.clock_batch_size, redeliver_after_s=s.clock_redeliver_after_s).run
 
 
+def _notification_sender(herald: "Herald") -> Callable[[threading.Event], None]:
+    s = herald.settings
+    http = guarded_client(allowed_networks=s.outbound_allowed_networks, timeout_s=s.webhook_timeout_s,
+                          resolve=herald.resolve)
+    herald._closers.append(http.close)
+    policy = deliveries.RetryPolicy(base_s=s.webhook_retry_base_s, cap_s=s.webhook_retry_cap_s,
+                                    give_up_after_s=s.webhook_give_up_after_s, disable_after=s.webhook_disable_after)
+    smtp = email.SmtpSettings(host=s.smtp_host, port=s.smtp_port, starttls=s.smtp_starttls, username=s.smtp_username,
+                              password=s.smtp_password.get_secret_value(), sender=s.smtp_from,
+                              public_base_url=s.public_base_url, timeout_s=s.webhook_timeout_s,
+                              ca_file=s.smtp_ca_file) if s.smtp_host else None
+    return deliveries.sender_ticker(herald.pool, http, herald.cipher, policy, interval_s=s.notify_interval_s,
+                                    limit=s.notify_batch_size, allowed_networks=s.outbound_allowed_networks,
+                                    smtp=smtp).run
+
+
 CATALOGUE: tuple[Consumer | Timed, ...] = (
     Consumer("publisher", "processors", lambda h: journal_attempts),
     Timed("publish-engine", "processors", _publish_engine),
@@ -162,6 +180,9 @@ CATALOGUE: tuple[Consumer | Timed, ...] = (
     Timed("dispatcher", "processors", _dispatcher),
     Timed("token-refresher", "processors", _token_refresher),
     Timed("credit-clock", "processors", _credit_clock),
+    Consumer("notifications", "processors", lambda h: functools.partial(
+        deliveries.enqueue, digest_window_s=h.settings.notify_digest_window_s)),
+    Timed("notification-sender", "processors", _notification_sender),
     # Every read model in one consumer: each event is decoded once, and all read models of a
     # workspace are at the same position (read-your-writes waits on one number).
     Consumer("read-models", "projections", _read_models, on_batch=positions.record),
@@ -176,7 +197,8 @@ LOOP_NAMES: dict[str, tuple[str, ...]] = {
 # The events topic is the history every read model is rebuilt from: it keeps everything.
 EVENTS_TOPIC_CONFIGS = {"retention.ms": "-1", "cleanup.policy": "delete"}
 DDLS = (consumer_runtime.DDL, event_store.DDL, RELAY_DDL, inbox.DDL, *read_models.DDL, dispatcher.DDL,
-        publisher.DDL, sandbox.DDL, auth.DDL, idempotency.DDL, vault.DDL, authorizations.DDL)
+        publisher.DDL, sandbox.DDL, auth.DDL, idempotency.DDL, vault.DDL, authorizations.DDL, webhooks.DDL,
+        deliveries.DDL, preferences.DDL, email.DDL)
 
 
 @contextlib.contextmanager

@@ -1,7 +1,8 @@
 """Re-sealing every stored secret with the key ring's active key, so a retired key can be dropped.
 
-Stored secrets: the tokens in ``account_credentials`` (vault.py) and the PKCE verifiers of pending
-OAuth authorizations (authorizations.py). Rows are walked by primary key in batches and each
+Stored secrets: the tokens in ``account_credentials`` (vault.py), the PKCE verifiers of pending
+OAuth authorizations (authorizations.py) and the webhook signing secrets
+(processors/notifications/webhooks.py). Rows are walked by primary key in batches and each
 row is rewritten only if it still holds the values that were read (a refresh that rotated the
 tokens meanwhile wins; the next run re-seals its values if it sealed them with an old key).
 """
@@ -57,7 +58,31 @@ def reseal_credentials(pool: ConnectionPool, cipher: TokenCipher, batch: int = B
             break
         after = (rows[-1][0], rows[-1][1])
     _reseal_authorizations(pool, cipher, done)
+    _reseal_webhook_secrets(pool, cipher, done)
     return done
+
+
+def _reseal_webhook_secrets(pool: ConnectionPool, cipher: TokenCipher, done: Resealed) -> None:
+    with pool.connection() as conn:
+        if conn.execute("SELECT to_regclass('webhook_endpoints')").fetchone()[0] is None:
+            return
+        rows = conn.execute("SELECT endpoint_id, sealed_secret, sealed_previous_secret FROM webhook_endpoints"
+                            ).fetchall()
+        for endpoint, current, previous in rows:
+            for sealed in (current, previous):
+                if sealed:
+                    done.by_key[cipher.sealed_with(sealed)] += 1
+            new_current, new_previous = cipher.reseal(current), cipher.reseal(previous) if previous else previous
+            if (new_current, new_previous) == (current, previous):
+                continue
+            changed = conn.execute(
+                "UPDATE webhook_endpoints SET sealed_secret = %s, sealed_previous_secret = %s WHERE endpoint_id = %s"
+                " AND sealed_secret = %s AND sealed_previous_secret IS NOT DISTINCT FROM %s",
+                (new_current, new_previous, endpoint, current, previous)).rowcount
+            if changed:
+                done.rewritten += 1
+            else:
+                done.skipped += 1
 
 
 def _reseal_authorizations(pool: ConnectionPool, cipher: TokenCipher, done: Resealed) -> None:

@@ -24,13 +24,17 @@ def test_no_operation_reaches_another_workspace(gw):
     gw.api.grant("a", key_a, 5)
     post_b = gw.api.schedule("b", key_b, [account_b]).json()["post_id"]
     spare_b = gw.http.post("/v1/api-keys", json={"scopes": ["workspace:read"]}, headers=key_b).json()
+    rcpt_b = gw.http.post("/v1/workspaces/b/notifications/email-recipients", json={"address": "ops@b.example"},
+                          headers=key_b).json()
+    hook_b = gw.http.post("/v1/workspaces/b/webhooks", json={"url": "https://hooks.example.com/b"}, headers=key_b).json()
     # A's own key, made as strong as a workspace key can be from the admin: every scope but admin.
     strong_a = bearer(gw.http.post("/v1/api-keys", headers=ADMIN, json={
         "workspace_id": "a", "scopes": ["workspace:read", "workspace:write", "credits:grant", "analytics:read"],
     }).json()["api_key"])
     due = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     ids = {"workspace_id": "b", "post_id": post_b, "social_account_id": account_b, "key_id": spare_b["key_id"],
-           "destination_id": account_b}
+           "destination_id": account_b, "endpoint_id": hook_b["endpoint_id"],
+           "recipient_id": rcpt_b["recipient_id"]}
     bodies = {
         ("post", "/v1/workspaces/{workspace_id}/social-accounts"): {"platform": "sandbox", "handle": "x"},
         ("post", "/v1/workspaces/{workspace_id}/credits/grants"): {"amount": 100},
@@ -47,10 +51,17 @@ def test_no_operation_reaches_another_workspace(gw):
         ("put", "/v1/workspaces/{workspace_id}/publishing-policy"): {"missed_window_minutes": 10},
         ("post", "/v1/workspaces/{workspace_id}/limit-overrides"): {"limit_overrides": {}},
         ("post", "/v1/workspaces/{workspace_id}/notifications/read"): {"notice_ids": ["n-1"]},
+        ("post", "/v1/workspaces/{workspace_id}/webhooks"): {"url": "https://hooks.example.com/a"},
+        ("post", "/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}/rotate-secret"): {},
+        ("post", "/v1/workspaces/{workspace_id}/notifications/email-recipients"): {"address": "a@a.example"},
+        ("put", "/v1/workspaces/{workspace_id}/notifications/preferences"):
+            {"cause": "low_credits", "channel": "webhook", "enabled": False},
     }
     queries = {("get", "/v1/workspaces/{workspace_id}/limits/check"): {"action": "schedule", "platform": "sandbox"}}
     before = {path: gw.get(path, headers=ADMIN).json() for path in
-              ("/v1/workspaces/b/wallet", f"/v1/workspaces/b/posts/{post_b}", "/v1/workspaces/b/social-accounts")}
+              ("/v1/workspaces/b/wallet", f"/v1/workspaces/b/posts/{post_b}", "/v1/workspaces/b/social-accounts",
+                      "/v1/workspaces/b/webhooks", "/v1/workspaces/b/notifications/preferences",
+                      "/v1/workspaces/b/notifications/email-recipients")}
 
     missing = {name: f"no-such-{name.replace('_', '-')}" for name in ids}
 

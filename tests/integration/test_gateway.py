@@ -21,6 +21,7 @@ from gateway.app import GatewayDeps, create_app
 from gateway.problems import REASON_STATUS
 from herald.crypto import TokenCipher
 from processors.accounts import vault
+from processors.notifications import deliveries, email, preferences, webhooks
 from processors.accounts.credentials import Credentials
 from herald.storage import db, event_store
 from herald.messaging.relay import to_cloud_event
@@ -43,7 +44,8 @@ class Gateway:
         self.pool = db.connection_pool(database_url, max_size=4)
         self.app = HeraldApplication(db.eventsourcing_env(database_url),
                                      recorded_at=event_store.recorded_at_in(self.pool))
-        db.apply_ddl(database_url, *read_models.DDL, auth.DDL, idempotency.DDL, vault.DDL)
+        db.apply_ddl(database_url, *read_models.DDL, auth.DDL, idempotency.DDL, vault.DDL, webhooks.DDL,
+                     deliveries.DDL, preferences.DDL, email.DDL)
         self.projected = 0  # last event-store position applied to the read models
         self.submitted: list[CommandEnvelope] = []
         self.fail_submit = False
