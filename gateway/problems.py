@@ -54,6 +54,9 @@ REASON_STATUS: dict[str, int] = {
     Reason.automation_rule_limit_reached: 409,
     Reason.unknown_tier: 422,
     Reason.not_due: 409,
+    Reason.generation_exists: 409,
+    Reason.unknown_generation: 404,
+    Reason.generation_already_recorded: 409,
 }
 
 
