@@ -398,7 +398,6 @@ class GenerateContent(Payload):
                           description="BCP 47 language tag")
     context: GenerationText = ""
     media_description: str = Field("", max_length=1000)
-    brand_voice_version: StrictInt = Field(0, ge=0, description="the brand voice the prompt used; 0: none")
 
     @field_validator("platforms")
     @classmethod
@@ -406,6 +405,23 @@ class GenerateContent(Payload):
         if len(set(platforms)) != len(platforms):
             raise ValueError("each platform at most once")
         return platforms
+
+
+Word = Annotated[str, Field(min_length=1, max_length=60)]
+
+
+class SetBrandVoice(Payload):
+    """The workspace's brand voice, fed into every generation's prompt; each set is a new version."""
+
+    tone: str = Field("", max_length=200)
+    audience: str = Field("", max_length=300)
+    niche: str = Field("", max_length=200)
+    words_to_use: list[Word] = Field(default_factory=list, max_length=50)
+    words_to_avoid: list[Word] = Field(default_factory=list, max_length=50)
+    example_posts: list[Annotated[str, Field(min_length=1, max_length=2200)]] = Field(default_factory=list,
+                                                                                       max_length=5)
+    emoji_policy: str = Field("", max_length=200, description='e.g. "none", "sparingly", "one per post"')
+    hashtag_policy: str = Field("", max_length=200, description='e.g. "3 to 5, lower case"')
 
 
 class GenerationFailure(StrEnum):
@@ -473,6 +489,7 @@ COMMAND_TYPES: dict[str, type[Payload]] = {
     "start_credit_period.v1": StartCreditPeriod,
     "generate_content.v1": GenerateContent,
     "record_generation_outcome.v1": RecordGenerationOutcome,
+    "set_brand_voice.v1": SetBrandVoice,
 }
 COMMAND_TYPE_OF: dict[type[Payload], str] = {model: name for name, model in COMMAND_TYPES.items()}
 

@@ -141,6 +141,19 @@ class GenerationRequested(EventData):
     day: str = Field(description="the workspace's local day it counted on")
 
 
+@event_type("herald.brand_voice.set.v1")
+class BrandVoiceSet(EventData):
+    version: int = Field(description="1 for the first voice, one more for each change")
+    tone: str
+    audience: str
+    niche: str
+    words_to_use: list[str]
+    words_to_avoid: list[str]
+    example_posts: list[str]
+    emoji_policy: str
+    hashtag_policy: str
+
+
 @event_type("herald.generation.succeeded.v1")
 class GenerationSucceeded(EventData):
     generation_id: str

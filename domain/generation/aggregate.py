@@ -26,6 +26,7 @@ class Generation(HeraldAggregate):
         self.generation_id = ""
         self.status = Status.requested
         self.platforms: list[str] = []
+        self.outcome: dict = {}  # the succeeded or failed event's data
 
     @staticmethod
     def key(workspace_id: str, generation_id: str) -> str:
@@ -57,6 +58,6 @@ class Generation(HeraldAggregate):
             case ev.GenerationRequested():
                 self.generation_id, self.platforms = event.generation_id, list(event.platforms)
             case ev.GenerationSucceeded():
-                self.status = Status.succeeded
+                self.status, self.outcome = Status.succeeded, event.model_dump()
             case ev.GenerationFailed():
-                self.status = Status.failed
+                self.status, self.outcome = Status.failed, event.model_dump()

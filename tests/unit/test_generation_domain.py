@@ -114,3 +114,16 @@ def test_generation_never_changes_the_wallet(make_app: AppFactory, steps, tier) 
             h.advance(3600 * 7)
     after = h.app.find(Wallet, workspace)
     assert (after.version, repr(sorted(vars(after).items()))) == before_state
+
+
+def test_the_brand_voice_is_versioned_and_each_generation_names_the_version_it_used(h: Herald) -> None:
+    h.ok(cmd.OpenWorkspace(name=WS, tier="pro", timezone="UTC"))
+    assert h.ok(ask("g0"))["brand_voice"] is None
+    first = h.ok(cmd.SetBrandVoice(tone="warm", words_to_avoid=["cheap"]))
+    assert (first["version"], first["tone"], first["words_to_avoid"]) == (1, "warm", ["cheap"])
+    second = h.ok(cmd.SetBrandVoice(tone="bold", audience="bakers", example_posts=["Flour in, joy out."]))
+    assert (second["version"], second["tone"], second["words_to_avoid"]) == (2, "bold", [])
+    answer = h.ok(ask("g1"))
+    assert answer["brand_voice"]["version"] == 2 and answer["brand_voice"]["audience"] == "bakers"
+    assert [e["brand_voice_version"] for e in h.events_of("herald.generation.requested.v1")] == [0, 2]
+    assert h.send(cmd.SetBrandVoice(tone="x"), workspace="nowhere").reason_code == "unknown_workspace"
