@@ -98,6 +98,7 @@ def openapi_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "the request body is larger than the gateway accepts",
         422: "the request is invalid (body, path, headers, or a domain rule about the body)",
         429: "the key or the workspace is over its rate; wait `Retry-After` seconds",
+        502: "an upstream service (the AI provider) failed; the failure is recorded",
         503: "a dependency is unavailable; safe to retry with the same Idempotency-Key",
     }
     content = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}

@@ -11,6 +11,7 @@ class FailureKind(StrEnum):
     invalid_output = "invalid_output"  # the model's answer broke the contract, even after one repair
     transient = "transient"  # 5xx, timeouts, connection errors
     rejected = "rejected"  # any other 4xx: the request itself was refused
+    not_configured = "not_configured"  # the provider settings are incomplete: nothing was called
 
 
 class ProviderError(Exception):
