@@ -47,6 +47,8 @@ def test_no_operation_reaches_another_workspace(gw):
         ("put", "/v1/workspaces/{workspace_id}/publishing-policy"): {"missed_window_minutes": 10},
         ("post", "/v1/workspaces/{workspace_id}/limit-overrides"): {"limit_overrides": {}},
         ("post", "/v1/workspaces/{workspace_id}/notifications/read"): {"notice_ids": ["n-1"]},
+        ("post", "/v1/workspaces/{workspace_id}/generations"): {"topic": "x", "platforms": ["x"]},
+        ("put", "/v1/workspaces/{workspace_id}/brand-voice"): {"tone": "x"},
     }
     queries = {("get", "/v1/workspaces/{workspace_id}/limits/check"): {"action": "schedule", "platform": "sandbox"}}
     before = {path: gw.get(path, headers=ADMIN).json() for path in
