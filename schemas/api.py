@@ -152,19 +152,12 @@ class CreditsGranted(Response):
         "own write (a repeated Idempotency-Key answers the first decision's)")
 
 
-class GenerateRequest(BaseModel):
+class GenerateRequest(cmd.GenerateContent):
     """Ask for captions: the payload of `generate_content`, its id optional."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    generation_id: str | None = Field(None, min_length=1, max_length=200, pattern=cmd.ID_PATTERN,
-                                      description="omitted → derived from the command id (stable across retries "
-                                      "with the same Idempotency-Key)")
-    topic: str = Field(min_length=1, max_length=500)
-    platforms: list[cmd.Platform] = Field(min_length=1, max_length=10)
-    tone: str = Field("", max_length=100)
-    language: str = Field("en", min_length=2, max_length=35)
-    context: str = Field("", max_length=2000)
-    media_description: str = Field("", max_length=1000)
+    generation_id: str | None = Field(  # type: ignore[assignment] - optional here, derived when omitted
+        None, min_length=1, max_length=200, pattern=cmd.ID_PATTERN,
+        description="omitted → derived from the command id (stable across retries with the same Idempotency-Key)")
 
 
 SetBrandVoiceRequest = cmd.SetBrandVoice

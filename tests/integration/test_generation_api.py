@@ -120,5 +120,8 @@ def test_bad_input_is_422_and_counts_nothing(gw):
                                 headers=key), 422, "validation_error")
     assert_problem(gw.http.post(f"/v1/workspaces/{ws}/generations", json={"topic": "a", "platforms": ["myspace"]},
                                 headers=key), 422, "validation_error")
+    for body in ({"topic": "a", "platforms": ["x", "x"]}, {"topic": "a", "platforms": ["x"], "language": "e n"}):
+        assert_problem(gw.http.post(f"/v1/workspaces/{ws}/generations", json=body, headers=key), 422,
+                       "validation_error")
     made = gw.http.post(f"/v1/workspaces/{ws}/generations", json={"topic": "a", "platforms": ["x"]}, headers=key)
     assert made.json()["generations_today"] == 1
