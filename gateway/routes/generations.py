@@ -8,16 +8,17 @@ the failure. A failed call is recorded and charges nothing (docs/generation.md).
 import threading
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from domain.base import derived_id
 from gateway import auth
-from gateway.deps import IdempotencyKey, Shared, WorkspaceId, command_id_for
+from gateway.deps import IdempotencyKey, MinPosition, Shared, WorkspaceId, command_id_for
 from gateway.problems import ProblemError, openapi_responses
 from processors.generation import prompt
 from processors.generation.errors import FailureKind, ProviderError
 from processors.generation.offline import OfflineTemplate
 from processors.generation.providers import GenerationFailed, Generator
+from projections import generations as log
 from schemas import api
 from schemas import commands as cmd
 
@@ -117,6 +118,33 @@ def router(shared: Shared) -> APIRouter:
                                daily_limit=view.daily_limit, command_id=view.command_id, position=view.position)
         response.headers["Location"] = f"/v1/workspaces/{workspace_id}/generations/{generation_id}"
         return view
+
+    @r.get(
+        "/v1/workspaces/{workspace_id}/generations", summary="The workspace's generation log",
+        responses=openapi_responses(401, 404, 422, 503),
+        description="Newest first: request (topic, platforms, tone, language, brand voice version, local day), "
+        "status (requested, succeeded, failed), provider, model, prompt SHA-256, tokens in/out, latency, the "
+        "captions or the failure's reason. `before` (a `requested_at`) pages back.",
+    )
+    def get_log(workspace_id: WorkspaceId, caller: Caller, response: Response, before: cmd.Timestamp | None = None,
+                limit: Annotated[int, Query(ge=1, le=log.MAX_LIMIT)] = 50, min_position: MinPosition = None):
+        with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:
+            found = log.read_log(conn, workspace_id, before=before, limit=limit)
+        return {"generations": found}
+
+    @r.get(
+        "/v1/admin/generation-stats", summary="AI generation stats over every workspace (admin)",
+        responses=openapi_responses(401, 403, 422, 503),
+        description="Total, succeeded, failed, pending (requested, no outcome recorded), `success_rate` (succeeded "
+        "/ finished), failures by reason, generations per provider and model, tokens, mean latency, top topics; "
+        "`since` limits it to generations requested from then on.",
+    )
+    def generation_stats(caller: Caller, since: cmd.Timestamp | None = None,
+                         top: Annotated[int, Query(ge=1, le=100)] = 10):
+        if not caller.is_admin:
+            raise ProblemError(403, "forbidden", "only the admin key can see generation stats over every workspace")
+        with shared.deps.pool.connection() as conn:
+            return log.read_stats(conn, since, top)
 
     @r.put(
         "/v1/workspaces/{workspace_id}/brand-voice", response_model=api.BrandVoiceView,

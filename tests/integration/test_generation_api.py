@@ -11,7 +11,7 @@ from gateway.app import create_app
 from processors.generation.openai_compat import OpenAICompatible
 from processors.generation.providers import Generator
 from tests.fakes.openai_server import FakeOpenAI
-from tests.integration.test_gateway import Gateway, assert_problem
+from tests.integration.test_gateway import ADMIN, Gateway, assert_problem
 from tests.support import Api
 
 pytestmark = pytest.mark.integration
@@ -125,3 +125,29 @@ def test_bad_input_is_422_and_counts_nothing(gw):
                        "validation_error")
     made = gw.http.post(f"/v1/workspaces/{ws}/generations", json={"topic": "a", "platforms": ["x"]}, headers=key)
     assert made.json()["generations_today"] == 1
+
+
+def test_the_log_and_the_admin_stats(openai_gw):
+    gw, fake = openai_gw
+    ws, key = gw.api.open_workspace("a", tier="pro")
+    other, other_key = gw.api.open_workspace("b", tier="pro")
+    for topic in ("Rye", "rye", "Spelt"):
+        assert gw.http.post(f"/v1/workspaces/{ws}/generations", json={"topic": topic, "platforms": ["x"]},
+                            headers=key).status_code == 201
+    fake.fail_next("chat", 429, headers={"retry-after": "0"}, n=3)
+    gw.http.post(f"/v1/workspaces/{other}/generations", json={"topic": "oats", "platforms": ["mastodon"]},
+                 headers=other_key)
+    logged = gw.get(f"/v1/workspaces/{ws}/generations", headers=key)
+    assert logged.status_code == 200, logged.text
+    rows = logged.json()["generations"]
+    assert [r["topic"] for r in rows] == ["Spelt", "rye", "Rye"]  # newest first, this workspace only
+    assert all(r["status"] == "succeeded" and r["provider"] == "openai" and r["tokens_out"] > 0 for r in rows)
+    assert rows[0]["captions"] == {"x": "Fake caption for x."} and len(rows[0]["prompt_sha256"]) == 64
+    [failed] = gw.get(f"/v1/workspaces/{other}/generations", headers=other_key).json()["generations"]
+    assert (failed["status"], failed["reason"], failed["captions"]) == ("failed", "rate_limited", None)
+    assert_problem(gw.http.get("/v1/admin/generation-stats", headers=key), 403, "forbidden")
+    stats = gw.http.get("/v1/admin/generation-stats", headers=ADMIN).json()
+    assert (stats["total"], stats["succeeded"], stats["failed"], stats["pending"]) == (4, 3, 1, 0)
+    assert stats["success_rate"] == 0.75 and stats["failures_by_reason"] == {"rate_limited": 1}
+    assert stats["top_topics"][0] == {"topic": "rye", "generations": 2}
+    assert stats["providers"] == [{"provider": "openai", "model": "gpt-test", "generations": 4}]
