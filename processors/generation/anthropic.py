@@ -31,6 +31,7 @@ class AnthropicMessages:
         self.model = model
         self._headers = {"x-api-key": api_key, "anthropic-version": API_VERSION}
         self.max_tokens = max_tokens
+        self._secret = api_key
         self._client = httpx.Client(timeout=timeout_s)
 
     def complete(self, turn: Turn) -> Completion:
@@ -41,7 +42,7 @@ class AnthropicMessages:
         answer = post_json(self._client, self.url, self._headers, {
             "model": self.model, "max_tokens": self.max_tokens, "system": turn.prompt.system,
             "messages": messages, "stream": False,
-        })
+        }, self._secret)
         try:
             text = "".join(block["text"] for block in answer["content"] if block.get("type") == "text")
             usage = answer.get("usage") or {}

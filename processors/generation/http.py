@@ -10,7 +10,8 @@ import httpx
 from processors.generation.errors import FailureKind, ProviderError, classify_status
 
 
-def post_json(client: httpx.Client, url: str, headers: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+def post_json(client: httpx.Client, url: str, headers: dict[str, str], body: dict[str, Any],
+              secret: str = "") -> dict[str, Any]:
     try:
         response = client.post(url, headers=headers, json=body)
     except httpx.TimeoutException as error:
@@ -18,7 +19,10 @@ def post_json(client: httpx.Client, url: str, headers: dict[str, str], body: dic
     except httpx.TransportError as error:
         raise ProviderError(FailureKind.transient, f"connection failed: {type(error).__name__}") from None
     if response.status_code >= 400:
-        raise classify_status(response.status_code, f"HTTP {response.status_code}: {_error_message(response)}",
+        message = _error_message(response)
+        if secret:  # some servers echo the key they refused; the detail is recorded in events
+            message = message.replace(secret, "[redacted]")
+        raise classify_status(response.status_code, f"HTTP {response.status_code}: {message}",
                               response.headers.get("retry-after"))
     try:
         answer = response.json()

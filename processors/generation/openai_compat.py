@@ -28,6 +28,7 @@ class OpenAICompatible:
         self.model = model
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.max_tokens = max_tokens
+        self._secret = api_key
         self.json_schema = json_schema  # some local servers know only {"type": "json_object"}
         self._client = httpx.Client(timeout=timeout_s)
 
@@ -43,7 +44,7 @@ class OpenAICompatible:
         answer = post_json(self._client, self.url, self._headers, {
             "model": self.model, "messages": messages, "response_format": response_format,
             "max_completion_tokens": self.max_tokens, "stream": False,
-        })
+        }, self._secret)
         try:
             choice = answer["choices"][0]
             message = choice["message"]

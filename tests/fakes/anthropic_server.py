@@ -45,7 +45,7 @@ class FakeAnthropic(AiFake):
         @app.post("/v1/messages")
         async def messages(request: Request) -> Response:
             if request.headers.get("x-api-key") not in self.valid_tokens:
-                return _error(401, "invalid x-api-key")
+                return _error(401, f"invalid x-api-key {request.headers.get('x-api-key')}")  # echoed: see the tests
             if not request.headers.get("anthropic-version"):
                 return self.violation(request, "the anthropic-version header is required")
             if not request.headers.get("content-type", "").startswith("application/json"):

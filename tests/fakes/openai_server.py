@@ -67,7 +67,9 @@ class FakeOpenAI(AiFake):
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> Response:
             if bearer(request) not in self.valid_tokens:
-                return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+                # echoes the key, as some compatible servers do (OpenAI itself masks it)
+                return _error(401, f"Incorrect API key provided: {bearer(request)}", "invalid_request_error",
+                              "invalid_api_key")
             if not request.headers.get("content-type", "").startswith("application/json"):
                 return self.violation(request, "the body must be application/json")
             try:

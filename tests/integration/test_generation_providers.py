@@ -149,7 +149,7 @@ def test_a_wrong_key_fails_as_auth_without_retrying_or_showing_the_key(setup):
         Generator(make(kind, fake, key="sk-wrong-secret"), sleep=sleep).generate(REQUEST)
     assert failed.value.kind is FailureKind.auth
     assert sleep.waits == []
-    assert "sk-wrong-secret" not in str(failed.value)
+    assert "sk-wrong-secret" not in str(failed.value) and "[redacted]" in failed.value.detail  # the fake echoed it
 
 
 def test_the_offline_provider_is_deterministic_labelled_and_within_limits():
