@@ -72,12 +72,12 @@ class Generator:
         started = self._clock()
         tokens_in = tokens_out = 0
         try:
-            first = self._call(prompt_turn := Turn(assembled))
+            first = self._call(Turn(assembled))
             tokens_in, tokens_out = first.tokens_in, first.tokens_out
             try:
                 content, repaired = output.parse(first.text, request.platforms), False
             except output.InvalidOutput as problem:
-                second = self._call(Turn(prompt_turn.prompt, first.text, str(problem)))
+                second = self._call(Turn(assembled, first.text, str(problem)))
                 tokens_in, tokens_out = tokens_in + second.tokens_in, tokens_out + second.tokens_out
                 try:
                     content, repaired = output.parse(second.text, request.platforms), True
