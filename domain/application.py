@@ -49,6 +49,7 @@ from domain.workspace import Workspace
 from domain.workspace import handlers as _workspace_handlers  # noqa: F401 - registers them
 from domain.workspace import tier_handlers as _tier_handlers  # noqa: F401 - registers them
 from domain.wallet import clock_handlers as _clock_handlers  # noqa: F401 - registers them
+from domain.generation import handlers as _generation_handlers  # noqa: F401 - registers them
 from domain.wallet.aggregate import Period
 
 A = TypeVar("A", bound=HeraldAggregate)

@@ -34,6 +34,9 @@ class Reason(StrEnum):
     automation_rule_limit_reached = "automation_rule_limit_reached"
     unknown_tier = "unknown_tier"
     not_due = "not_due"
+    generation_exists = "generation_exists"
+    unknown_generation = "unknown_generation"
+    generation_already_recorded = "generation_already_recorded"
 
 
 class Rejected(Exception):

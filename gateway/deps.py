@@ -19,6 +19,7 @@ from domain.application import ConflictsPersisted, Decision, HeraldApplication
 from domain.base import derived_id
 from gateway import auth, idempotency
 from processors.accounts.credentials import Credentials
+from processors.generation.providers import Generator
 from processors.platforms.base import AdapterRegistry
 from gateway.problems import ProblemError, field_errors, rejection
 from gateway.rate_limits import RateLimits, TokenBuckets, Verdict, client_bucket
@@ -57,6 +58,10 @@ class GatewayDeps:
     # The platform adapters (GET /v1/platforms, per-platform settings at connect); None → the
     # credentials store's, if it has any; neither → platforms answer 503 and settings go unchecked.
     adapters: Callable[[], AdapterRegistry] | None = None
+    # The AI provider POST …/generations calls (processors/generation/configured.py); None → the
+    # offline templates. Built once, at the first generation; if it raises, generations fail
+    # with reason not_configured.
+    generator: Callable[[], Generator] | None = None
 
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`: the admin key or a service key")

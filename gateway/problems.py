@@ -54,6 +54,9 @@ REASON_STATUS: dict[str, int] = {
     Reason.automation_rule_limit_reached: 409,
     Reason.unknown_tier: 422,
     Reason.not_due: 409,
+    Reason.generation_exists: 409,
+    Reason.unknown_generation: 404,
+    Reason.generation_already_recorded: 409,
 }
 
 
@@ -95,6 +98,7 @@ def openapi_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "the request body is larger than the gateway accepts",
         422: "the request is invalid (body, path, headers, or a domain rule about the body)",
         429: "the key or the workspace is over its rate; wait `Retry-After` seconds",
+        502: "an upstream service (the AI provider) failed; the failure is recorded",
         503: "a dependency is unavailable; safe to retry with the same Idempotency-Key",
     }
     content = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}

@@ -140,6 +140,20 @@ class Settings(BaseSettings):
                                         "may make at once")
     http_max_body_bytes: int = Field(1024 * 1024, ge=1024, description="larger request bodies answer 413")
 
+    # AI generation (processors/generation, docs/generation.md). "offline" needs no key.
+    generation_provider: Literal["offline", "openai", "anthropic"] = Field(
+        "offline", description="offline (deterministic templates), openai (any OpenAI-compatible Chat Completions"
+        " server: OpenAI, xAI, vLLM, Ollama, LM Studio) or anthropic (Messages API)")
+    generation_base_url: str = Field("", description="e.g. https://api.openai.com/v1, http://localhost:11434/v1,"
+                                     " https://api.anthropic.com; empty: the provider's public API")
+    generation_model: str = Field("", description="the model name the provider knows, e.g. gpt-4o-mini")
+    generation_api_key: SecretStr = Field(SecretStr(""), description="the provider's key; never logged or stored")
+    generation_json_schema: bool = Field(True, description="openai: ask for response_format json_schema (false:"
+                                         " json_object, for servers without Structured Outputs)")
+    generation_timeout_s: float = Field(30.0, gt=0, description="one provider call, connect to last byte")
+    generation_attempts: int = Field(3, ge=1, description="calls per request at most when rate limited or failing")
+    generation_max_tokens: int = Field(1024, ge=16, description="output tokens a generation may use")
+
     # Secrets. 32-byte key, base64; empty → generated once and kept in data_dir.
     token_key: str = Field("", description="AES-256-GCM key (base64) for social-account tokens")
     token_keys_retired: list[str] = Field(default_factory=list,
@@ -159,6 +173,10 @@ class Settings(BaseSettings):
             "HERALD_TOKEN_KEYS_RETIRED": json.dumps(self.token_keys_retired),
             "HERALD_OUTBOUND_ALLOWED_NETWORKS": json.dumps(self.outbound_allowed_networks),
             "HERALD_ADMIN_API_KEY": self.admin_api_key,
+            "HERALD_GENERATION_PROVIDER": self.generation_provider,
+            "HERALD_GENERATION_BASE_URL": self.generation_base_url,
+            "HERALD_GENERATION_MODEL": self.generation_model,
+            "HERALD_GENERATION_API_KEY": self.generation_api_key.get_secret_value(),
             "HERALD_OAUTH_CLIENTS": json.dumps({p: {**c.model_dump(), "client_secret": c.client_secret.get_secret_value()}
                                                 for p, c in self.oauth_clients.items()}),
         }

@@ -152,6 +152,53 @@ class CreditsGranted(Response):
         "own write (a repeated Idempotency-Key answers the first decision's)")
 
 
+class GenerateRequest(cmd.GenerateContent):
+    """Ask for captions: the payload of `generate_content`, its id optional."""
+
+    generation_id: str | None = Field(  # type: ignore[assignment] - optional here, derived when omitted
+        None, min_length=1, max_length=200, pattern=cmd.ID_PATTERN,
+        description="omitted → derived from the command id (stable across retries with the same Idempotency-Key)")
+
+
+SetBrandVoiceRequest = cmd.SetBrandVoice
+
+
+class Generation(Response):
+    generation_id: str
+    status: Literal["succeeded", "failed"]
+    captions: dict[str, str] = Field(default_factory=dict, description="platform → caption (without the hashtags)")
+    hashtags: list[str] = Field(default_factory=list, description="without #; append them when posting")
+    provider: str = Field(description="openai, anthropic or offline (offline: templates, no AI)")
+    model: str
+    prompt_sha256: str
+    tokens_in: int
+    tokens_out: int
+    latency_ms: int
+    reason: str | None = Field(None, description="a failure's reason: rate_limited, auth, invalid_output, "
+                               "transient, rejected, not_configured")
+    detail: str = ""
+    day: str = Field(description="the workspace's local day the generation counted on")
+    generations_today: int
+    daily_limit: int
+    brand_voice_version: int
+    command_id: str
+    position: int | None = None
+
+
+class BrandVoiceView(Response):
+    version: int
+    tone: str
+    audience: str
+    niche: str
+    words_to_use: list[str]
+    words_to_avoid: list[str]
+    example_posts: list[str]
+    emoji_policy: str
+    hashtag_policy: str
+    command_id: str
+    position: int | None = None
+
+
 class PostScheduled(Response):
     post_id: str
     publish_at: datetime

@@ -382,6 +382,88 @@ class MarkNoticesRead(Payload):
     notice_ids: list[str] = Field(min_length=1, max_length=500)
 
 
+GenerationText = Annotated[str, Field(max_length=2000)]
+
+
+class GenerateContent(Payload):
+    """Ask for AI captions: counted against the day's generations (the workspace's local day) and
+    never charged credits. The provider is called after this is accepted, outside the decision;
+    `record_generation_outcome` records what it answered."""
+
+    generation_id: Id
+    topic: str = Field(min_length=1, max_length=500)
+    platforms: list[Platform] = Field(min_length=1, max_length=10)
+    tone: str = Field("", max_length=100)
+    language: str = Field("en", min_length=2, max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
+                          description="BCP 47 language tag")
+    context: GenerationText = ""
+    media_description: str = Field("", max_length=1000)
+
+    @field_validator("platforms")
+    @classmethod
+    def _distinct(cls, platforms: list[Platform]) -> list[Platform]:
+        if len(set(platforms)) != len(platforms):
+            raise ValueError("each platform at most once")
+        return platforms
+
+
+Word = Annotated[str, Field(min_length=1, max_length=60)]
+
+
+class SetBrandVoice(Payload):
+    """The workspace's brand voice, fed into every generation's prompt; each set is a new version."""
+
+    tone: str = Field("", max_length=200)
+    audience: str = Field("", max_length=300)
+    niche: str = Field("", max_length=200)
+    words_to_use: list[Word] = Field(default_factory=list, max_length=50)
+    words_to_avoid: list[Word] = Field(default_factory=list, max_length=50)
+    example_posts: list[Annotated[str, Field(min_length=1, max_length=2200)]] = Field(default_factory=list,
+                                                                                       max_length=5)
+    emoji_policy: str = Field("", max_length=200, description='e.g. "none", "sparingly", "one per post"')
+    hashtag_policy: str = Field("", max_length=200, description='e.g. "3 to 5, lower case"')
+
+
+class GenerationFailure(StrEnum):
+    rate_limited = "rate_limited"
+    auth = "auth"
+    invalid_output = "invalid_output"
+    transient = "transient"
+    rejected = "rejected"
+    not_configured = "not_configured"
+
+
+class GeneratedCaption(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    platform: Platform
+    text: str = Field(min_length=1, max_length=70_000)
+
+
+class RecordGenerationOutcome(Payload):
+    """What the provider answered for a requested generation: captions or the failure's reason."""
+
+    generation_id: Id
+    succeeded: bool
+    captions: list[GeneratedCaption] = Field(default_factory=list, max_length=10)
+    hashtags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list, max_length=30)
+    failure: GenerationFailure | None = None
+    detail: str = Field("", max_length=2000)
+    provider: str = Field(min_length=1, max_length=50)
+    model: str = Field("", max_length=200)
+    prompt_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    tokens_in: StrictInt = Field(0, ge=0)
+    tokens_out: StrictInt = Field(0, ge=0)
+    latency_ms: StrictInt = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RecordGenerationOutcome:
+        if self.succeeded and (not self.captions or self.failure is not None):
+            raise ValueError("a success carries captions and no failure")
+        if not self.succeeded and (self.failure is None or self.captions):
+            raise ValueError("a failure carries its reason and no captions")
+        return self
+
+
 COMMAND_TYPES: dict[str, type[Payload]] = {
     "open_workspace.v1": OpenWorkspace,
     "connect_social_account.v1": ConnectSocialAccount,
@@ -405,6 +487,9 @@ COMMAND_TYPES: dict[str, type[Payload]] = {
     "expire_hold.v1": ExpireHold,
     "mark_notices_read.v1": MarkNoticesRead,
     "start_credit_period.v1": StartCreditPeriod,
+    "generate_content.v1": GenerateContent,
+    "record_generation_outcome.v1": RecordGenerationOutcome,
+    "set_brand_voice.v1": SetBrandVoice,
 }
 COMMAND_TYPE_OF: dict[type[Payload], str] = {model: name for name, model in COMMAND_TYPES.items()}
 

@@ -125,6 +125,61 @@ class NoticesRead(EventData):
     notice_ids: list[str]
 
 
+# Generation ----------------------------------------------------------------------------
+
+
+@event_type("herald.generation.requested.v1")
+class GenerationRequested(EventData):
+    generation_id: str
+    topic: str
+    platforms: list[str]
+    tone: str
+    language: str
+    context: str
+    media_description: str
+    brand_voice_version: int = Field(description="the brand voice the prompt used; 0: none")
+    day: str = Field(description="the workspace's local day it counted on")
+
+
+@event_type("herald.brand_voice.set.v1")
+class BrandVoiceSet(EventData):
+    version: int = Field(description="1 for the first voice, one more for each change")
+    tone: str
+    audience: str
+    niche: str
+    words_to_use: list[str]
+    words_to_avoid: list[str]
+    example_posts: list[str]
+    emoji_policy: str
+    hashtag_policy: str
+
+
+@event_type("herald.generation.succeeded.v1")
+class GenerationSucceeded(EventData):
+    generation_id: str
+    captions: dict[str, str] = Field(description="platform → caption")
+    hashtags: list[str]
+    provider: str
+    model: str
+    prompt_sha256: str
+    tokens_in: int
+    tokens_out: int
+    latency_ms: int
+
+
+@event_type("herald.generation.failed.v1")
+class GenerationFailed(EventData):
+    generation_id: str
+    reason: str = Field(description="rate_limited, auth, invalid_output, transient, rejected, not_configured")
+    detail: str
+    provider: str
+    model: str
+    prompt_sha256: str
+    tokens_in: int
+    tokens_out: int
+    latency_ms: int
+
+
 # Social account ----------------------------------------------------------------------
 
 

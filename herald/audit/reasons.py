@@ -38,6 +38,10 @@ MEANINGS: dict[str, str] = {
     "permanent": "an error the platform will not recover from",
     "outcome_unknown": "the platform may or may not have the post; flagged for review, never re-posted blindly",
     "cancelled_by_user": "the post was cancelled",
+    "daily_generation_limit_reached": "the tier's generations for the day (the workspace's local day) were used up",
+    "generation_exists": "a generation with that id already exists",
+    "unknown_generation": "the generation does not exist in this workspace",
+    "generation_already_recorded": "the generation's outcome was already recorded",
 }
 
 

@@ -49,6 +49,7 @@ from herald.messaging.consumer import produce_commands
 from processors.accounts import authorizations, vault
 from processors.accounts.credentials import Credentials, RefreshSettings
 from processors.accounts.refresher import refresher_ticker
+from processors.generation import configured as generation_configured
 from processors.accounts.upgrade import copy_earlier_tokens
 from processors.notifications import deliveries, email, preferences, webhooks
 from processors.platforms.oauth import OAuthClient
@@ -360,6 +361,7 @@ class Herald:
                 failed_auth=(TokenBuckets(self.settings.rate_failed_auth_per_s, self.settings.rate_failed_auth_burst)
                              if self.settings.rate_failed_auth_per_s else None),
                 outbound_allowed_networks=tuple(self.settings.outbound_allowed_networks),
+                generator=lambda: generation_configured.generator(self.settings),
             )
         )
 

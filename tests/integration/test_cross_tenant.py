@@ -56,6 +56,8 @@ def test_no_operation_reaches_another_workspace(gw):
         ("post", "/v1/workspaces/{workspace_id}/notifications/email-recipients"): {"address": "a@a.example"},
         ("put", "/v1/workspaces/{workspace_id}/notifications/preferences"):
             {"cause": "low_credits", "channel": "webhook", "enabled": False},
+        ("post", "/v1/workspaces/{workspace_id}/generations"): {"topic": "x", "platforms": ["x"]},
+        ("put", "/v1/workspaces/{workspace_id}/brand-voice"): {"tone": "x"},
     }
     queries = {("get", "/v1/workspaces/{workspace_id}/limits/check"): {"action": "schedule", "platform": "sandbox"}}
     before = {path: gw.get(path, headers=ADMIN).json() for path in

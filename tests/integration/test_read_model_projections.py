@@ -87,7 +87,7 @@ def test_ddl_is_idempotent(database_url, conn):
     db.apply_ddl(database_url, *catalogue.DDL)
     db.apply_ddl(database_url, queue.DDL)
     assert {p.name for p in catalogue.PROJECTIONS} == {"queue", "wallet", "posts", "accounts", "workspaces", "audit",
-                                                       "credit_clock", "notifications", "usage", "tiers"}
+                                                       "credit_clock", "notifications", "usage", "tiers", "generations"}
     assert "read_model_positions" in catalogue.TABLES, "the positions table comes with the read models"
     for table in catalogue.TABLES:
         conn.execute(f"SELECT * FROM {table} LIMIT 0")
@@ -541,6 +541,12 @@ def _history() -> list[CloudEvent]:
     s(ev.CreditsLow(available=4, threshold=100, period_start=T0))
     s(ev.TierDefined(tier="starter", version=1, limits={"queue_size": 7}), "tiers")
     s(ev.TierChangeScheduled(from_tier="pro", to_tier="free", effective_at=T0 + timedelta(days=31)))
+    # AI generation (docs/generation.md): the log.
+    s(ev.GenerationRequested(generation_id="gen-1", topic="rye", platforms=["x"], tone="", language="en", context="",
+                             media_description="", brand_voice_version=0, day="2030-01-01"), "gen-1")
+    s(ev.GenerationSucceeded(generation_id="gen-1", captions={"x": "Rye!"}, hashtags=["rye"], provider="offline",
+                             model="template-v1", prompt_sha256="0" * 64, tokens_in=0, tokens_out=0, latency_ms=1),
+      "gen-1")
     return s.events
 
 

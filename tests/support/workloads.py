@@ -57,7 +57,7 @@ class Clock:
 # holds of posts long past due expire, credit periods renew (monthly credits reset and carried
 # over), as the credit clock's commands would do them.
 KINDS = ("schedule", "start", "outcome", "cancel", "grant", "settle", "expiring", "advance", "clock",
-         "needs_reconnect", "reconnect", "upgrade", "overrides", "read", "policy", "retry")
+         "needs_reconnect", "reconnect", "upgrade", "overrides", "read", "policy", "retry", "generate")
 ADVANCES = (timedelta(hours=1), timedelta(hours=3), timedelta(hours=25), timedelta(days=32))
 steps = st.lists(st.tuples(
     st.sampled_from(KINDS),
@@ -79,6 +79,7 @@ EVERYTHING = [
     ("advance", 1, "a", ""), ("clock", 0, "a", ""), ("read", 0, "a", ""),
     ("advance", 2, "a", ""), ("clock", 0, "a", ""), ("advance", 3, "a", ""), ("clock", 0, "a", ""),
     ("schedule", 0, "a", ""), ("read", 0, "a", ""), ("policy", 1, "a", ""), ("upgrade", 0, "a", ""),
+    ("generate", 0, "a", "published"), ("generate", 1, "b", "failed"), ("generate", 2, "a", "unknown"),
 ]
 
 _ids = itertools.count()
@@ -150,6 +151,17 @@ def run_workload(app, ws: str, workload, *, tier: str = "pro", timezone: str = "
                 decide(cmd.RetryDestination(post_id=post_id, destination_id=dest))
             case "policy":  # post 0: back to Herald's default
                 decide(cmd.SetPublishingPolicy(missed_window_minutes=30 * post or None))
+            case "generate":  # a generation and (unless "unknown": never answered) its outcome
+                generation_id = f"{ws}-g{next(_ids)}"
+                decide(cmd.GenerateContent(generation_id=generation_id, topic=f"topic {post}", platforms=["x"]))
+                common = {"generation_id": generation_id, "provider": "offline", "model": "template-v1",
+                          "prompt_sha256": "0" * 64, "tokens_in": post, "tokens_out": 2 * post, "latency_ms": 5}
+                if outcome == "published":
+                    decide(cmd.RecordGenerationOutcome(
+                        succeeded=True, captions=[cmd.GeneratedCaption(platform="x", text=f"caption {post}")],
+                        hashtags=["tag"], **common))
+                elif outcome != "unknown":
+                    decide(cmd.RecordGenerationOutcome(succeeded=False, failure="transient", detail=outcome, **common))
             case "overrides":
                 decide(cmd.SetLimitOverrides(limit_overrides={"queue_size": 3 + post, "monthly_credits": 100}))
             case "read":

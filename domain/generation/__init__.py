@@ -1,0 +1,3 @@
+from domain.generation.aggregate import Generation
+
+__all__ = ["Generation"]

@@ -1,0 +1,161 @@
+"""AI captions: POST a generation (counted against the day's limit, never charged), set the brand voice.
+
+The provider is called here, between two decisions and outside both: `generate_content` checks the
+limit and counts the generation before any call; `record_generation_outcome` records the answer or
+the failure. A failed call is recorded and charges nothing (docs/generation.md)."""
+
+# No `from __future__ import annotations`: FastAPI must see the endpoint-local Annotated aliases.
+import threading
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from domain.base import derived_id
+from gateway import auth
+from gateway.deps import IdempotencyKey, MinPosition, Shared, WorkspaceId, command_id_for
+from gateway.problems import ProblemError, openapi_responses
+from processors.generation import prompt
+from processors.generation.errors import FailureKind, ProviderError
+from processors.generation.offline import OfflineTemplate
+from processors.generation.providers import GenerationFailed, Generator
+from projections import generations as log
+from schemas import api
+from schemas import commands as cmd
+
+_VOICE_FIELDS = ("tone", "audience", "niche", "words_to_use", "words_to_avoid", "example_posts", "emoji_policy",
+                 "hashtag_policy")
+
+
+class _Provider:
+    """The configured generator, built once; a configuration error is kept and reported per request."""
+
+    def __init__(self, build: Any) -> None:
+        self._build = build or (lambda: Generator(OfflineTemplate()))
+        self._lock = threading.Lock()
+        self._built: Generator | None = None
+        self._error: str | None = None
+
+    def get(self) -> Generator:
+        with self._lock:
+            if self._built is None and self._error is None:
+                try:
+                    self._built = self._build()
+                except Exception as error:  # noqa: BLE001 - any configuration error fails generations, not the gateway
+                    self._error = f"{type(error).__name__}: {error}"
+            if self._built is None:
+                raise ProviderError(FailureKind.not_configured, self._error or "no provider")
+            return self._built
+
+
+def _voice(found: dict[str, Any] | None) -> prompt.BrandVoice:
+    if not found:
+        return prompt.BrandVoice()
+    return prompt.BrandVoice(**{k: found[k] for k in _VOICE_FIELDS}, version=found["version"])
+
+
+def _outcome(generator: _Provider, generation_id: str, request: prompt.GenerationRequest) -> cmd.RecordGenerationOutcome:
+    try:
+        generated = generator.get().generate(request)
+    except GenerationFailed as failed:
+        return cmd.RecordGenerationOutcome(
+            generation_id=generation_id, succeeded=False, failure=str(failed.kind), detail=failed.detail[:2000],
+            provider=failed.provider, model=failed.model[:200], prompt_sha256=failed.prompt_sha256,
+            latency_ms=failed.latency_ms)
+    except ProviderError as error:  # not configured: nothing was called
+        return cmd.RecordGenerationOutcome(
+            generation_id=generation_id, succeeded=False, failure=str(error.kind), detail=error.detail[:2000],
+            provider="none", prompt_sha256=prompt.assemble(request).sha256)
+    return cmd.RecordGenerationOutcome(
+        generation_id=generation_id, succeeded=True,
+        captions=[cmd.GeneratedCaption(platform=c.platform, text=c.text) for c in generated.content.captions],
+        hashtags=[tag[:100] for tag in generated.content.hashtags], provider=generated.provider,
+        model=generated.model[:200], prompt_sha256=generated.prompt_sha256, tokens_in=generated.tokens_in,
+        tokens_out=generated.tokens_out, latency_ms=generated.latency_ms)
+
+
+def router(shared: Shared) -> APIRouter:
+    r = APIRouter(tags=["generation"])
+    Caller = Annotated[auth.Principal, Depends(shared.principal)]
+    generator = _Provider(shared.deps.generator)
+
+    @r.post(
+        "/v1/workspaces/{workspace_id}/generations", status_code=201, response_model=api.Generation,
+        summary="Generate captions with AI", responses=openapi_responses(401, 404, 409, 422, 502, 503),
+        description="One caption per platform, each within the platform's text limit with the hashtags appended, "
+        "shaped by the workspace's brand voice. Never charges credits; counts against the tier's daily generations "
+        "(the workspace's local day), also when the provider fails. 409 `daily_generation_limit_reached` over the "
+        "limit (nothing is called); 502 `generation_failed` when the provider failed (`reason`: rate_limited, auth, "
+        "invalid_output, transient, rejected, not_configured), the failure recorded.",
+    )
+    def generate(workspace_id: WorkspaceId, body: api.GenerateRequest, caller: Caller, response: Response,
+                 idempotency_key: IdempotencyKey = None):
+        ws = shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
+        command_id = command_id_for(ws, "generate_content.v1", idempotency_key)
+        generation_id = body.generation_id or derived_id("generation", command_id)
+        payload = cmd.GenerateContent(generation_id=generation_id, **body.model_dump(exclude={"generation_id"}))
+        requested = shared.decide(caller, ws, payload, idempotency_key, response, command_id=command_id)
+        voice = requested.result.get("brand_voice")
+        request = prompt.GenerationRequest(
+            topic=payload.topic, platforms=[str(p) for p in payload.platforms], tone=payload.tone,
+            language=payload.language, context=payload.context, media_description=payload.media_description,
+            voice=_voice(voice))
+        outcome = _outcome(generator, generation_id, request)
+        recorded = shared.decide(caller, ws, outcome, None, response,
+                                 command_id=derived_id("record_generation_outcome", ws, generation_id))
+        result = recorded.result
+        view = api.Generation(
+            generation_id=generation_id, status=result["status"], captions=result.get("captions", {}),
+            hashtags=result.get("hashtags", []), provider=result["provider"], model=result["model"],
+            prompt_sha256=result["prompt_sha256"], tokens_in=result["tokens_in"], tokens_out=result["tokens_out"],
+            latency_ms=result["latency_ms"], reason=result.get("reason"), detail=result.get("detail", ""),
+            day=requested.result["day"], generations_today=requested.result["generations_today"],
+            daily_limit=requested.result["daily_limit"], brand_voice_version=voice["version"] if voice else 0,
+            command_id=recorded.command_id, position=recorded.position)
+        if view.status == "failed":
+            raise ProblemError(502, "generation_failed", f"the provider failed ({view.reason}): {view.detail}",
+                               generation_id=generation_id, reason=view.reason, provider=view.provider,
+                               model=view.model, generations_today=view.generations_today,
+                               daily_limit=view.daily_limit, command_id=view.command_id, position=view.position)
+        response.headers["Location"] = f"/v1/workspaces/{workspace_id}/generations/{generation_id}"
+        return view
+
+    @r.get(
+        "/v1/workspaces/{workspace_id}/generations", summary="The workspace's generation log",
+        responses=openapi_responses(401, 404, 422, 503),
+        description="Newest first: request (topic, platforms, tone, language, brand voice version, local day), "
+        "status (requested, succeeded, failed), provider, model, prompt SHA-256, tokens in/out, latency, the "
+        "captions or the failure's reason. `before` (a `requested_at`) pages back.",
+    )
+    def get_log(workspace_id: WorkspaceId, caller: Caller, response: Response, before: cmd.Timestamp | None = None,
+                limit: Annotated[int, Query(ge=1, le=log.MAX_LIMIT)] = 50, min_position: MinPosition = None):
+        with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:
+            found = log.read_log(conn, workspace_id, before=before, limit=limit)
+        return {"generations": found}
+
+    @r.get(
+        "/v1/admin/generation-stats", summary="AI generation stats over every workspace (admin)",
+        responses=openapi_responses(401, 403, 422, 503),
+        description="Total, succeeded, failed, pending (requested, no outcome recorded), `success_rate` (succeeded "
+        "/ finished), failures by reason, generations per provider and model, tokens, mean latency, top topics; "
+        "`since` limits it to generations requested from then on.",
+    )
+    def generation_stats(caller: Caller, since: cmd.Timestamp | None = None,
+                         top: Annotated[int, Query(ge=1, le=100)] = 10):
+        if not caller.is_admin:
+            raise ProblemError(403, "forbidden", "only the admin key can see generation stats over every workspace")
+        with shared.deps.pool.connection() as conn:
+            return log.read_stats(conn, since, top)
+
+    @r.put(
+        "/v1/workspaces/{workspace_id}/brand-voice", response_model=api.BrandVoiceView,
+        summary="Set the workspace's brand voice", responses=openapi_responses(401, 404, 422, 503),
+        description="Replaces the voice as a new version; every later generation's prompt uses it and records "
+        "its version.",
+    )
+    def set_brand_voice(workspace_id: WorkspaceId, body: api.SetBrandVoiceRequest, caller: Caller,
+                        response: Response, idempotency_key: IdempotencyKey = None):
+        ws = shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
+        decision = shared.decide(caller, ws, body, idempotency_key, response)
+        return api.BrandVoiceView(**decision.result, command_id=decision.command_id, position=decision.position)
+
+    return r

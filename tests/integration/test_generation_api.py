@@ -1,0 +1,153 @@
+"""POST /v1/workspaces/{ws}/generations and PUT …/brand-voice on a real PostgreSQL, with the offline
+provider and with a fake OpenAI-compatible server (a real HTTP server, tests/fakes/openai_server.py):
+the limit checked before any provider call, a failed call recorded, no credits touched."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway.app import create_app
+from processors.generation.openai_compat import OpenAICompatible
+from processors.generation.providers import Generator
+from tests.fakes.openai_server import FakeOpenAI
+from tests.integration.test_gateway import ADMIN, Gateway, assert_problem
+from tests.support import Api
+
+pytestmark = pytest.mark.integration
+
+
+def _no_wait(_: float) -> None:
+    pass
+
+
+@pytest.fixture
+def gw(database_url):
+    gateway = Gateway(database_url)
+    yield gateway
+    gateway.close()
+
+
+@pytest.fixture
+def openai_gw(database_url):
+    with FakeOpenAI() as fake:
+        gateway = Gateway(database_url)
+        gateway.deps.generator = lambda: Generator(OpenAICompatible(fake.base_url + "/v1", "gpt-test", "fake-key",
+                                                                    timeout_s=5), sleep=_no_wait)
+        gateway.http = TestClient(create_app(gateway.deps))
+        gateway.api = Api(gateway.http)
+        yield gateway, fake
+        gateway.close()
+        fake.assert_no_violations()
+
+
+def _wallet_events(gw: Gateway) -> list[str]:
+    notifications = gw.app.recorder.select_notifications(start=1, limit=1_000_000)
+    return [e.type for e in map(gw.app.mapper.to_domain_event, notifications) if ".wallet." in e.type]
+
+
+def test_the_offline_provider_answers_without_a_key_and_charges_nothing(gw):
+    ws, key = gw.api.open_workspace("a", tier="pro")
+    gw.api.grant(ws, key, 5)
+    wallet_before = _wallet_events(gw)
+    made = gw.http.post(f"/v1/workspaces/{ws}/generations",
+                        json={"topic": "Spring sale opens tomorrow", "platforms": ["x", "instagram"]}, headers=key)
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert (body["status"], body["provider"], body["model"]) == ("succeeded", "offline", "template-v1")
+    assert set(body["captions"]) == {"x", "instagram"} and body["hashtags"]
+    assert (body["generations_today"], body["daily_limit"]) == (1, 50)
+    assert _wallet_events(gw) == wallet_before
+
+
+def test_the_brand_voice_reaches_the_provider_and_its_version_is_recorded(openai_gw):
+    gw, fake = openai_gw
+    ws, key = gw.api.open_workspace("a", tier="pro")
+    voice = gw.http.put(f"/v1/workspaces/{ws}/brand-voice", headers=key,
+                        json={"tone": "dry wit", "words_to_avoid": ["synergy"], "example_posts": ["Bread. Daily."]})
+    assert voice.status_code == 200, voice.text and voice.json()["version"] == 1
+    made = gw.http.post(f"/v1/workspaces/{ws}/generations", json={"topic": "rye", "platforms": ["mastodon"]},
+                        headers=key)
+    assert made.status_code == 201, made.text
+    assert made.json()["brand_voice_version"] == 1 and made.json()["provider"] == "openai"
+    system = fake.bodies[0]["messages"][0]["content"]
+    assert "dry wit" in system and "synergy" in system and "Bread. Daily." in system
+
+
+def test_a_failed_call_is_recorded_and_counts_but_charges_nothing(openai_gw):
+    gw, fake = openai_gw
+    ws, key = gw.api.open_workspace("a", tier="pro")
+    gw.api.grant(ws, key, 5)
+    wallet_before = _wallet_events(gw)
+    fake.fail_next("chat", 500, n=3)
+    failed = gw.http.post(f"/v1/workspaces/{ws}/generations", json={"topic": "rye", "platforms": ["x"]}, headers=key)
+    problem = assert_problem(failed, 502, "generation_failed")
+    assert problem["reason"] == "transient" and problem["generations_today"] == 1
+    assert len(fake.bodies) == 3  # the retries
+    notifications = gw.app.recorder.select_notifications(start=1, limit=1_000_000)
+    recorded = [e.data for e in map(gw.app.mapper.to_domain_event, notifications)
+                if e.type == "herald.generation.failed.v1"]
+    assert [(r["generation_id"], r["reason"]) for r in recorded] == [(problem["generation_id"], "transient")]
+    assert _wallet_events(gw) == wallet_before
+
+
+def test_over_the_daily_limit_nothing_is_called(openai_gw):
+    gw, fake = openai_gw
+    ws, key = gw.api.open_workspace("a", tier="free", limit_overrides={"daily_generations": 1})
+    assert gw.http.post(f"/v1/workspaces/{ws}/generations", json={"topic": "a", "platforms": ["x"]},
+                        headers=key).status_code == 201
+    refused = gw.http.post(f"/v1/workspaces/{ws}/generations", json={"topic": "b", "platforms": ["x"]}, headers=key)
+    problem = assert_problem(refused, 409, "daily_generation_limit_reached")
+    assert problem["limit"] == {"limit": "daily_generations", "tier": "free", "current": 1, "allowed": 1}
+    assert len(fake.bodies) == 1
+
+
+def test_a_repeated_idempotency_key_answers_the_first_outcome(openai_gw):
+    gw, fake = openai_gw
+    ws, key = gw.api.open_workspace("a", tier="pro")
+    headers = {**key, "Idempotency-Key": "gen-1"}
+    first = gw.http.post(f"/v1/workspaces/{ws}/generations", json={"topic": "a", "platforms": ["x"]}, headers=headers)
+    fake.answer_next('{"captions": [{"platform": "x", "text": "something else"}], "hashtags": []}')
+    again = gw.http.post(f"/v1/workspaces/{ws}/generations", json={"topic": "a", "platforms": ["x"]}, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["generation_id"] == first.json()["generation_id"]
+    assert again.json()["captions"] == first.json()["captions"] and again.json()["generations_today"] == 1
+
+
+def test_bad_input_is_422_and_counts_nothing(gw):
+    ws, key = gw.api.open_workspace("a", tier="pro")
+    assert_problem(gw.http.post(f"/v1/workspaces/{ws}/generations", json={"topic": "", "platforms": ["x"]},
+                                headers=key), 422, "validation_error")
+    assert_problem(gw.http.post(f"/v1/workspaces/{ws}/generations", json={"topic": "a", "platforms": ["myspace"]},
+                                headers=key), 422, "validation_error")
+    for body in ({"topic": "a", "platforms": ["x", "x"]}, {"topic": "a", "platforms": ["x"], "language": "e n"}):
+        assert_problem(gw.http.post(f"/v1/workspaces/{ws}/generations", json=body, headers=key), 422,
+                       "validation_error")
+    made = gw.http.post(f"/v1/workspaces/{ws}/generations", json={"topic": "a", "platforms": ["x"]}, headers=key)
+    assert made.json()["generations_today"] == 1
+
+
+def test_the_log_and_the_admin_stats(openai_gw):
+    gw, fake = openai_gw
+    ws, key = gw.api.open_workspace("a", tier="pro")
+    other, other_key = gw.api.open_workspace("b", tier="pro")
+    for topic in ("Rye", "rye", "Spelt"):
+        assert gw.http.post(f"/v1/workspaces/{ws}/generations", json={"topic": topic, "platforms": ["x"]},
+                            headers=key).status_code == 201
+    fake.fail_next("chat", 429, headers={"retry-after": "0"}, n=3)
+    gw.http.post(f"/v1/workspaces/{other}/generations", json={"topic": "oats", "platforms": ["mastodon"]},
+                 headers=other_key)
+    logged = gw.get(f"/v1/workspaces/{ws}/generations", headers=key)
+    assert logged.status_code == 200, logged.text
+    rows = logged.json()["generations"]
+    assert [r["topic"] for r in rows] == ["Spelt", "rye", "Rye"]  # newest first, this workspace only
+    assert all(r["status"] == "succeeded" and r["provider"] == "openai" and r["tokens_out"] > 0 for r in rows)
+    assert rows[0]["captions"] == {"x": "Fake caption for x."} and len(rows[0]["prompt_sha256"]) == 64
+    [failed] = gw.get(f"/v1/workspaces/{other}/generations", headers=other_key).json()["generations"]
+    assert (failed["status"], failed["reason"], failed["captions"]) == ("failed", "rate_limited", None)
+    assert_problem(gw.http.get("/v1/admin/generation-stats", headers=key), 403, "forbidden")
+    stats = gw.http.get("/v1/admin/generation-stats", headers=ADMIN).json()
+    assert (stats["total"], stats["succeeded"], stats["failed"], stats["pending"]) == (4, 3, 1, 0)
+    assert stats["success_rate"] == 0.75 and stats["failures_by_reason"] == {"rate_limited": 1}
+    assert stats["top_topics"][0] == {"topic": "rye", "generations": 2}
+    assert stats["providers"] == [{"provider": "openai", "model": "gpt-test", "generations": 4}]
