@@ -115,6 +115,26 @@ def router(shared: Shared) -> APIRouter:
                    "retried", "success_rate", "retry_rate", "lateness_p50_s", "lateness_p95_s", "lateness_p99_s"]
         return answer("publishing-daily", found, columns, format, since=since, until=until)
 
+    @r.get("/v1/admin/reports/generation-daily", summary="AI generations per day (admin)", responses=responses,
+           description="Per UTC day (of the request) and provider: generations requested, succeeded, failed, still "
+           "pending; `success_rate` = succeeded / (succeeded + failed); tokens in and out; mean latency. "
+           "`GET /v1/admin/generation-stats` has failures by reason and the top topics.")
+    def generation_daily(_: Admin, since: Since = None, until: Until = None, format: Format = "json"):
+        since, until = days(since, until)
+        found = rows("SELECT (requested_at AT TIME ZONE 'UTC')::date AS day, COALESCE(provider, '') AS provider,"
+                     " count(*) AS requested, count(*) FILTER (WHERE status = 'succeeded') AS succeeded,"
+                     " count(*) FILTER (WHERE status = 'failed') AS failed,"
+                     " count(*) FILTER (WHERE status = 'requested') AS pending,"
+                     " round(count(*) FILTER (WHERE status = 'succeeded')::numeric"
+                     "       / NULLIF(count(*) FILTER (WHERE status IN ('succeeded', 'failed')), 0), 4) AS success_rate,"
+                     " COALESCE(sum(tokens_in), 0) AS tokens_in, COALESCE(sum(tokens_out), 0) AS tokens_out,"
+                     " round(avg(latency_ms)) AS mean_latency_ms"
+                     " FROM generation_log WHERE requested_at >= %(since)s AND requested_at < %(until)s"
+                     " GROUP BY 1, 2 ORDER BY 1, 2", {"since": since, "until": until})
+        columns = ["day", "provider", "requested", "succeeded", "failed", "pending", "success_rate", "tokens_in",
+                   "tokens_out", "mean_latency_ms"]
+        return answer("generation-daily", found, columns, format, since=since, until=until)
+
     @r.get("/v1/admin/reports/tiers", summary="Workspaces per tier and their use of the limits (admin)",
            responses=responses)
     def tiers(_: Admin, format: Format = "json"):

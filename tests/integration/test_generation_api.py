@@ -4,6 +4,9 @@ the limit checked before any provider call, a failed call recorded, no credits t
 
 from __future__ import annotations
 
+import csv
+import io
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -151,3 +154,16 @@ def test_the_log_and_the_admin_stats(openai_gw):
     assert stats["success_rate"] == 0.75 and stats["failures_by_reason"] == {"rate_limited": 1}
     assert stats["top_topics"][0] == {"topic": "rye", "generations": 2}
     assert stats["providers"] == [{"provider": "openai", "model": "gpt-test", "generations": 4}]
+    # The daily report, as JSON and as CSV (the same rows).
+    daily = gw.http.get("/v1/admin/reports/generation-daily", headers=ADMIN)
+    assert daily.status_code == 200, daily.text
+    [today] = daily.json()["rows"]
+    assert (today["provider"], today["requested"], today["succeeded"], today["failed"], today["pending"]) == \
+        ("openai", 4, 3, 1, 0)
+    assert float(today["success_rate"]) == 0.75 and today["tokens_out"] > 0
+    as_csv = gw.http.get("/v1/admin/reports/generation-daily", headers=ADMIN, params={"format": "csv"})
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    [row] = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert {k: row[k] for k in ("day", "provider", "requested", "succeeded", "failed")} == \
+        {k: str(today[k]) for k in ("day", "provider", "requested", "succeeded", "failed")}
+    assert_problem(gw.http.get("/v1/admin/reports/generation-daily", headers=key), 403, "forbidden")
