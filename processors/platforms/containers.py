@@ -29,10 +29,11 @@ class ContainerAdapter:
     text_field: str  # the post's text in a container and in the recent posts: "caption"
     status_field: str  # the container's state: "status_code"
     status_fields: str  # asked for when polling: "status_code,status"
+    default_url: str  # the API's host and version
 
-    def __init__(self, http: httpx.Client, base_url: str, timeout_s: float = 10,
+    def __init__(self, http: httpx.Client, base_url: str | None = None, timeout_s: float = 10,
                  poll_interval_s: float = POLL_INTERVAL_S, status_polls: int = STATUS_POLLS) -> None:
-        self.http, self.base_url, self.timeout_s = http, base_url.rstrip("/"), timeout_s
+        self.http, self.base_url, self.timeout_s = http, (base_url or self.default_url).rstrip("/"), timeout_s
         self.poll_interval_s, self.status_polls = poll_interval_s, status_polls
 
     def item(self, url: str, *, carousel: bool) -> dict[str, str]:

@@ -25,10 +25,8 @@ caption) and takes the one with this caption. A container left unpublished expir
 
 from __future__ import annotations
 
-import httpx
-
 from processors.platforms.base import Capabilities, ErrorKind, PublishError, RateBudget, Reconcile
-from processors.platforms.containers import POLL_INTERVAL_S, STATUS_POLLS, ContainerAdapter
+from processors.platforms.containers import ContainerAdapter
 from processors.platforms.http_call import media_kind
 
 GRAPH_URL = "https://graph.facebook.com/v23.0"
@@ -47,11 +45,8 @@ class InstagramAdapter(ContainerAdapter):
               "media from their URLs")
 
     label, user_setting, container_edge, publish_edge = "Instagram", "ig_user_id", "media", "media_publish"
+    default_url = GRAPH_URL
     text_field, status_field, status_fields = "caption", "status_code", "status_code,status"
-
-    def __init__(self, http: httpx.Client, base_url: str = GRAPH_URL, timeout_s: float = 10,
-                 poll_interval_s: float = POLL_INTERVAL_S, status_polls: int = STATUS_POLLS) -> None:
-        super().__init__(http, base_url, timeout_s, poll_interval_s, status_polls)
 
     def item(self, url: str, *, carousel: bool) -> dict[str, str]:
         kind = media_kind(url)

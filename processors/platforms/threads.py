@@ -26,10 +26,8 @@ with text) and takes the one with this text.
 
 from __future__ import annotations
 
-import httpx
-
 from processors.platforms.base import Capabilities, ErrorKind, PublishError, RateBudget, Reconcile
-from processors.platforms.containers import POLL_INTERVAL_S, STATUS_POLLS, ContainerAdapter
+from processors.platforms.containers import ContainerAdapter
 from processors.platforms.http_call import media_kind
 
 THREADS_URL = "https://graph.threads.net/v1.0"
@@ -47,11 +45,8 @@ class ThreadsAdapter(ContainerAdapter):
               "URLs")
 
     label, user_setting, container_edge, publish_edge = "Threads", "threads_user_id", "threads", "threads_publish"
+    default_url = THREADS_URL
     text_field, status_field, status_fields = "text", "status", "status,error_message"
-
-    def __init__(self, http: httpx.Client, base_url: str = THREADS_URL, timeout_s: float = 10,
-                 poll_interval_s: float = POLL_INTERVAL_S, status_polls: int = STATUS_POLLS) -> None:
-        super().__init__(http, base_url, timeout_s, poll_interval_s, status_polls)
 
     def item(self, url: str, *, carousel: bool) -> dict[str, str]:
         kind = media_kind(url)

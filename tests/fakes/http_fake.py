@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 import threading
-import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from email.parser import BytesParser
@@ -26,9 +24,10 @@ from email.policy import default as email_policy
 from typing import Any
 from urllib.parse import parse_qs
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+
+from tests.fakes.local_server import LocalServer
 
 MEDIA_BYTES = b"\x89PNG\r\n\x1a\n fake image bytes"
 VIDEO_BYTES = b"\x00\x00\x00\x18ftypmp42 fake video bytes"
@@ -50,7 +49,7 @@ class Upload:
     content: bytes
 
 
-class HttpFake:
+class HttpFake(LocalServer):
     name = "platform"
 
     def __init__(self, token: str = "fake-token") -> None:
@@ -61,11 +60,7 @@ class HttpFake:
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
         self._lock = threading.Lock()
         self._ids = itertools.count(1_000_001)
-        self._socket = socket.socket()
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", 0))
-        self.port = self._socket.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        super().__init__()
         app = FastAPI()
 
         @app.middleware("http")
@@ -81,36 +76,10 @@ class HttpFake:
             return Response(body, media_type=kind)
 
         self.routes(app)
-        config = uvicorn.Config(app, log_level="warning", http="h11", lifespan="off", timeout_graceful_shutdown=1)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
-                                        name=f"fake-{self.name}-{self.port}", daemon=True)
+        self.serve(app, graceful_s=1)
 
     def routes(self, app: FastAPI) -> None:
         raise NotImplementedError
-
-    # lifecycle
-
-    def start(self) -> HttpFake:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"fake {self.name} did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-        self._socket.close()
-
-    def __enter__(self):  # noqa: ANN204 - the subclass
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # faults
 

@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import threading
-import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+
+from tests.fakes.local_server import LocalServer
 
 # Form bodies parsed with the standard library (Starlette's request.form() needs python-multipart): one
 # parser for every fake, the Mastodon fake's.
@@ -58,7 +57,7 @@ class _QuietDrops(logging.Filter):
 logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
 
 
-class FakePlatform:
+class FakePlatform(LocalServer):
     name = "platform"
 
     def __init__(self) -> None:
@@ -66,11 +65,7 @@ class FakePlatform:
         self.requests: list[dict[str, Any]] = []  # method, path, step
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
         self.lock = threading.Lock()
-        self._socket = socket.socket()
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", 0))
-        self.port = self._socket.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        super().__init__()
         app = FastAPI()
 
         @app.get("/media/{name}")
@@ -82,36 +77,10 @@ class FakePlatform:
             return JSONResponse({"error": "no such media"}, status_code=404)
 
         self.routes(app)
-        config = uvicorn.Config(app, log_level="warning", http="h11", lifespan="off", timeout_graceful_shutdown=2)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
-                                        name=f"fake-{self.name}-{self.port}", daemon=True)
+        self.serve(app, graceful_s=2)
 
     def routes(self, app: FastAPI) -> None:
         raise NotImplementedError
-
-    # lifecycle
-
-    def start(self):
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"fake {self.name} did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-        self._socket.close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def media_url(self, name: str = "photo.png") -> str:
         return f"{self.base_url}/media/{name}"
