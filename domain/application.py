@@ -50,6 +50,7 @@ from domain.workspace import handlers as _workspace_handlers  # noqa: F401 - reg
 from domain.workspace import tier_handlers as _tier_handlers  # noqa: F401 - registers them
 from domain.wallet import clock_handlers as _clock_handlers  # noqa: F401 - registers them
 from domain.generation import handlers as _generation_handlers  # noqa: F401 - registers them
+from domain.notification import handlers as _notification_handlers  # noqa: F401 - registers them
 from domain.wallet.aggregate import Period
 
 A = TypeVar("A", bound=HeraldAggregate)

@@ -37,6 +37,8 @@ class Reason(StrEnum):
     generation_exists = "generation_exists"
     unknown_generation = "unknown_generation"
     generation_already_recorded = "generation_already_recorded"
+    notification_delivery_ended = "notification_delivery_ended"
+    notification_attempt_fenced = "notification_attempt_fenced"
 
 
 class Rejected(Exception):

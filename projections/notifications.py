@@ -9,6 +9,7 @@ and ``last_at`` instead of adding a row.
 | `post_skipped`       | DestinationSkipped                     | the local day (workspace time zone) |
 | `post_failed`        | DestinationFailed                      | the local day                     |
 | `tier_limit_reached` | a command rejected by a tier limit     | the limit and the local day       |
+| `webhook_endpoint_disabled` | WebhookEndpointDisabled (Herald disabled an endpoint) | the endpoint and the delivery that disabled it |
 
 Marking read is a command (``mark_notices_read``); its event sets ``read_at``.
 """
@@ -45,7 +46,7 @@ CREATE INDEX IF NOT EXISTS notifications_unread ON notifications (workspace_id) 
 TABLES = ("notifications",)
 
 _APPLIED = (ev.CreditsLow, ev.CreditsExpiringSoon, ev.DestinationSkipped, ev.DestinationFailed, ev.CommandRejected,
-            ev.NoticesRead)
+            ev.NoticesRead, ev.WebhookEndpointDisabled)
 
 # The key is computed in SQL when it is the local day: the workspace's time zone is in `workspaces`.
 # A repeat in the same period counts once more and turns the notice unread again.
@@ -86,6 +87,9 @@ def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
             raise_notice("tier_limit_reached", f"Tier limit reached: {data.limit.limit}",
                          {"command_type": data.command_type, "reason_code": data.reason_code,
                           **data.limit.model_dump()}, key=f"{data.limit.limit}:", by_day=True)
+        case ev.WebhookEndpointDisabled():
+            raise_notice("webhook_endpoint_disabled", "A webhook endpoint was disabled", data.model_dump(mode="json"),
+                         key=f"{data.endpoint_id}:{data.delivery_id}")
         case ev.NoticesRead():
             conn.execute("UPDATE notifications SET read_at = %s WHERE workspace_id = %s AND notice_id = ANY(%s)"
                          " AND read_at IS NULL", (event.time, event.workspaceid, list(data.notice_ids)))

@@ -526,14 +526,15 @@ class NotificationPreference(BaseModel):
 class NotificationDelivery(BaseModel):
     delivery_id: str = Field(description="also the webhook-id the receiver sees, the same on every attempt")
     channel: str
-    endpoint_id: str
-    event_id: str
+    endpoint_id: str = Field(description="the webhook endpoint id, or the email recipient id")
+    event_id: str = Field(description="the notice event that queued it")
+    event_ids: list[str] = Field(description="every notice event it carries (more than one: a digest)")
     cause: str
     status: Literal["queued", "failed", "sent", "gave_up"]
     attempts: int
     last_error: str | None = None
     last_status_code: int | None = None
-    next_attempt_at: datetime
+    next_attempt_at: datetime | None = Field(None, description="when a failed delivery is tried again")
     created_at: datetime
     sent_at: datetime | None = None
     updated_at: datetime

@@ -464,6 +464,44 @@ class RecordGenerationOutcome(Payload):
         return self
 
 
+class QueueNotificationDelivery(Payload):
+    """The notifications processor queued a delivery of a notice (or folded one into a digest)."""
+
+    delivery_id: Id
+    channel: Literal["webhook", "email"]
+    target_id: Id
+    cause: str = Field(min_length=1, max_length=100)
+    notice_event_id: Id
+    notice_event_type: str | None = Field(None, max_length=200)
+    digest_count: StrictInt = Field(1, ge=1)
+
+
+class RecordNotificationDelivery(Payload):
+    """What one attempt of a delivery came to, recorded once per attempt (``attempt`` fences it)."""
+
+    delivery_id: Id
+    channel: Literal["webhook", "email"]
+    target_id: Id
+    cause: str = Field(min_length=1, max_length=100)
+    notice_event_id: Id
+    attempt: StrictInt = Field(ge=0)
+    outcome: Literal["sent", "failed", "gave_up"]
+    status_code: StrictInt | None = Field(None, ge=100, le=599)
+    error: str = Field("", max_length=2000)
+    next_attempt_at: Timestamp | None = None
+    notice_event_ids: list[Id] = Field(default_factory=list, max_length=10_000)
+    endpoint_disabled: str | None = Field(None, max_length=2000,
+                                          description="the reason Herald disabled the webhook endpoint now, if it did")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RecordNotificationDelivery:
+        if self.outcome == "failed" and self.next_attempt_at is None:
+            raise ValueError("a failed attempt says when the next one is")
+        if self.outcome != "gave_up" and self.endpoint_disabled is not None:
+            raise ValueError("only a give-up disables an endpoint")
+        return self
+
+
 COMMAND_TYPES: dict[str, type[Payload]] = {
     "open_workspace.v1": OpenWorkspace,
     "connect_social_account.v1": ConnectSocialAccount,
@@ -490,6 +528,8 @@ COMMAND_TYPES: dict[str, type[Payload]] = {
     "generate_content.v1": GenerateContent,
     "record_generation_outcome.v1": RecordGenerationOutcome,
     "set_brand_voice.v1": SetBrandVoice,
+    "queue_notification_delivery.v1": QueueNotificationDelivery,
+    "record_notification_delivery.v1": RecordNotificationDelivery,
 }
 COMMAND_TYPE_OF: dict[type[Payload], str] = {model: name for name, model in COMMAND_TYPES.items()}
 

@@ -180,6 +180,63 @@ class GenerationFailed(EventData):
     latency_ms: int
 
 
+# Notification delivery ------------------------------------------------------------------
+# One delivery = one notice (or a digest of several) to one target of one channel: a webhook
+# endpoint or an email recipient, named by id only (a webhook URL may carry a token, an address is
+# personal data). ``delivery_id`` is also the webhook-id / Message-ID: the same on every attempt.
+
+
+@event_type("herald.notification_delivery.queued.v1")
+class NotificationDeliveryQueued(EventData):
+    """Queued for a notice; queued again under the same ``delivery_id`` when a later notice is
+    folded into this delivery (a digest), ``digest_count`` then counting the notices in it."""
+
+    delivery_id: str
+    channel: str = Field(description="webhook or email")
+    target_id: str = Field(description="the webhook endpoint id or the email recipient id")
+    cause: str
+    notice_event_id: str = Field(description="the id of the event that raised the notice")
+    notice_event_type: str | None = None
+    digest_count: int = Field(1, description="notices in this delivery so far")
+
+
+class _DeliveryOutcome(EventData):
+    delivery_id: str
+    channel: str
+    target_id: str
+    cause: str
+    attempt: int = Field(description="the attempt this outcome is of (1 for the first send); a give-up without "
+                         "a send of its own carries the last attempt made")
+    status_code: int | None = Field(None, description="the receiver's HTTP status (webhooks)")
+    notice_event_ids: list[str] = Field(description="every notice this delivery carried (more than one: a digest)")
+
+
+@event_type("herald.notification_delivery.sent.v1")
+class NotificationDeliverySent(_DeliveryOutcome):
+    pass
+
+
+@event_type("herald.notification_delivery.failed.v1")
+class NotificationDeliveryFailed(_DeliveryOutcome):
+    error: str
+    next_attempt_at: datetime
+
+
+@event_type("herald.notification_delivery.gave_up.v1")
+class NotificationDeliveryGaveUp(_DeliveryOutcome):
+    error: str
+
+
+@event_type("herald.notification_delivery.endpoint_disabled.v1")
+class WebhookEndpointDisabled(EventData):
+    """Herald disabled a workspace's webhook endpoint (410 Gone, a URL that can never be called, or
+    too many failures in a row): a notice in the inbox, delivered to the workspace's other channels."""
+
+    endpoint_id: str
+    reason: str
+    delivery_id: str = Field(description="the delivery whose outcome disabled it")
+
+
 # Social account ----------------------------------------------------------------------
 
 

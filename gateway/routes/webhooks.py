@@ -14,11 +14,12 @@ import httpx
 from fastapi import APIRouter, Depends, Query, Response
 
 from gateway import auth
-from gateway.deps import ResourceId, Shared, WorkspaceId
+from gateway.deps import MinPosition, ResourceId, Shared, WorkspaceId
 from gateway.problems import ProblemError, openapi_responses
 from herald.crypto import TokenCipher
 from herald.net.guarded import guarded_client
-from processors.notifications import deliveries, email, preferences, webhooks
+from processors.notifications import email, preferences, webhooks
+from projections import notification_deliveries
 from schemas import api
 
 
@@ -121,15 +122,16 @@ def router(shared: Shared) -> APIRouter:
         return Response(status_code=204)
 
     @r.get("/v1/workspaces/{workspace_id}/notifications/deliveries", response_model=list[api.NotificationDelivery],
-           summary="The delivery log, latest first", responses=openapi_responses(401, 404, 422),
-           description="Per notice: `event_id` (the notice event's id, in the payload's `data.event_id`); per cause: "
-           "`cause`.")
-    def delivery_log(workspace_id: WorkspaceId, caller: Caller,
+           summary="The delivery log, latest first", responses=openapi_responses(401, 404, 422, 503),
+           description="Read from the events of each delivery (queued, sent, failed, gave_up). Per notice: "
+           "`event_id` (the notice event's id, in the payload's `data.event_id`; a digest is listed under each "
+           "notice it carries); per cause: `cause`.")
+    def delivery_log(workspace_id: WorkspaceId, caller: Caller, response: Response,
                      event_id: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")] = None,
-                     cause: api.NoticeCause | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100):
-        shared.within(caller, workspace_id)
-        with pool.connection() as conn:
-            return deliveries.log(conn, workspace_id, event_id=event_id, cause=cause, limit=limit)
+                     cause: api.NoticeCause | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                     min_position: MinPosition = None):
+        with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:
+            return notification_deliveries.read_log(conn, workspace_id, event_id=event_id, cause=cause, limit=limit)
 
     @r.get("/v1/workspaces/{workspace_id}/notifications/preferences", response_model=list[api.NotificationPreference],
            summary="Which notices go to which channel", responses=openapi_responses(401, 404))

@@ -42,6 +42,9 @@ MEANINGS: dict[str, str] = {
     "generation_exists": "a generation with that id already exists",
     "unknown_generation": "the generation does not exist in this workspace",
     "generation_already_recorded": "the generation's outcome was already recorded",
+    "notification_delivery_ended": "the notification delivery was already sent or given up",
+    "notification_attempt_fenced": "that attempt of the notification delivery was already recorded, or is not "
+                                   "the next one",
 }
 
 

@@ -56,15 +56,21 @@ def scrub_secrets(url: str) -> int:
 def accept(pool: ConnectionPool, command: CommandEnvelope) -> None:
     """Durably keep the command; a resubmitted command id is kept once. A command carrying a
     secret is refused (ValueError): it would be kept, and produced, in clear."""
+    with pool.connection() as conn:
+        keep(conn, command)
+
+
+def keep(conn: psycopg.Connection, command: CommandEnvelope) -> None:
+    """``accept`` inside the caller's transaction: a processor records its own effect and the
+    command that reports it together (a transactional outbox), so neither is kept without the other."""
     if carries_secret(command.payload):
         raise ValueError(f"command {command.command_id} carries a secret; it is not kept in the inbox")
-    with pool.connection() as conn:
-        conn.execute(
-            "INSERT INTO command_inbox (workspace_id, command_id, envelope) VALUES (%s, %s, %s)"
-            " ON CONFLICT (workspace_id, command_id) DO NOTHING",
-            (command.workspace_id, command.command_id, Jsonb(command.model_dump(mode="json"))),
-        )
-        conn.execute(f"NOTIFY {CHANNEL}")  # delivered at commit
+    conn.execute(
+        "INSERT INTO command_inbox (workspace_id, command_id, envelope) VALUES (%s, %s, %s)"
+        " ON CONFLICT (workspace_id, command_id) DO NOTHING",
+        (command.workspace_id, command.command_id, Jsonb(command.model_dump(mode="json"))),
+    )
+    conn.execute(f"NOTIFY {CHANNEL}")  # delivered at commit
 
 
 def mark_decided(pool: ConnectionPool, commands: Iterable[CommandEnvelope]) -> None:

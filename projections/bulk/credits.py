@@ -259,7 +259,7 @@ def usage(conn: Connection, events: list[Raw]) -> None:
 # notifications ----------------------------------------------------------------------------
 
 _NOTICE_EVENTS = (ev.CreditsLow, ev.CreditsExpiringSoon, ev.DestinationSkipped, ev.DestinationFailed,
-                  ev.CommandRejected, ev.NoticesRead)
+                  ev.CommandRejected, ev.NoticesRead, ev.WebhookEndpointDisabled)
 _BY_DAY = {ev.DestinationSkipped.type, ev.DestinationFailed.type, ev.CommandRejected.type}
 
 
@@ -284,6 +284,10 @@ def _notice(e: Raw, day: date | None) -> tuple[str, str, str, dict[str, Any]]:
         case ev.CommandRejected() if data.limit is not None:
             cause, key, title = "tier_limit_reached", f"{data.limit.limit}:", f"Tier limit reached: {data.limit.limit}"
             detail = {"command_type": data.command_type, "reason_code": data.reason_code, **data.limit.model_dump()}
+        case ev.WebhookEndpointDisabled():
+            cause, key, title = ("webhook_endpoint_disabled", f"{data.endpoint_id}:{data.delivery_id}",
+                                 "A webhook endpoint was disabled")
+            detail = data.model_dump(mode="json")
         case _:
             raise ValueError(f"no notice for {e.type}")
     return f"{cause}:{key}{day.isoformat() if day is not None else ''}", cause, title, detail

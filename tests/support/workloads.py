@@ -57,7 +57,7 @@ class Clock:
 # holds of posts long past due expire, credit periods renew (monthly credits reset and carried
 # over), as the credit clock's commands would do them.
 KINDS = ("schedule", "start", "outcome", "cancel", "grant", "settle", "expiring", "advance", "clock",
-         "needs_reconnect", "reconnect", "upgrade", "overrides", "read", "policy", "retry", "generate")
+         "needs_reconnect", "reconnect", "upgrade", "overrides", "read", "policy", "retry", "generate", "notify")
 ADVANCES = (timedelta(hours=1), timedelta(hours=3), timedelta(hours=25), timedelta(days=32))
 steps = st.lists(st.tuples(
     st.sampled_from(KINDS),
@@ -80,6 +80,7 @@ EVERYTHING = [
     ("advance", 2, "a", ""), ("clock", 0, "a", ""), ("advance", 3, "a", ""), ("clock", 0, "a", ""),
     ("schedule", 0, "a", ""), ("read", 0, "a", ""), ("policy", 1, "a", ""), ("upgrade", 0, "a", ""),
     ("generate", 0, "a", "published"), ("generate", 1, "b", "failed"), ("generate", 2, "a", "unknown"),
+    ("notify", 0, "a", "published"), ("notify", 1, "b", "failed"), ("notify", 2, "a", "retry"),
 ]
 
 _ids = itertools.count()
@@ -162,6 +163,26 @@ def run_workload(app, ws: str, workload, *, tier: str = "pro", timezone: str = "
                         hashtags=["tag"], **common))
                 elif outcome != "unknown":
                     decide(cmd.RecordGenerationOutcome(succeeded=False, failure="transient", detail=outcome, **common))
+            case "notify":  # a notice delivered: queued (a second notice folded in), then attempts
+                delivery = f"msg_{ws}_{post}_{account}"
+                common = {"delivery_id": delivery, "channel": "webhook", "target_id": f"whep_{account}",
+                          "cause": "post_failed"}
+                for n in range(2):
+                    decide(cmd.QueueNotificationDelivery(notice_event_id=f"{ws}-n{post}-{n}", **common))
+                ids = [f"{ws}-n{post}-0", f"{ws}-n{post}-1"]
+                decide(cmd.RecordNotificationDelivery(
+                    notice_event_id=ids[0], attempt=1, outcome="failed", status_code=500, error="HTTP 500",
+                    next_attempt_at=now() + timedelta(seconds=30), notice_event_ids=ids, **common))
+                if outcome == "published":
+                    decide(cmd.RecordNotificationDelivery(notice_event_id=ids[0], attempt=2, outcome="sent",
+                                                          status_code=204, notice_event_ids=ids, **common))
+                elif outcome == "failed":  # 410: given up, the endpoint disabled (a notice)
+                    decide(cmd.RecordNotificationDelivery(
+                        notice_event_id=ids[0], attempt=2, outcome="gave_up", status_code=410, error="HTTP 410",
+                        notice_event_ids=ids, endpoint_disabled="HTTP 410 Gone", **common))
+                else:  # a repeated attempt number is fenced (rejected), the delivery stays failed
+                    decide(cmd.RecordNotificationDelivery(notice_event_id=ids[0], attempt=1, outcome="sent",
+                                                          notice_event_ids=ids, **common))
             case "overrides":
                 decide(cmd.SetLimitOverrides(limit_overrides={"queue_size": 3 + post, "monthly_credits": 100}))
             case "read":

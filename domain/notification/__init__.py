@@ -1,0 +1,3 @@
+from domain.notification.aggregate import NotificationDelivery
+
+__all__ = ["NotificationDelivery"]
