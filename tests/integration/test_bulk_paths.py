@@ -143,6 +143,20 @@ def _data(draw, kind: str, seen_days: list[str], scheduled: list[str]) -> ev.Eve
         case "connected":
             return ev.SocialAccountConnected(social_account_id=account, platform="sandbox", handle=account,
                                              instance_url=None)
+        case "endpoint_disabled":
+            return ev.WebhookEndpointDisabled(endpoint_id=account, reason="HTTP 410", delivery_id=f"msg_{hold}")
+        case "delivery_queued":  # a later one under the same id folds a notice into a digest
+            return ev.NotificationDeliveryQueued(delivery_id=f"msg_{hold}", channel="webhook", target_id=account,
+                                                 cause="post_failed", notice_event_id=f"n{amount}",
+                                                 digest_count=amount + 1)
+        case "delivery_sent" | "delivery_failed" | "delivery_gave_up":
+            common = {"delivery_id": f"msg_{hold}", "channel": "email", "target_id": account, "cause": "low_credits",
+                      "attempt": amount + 1, "notice_event_ids": [f"n{i}" for i in range(amount + 1)]}
+            if kind == "delivery_sent":
+                return ev.NotificationDeliverySent(status_code=draw(st.sampled_from([None, 200])), **common)
+            if kind == "delivery_failed":
+                return ev.NotificationDeliveryFailed(status_code=500, error="HTTP 500", next_attempt_at=at, **common)
+            return ev.NotificationDeliveryGaveUp(status_code=None, error="timeout", **common)
         case "needs_reconnect":
             return ev.SocialAccountNeedsReconnect(social_account_id=account, reason="invalid_grant",
                                                   credential_version=None)
@@ -154,7 +168,8 @@ def _data(draw, kind: str, seen_days: list[str], scheduled: list[str]) -> ev.Eve
 
 KINDS = ("grant", "hold", "consume", "release", "expire", "carry", "warned", "period", "allowance", "low", "schedule",
          "queued", "published", "skipped", "failed", "generation", "limit", "read", "read", "tier", "tier_changed",
-         "tier_scheduled", "overridden", "connected", "needs_reconnect", "reconnected")
+         "tier_scheduled", "overridden", "connected", "needs_reconnect", "reconnected", "endpoint_disabled",
+         "delivery_queued", "delivery_sent", "delivery_failed", "delivery_gave_up")
 
 
 @st.composite
@@ -217,6 +232,6 @@ def test_every_bulk_path_equals_its_projection_on_random_streams(schemas):
         made.update(e.type for e in events)
 
     check()
-    credits = {"wallet", "credit_clock", "usage", "notifications", "tiers", "accounts"}
+    credits = {"wallet", "credit_clock", "usage", "notifications", "tiers", "accounts", "notification_deliveries"}
     wanted = set().union(*(p.handles for p in catalogue.PROJECTIONS if p.name in credits))
     assert wanted <= made, f"event types the streams never made: {wanted - made}"

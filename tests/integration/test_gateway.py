@@ -25,6 +25,7 @@ from processors.notifications import deliveries, email, preferences, webhooks
 from processors.accounts.credentials import Credentials
 from herald.storage import db, event_store
 from herald.messaging.relay import to_cloud_event
+from herald.messaging import inbox
 from projections import catalogue as read_models
 from projections import positions
 from schemas import commands as cmd
@@ -45,7 +46,7 @@ class Gateway:
         self.app = HeraldApplication(db.eventsourcing_env(database_url),
                                      recorded_at=event_store.recorded_at_in(self.pool))
         db.apply_ddl(database_url, *read_models.DDL, auth.DDL, idempotency.DDL, vault.DDL, webhooks.DDL,
-                     deliveries.DDL, preferences.DDL, email.DDL)
+                     deliveries.DDL, preferences.DDL, email.DDL, inbox.DDL)
         self.projected = 0  # last event-store position applied to the read models
         self.submitted: list[CommandEnvelope] = []
         self.fail_submit = False

@@ -9,6 +9,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from herald.crypto import TokenCipher
+from herald.messaging import inbox
 from herald.net.guarded import guarded_client
 from herald.storage import db
 from processors.notifications import deliveries, preferences, webhooks
@@ -25,7 +26,7 @@ class Killed(BaseException):
 
 
 def test_a_sender_killed_after_sending_loses_nothing_and_sends_once_more(database_url):
-    db.apply_ddl(database_url, webhooks.DDL, deliveries.DDL, preferences.DDL)
+    db.apply_ddl(database_url, webhooks.DDL, deliveries.DDL, preferences.DDL, inbox.DDL)
     cipher = TokenCipher(b"k" * 32)
     pool = db.connection_pool(database_url, max_size=2)
     with FakeReceiver() as receiver, pool:
@@ -61,7 +62,7 @@ def test_a_sender_killed_after_sending_loses_nothing_and_sends_once_more(databas
 
 
 def test_a_secret_no_key_opens_gives_the_delivery_up_instead_of_blocking_the_queue(database_url):
-    db.apply_ddl(database_url, webhooks.DDL, deliveries.DDL, preferences.DDL)
+    db.apply_ddl(database_url, webhooks.DDL, deliveries.DDL, preferences.DDL, inbox.DDL)
     pool = db.connection_pool(database_url, max_size=2)
     with pool:
         with pool.connection() as conn:

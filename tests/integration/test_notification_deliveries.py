@@ -12,6 +12,7 @@ from standardwebhooks.webhooks import Webhook
 
 from herald.messaging.relay import to_cloud_event
 from processors.notifications import deliveries
+from schemas import events as ev
 from tests.fakes.webhook_server import FakeReceiver
 from tests.support import Api, query_all, running, wait_until
 
@@ -36,6 +37,12 @@ def http(fast_herald):
 def receiver():
     with FakeReceiver() as server:
         yield server
+
+
+def _all_roles(herald):
+    """The deliveries are recorded as events: the relay and the handler decide them, the projections
+    role shows them in the delivery log."""
+    return [loop for role in ("relay", "handler", "processors", "projections") for loop in herald.loops(role)]
 
 
 def _hook(api, ws, key, receiver):
@@ -67,7 +74,7 @@ def test_a_notice_is_signed_retried_and_delivered_once(fast_herald, http, receiv
     receiver.fail_next("deliver", 500)
     receiver.fail_next("deliver", delay_s=2.0)  # answered after the sender's 1 s timeout: received, then retried
     _hit_the_account_limit(http, ws, key, "second")
-    with running([*fast_herald.loops("relay"), *fast_herald.loops("processors")]) as loops:
+    with running(_all_roles(fast_herald)) as loops:
         [sent] = wait_until(lambda: [d for d in _log(http, ws, key) if d["status"] == "sent"], "the delivery sent",
                             timeout=60)
         loops.assert_running()
@@ -83,7 +90,7 @@ def test_a_notice_is_signed_retried_and_delivered_once(fast_herald, http, receiv
     # The same event again (the broker redelivers it): nothing more is queued or sent.
     [event] = _notice_events(fast_herald)
     with fast_herald.pool.connection() as conn:
-        deliveries.enqueue(conn, event)
+        assert deliveries.enqueue(conn, event) == []
     assert query_all(fast_herald, "SELECT status FROM notification_deliveries") == [("sent",)]
 
 
@@ -108,7 +115,7 @@ def _disabled_at_once(fast_herald, http, receiver, ws, key, endpoint):
     http.connect(ws, key, "first")
     receiver.fail_next("deliver", 410)
     _hit_the_account_limit(http, ws, key, "second")
-    with running([*fast_herald.loops("relay"), *fast_herald.loops("processors")]):
+    with running(_all_roles(fast_herald)):
         [gave_up] = wait_until(lambda: [d for d in _log(http, ws, key) if d["status"] == "gave_up"],
                                "the delivery given up", timeout=60)
         wait_until(lambda: len([d for d in _log(http, ws, key) if d["status"] == "sent"]) == 2,
@@ -125,15 +132,22 @@ def test_persistent_failure_disables_the_endpoint_and_later_notices_are_not_queu
     http.connect(ws, key, "first")
     receiver.fail_next("deliver", 503, n=10)
     _hit_the_account_limit(http, ws, key, "second")
-    with running([*fast_herald.loops("relay"), *fast_herald.loops("processors")]):
+    with running(_all_roles(fast_herald)):
         [gave_up] = wait_until(lambda: [d for d in _log(http, ws, key) if d["status"] == "gave_up"],
                                "the delivery given up", timeout=60)
         assert gave_up["attempts"] == FAST["webhook_disable_after"] and gave_up["last_error"] == "HTTP 503"
         [listed] = http.http.get(f"/v1/workspaces/{ws}/webhooks", headers=key).json()
         assert listed["status"] == "disabled" and "3 consecutive failures" in listed["disabled_reason"]
     assert receiver.steps().count("deliver") == FAST["webhook_disable_after"]
+    # The disabling is a notice: an event in the store, shown in the inbox.
+    disabled = [e for e in _notice_events(fast_herald) if e.type == ev.WebhookEndpointDisabled.type]
+    assert [e.data["endpoint_id"] for e in disabled] == [listed["endpoint_id"]]
+    inbox = wait_until(lambda: [n for n in http.http.get(f"/v1/workspaces/{ws}/notifications", headers=key)
+                                .json()["notices"] if n["cause"] == "webhook_endpoint_disabled"], "the inbox notice")
+    assert inbox[0]["detail"]["endpoint_id"] == listed["endpoint_id"] and "3 consecutive failures" in \
+        inbox[0]["detail"]["reason"] and inbox[0]["read_at"] is None
     # A disabled endpoint gets no new deliveries.
-    [event] = _notice_events(fast_herald)
+    [event] = [e for e in _notice_events(fast_herald) if e.type != ev.WebhookEndpointDisabled.type]
     with fast_herald.pool.connection() as conn:
         conn.execute("DELETE FROM notification_deliveries")
         deliveries.enqueue(conn, event)
