@@ -67,6 +67,12 @@ def _notice_events(herald):
     return [e for e in (to_cloud_event(herald.app, n) for n in stored) if deliveries.notice_of(e)]
 
 
+def _delivery_events(herald, delivery_id):
+    stored = herald.app.recorder.select_notifications(start=1, limit=10_000)
+    return [e for e in (to_cloud_event(herald.app, n) for n in stored)
+            if e.type.startswith("herald.notification_delivery.") and e.data.get("delivery_id") == delivery_id]
+
+
 def test_a_notice_is_signed_retried_and_delivered_once(fast_herald, http, receiver):
     ws, key = http.open_workspace("free-ws")
     endpoint = _hook(http, ws, key, receiver)
@@ -86,6 +92,13 @@ def test_a_notice_is_signed_retried_and_delivered_once(fast_herald, http, receiv
     assert envelope["type"] == "notice.tier_limit_reached"
     assert envelope["data"]["workspace_id"] == ws and envelope["data"]["detail"]["limit"]["limit"] == "accounts_per_platform"
     assert _log(http, ws, key, event_id=envelope["data"]["event_id"]) == [sent]
+    # Each step of the delivery is an event in the store: queued, two failed attempts, sent.
+    lifecycle = [(e.type.split(".")[2], e.data.get("attempt"), e.data.get("status_code"), e.data.get("error"))
+                 for e in _delivery_events(fast_herald, sent["delivery_id"])]
+    assert lifecycle == [("queued", None, None, None), ("failed", 1, 500, "HTTP 500"),
+                         ("failed", 2, None, "timeout: ReadTimeout"), ("sent", 3, 200, None)]
+    assert {(e.data["channel"], e.data["target_id"]) for e in _delivery_events(fast_herald, sent["delivery_id"])} \
+        == {("webhook", endpoint)}
 
     # The same event again (the broker redelivers it): nothing more is queued or sent.
     [event] = _notice_events(fast_herald)
