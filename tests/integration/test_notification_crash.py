@@ -50,6 +50,7 @@ def test_a_sender_killed_after_sending_loses_nothing_and_sends_once_more(databas
         dying.close()
         assert [d["id"] for d in receiver.deliveries] == ["msg_1"], "the receiver got it before the crash"
         assert query_all(pool, "SELECT status, attempts FROM notification_deliveries") == [("queued", 0)]
+        assert query_all(pool, "SELECT 1 FROM command_inbox") == [], "nothing recorded by the dead sender"
 
         with guarded_client(allowed_networks=LOOPBACK, timeout_s=5) as http:
             assert deliveries.deliver_due(pool, http, cipher, deliveries.RetryPolicy(), limit=10,
@@ -57,6 +58,10 @@ def test_a_sender_killed_after_sending_loses_nothing_and_sends_once_more(databas
             assert deliveries.deliver_due(pool, http, cipher, deliveries.RetryPolicy(), limit=10,
                                           allowed_networks=LOOPBACK) == 0
         assert query_all(pool, "SELECT status, attempts FROM notification_deliveries") == [("sent", 1)]
+        # Recorded once, as the first attempt, by the command kept in the same transaction.
+        assert query_all(pool, "SELECT envelope->>'type', envelope->'payload'->>'outcome',"
+                               " envelope->'payload'->>'attempt' FROM command_inbox") == [
+            ("record_notification_delivery.v1", "sent", "1")]
         assert [d["id"] for d in receiver.deliveries] == ["msg_1", "msg_1"] and len(receiver.events) == 1
         assert receiver.violations == []
 
