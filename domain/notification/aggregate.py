@@ -60,7 +60,8 @@ class NotificationDelivery(HeraldAggregate):
             raise Rejected(Reason.notification_delivery_ended, f"delivery {self.delivery_id} already {self.status}")
         # The next attempt; a give-up may also come without an attempt of its own (the endpoint was
         # deleted or disabled meanwhile): then it names the last attempt made.
-        allowed = {self.attempts + 1} | ({self.attempts} if isinstance(outcome, ev.NotificationDeliveryGaveUp) else set())
+        gave_up = isinstance(outcome, ev.NotificationDeliveryGaveUp)
+        allowed = {self.attempts + 1, self.attempts} if gave_up else {self.attempts + 1}
         if outcome.attempt not in allowed:
             raise Rejected(Reason.notification_attempt_fenced,
                            f"attempt {outcome.attempt} of delivery {self.delivery_id}: {self.attempts} recorded")

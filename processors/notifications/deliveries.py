@@ -297,7 +297,8 @@ def _record(conn: Connection, row: dict[str, Any], status: str, attempts: int, n
             delivery_id=row["delivery_id"], channel=row["channel"], target_id=row["endpoint_id"], cause=row["cause"],
             notice_event_id=row["event_id"], attempt=attempts, outcome=status,
             status_code=status_code if status_code is not None and 100 <= status_code <= 599 else None,
-            error=(error or "")[:2000], next_attempt_at=next_at, notice_event_ids=list(row["event_ids"] or [row["event_id"]]),
+            error=(error or "")[:2000], next_attempt_at=next_at,
+            notice_event_ids=list(row["event_ids"] or [row["event_id"]]),
             endpoint_disabled=disabled[:2000] if disabled else None),
         workspace_id=row["workspace_id"], id_parts=("notification-delivery", row["delivery_id"], attempts, status),
         issued_by="notification-sender"))
