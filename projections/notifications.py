@@ -10,6 +10,7 @@ and ``last_at`` instead of adding a row.
 | `post_failed`        | DestinationFailed                      | the local day                     |
 | `tier_limit_reached` | a command rejected by a tier limit     | the limit and the local day       |
 | `webhook_endpoint_disabled` | WebhookEndpointDisabled (Herald disabled an endpoint) | the endpoint and the delivery that disabled it |
+| `account_needs_reconnect` | SocialAccountNeedsReconnect (its token was refused and cannot be refreshed) | the account and its credential version |
 
 Marking read is a command (``mark_notices_read``); its event sets ``read_at``.
 """
@@ -46,7 +47,7 @@ CREATE INDEX IF NOT EXISTS notifications_unread ON notifications (workspace_id) 
 TABLES = ("notifications",)
 
 _APPLIED = (ev.CreditsLow, ev.CreditsExpiringSoon, ev.DestinationSkipped, ev.DestinationFailed, ev.CommandRejected,
-            ev.NoticesRead, ev.WebhookEndpointDisabled)
+            ev.NoticesRead, ev.WebhookEndpointDisabled, ev.SocialAccountNeedsReconnect)
 
 # The key is computed in SQL when it is the local day: the workspace's time zone is in `workspaces`.
 # A repeat in the same period counts once more and turns the notice unread again.
@@ -90,6 +91,9 @@ def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
         case ev.WebhookEndpointDisabled():
             raise_notice("webhook_endpoint_disabled", "A webhook endpoint was disabled", data.model_dump(mode="json"),
                          key=f"{data.endpoint_id}:{data.delivery_id}")
+        case ev.SocialAccountNeedsReconnect():
+            raise_notice("account_needs_reconnect", "A social account must be reconnected",
+                         data.model_dump(mode="json"), key=f"{data.social_account_id}:{data.credential_version or ''}")
         case ev.NoticesRead():
             conn.execute("UPDATE notifications SET read_at = %s WHERE workspace_id = %s AND notice_id = ANY(%s)"
                          " AND read_at IS NULL", (event.time, event.workspaceid, list(data.notice_ids)))

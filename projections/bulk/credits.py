@@ -259,7 +259,7 @@ def usage(conn: Connection, events: list[Raw]) -> None:
 # notifications ----------------------------------------------------------------------------
 
 _NOTICE_EVENTS = (ev.CreditsLow, ev.CreditsExpiringSoon, ev.DestinationSkipped, ev.DestinationFailed,
-                  ev.CommandRejected, ev.NoticesRead, ev.WebhookEndpointDisabled)
+                  ev.CommandRejected, ev.NoticesRead, ev.WebhookEndpointDisabled, ev.SocialAccountNeedsReconnect)
 _BY_DAY = {ev.DestinationSkipped.type, ev.DestinationFailed.type, ev.CommandRejected.type}
 
 
@@ -288,6 +288,9 @@ def _notice(e: Raw, day: date | None) -> tuple[str, str, str, dict[str, Any]]:
             cause, key, title = ("webhook_endpoint_disabled", f"{data.endpoint_id}:{data.delivery_id}",
                                  "A webhook endpoint was disabled")
             detail = data.model_dump(mode="json")
+        case ev.SocialAccountNeedsReconnect():
+            cause, key = "account_needs_reconnect", f"{data.social_account_id}:{data.credential_version or ''}"
+            title, detail = "A social account must be reconnected", data.model_dump(mode="json")
         case _:
             raise ValueError(f"no notice for {e.type}")
     return f"{cause}:{key}{day.isoformat() if day is not None else ''}", cause, title, detail

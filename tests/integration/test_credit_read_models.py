@@ -73,3 +73,19 @@ def test_notices_come_once_per_cause_per_local_day(conn):
     assert inbox["unread"] == 4
     apply(conn, [s(ev.NoticesRead(notice_ids=["post_skipped:2030-01-07"]))])
     assert notifications.read_notifications(conn, s.ws, unread_only=True)["unread"] == 3
+
+
+def test_an_account_needing_reconnect_is_one_inbox_notice_per_credential_version(conn):
+    s = Stream()
+    apply(conn, s.opened())
+
+    def refused(version: str):
+        return s(ev.SocialAccountNeedsReconnect(social_account_id="a", reason="invalid_grant",
+                                                credential_version=version, detail="token revoked"), "a")
+
+    apply(conn, [refused("v1"), refused("v1"), refused("v2")])
+    notices = [n for n in notifications.read_notifications(conn, s.ws)["notices"]
+               if n["cause"] == "account_needs_reconnect"]
+    assert sorted((n["notice_id"], n["count"]) for n in notices) == [
+        ("account_needs_reconnect:a:v1", 2), ("account_needs_reconnect:a:v2", 1)]
+    assert notices[0]["detail"]["social_account_id"] == "a"
