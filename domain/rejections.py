@@ -37,6 +37,9 @@ class Reason(StrEnum):
     generation_exists = "generation_exists"
     unknown_generation = "unknown_generation"
     generation_already_recorded = "generation_already_recorded"
+    post_not_draft = "post_not_draft"
+    post_not_awaiting_approval = "post_not_awaiting_approval"
+    no_destinations = "no_destinations"
 
 
 class Rejected(Exception):
