@@ -51,6 +51,7 @@ from domain.workspace import tier_handlers as _tier_handlers  # noqa: F401 - reg
 from domain.wallet import clock_handlers as _clock_handlers  # noqa: F401 - registers them
 from domain.generation import handlers as _generation_handlers  # noqa: F401 - registers them
 from domain.post import workflow_handlers as _workflow_handlers  # noqa: F401 - registers them
+from domain.post import edit_handlers as _edit_handlers  # noqa: F401 - registers them
 from domain.wallet.aggregate import Period
 
 A = TypeVar("A", bound=HeraldAggregate)
@@ -338,7 +339,8 @@ class HeraldApplication(Application):
                 case cmd.ConnectSocialAccount():
                     created.append(SocialAccount.aggregate_id(account_id_for(c.command_id, payload)))
                 case (cmd.CancelPost() | cmd.StartPublishAttempt() | cmd.RecordPublishOutcome() | cmd.SubmitPost()
-                      | cmd.ApprovePost() | cmd.RejectPost()):
+                      | cmd.ApprovePost() | cmd.RejectPost() | cmd.EditPost() | cmd.ReschedulePost()
+                      | cmd.PublishPostNow()):
                     touched.add(Post.aggregate_id(payload.post_id))
         warm = self._warm.get(touched)
         current = self.versions(created + list(warm))
