@@ -84,7 +84,7 @@ EVERYTHING = [
     # the content workflow: drafts submitted with and without approval, rejected, approved, edited
     ("draft", 0, "a", ""), ("submit", 0, "a", ""), ("approval", 0, "a", ""), ("draft", 1, "b", ""),
     ("submit", 1, "b", ""), ("reject", 1, "b", ""), ("edit", 1, "b", ""), ("submit", 1, "b", ""),
-    ("approve", 1, "b", ""), ("approval", 1, "a", ""), ("schedule", 2, "b", ""), ("edit", 2, "b", ""),
+    ("approve", 1, "b", ""), ("approval", 1, "a", ""), ("edit", 0, "a", ""),
     ("draft", 2, "a", ""), ("cancel", 2, "a", ""),
 ]
 
@@ -181,7 +181,8 @@ def run_workload(app, ws: str, workload, *, tier: str = "pro", timezone: str = "
                 decide(cmd.RejectPost(post_id=f"{ws}-d{post}", comment="not yet"))
             case "edit":  # a scheduled post moved and reworded, and a draft reworded
                 decide(cmd.EditPost(post_id=post_id, text=f"edited {post}", publish_at=now() + timedelta(hours=3)))
-                decide(cmd.EditPost(post_id=f"{ws}-d{post}", text=f"draft {post}, edited"))
+                decide(cmd.EditPost(post_id=f"{ws}-d{post}", text=f"draft {post}, edited",
+                                    publish_at=now() + timedelta(hours=4)))
             case "overrides":
                 decide(cmd.SetLimitOverrides(limit_overrides={"queue_size": 3 + post, "monthly_credits": 100}))
             case "read":
