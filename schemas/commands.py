@@ -292,11 +292,10 @@ class CancelPost(Payload):
                                              "every destination still waiting")
 
 
-class EditPost(Payload):
+class PostEdit(Payload):
     """Changes an idea, a draft (a post awaiting approval goes back to draft) or a scheduled post
     whose destinations concerned have not started. Omitted fields stay as they are."""
 
-    post_id: Id
     text: str | None = Field(None, max_length=10_000)
     media_urls: list[MediaUrl] | None = Field(None, max_length=4)
     publish_at: Timestamp | None = None
@@ -311,7 +310,7 @@ class EditPost(Payload):
     reason: str = Field("edited", min_length=1, max_length=200)
 
     @model_validator(mode="after")
-    def _consistent(self) -> EditPost:
+    def _consistent(self) -> PostEdit:
         if len(set(self.add_destinations)) != len(self.add_destinations):
             raise ValueError("add_destinations must be unique")
         both = sorted(set(self.add_destinations) & set(self.remove_destinations))
@@ -321,6 +320,10 @@ class EditPost(Payload):
         if stray:
             raise ValueError(f"overrides for destinations being removed: {stray}")
         return self
+
+
+class EditPost(PostEdit):
+    post_id: Id
 
 
 class ReschedulePost(Payload):
