@@ -100,11 +100,12 @@ def _revise(app: HeraldApplication, ctx: Context, post: Post, p: cmd.EditPost, c
     live = post.live_destinations()
     if whole and not live:
         raise Rejected(Reason.post_not_editable, f"post {post.post_id} is {post.status}: nothing left to change")
+    adding = set(p.add_destinations)
     for destination_id in [*p.remove_destinations, *p.destination_text, *p.destination_media]:
-        if destination_id not in live:
+        if destination_id not in live and destination_id not in adding:
             raise Rejected(Reason.unknown_destination, f"post {post.post_id} has no destination {destination_id} "
                            "still on it")
-    concerned = set(live) if whole else {*p.remove_destinations, *p.destination_text, *p.destination_media}
+    concerned = set(live) if whole else {*p.remove_destinations, *p.destination_text, *p.destination_media} - adding
     post.require_unstarted(sorted(concerned))
     for destination_id in p.add_destinations:
         if destination_id in live:
@@ -135,7 +136,9 @@ def _revise(app: HeraldApplication, ctx: Context, post: Post, p: cmd.EditPost, c
         revised.append(ev.DraftDestination(destination_id=destination_id, social_account_id=dest.social_account_id,
                                            platform=dest.platform, handle=dest.handle, text=own_text,
                                            media_urls=own_media))
-    added = resolve_destinations(app, workspace, p.add_destinations, {}, {})
+    added = resolve_destinations(app, workspace, p.add_destinations,
+                                 {k: v for k, v in p.destination_text.items() if k in adding and v is not None},
+                                 {k: v for k, v in p.destination_media.items() if k in adding and v is not None})
     check_content(text, media_urls, revised + added)
 
     released: list[str] = []
