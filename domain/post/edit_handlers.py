@@ -64,6 +64,9 @@ def publish_post_now(app: HeraldApplication, ctx: Context, p: cmd.PublishPostNow
 
 def _edit_draft(app: HeraldApplication, ctx: Context, post: Post, p: cmd.EditPost) -> Outcome:
     post.require_stage("idea", "draft", "needs_approval")
+    if post.stage == "needs_approval" and p.stage == "idea":  # an edit withdraws it to draft, not further
+        raise Rejected(Reason.post_not_draft, f"post {post.post_id} awaits approval; an edit brings it back to "
+                       "draft, then it can become an idea")
     drafts = dict(post.drafts or {})
     for destination_id in p.remove_destinations:
         if drafts.pop(destination_id, None) is None:
@@ -98,7 +101,7 @@ def _draft_of(drafts: dict[str, ev.DraftDestination], destination_id: str) -> ev
 def _revise(app: HeraldApplication, ctx: Context, post: Post, p: cmd.EditPost, change: str) -> Outcome:
     whole = p.text is not None or p.media_urls is not None or p.publish_at is not None
     live = post.live_destinations()
-    if whole and not live:
+    if post.settled or (whole and not live):  # it has left the queue: nothing of it waits any more
         raise Rejected(Reason.post_not_editable, f"post {post.post_id} is {post.status}: nothing left to change")
     adding = set(p.add_destinations)
     for destination_id in [*p.remove_destinations, *p.destination_text, *p.destination_media]:
