@@ -101,7 +101,7 @@ def _draft_of(drafts: dict[str, ev.DraftDestination], destination_id: str) -> ev
 def _revise(app: HeraldApplication, ctx: Context, post: Post, p: cmd.EditPost, change: str) -> Outcome:
     whole = p.text is not None or p.media_urls is not None or p.publish_at is not None
     live = post.live_destinations()
-    if post.settled or (whole and not live):  # it has left the queue: nothing of it waits any more
+    if whole and not live:
         raise Rejected(Reason.post_not_editable, f"post {post.post_id} is {post.status}: nothing left to change")
     adding = set(p.add_destinations)
     for destination_id in [*p.remove_destinations, *p.destination_text, *p.destination_media]:
@@ -110,6 +110,8 @@ def _revise(app: HeraldApplication, ctx: Context, post: Post, p: cmd.EditPost, c
                            "still on it")
     concerned = set(live) if whole else {*p.remove_destinations, *p.destination_text, *p.destination_media} - adding
     post.require_unstarted(sorted(concerned))
+    if post.settled:  # it has left the queue: nothing of it waits any more
+        raise Rejected(Reason.post_not_editable, f"post {post.post_id} is {post.status}: nothing left to change")
     for destination_id in p.add_destinations:
         if destination_id in live:
             raise Rejected(Reason.destination_exists, f"{destination_id} is already a destination")
