@@ -389,10 +389,30 @@ class SocialAccountView(Response):
     instance_url: str | None
     settings: dict[str, str] = Field(default_factory=dict, description="the account's non-secret settings")
     connected_at: datetime
-    status: Literal["active", "needs_reconnect"] = Field(
+    status: Literal["active", "needs_reconnect", "disconnected"] = Field(
         "active", description="needs_reconnect: the platform refused its token and it could not be refreshed; its "
-        "destinations are skipped (`account_needs_reconnect`) until it is connected again")
+        "destinations are skipped (`account_needs_reconnect`) until it is connected again. disconnected: the "
+        "workspace disconnected it (POST …/disconnect); its waiting destinations were cancelled")
     needs_reconnect_reason: str | None = None
+
+
+class DisconnectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: str = Field("disconnected_by_user", min_length=1, max_length=200)
+
+
+class CancelledDestination(Response):
+    post_id: str
+    destination_id: str
+
+
+class SocialAccountDisconnected(Response):
+    social_account_id: str
+    cancelled: list[CancelledDestination] = Field(description="the waiting destinations cancelled, their credits "
+                                                  "released")
+    command_id: str
+    position: int | None = None
 
 
 class SocialAccountList(Response):

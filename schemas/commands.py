@@ -409,6 +409,14 @@ class ResolvePublishOutcome(Payload):
         return self
 
 
+class DisconnectSocialAccount(Payload):
+    """The workspace stops publishing to an account: its waiting destinations are cancelled and
+    their credits released; in-flight attempts finish."""
+
+    social_account_id: Id
+    reason: str = Field("disconnected_by_user", min_length=1, max_length=200)
+
+
 class MarkAccountNeedsReconnect(Payload):
     """Sent by the token refresher when the platform refused to refresh an account's token for good."""
 
@@ -598,6 +606,7 @@ COMMAND_TYPES: dict[str, type[Payload]] = {
     "resolve_publish_outcome.v1": ResolvePublishOutcome,
     "retry_destination.v1": RetryDestination,
     "mark_account_needs_reconnect.v1": MarkAccountNeedsReconnect,
+    "disconnect_social_account.v1": DisconnectSocialAccount,
     "consume_hold.v1": ConsumeHold,
     "release_hold.v1": ReleaseHold,
     "define_tier.v1": DefineTier,

@@ -244,6 +244,23 @@ class SocialAccountReconnected(EventData):
     settings: dict[str, str] | None = Field(None, description="the account's new settings; null: unchanged")
 
 
+@event_type("herald.social_account.disconnected.v1")
+class SocialAccountDisconnected(EventData):
+    """The workspace disconnected the account: nothing is published to it any more. Its waiting
+    destinations were cancelled (their credits released) in the same decision."""
+
+    social_account_id: str
+    actor: str
+    reason: str
+    cancelled_destinations: int = Field(description="how many waiting destinations were cancelled")
+
+
+@event_type("herald.workspace.social_account_unlinked.v1")
+class SocialAccountUnlinked(EventData):
+    social_account_id: str
+    platform: str
+
+
 @event_type("herald.social_account.needs_reconnect.v1")
 class SocialAccountNeedsReconnect(EventData):
     """The platform refused the account's token and it cannot be refreshed: publishing to it stops

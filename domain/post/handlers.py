@@ -175,7 +175,9 @@ def start_publish_attempt(app: HeraldApplication, ctx: Context, p: cmd.StartPubl
     if not skipped_without_credits(app, ctx, post, p.destination_id, p.attempt):
         workspace = app.workspace(ctx)
         skip = None
-        if account.needs_reconnect:
+        if account.disconnected:
+            skip = "account_disconnected"
+        elif account.needs_reconnect:
             skip = "account_needs_reconnect"
         elif workspace.over_daily_posts(workspace.local_day(dest.due_at), dest.platform):
             skip = DAILY_LIMIT_SKIP

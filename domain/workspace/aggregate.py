@@ -82,6 +82,11 @@ class Workspace(HeraldAggregate):
                                f"{platform} account(s) connected")
         self.record(ctx, ev.SocialAccountLinked(social_account_id=social_account_id, platform=platform))
 
+    def unlink_account(self, ctx: Context, social_account_id: str) -> None:
+        if social_account_id in self.accounts:
+            self.record(ctx, ev.SocialAccountUnlinked(social_account_id=social_account_id,
+                                                      platform=self.accounts[social_account_id]))
+
     def enqueue_post(self, ctx: Context, post_id: str, publish_at: datetime | None = None,
                      platforms: list[str] | tuple[str, ...] = ()) -> None:
         allowed = self.limit("queue_size")
@@ -202,6 +207,8 @@ class Workspace(HeraldAggregate):
                 self.post_slots, self.daily_posts, self.generations = {}, {}, {}
             case ev.SocialAccountLinked():
                 self.accounts[event.social_account_id] = event.platform
+            case ev.SocialAccountUnlinked():
+                self.accounts.pop(event.social_account_id, None)
             case ev.PostQueued():
                 self.waiting_posts.add(event.post_id)
                 if event.due_day is not None:

@@ -20,6 +20,7 @@ SCOPE_OF_TYPE = {
     "schedule_post.v1": auth.WORKSPACE_WRITE,
     "cancel_post.v1": auth.WORKSPACE_WRITE,
     "create_draft.v1": auth.WORKSPACE_WRITE,
+    "disconnect_social_account.v1": auth.WORKSPACE_WRITE,
     "submit_post.v1": auth.WORKSPACE_WRITE,
     "edit_post.v1": auth.WORKSPACE_WRITE,
     "reschedule_post.v1": auth.WORKSPACE_WRITE,

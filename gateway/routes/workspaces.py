@@ -92,6 +92,24 @@ def router(shared: Shared) -> APIRouter:
         with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:
             return {"social_accounts": accounts.list_accounts(conn, workspace_id)}
 
+    @r.post(
+        "/v1/workspaces/{workspace_id}/social-accounts/{social_account_id}/disconnect",
+        response_model=api.SocialAccountDisconnected, summary="Disconnect a social account",
+        responses=openapi_responses(401, 403, 404, 422, 503),
+        description="Nothing is published to it any more: its waiting destinations are cancelled (reason "
+        "`account_disconnected`), their credits released and daily-limit slots freed, in the same decision; an "
+        "attempt already in flight finishes. It no longer counts against the accounts limit. 422 "
+        "`unknown_social_account` when it is not a connected account of this workspace.",
+    )
+    def disconnect_social_account(workspace_id: WorkspaceId, social_account_id: ResourceId, caller: Caller,
+                                  response: Response, body: api.DisconnectRequest | None = None,
+                                  idempotency_key: IdempotencyKey = None):
+        ws = shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
+        payload = cmd.DisconnectSocialAccount(social_account_id=social_account_id,
+                                              reason=(body or api.DisconnectRequest()).reason)
+        decision = shared.decide(caller, ws, payload, idempotency_key, response)
+        return {**decision.result, "command_id": decision.command_id, "position": decision.position}
+
     @r.get(
         "/v1/workspaces/{workspace_id}/social-accounts/{social_account_id}", response_model=api.SocialAccountView,
         summary="One social account (never its token)", responses=openapi_responses(401, 404, 503),

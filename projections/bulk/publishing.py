@@ -166,7 +166,8 @@ def posts(conn: Connection, events: list[Raw]) -> None:
     policies.store(conn)
 
 
-_ACCOUNTS_EVENTS = (ev.SocialAccountConnected, ev.SocialAccountReconnected, ev.SocialAccountNeedsReconnect)
+_ACCOUNTS_EVENTS = (ev.SocialAccountConnected, ev.SocialAccountReconnected, ev.SocialAccountNeedsReconnect,
+                    ev.SocialAccountDisconnected)
 
 
 def accounts(conn: Connection, events: list[Raw]) -> None:
@@ -192,7 +193,9 @@ def accounts(conn: Connection, events: list[Raw]) -> None:
                        needs_reconnect_reason=None)
             if d.get("settings") is not None:  # a reconnect without settings keeps the account's
                 row.update(settings=d["settings"])
-        else:
+        elif e.type == ev.SocialAccountDisconnected.type:
+            row.update(status="disconnected", needs_reconnect_reason=None)
+        elif row["status"] != "disconnected":
             row.update(status="needs_reconnect", needs_reconnect_reason=d["reason"])
         rows.changed(key)
     rows.store(conn)

@@ -184,3 +184,19 @@ def test_list_posts_filters_and_pages(gw, ws):
     assert_problem(gw.get("/v1/workspaces/a/posts", headers=editor, params={"status": "nope"}), 422, "invalid_query")
     assert_problem(gw.get("/v1/workspaces/a/posts", headers=editor, params={"cursor": "garbage"}), 422,
                    "invalid_query")
+
+
+def test_disconnect_lists_what_it_cancelled_and_shows_the_account_disconnected(gw, ws):
+    key, editor, one, two = ws
+    gw.api.schedule("a", editor, [one, two], post_id="p1")
+    answer = gw.http.post(f"/v1/workspaces/a/social-accounts/{one}/disconnect", headers=editor, json={})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["cancelled"] == [{"post_id": "p1", "destination_id": one}]
+    assert held(gw, key) == 1
+    accounts = {a["social_account_id"]: a["status"] for a in
+                gw.get("/v1/workspaces/a/social-accounts", headers=editor).json()["social_accounts"]}
+    assert accounts == {one: "disconnected", two: "active"}
+    assert_problem(gw.http.post(f"/v1/workspaces/a/social-accounts/{one}/disconnect", headers=editor), 422,
+                   "unknown_social_account")
+    assert_problem(gw.http.post("/v1/workspaces/a/social-accounts/nope/disconnect", headers=editor), 422,
+                   "unknown_social_account")

@@ -67,6 +67,7 @@ def test_no_operation_reaches_another_workspace(gw):
         ("post", "/v1/workspaces/{workspace_id}/posts/{post_id}/reschedule"): {"publish_at": due},
         ("post", "/v1/workspaces/{workspace_id}/posts/{post_id}/publish-now"): {},
         ("put", "/v1/workspaces/{workspace_id}/content-policy"): {"requires_approval": True},
+        ("post", "/v1/workspaces/{workspace_id}/social-accounts/{social_account_id}/disconnect"): {},
     }
     queries = {("get", "/v1/workspaces/{workspace_id}/limits/check"): {"action": "schedule", "platform": "sandbox"}}
     before = {path: gw.get(path, headers=ADMIN).json() for path in

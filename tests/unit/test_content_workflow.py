@@ -252,3 +252,21 @@ def test_cancelling_one_destination_releases_its_hold_and_frees_its_slot(h: Hera
     h.ok(cmd.CancelPost(post_id="p1", destination_ids=["acc-b"]))
     assert h.post("p1").status == "cancelled" and "p1" not in h.workspace().waiting_posts
     h.rejected(cmd.CancelPost(post_id="p1", destination_ids=["acc-b"]), "post_not_cancellable")
+
+
+# Disconnecting an account ------------------------------------------------------------------
+
+
+def test_disconnecting_an_account_cancels_its_waiting_destinations_and_releases_their_credits(h: Herald) -> None:
+    scheduled(h, "p1", "acc-a", "acc-b")
+    scheduled(h, "p2", "acc-a", publish_in_s=0)
+    assert h.start("p2", "acc-a").accepted  # in flight: it finishes
+    result = h.ok(cmd.DisconnectSocialAccount(social_account_id="acc-a"))
+    assert result["cancelled"] == [{"post_id": "p1", "destination_id": "acc-a"}]
+    assert set(holds_of(h, "p1")) == {"acc-b"} and set(holds_of(h, "p2")) == {"acc-a"}
+    assert h.post("p1").destinations["acc-a"].reason == "account_disconnected"
+    assert "acc-a" not in h.workspace().accounts
+    h.rejected(cmd.DisconnectSocialAccount(social_account_id="acc-a"), "unknown_social_account")
+    h.rejected(cmd.CreateDraft(post_id="p3", text="x", destinations=["acc-a"]), "unknown_social_account")
+    (event,) = h.events_of("herald.social_account.disconnected.v1")
+    assert event["actor"] == "tests" and event["cancelled_destinations"] == 1
