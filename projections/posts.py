@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS posts (
 );
 CREATE INDEX IF NOT EXISTS posts_workspace ON posts (workspace_id, created_at);
 -- Added with the content workflow: ideas and drafts (stage; their destinations, nothing held yet),
--- who made the last change and why. Only ALTER when missing (an ALTER locks the table).
+-- who made the last change and why; version: the post's aggregate version of the last workflow
+-- event applied (a redelivered older one changes nothing). Only ALTER when missing (an ALTER locks).
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
@@ -41,6 +42,7 @@ BEGIN
         ALTER TABLE posts ADD COLUMN IF NOT EXISTS draft_destinations jsonb;
         ALTER TABLE posts ADD COLUMN IF NOT EXISTS actor text;
         ALTER TABLE posts ADD COLUMN IF NOT EXISTS reason text;
+        ALTER TABLE posts ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0;
         ALTER TABLE posts ALTER COLUMN publish_at DROP NOT NULL;
     END IF;
 END $$;
@@ -51,7 +53,7 @@ CREATE TABLE IF NOT EXISTS content_policies (
 """
 TABLES = ("posts", "content_policies")
 COLUMNS = ("post_id", "workspace_id", "text", "media_urls", "publish_at", "created_at", "updated_at", "stage",
-           "draft_destinations", "actor", "reason")
+           "draft_destinations", "actor", "reason", "version")
 
 # A destination event only moves the post's updated_at; the destination itself is the queue projection's.
 _DESTINATION_EVENTS = (ev.AttemptStarted, ev.DestinationPublished, ev.RetryScheduled, ev.DestinationThrottled,
@@ -62,23 +64,26 @@ _APPLIED = (ev.PostScheduled, *_DESTINATION_EVENTS, *WORKFLOW_EVENTS)
 
 _UPSERT_DRAFT = """
 INSERT INTO posts (post_id, workspace_id, text, media_urls, publish_at, created_at, updated_at, stage,
-                   draft_destinations, actor, reason)
+                   draft_destinations, actor, reason, version)
 VALUES (%(post_id)s, %(ws)s, %(text)s, %(media)s, %(publish_at)s, %(at)s, %(at)s, %(stage)s, %(dests)s,
-        %(actor)s, %(reason)s)
+        %(actor)s, %(reason)s, %(version)s)
 ON CONFLICT (post_id) DO UPDATE
    SET text = EXCLUDED.text, media_urls = EXCLUDED.media_urls, publish_at = EXCLUDED.publish_at,
        stage = EXCLUDED.stage, draft_destinations = EXCLUDED.draft_destinations, actor = EXCLUDED.actor,
-       reason = EXCLUDED.reason, updated_at = EXCLUDED.updated_at
+       reason = EXCLUDED.reason, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version
+ WHERE posts.version < EXCLUDED.version
 """
 # A draft put on the schedule leaves its stage; a repeat of a post's first PostScheduled changes nothing.
 _UPSERT_SCHEDULED = """
 INSERT INTO posts (post_id, workspace_id, text, media_urls, publish_at, created_at, updated_at, stage,
-                   draft_destinations, actor, reason)
-VALUES (%(post_id)s, %(ws)s, %(text)s, %(media)s, %(publish_at)s, %(at)s, %(at)s, NULL, NULL, %(actor)s, %(reason)s)
+                   draft_destinations, actor, reason, version)
+VALUES (%(post_id)s, %(ws)s, %(text)s, %(media)s, %(publish_at)s, %(at)s, %(at)s, NULL, NULL, %(actor)s, %(reason)s,
+        %(version)s)
 ON CONFLICT (post_id) DO UPDATE
    SET text = EXCLUDED.text, media_urls = EXCLUDED.media_urls, publish_at = EXCLUDED.publish_at, stage = NULL,
-       draft_destinations = NULL, actor = EXCLUDED.actor, reason = EXCLUDED.reason, updated_at = EXCLUDED.updated_at
- WHERE posts.stage IS NOT NULL
+       draft_destinations = NULL, actor = EXCLUDED.actor, reason = EXCLUDED.reason, updated_at = EXCLUDED.updated_at,
+       version = EXCLUDED.version
+ WHERE posts.stage IS NOT NULL AND posts.version < EXCLUDED.version
 """
 
 
@@ -100,25 +105,30 @@ def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
         case ev.PostScheduled():
             conn.execute(_UPSERT_SCHEDULED, {"post_id": data.post_id, "ws": event.workspaceid, "text": data.text,
                                              "media": Jsonb(list(data.media_urls)), "publish_at": data.publish_at,
-                                             "at": at, "actor": data.actor, "reason": data.reason})
+                                             "at": at, "actor": data.actor, "reason": data.reason,
+                                             "version": event.aggregateversion})
         case ev.PostDrafted():
             conn.execute(_UPSERT_DRAFT, {"post_id": data.post_id, "ws": event.workspaceid, "text": data.text,
                                          "media": Jsonb(list(data.media_urls)), "publish_at": data.publish_at,
                                          "at": at, "stage": data.stage,
                                          "dests": Jsonb([d.model_dump(mode="json") for d in data.destinations]),
-                                         "actor": data.actor, "reason": data.reason})
+                                         "actor": data.actor, "reason": data.reason,
+                                         "version": event.aggregateversion})
         case ev.PostSubmitted() | ev.PostApproved() | ev.PostRejected():
-            conn.execute("UPDATE posts SET stage = COALESCE(%s, stage), actor = %s, reason = %s, updated_at = %s"
-                         " WHERE post_id = %s", (_stage_after(data), data.actor, data.reason, at, data.post_id))
+            conn.execute("UPDATE posts SET stage = COALESCE(%s, stage), actor = %s, reason = %s, updated_at = %s,"
+                         " version = %s WHERE post_id = %s AND version < %s",
+                         (_stage_after(data), data.actor, data.reason, at, event.aggregateversion, data.post_id,
+                          event.aggregateversion))
         case ev.PostRevised():
             conn.execute("UPDATE posts SET text = %s, media_urls = %s, publish_at = %s, actor = %s, reason = %s,"
-                         " updated_at = %s WHERE post_id = %s",
+                         " updated_at = %s, version = %s WHERE post_id = %s AND version < %s",
                          (data.text, Jsonb(list(data.media_urls)), data.publish_at, data.actor, data.reason, at,
-                          data.post_id))
+                          event.aggregateversion, data.post_id, event.aggregateversion))
         case ev.PostCancelled():
             conn.execute("UPDATE posts SET stage = CASE WHEN stage IS NULL THEN NULL ELSE 'cancelled' END,"
-                         " actor = COALESCE(%s, actor), reason = %s, updated_at = GREATEST(updated_at, %s)"
-                         " WHERE post_id = %s", (data.actor, data.reason, at, data.post_id))
+                         " actor = COALESCE(%s, actor), reason = %s, updated_at = GREATEST(updated_at, %s), version = %s"
+                         " WHERE post_id = %s AND version < %s",
+                         (data.actor, data.reason, at, event.aggregateversion, data.post_id, event.aggregateversion))
         case ev.ContentPolicySet():
             conn.execute("INSERT INTO content_policies VALUES (%s, %s) ON CONFLICT (workspace_id) DO UPDATE"
                          " SET requires_approval = EXCLUDED.requires_approval",

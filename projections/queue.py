@@ -94,7 +94,8 @@ _APPLIED = (ev.WorkspaceOpened, ev.PostScheduled, ev.AttemptStarted, ev.Destinat
             ev.DestinationThrottled, ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown, ev.PostCancelled,
             ev.PostRevised)
 # A revised destination waits again from the new time with its new text; one added after the post was
-# scheduled comes after those scheduled with it. Its attempt count goes on (never reset).
+# scheduled comes after those scheduled with it. Its attempt count goes on (never reset). A revision
+# redelivered after the destination moved on (started, or revised again) changes nothing.
 _REVISED = """
 INSERT INTO queue_destinations (post_id, destination_id, workspace_id, social_account_id, platform, handle, due_at,
                                 status, updated_at, text, ordinal)
@@ -102,6 +103,7 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s)
 ON CONFLICT (post_id, destination_id) DO UPDATE
    SET due_at = EXCLUDED.due_at, status = 'pending', reason = '', throttled_until = NULL, text = EXCLUDED.text,
        updated_at = EXCLUDED.updated_at
+ WHERE queue_destinations.status IN ('pending', 'cancelled') AND queue_destinations.updated_at <= EXCLUDED.updated_at
 """
 ADDED_ORDINAL = 1000  # + the destination's place in the revision
 

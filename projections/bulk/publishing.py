@@ -104,9 +104,11 @@ def queue(conn: Connection, events: list[Raw]) -> None:
                        "url": None, "reason": "", "updated_at": at, "text": x["text"],
                        "ordinal": ADDED_ORDINAL + i, "throttled_until": None}
                 if not dests.insert(row):
-                    dests.get(key).update(due_at=d["publish_at"], status="pending", reason="", throttled_until=None,
-                                          text=x["text"], updated_at=at)
-                    dests.changed(key)
+                    old = dests.get(key)
+                    if old["status"] in ("pending", "cancelled") and old["updated_at"] <= at:
+                        old.update(due_at=d["publish_at"], status="pending", reason="", throttled_until=None,
+                                   text=x["text"], updated_at=at)
+                        dests.changed(key)
     workspaces.store(conn)
     dests.store(conn)
 
@@ -139,15 +141,22 @@ def posts(conn: Connection, events: list[Raw]) -> None:
             fields = {"text": d["text"], "media_urls": list(d["media_urls"]), "publish_at": d["publish_at"],
                       "stage": d["stage"] if drafted else None,
                       "draft_destinations": list(d["destinations"]) if drafted else None,
-                      "actor": d.get("actor"), "reason": d.get("reason"), "updated_at": at}
+                      "actor": d.get("actor"), "reason": d.get("reason"), "updated_at": at,
+                      "version": e.aggregate_version}
             if row is None:
                 rows.insert({"post_id": d["post_id"], "workspace_id": e.workspace_id, "created_at": at, **fields})
-            elif drafted or row["stage"] is not None:
+            elif (drafted or row["stage"] is not None) and row["version"] < e.aggregate_version:
                 row.update(fields)
                 rows.changed(key)
             continue
         if row is None:
             continue
+        workflow = t in (ev.PostSubmitted.type, ev.PostApproved.type, ev.PostRejected.type, ev.PostRevised.type,
+                         ev.PostCancelled.type)
+        if workflow:
+            if row["version"] >= e.aggregate_version:
+                continue
+            row["version"] = e.aggregate_version
         if t in (ev.PostSubmitted.type, ev.PostApproved.type, ev.PostRejected.type):
             row.update(stage=_STAGE_AFTER.get(t, row["stage"]), actor=d["actor"], reason=d["reason"], updated_at=at)
         elif t == ev.PostRevised.type:
