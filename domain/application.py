@@ -52,6 +52,7 @@ from domain.wallet import clock_handlers as _clock_handlers  # noqa: F401 - regi
 from domain.generation import handlers as _generation_handlers  # noqa: F401 - registers them
 from domain.post import workflow_handlers as _workflow_handlers  # noqa: F401 - registers them
 from domain.post import edit_handlers as _edit_handlers  # noqa: F401 - registers them
+from domain.account import disconnect as _disconnect  # noqa: F401 - registers it
 from domain.wallet.aggregate import Period
 
 A = TypeVar("A", bound=HeraldAggregate)
