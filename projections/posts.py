@@ -57,7 +57,7 @@ COLUMNS = ("post_id", "workspace_id", "text", "media_urls", "publish_at", "creat
 
 # A destination event only moves the post's updated_at; the destination itself is the queue projection's.
 _DESTINATION_EVENTS = (ev.AttemptStarted, ev.DestinationPublished, ev.RetryScheduled, ev.DestinationThrottled,
-                       ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown)
+                       ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown, ev.DestinationsOnHold)
 WORKFLOW_EVENTS = (ev.PostDrafted, ev.PostSubmitted, ev.PostApproved, ev.PostRejected, ev.PostRevised,
                    ev.PostCancelled, ev.ContentPolicySet)
 _APPLIED = (ev.PostScheduled, *_DESTINATION_EVENTS, *WORKFLOW_EVENTS)
@@ -134,7 +134,7 @@ def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
                          " SET requires_approval = EXCLUDED.requires_approval",
                          (event.workspaceid, data.requires_approval))
         case (ev.AttemptStarted() | ev.DestinationPublished() | ev.RetryScheduled() | ev.DestinationThrottled()
-              | ev.DestinationFailed() | ev.DestinationSkipped() | ev.OutcomeUnknown()):
+              | ev.DestinationFailed() | ev.DestinationSkipped() | ev.OutcomeUnknown() | ev.DestinationsOnHold()):
             conn.execute(
                 "UPDATE posts SET updated_at = %s WHERE post_id = %s AND updated_at < %s",
                 (event.time, data.post_id, event.time),
@@ -157,8 +157,8 @@ SELECT p.post_id, p.workspace_id, p.text AS post_text, p.media_urls, p.publish_a
 _DESTINATION_FIELDS = ("destination_id", "social_account_id", "platform", "handle", "text", "status", "attempt",
                        "due_at", "platform_post_id", "url", "reason")
 STAGES = ("idea", "draft", "needs_approval")
-POST_STATUSES = (*STAGES, "scheduled", "publishing", "published", "partially_published", "failed", "skipped",
-                 "cancelled")
+POST_STATUSES = (*STAGES, "scheduled", "publishing", "on_hold", "published", "partially_published", "failed",
+                 "skipped", "cancelled")
 MAX_LIMIT = 200
 
 
@@ -201,6 +201,7 @@ _STATUS_SQL = """
 CASE WHEN p.stage IS NOT NULL THEN p.stage
      WHEN bool_or(d.status IN ('attempting', 'outcome_unknown')) THEN 'publishing'
      WHEN bool_or(d.status IN ('pending', 'retry_scheduled')) THEN 'scheduled'
+     WHEN bool_or(d.status = 'on_hold') THEN 'on_hold'
      WHEN bool_and(d.status = 'published') THEN 'published'
      WHEN bool_or(d.status = 'published') THEN 'partially_published'
      WHEN bool_and(d.status = 'cancelled') THEN 'cancelled'

@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 from projections.base import Projection, applies
 from schemas import events as ev
 from schemas.events import CloudEvent, EventData
-from schemas.statuses import ACTIVE, DESTINATION_STATUSES, TERMINAL
+from schemas.statuses import ACTIVE, DESTINATION_STATUSES, PAUSED, TERMINAL
 
 STATUSES = DESTINATION_STATUSES
 MAX_LIMIT = 500
@@ -92,7 +92,7 @@ UPDATE queue_destinations
 # The event models the match in apply() handles; checked by type name first, so others cost no parsing.
 _APPLIED = (ev.WorkspaceOpened, ev.PostScheduled, ev.AttemptStarted, ev.DestinationPublished, ev.RetryScheduled,
             ev.DestinationThrottled, ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown, ev.PostCancelled,
-            ev.PostRevised)
+            ev.PostRevised, ev.DestinationsOnHold)
 # A revised destination waits again from the new time with its new text; one added after the post was
 # scheduled comes after those scheduled with it. Its attempt count goes on (never reset). A revision
 # redelivered after the destination moved on (started, or revised again) changes nothing.
@@ -164,6 +164,9 @@ def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
         case ev.PostCancelled():
             for destination_id in data.cancelled_destinations:
                 _set(conn, data.post_id, destination_id, "cancelled", at, reason=data.reason)
+        case ev.DestinationsOnHold():
+            for destination_id in data.destination_ids:
+                _set(conn, data.post_id, destination_id, "on_hold", at, reason=data.reason)
         case ev.PostRevised():
             with conn.cursor() as cur:
                 cur.executemany(_REVISED, [
@@ -256,7 +259,7 @@ def page_query(
             raise ValueError(f"unknown destination status {', '.join(map(repr, unknown))}; known: {', '.join(sorted(STATUSES))}")
         if not statuses:
             raise ValueError("statuses is empty; leave it out for the default (waiting and in-flight destinations)")
-        wanted = tuple(s for s in (*ACTIVE, *sorted(TERMINAL)) if s in statuses)
+        wanted = tuple(s for s in (*ACTIVE, *sorted(PAUSED), *sorted(TERMINAL)) if s in statuses)
     if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, not {limit!r}")
     after = decode_cursor(cursor) if cursor is not None else None

@@ -400,6 +400,9 @@ class DisconnectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     reason: str = Field("disconnected_by_user", min_length=1, max_length=200)
+    waiting: Literal["cancel", "hold"] = Field(
+        "cancel", description="its waiting destinations: cancelled, or kept `on_hold` (not published, credit "
+        "released, daily slot freed) until cancelled or removed by an edit")
 
 
 class CancelledDestination(Response):
@@ -411,6 +414,8 @@ class SocialAccountDisconnected(Response):
     social_account_id: str
     cancelled: list[CancelledDestination] = Field(description="the waiting destinations cancelled, their credits "
                                                   "released")
+    on_hold: list[CancelledDestination] = Field(default_factory=list, description="with `waiting: hold`: the "
+                                                "destinations put on hold, their credits released")
     command_id: str
     position: int | None = None
 

@@ -415,6 +415,9 @@ class DisconnectSocialAccount(Payload):
 
     social_account_id: Id
     reason: str = Field("disconnected_by_user", min_length=1, max_length=200)
+    waiting: Literal["cancel", "hold"] = Field(
+        "cancel", description="its waiting destinations: cancelled, or kept on hold (not published, no credit "
+        "held) until cancelled or removed")
 
 
 class MarkAccountNeedsReconnect(Payload):

@@ -247,12 +247,14 @@ class SocialAccountReconnected(EventData):
 @event_type("herald.social_account.disconnected.v1")
 class SocialAccountDisconnected(EventData):
     """The workspace disconnected the account: nothing is published to it any more. Its waiting
-    destinations were cancelled (their credits released) in the same decision."""
+    destinations were cancelled or put on hold (their credits released either way) in the same
+    decision."""
 
     social_account_id: str
     actor: str
     reason: str
     cancelled_destinations: int = Field(description="how many waiting destinations were cancelled")
+    held_destinations: int = Field(0, description="how many waiting destinations were put on hold instead")
 
 
 @event_type("herald.workspace.social_account_unlinked.v1")
@@ -472,6 +474,18 @@ class PostRevised(EventData):
     publish_at: datetime
     destinations: list[Destination]
     released_holds: list[str] = Field(default_factory=list)
+    actor: str
+    reason: str
+
+
+@event_type("herald.post.destinations_on_hold.v1")
+class DestinationsOnHold(EventData):
+    """Waiting destinations kept but not published (their account was disconnected with `hold`):
+    their holds released and daily slots freed in the same decision."""
+
+    post_id: str
+    destination_ids: list[str]
+    released_holds: list[str]
     actor: str
     reason: str
 

@@ -57,9 +57,10 @@ class SocialAccount(HeraldAggregate):
                                                         credential_version=credential_version, detail=detail))
         return True
 
-    def disconnect(self, ctx: Context, reason: str, cancelled: int) -> None:
+    def disconnect(self, ctx: Context, reason: str, cancelled: int, held: int = 0) -> None:
         self.record(ctx, ev.SocialAccountDisconnected(social_account_id=self.social_account_id, actor=ctx.issued_by,
-                                                      reason=reason, cancelled_destinations=cancelled))
+                                                      reason=reason, cancelled_destinations=cancelled,
+                                                      held_destinations=held))
 
     def evolve(self, event: ev.EventData) -> None:
         match event:

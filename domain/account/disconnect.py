@@ -10,7 +10,7 @@ from schemas.statuses import WAITING
 from domain.account.aggregate import SocialAccount
 from domain.base import Context, HeraldAggregate
 from domain.post.aggregate import Post
-from domain.post.handlers import cancel_destinations, unique
+from domain.post.handlers import cancel_destinations, hold_destinations, unique
 from domain.registry import Outcome, handles
 from domain.rejections import Reason, Rejected
 
@@ -29,16 +29,20 @@ def disconnect_social_account(app: HeraldApplication, ctx: Context, p: cmd.Disco
                        "workspace")
     changed: list[HeraldAggregate] = []
     cancelled: list[dict[str, str]] = []
+    held: list[dict[str, str]] = []
     for post_id in sorted(workspace.waiting_posts):
         post = app.find(Post, post_id)
         if post is None:
             continue
         waiting = [d_id for d_id, d in post.destinations.items()
                    if d.social_account_id == p.social_account_id and d.status in WAITING]
-        if waiting:
+        if waiting and p.waiting == "hold":
+            changed += hold_destinations(app, ctx, post, waiting, "account_disconnected")
+            held += [{"post_id": post_id, "destination_id": d} for d in waiting]
+        elif waiting:
             changed += cancel_destinations(app, ctx, post, waiting, "account_disconnected")
             cancelled += [{"post_id": post_id, "destination_id": d} for d in waiting]
     workspace.unlink_account(ctx, p.social_account_id)
-    account.disconnect(ctx, p.reason, len(cancelled))
+    account.disconnect(ctx, p.reason, len(cancelled), len(held))
     return unique([*changed, workspace, account]), {"social_account_id": p.social_account_id,
-                                                    "cancelled": cancelled}
+                                                    "cancelled": cancelled, "on_hold": held}

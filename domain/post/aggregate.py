@@ -279,7 +279,7 @@ class Post(Drafting, Editing, HeraldAggregate):
             self.record(ctx, ev.PostCancelled(post_id=self.post_id, reason=reason, cancelled_destinations=[],
                                               released_holds=[], actor=ctx.issued_by))
             return
-        cancellable = [d_id for d_id, d in self.destinations.items() if d.status in WAITING]
+        cancellable = [d_id for d_id, d in self.destinations.items() if d.status in WAITING or d.status == "on_hold"]
         if not cancellable:
             raise Rejected(Reason.post_not_cancellable, f"post is {self.status}; no destination is still waiting")
         self.record(
@@ -288,7 +288,8 @@ class Post(Drafting, Editing, HeraldAggregate):
                 post_id=self.post_id,
                 reason=reason,
                 cancelled_destinations=cancellable,
-                released_holds=[self.destinations[d].hold_id for d in cancellable],
+                released_holds=[self.destinations[d].hold_id for d in cancellable
+                                if self.destinations[d].status != "on_hold"],
                 actor=ctx.issued_by,
             ),
         )
@@ -337,6 +338,10 @@ class Post(Drafting, Editing, HeraldAggregate):
                 dest.status, dest.reason = "outcome_unknown", event.detail
             case ev.PostRevised():
                 self.evolve_revision(event)
+            case ev.DestinationsOnHold():
+                for destination_id in event.destination_ids:
+                    dest = self.destinations[destination_id]
+                    dest.status, dest.reason, dest.slot_freed = "on_hold", event.reason, True
             case ev.PostCancelled():
                 self.cancelled = True
                 for destination_id in event.cancelled_destinations:

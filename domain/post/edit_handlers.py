@@ -104,11 +104,14 @@ def _revise(app: HeraldApplication, ctx: Context, post: Post, p: cmd.EditPost, c
     if whole and not live:
         raise Rejected(Reason.post_not_editable, f"post {post.post_id} is {post.status}: nothing left to change")
     adding = set(p.add_destinations)
+    on_hold = {d for d, s in post.destinations.items() if s.status == "on_hold"}
     for destination_id in [*p.remove_destinations, *p.destination_text, *p.destination_media]:
-        if destination_id not in live and destination_id not in adding:
+        if destination_id not in live and destination_id not in adding and not (
+                destination_id in on_hold and destination_id in p.remove_destinations):
             raise Rejected(Reason.unknown_destination, f"post {post.post_id} has no destination {destination_id} "
                            "still on it")
     concerned = set(live) if whole else {*p.remove_destinations, *p.destination_text, *p.destination_media} - adding
+    concerned -= on_hold  # removing one on hold is cancelling it: nothing of it was started or is held
     post.require_unstarted(sorted(concerned))
     if post.settled:  # it has left the queue: nothing of it waits any more
         raise Rejected(Reason.post_not_editable, f"post {post.post_id} is {post.status}: nothing left to change")
@@ -149,7 +152,8 @@ def _revise(app: HeraldApplication, ctx: Context, post: Post, p: cmd.EditPost, c
     released: list[str] = []
     destinations: list[ev.Destination] = []
     for d in revised + added:
-        is_new = d.destination_id not in post.destinations or post.destinations[d.destination_id].status == "cancelled"
+        is_new = (d.destination_id not in post.destinations
+                  or post.destinations[d.destination_id].status in ("cancelled", "on_hold"))
         hold_id = post.destinations[d.destination_id].hold_id if not is_new else ""
         if is_new or moved:
             if hold_id and hold_id in wallet.holds and not is_new:
@@ -166,7 +170,7 @@ def _revise(app: HeraldApplication, ctx: Context, post: Post, p: cmd.EditPost, c
         raise Rejected(Reason.invalid_payload, "the edit changes nothing")
     before = len(post.pending_events)
     if removed:
-        post.cancel_destinations(ctx, sorted(removed, key=live.index), p.reason)
+        post.cancel_destinations(ctx, sorted(removed, key=list(post.destinations).index), p.reason)
     if destinations:
         post.revise(ctx, change, text, media_urls, publish_at, destinations, released, p.reason)
     changed: list[HeraldAggregate] = [post, wallet, *settle_holds(app, ctx, post, before)]

@@ -41,8 +41,8 @@ class Editing:
                            + "; ".join(sorted(started)))
 
     def live_destinations(self: Post) -> list[str]:  # type: ignore[misc]
-        """Every destination not cancelled: those a change of the whole post concerns."""
-        return [d_id for d_id, d in self.destinations.items() if d.status != "cancelled"]
+        """Every destination not cancelled nor on hold: those a change of the whole post concerns."""
+        return [d_id for d_id, d in self.destinations.items() if d.status not in ("cancelled", "on_hold")]
 
     def redraft(self: Post, ctx: Context, stage: str, text: str, media_urls: list[str],  # type: ignore[misc]
                 publish_at: datetime | None, destinations: list[ev.DraftDestination], reason: str) -> None:
@@ -61,7 +61,7 @@ class Editing:
 
     def cancel_destinations(self: Post, ctx: Context, destination_ids: list[str], reason: str) -> None:  # type: ignore[misc]
         """Cancels some destinations still waiting; their daily slots are freed by the caller."""
-        waiting = ("pending", "retry_scheduled")
+        waiting = ("pending", "retry_scheduled", "on_hold")
         not_waiting = [f"{d} is {self.destination(d).status}" for d in destination_ids
                        if self.destination(d).status not in waiting]
         if not_waiting:
@@ -69,8 +69,15 @@ class Editing:
                            + "; ".join(not_waiting))
         self.record(ctx, ev.PostCancelled(post_id=self.post_id, reason=reason,
                                           cancelled_destinations=list(destination_ids),
-                                          released_holds=[self.destinations[d].hold_id for d in destination_ids],
+                                          released_holds=[self.destinations[d].hold_id for d in destination_ids
+                                                          if self.destinations[d].status != "on_hold"],
                                           actor=ctx.issued_by, slots_freed=True))
+
+    def put_on_hold(self: Post, ctx: Context, destination_ids: list[str], reason: str) -> None:  # type: ignore[misc]
+        """Keeps waiting destinations without publishing them; the caller releases their holds."""
+        self.record(ctx, ev.DestinationsOnHold(post_id=self.post_id, destination_ids=list(destination_ids),
+                                               released_holds=[self.destinations[d].hold_id for d in destination_ids],
+                                               actor=ctx.issued_by, reason=reason))
 
     def evolve_revision(self: Post, event: ev.PostRevised) -> None:  # type: ignore[misc]
         from domain.post.aggregate import DestinationState

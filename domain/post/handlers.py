@@ -149,6 +149,17 @@ def cancel_destinations(app: HeraldApplication, ctx: Context, post: Post, destin
     return unique([post, workspace, *settle_holds(app, ctx, post, before), *_dequeue_if_settled(app, ctx, post)])
 
 
+def hold_destinations(app: HeraldApplication, ctx: Context, post: Post, destination_ids: list[str],
+                      reason: str) -> list[HeraldAggregate]:
+    """Puts some of a scheduled post's waiting destinations on hold: their holds released and daily
+    slots freed at once; the post keeps its place in the queue."""
+    before = len(post.pending_events)
+    post.put_on_hold(ctx, destination_ids, reason)
+    workspace = app.workspace(ctx)
+    workspace.shrink_post_slot(ctx, post.post_id, [d.platform for d in post.destinations.values() if not d.slot_freed])
+    return unique([post, workspace, *settle_holds(app, ctx, post, before)])
+
+
 def unique(aggregates: list[HeraldAggregate]) -> list[HeraldAggregate]:
     """Each aggregate once, in first-seen order."""
     seen: dict[int, HeraldAggregate] = {}
@@ -238,6 +249,8 @@ def settle_holds(app: HeraldApplication, ctx: Context, post: Post, before: int) 
                 endings.append((data["hold_id"], f"skipped:{data['reason']}"))
             case ev.PostCancelled.type:
                 endings.extend((hold_id, "post_cancelled") for hold_id in data["released_holds"])
+            case ev.DestinationsOnHold.type:
+                endings.extend((hold_id, f"on_hold:{data['reason']}") for hold_id in data["released_holds"])
     if not endings:
         return []
     wallet = app.wallet(ctx)

@@ -97,7 +97,8 @@ def router(shared: Shared) -> APIRouter:
         response_model=api.SocialAccountDisconnected, summary="Disconnect a social account",
         responses=openapi_responses(401, 403, 404, 422, 503),
         description="Nothing is published to it any more: its waiting destinations are cancelled (reason "
-        "`account_disconnected`), their credits released and daily-limit slots freed, in the same decision; an "
+        "`account_disconnected`), or with `waiting: hold` kept as `on_hold` (cancel them or remove them by an "
+        "edit later), their credits released and daily-limit slots freed either way, in the same decision; an "
         "attempt already in flight finishes. It no longer counts against the accounts limit. 422 "
         "`unknown_social_account` when it is not a connected account of this workspace.",
     )
@@ -105,8 +106,9 @@ def router(shared: Shared) -> APIRouter:
                                   response: Response, body: api.DisconnectRequest | None = None,
                                   idempotency_key: IdempotencyKey = None):
         ws = shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
-        payload = cmd.DisconnectSocialAccount(social_account_id=social_account_id,
-                                              reason=(body or api.DisconnectRequest()).reason)
+        body = body or api.DisconnectRequest()
+        payload = cmd.DisconnectSocialAccount(social_account_id=social_account_id, reason=body.reason,
+                                              waiting=body.waiting)
         decision = shared.decide(caller, ws, payload, idempotency_key, response)
         return {**decision.result, "command_id": decision.command_id, "position": decision.position}
 

@@ -17,7 +17,7 @@ from schemas import events as ev
 
 _QUEUE_EVENTS = (ev.WorkspaceOpened, ev.PostScheduled, ev.AttemptStarted, ev.DestinationPublished, ev.RetryScheduled,
                  ev.DestinationThrottled, ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown,
-                 ev.PostCancelled, ev.PostRevised)
+                 ev.PostCancelled, ev.PostRevised, ev.DestinationsOnHold)
 _QUEUE_COLUMNS = ("post_id", "destination_id", "workspace_id", "social_account_id", "platform", "handle", "due_at",
                   "status", "attempt", "platform_post_id", "url", "reason", "updated_at", "text", "ordinal",
                   "throttled_until")
@@ -35,6 +35,8 @@ def queue(conn: Connection, events: list[Raw]) -> None:
             keys += [(d["post_id"], x["destination_id"]) for x in d["destinations"]]
         elif e.type == ev.PostCancelled.type:
             keys += [(d["post_id"], x) for x in d["cancelled_destinations"]]
+        elif e.type == ev.DestinationsOnHold.type:
+            keys += [(d["post_id"], x) for x in d["destination_ids"]]
         elif e.type != ev.WorkspaceOpened.type:
             keys.append((d["post_id"], d["destination_id"]))
     dests.load(conn, keys)
@@ -95,6 +97,9 @@ def queue(conn: Connection, events: list[Raw]) -> None:
         elif t == ev.PostCancelled.type:
             for x in d["cancelled_destinations"]:
                 set_status(d["post_id"], x, "cancelled", at, reason=d["reason"])
+        elif t == ev.DestinationsOnHold.type:
+            for x in d["destination_ids"]:
+                set_status(d["post_id"], x, "on_hold", at, reason=d["reason"])
         elif t == ev.PostRevised.type:
             for i, x in enumerate(d["destinations"]):
                 key = (d["post_id"], x["destination_id"])
@@ -116,7 +121,7 @@ def queue(conn: Connection, events: list[Raw]) -> None:
 # posts, accounts, workspaces ----------------------------------------------------------------
 
 _POST_TOUCHES = (ev.AttemptStarted, ev.DestinationPublished, ev.RetryScheduled, ev.DestinationThrottled,
-                 ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown)
+                 ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown, ev.DestinationsOnHold)
 _POSTS_EVENTS = (ev.PostScheduled, *_POST_TOUCHES, *posts_projection.WORKFLOW_EVENTS)
 _STAGE_AFTER = {ev.PostSubmitted.type: "needs_approval", ev.PostRejected.type: "draft"}
 

@@ -85,7 +85,7 @@ EVERYTHING = [
     ("draft", 0, "a", ""), ("submit", 0, "a", ""), ("approval", 0, "a", ""), ("draft", 1, "b", ""),
     ("submit", 1, "b", ""), ("reject", 1, "b", ""), ("edit", 1, "b", ""), ("submit", 1, "b", ""),
     ("approve", 1, "b", ""), ("approval", 1, "a", ""), ("edit", 0, "a", ""),
-    ("draft", 2, "a", ""), ("cancel", 2, "a", ""), ("disconnect", 0, "b", ""),
+    ("draft", 2, "a", ""), ("cancel", 2, "a", ""), ("disconnect", 0, "b", ""), ("disconnect", 1, "a", ""),
 ]
 
 _ids = itertools.count()
@@ -168,8 +168,8 @@ def run_workload(app, ws: str, workload, *, tier: str = "pro", timezone: str = "
                         hashtags=["tag"], **common))
                 elif outcome != "unknown":
                     decide(cmd.RecordGenerationOutcome(succeeded=False, failure="transient", detail=outcome, **common))
-            case "disconnect":  # its waiting destinations cancelled, its credits released
-                decide(cmd.DisconnectSocialAccount(social_account_id=dest))
+            case "disconnect":  # its waiting destinations cancelled (post 0) or on hold, its credits released
+                decide(cmd.DisconnectSocialAccount(social_account_id=dest, waiting="cancel" if post == 0 else "hold"))
             case "draft":  # a draft of its own (d<n>), due in two hours once submitted
                 decide(cmd.CreateDraft(post_id=f"{ws}-d{post}", text=f"draft {post}", destinations=[dest],
                                        publish_at=now() + timedelta(hours=2)))

@@ -270,3 +270,19 @@ def test_disconnecting_an_account_cancels_its_waiting_destinations_and_releases_
     h.rejected(cmd.CreateDraft(post_id="p3", text="x", destinations=["acc-a"]), "unknown_social_account")
     (event,) = h.events_of("herald.social_account.disconnected.v1")
     assert event["actor"] == "tests" and event["cancelled_destinations"] == 1
+
+
+def test_disconnecting_with_hold_keeps_the_destinations_on_hold_without_credits(h: Herald) -> None:
+    scheduled(h, "p1", "acc-a", "acc-b")
+    result = h.ok(cmd.DisconnectSocialAccount(social_account_id="acc-a", waiting="hold"))
+    assert result["on_hold"] == [{"post_id": "p1", "destination_id": "acc-a"}] and result["cancelled"] == []
+    post = h.post("p1")
+    assert post.destinations["acc-a"].status == "on_hold" and post.status == "scheduled"
+    assert set(holds_of(h, "p1")) == {"acc-b"}
+    h.rejected(cmd.StartPublishAttempt(post_id="p1", destination_id="acc-a", attempt=1), "attempt_fenced")
+    h.ok(cmd.EditPost(post_id="p1", text="still editable"))  # the destination on hold is not concerned
+    h.ok(cmd.CancelPost(post_id="p1", destination_ids=["acc-b"]))
+    assert h.post("p1").status == "on_hold" and "p1" in h.workspace().waiting_posts
+    h.ok(cmd.EditPost(post_id="p1", remove_destinations=["acc-a"]))  # removed: cancelled, nothing to release
+    assert h.post("p1").status == "cancelled" and "p1" not in h.workspace().waiting_posts
+    assert h.wallet().holds == {}
