@@ -200,3 +200,20 @@ def test_disconnect_lists_what_it_cancelled_and_shows_the_account_disconnected(g
                    "unknown_social_account")
     assert_problem(gw.http.post("/v1/workspaces/a/social-accounts/nope/disconnect", headers=editor), 422,
                    "unknown_social_account")
+
+
+def test_disconnect_with_hold_keeps_the_destinations_on_hold(gw, ws):
+    key, editor, one, two = ws
+    gw.api.schedule("a", editor, [one, two], post_id="p1")
+    answer = gw.http.post(f"/v1/workspaces/a/social-accounts/{one}/disconnect", headers=editor,
+                          json={"waiting": "hold", "reason": "agency left"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["on_hold"] == [{"post_id": "p1", "destination_id": one}] and answer.json()["cancelled"] == []
+    assert held(gw, key) == 1
+    post = gw.get("/v1/workspaces/a/posts/p1", headers=editor).json()
+    assert {d["destination_id"]: d["status"] for d in post["destinations"]} == {one: "on_hold", two: "pending"}
+    gw.http.post("/v1/workspaces/a/posts/p1/cancel", headers=editor, json={"destination_ids": [two]})
+    listed = gw.get("/v1/workspaces/a/posts", headers=editor, params={"status": "on_hold"}).json()
+    assert [p["post_id"] for p in listed["posts"]] == ["p1"]
+    assert_problem(gw.http.post(f"/v1/workspaces/a/social-accounts/{two}/disconnect", headers=editor,
+                                json={"waiting": "later"}), 422, "validation_error")
