@@ -89,6 +89,10 @@ def place_on_schedule(app: HeraldApplication, ctx: Context, post_id: str, text: 
     PostScheduled with the destinations returned."""
     if not drafts:
         raise Rejected(Reason.no_destinations, f"post {post_id} has no destination to publish to")
+    workspace = app.workspace(ctx)
+    gone = [d.destination_id for d in drafts if d.social_account_id not in workspace.accounts]
+    if gone:  # disconnected since the draft named it
+        raise Rejected(Reason.unknown_social_account, f"no social account {', '.join(gone)} in this workspace any more")
     check_content(text, media_urls, drafts)
     destinations = [
         ev.Destination(destination_id=d.destination_id, social_account_id=d.social_account_id, platform=d.platform,
@@ -97,7 +101,6 @@ def place_on_schedule(app: HeraldApplication, ctx: Context, post_id: str, text: 
                        hold_id=hold_id_for(post_id, d.destination_id))
         for d in drafts
     ]
-    workspace = app.workspace(ctx)
     workspace.enqueue_post(ctx, post_id, publish_at, [d.platform for d in destinations])
     wallet = app.wallet(ctx)
     for dest in destinations:

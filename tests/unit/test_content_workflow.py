@@ -286,3 +286,11 @@ def test_disconnecting_with_hold_keeps_the_destinations_on_hold_without_credits(
     h.ok(cmd.EditPost(post_id="p1", remove_destinations=["acc-a"]))  # removed: cancelled, nothing to release
     assert h.post("p1").status == "cancelled" and "p1" not in h.workspace().waiting_posts
     assert h.wallet().holds == {}
+
+
+def test_a_draft_for_an_account_disconnected_since_cannot_be_submitted(h: Herald) -> None:
+    draft(h, "p1", "acc-a")
+    h.ok(cmd.DisconnectSocialAccount(social_account_id="acc-a"))
+    h.rejected(cmd.SubmitPost(post_id="p1"), "unknown_social_account")
+    h.ok(cmd.EditPost(post_id="p1", remove_destinations=["acc-a"], add_destinations=["acc-b"]))
+    assert h.ok(cmd.SubmitPost(post_id="p1"))["status"] == "scheduled"
