@@ -103,7 +103,8 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s)
 ON CONFLICT (post_id, destination_id) DO UPDATE
    SET due_at = EXCLUDED.due_at, status = 'pending', reason = '', throttled_until = NULL, text = EXCLUDED.text,
        updated_at = EXCLUDED.updated_at
- WHERE queue_destinations.status IN ('pending', 'cancelled') AND queue_destinations.updated_at <= EXCLUDED.updated_at
+ WHERE queue_destinations.status IN ('pending', 'cancelled', 'on_hold')
+   AND queue_destinations.updated_at <= EXCLUDED.updated_at
 """
 ADDED_ORDINAL = 1000  # + the destination's place in the revision
 

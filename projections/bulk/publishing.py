@@ -110,7 +110,7 @@ def queue(conn: Connection, events: list[Raw]) -> None:
                        "ordinal": ADDED_ORDINAL + i, "throttled_until": None}
                 if not dests.insert(row):
                     old = dests.get(key)
-                    if old["status"] in ("pending", "cancelled") and old["updated_at"] <= at:
+                    if old["status"] in ("pending", "cancelled", "on_hold") and old["updated_at"] <= at:
                         old.update(due_at=d["publish_at"], status="pending", reason="", throttled_until=None,
                                    text=x["text"], updated_at=at)
                         dests.changed(key)
