@@ -47,8 +47,9 @@ BEGIN
     END IF;
 END $$;
 CREATE TABLE IF NOT EXISTS content_policies (
-    workspace_id      text    PRIMARY KEY,
-    requires_approval boolean NOT NULL
+    workspace_id       text    PRIMARY KEY,
+    requires_approval  boolean NOT NULL,
+    disconnect_waiting text    NOT NULL DEFAULT 'cancel'
 );
 """
 TABLES = ("posts", "content_policies")
@@ -130,9 +131,10 @@ def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
                          " WHERE post_id = %s AND version < %s",
                          (data.actor, data.reason, at, event.aggregateversion, data.post_id, event.aggregateversion))
         case ev.ContentPolicySet():
-            conn.execute("INSERT INTO content_policies VALUES (%s, %s) ON CONFLICT (workspace_id) DO UPDATE"
-                         " SET requires_approval = EXCLUDED.requires_approval",
-                         (event.workspaceid, data.requires_approval))
+            conn.execute("INSERT INTO content_policies VALUES (%s, %s, %s) ON CONFLICT (workspace_id) DO UPDATE"
+                         " SET requires_approval = EXCLUDED.requires_approval,"
+                         " disconnect_waiting = EXCLUDED.disconnect_waiting",
+                         (event.workspaceid, data.requires_approval, data.disconnect_waiting))
         case (ev.AttemptStarted() | ev.DestinationPublished() | ev.RetryScheduled() | ev.DestinationThrottled()
               | ev.DestinationFailed() | ev.DestinationSkipped() | ev.OutcomeUnknown() | ev.DestinationsOnHold()):
             conn.execute(
@@ -294,8 +296,9 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     return when, post_id
 
 
-def read_content_policy(conn: Connection, workspace_id: str) -> bool:
-    """Whether the workspace requires approval (false until it set its content policy)."""
-    row = conn.execute("SELECT requires_approval FROM content_policies WHERE workspace_id = %s",
+def read_content_policy(conn: Connection, workspace_id: str) -> dict[str, Any]:
+    """The workspace's content policy (requires_approval, disconnect_waiting); the defaults until set."""
+    row = conn.execute("SELECT requires_approval, disconnect_waiting FROM content_policies WHERE workspace_id = %s",
                        (workspace_id,)).fetchone()
-    return bool(row and row[0])
+    return {"requires_approval": row[0], "disconnect_waiting": row[1]} if row else \
+        {"requires_approval": False, "disconnect_waiting": "cancel"}

@@ -316,6 +316,7 @@ class PostList(Response):
 
 class ContentPolicySet(Response):
     requires_approval: bool
+    disconnect_waiting: Literal["cancel", "hold"]
     command_id: str
     position: int | None = None
 
@@ -400,9 +401,10 @@ class DisconnectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     reason: str = Field("disconnected_by_user", min_length=1, max_length=200)
-    waiting: Literal["cancel", "hold"] = Field(
-        "cancel", description="its waiting destinations: cancelled, or kept `on_hold` (not published, credit "
-        "released, daily slot freed) until cancelled or removed by an edit")
+    waiting: Literal["cancel", "hold"] | None = Field(
+        None, description="its waiting destinations: cancelled, or kept `on_hold` (not published, credit "
+        "released, daily slot freed) until cancelled or removed by an edit; omitted: the workspace's content "
+        "policy (`disconnect_waiting`, cancel unless set)")
 
 
 class CancelledDestination(Response):
@@ -467,6 +469,9 @@ class WorkspaceView(Response):
                                           "null: Herald's default")
     requires_approval: bool = Field(False, description="the content policy (PUT …/content-policy): submitted posts "
                                     "wait for a key with the `approver` scope")
+    disconnect_waiting: Literal["cancel", "hold"] = Field(
+        "cancel", description="the content policy: what disconnecting an account does to its waiting destinations "
+        "when the request does not say")
 
 
 class PublishingPolicySet(Response):

@@ -279,9 +279,11 @@ class RejectPost(Payload):
 
 
 class SetContentPolicy(Payload):
-    """The workspace's content policy: whether submitted posts need an approver."""
+    """The workspace's content policy: whether submitted posts need an approver, and what
+    disconnecting an account does to its waiting destinations by default."""
 
     requires_approval: StrictBool
+    disconnect_waiting: Literal["cancel", "hold"] = "cancel"
 
 
 class CancelPost(Payload):
@@ -415,9 +417,9 @@ class DisconnectSocialAccount(Payload):
 
     social_account_id: Id
     reason: str = Field("disconnected_by_user", min_length=1, max_length=200)
-    waiting: Literal["cancel", "hold"] = Field(
-        "cancel", description="its waiting destinations: cancelled, or kept on hold (not published, no credit "
-        "held) until cancelled or removed")
+    waiting: Literal["cancel", "hold"] | None = Field(
+        None, description="its waiting destinations: cancelled, or kept on hold (not published, no credit "
+        "held) until cancelled or removed; omitted: the workspace's content policy (cancel unless set)")
 
 
 class MarkAccountNeedsReconnect(Payload):

@@ -112,6 +112,8 @@ class PublishingPolicySet(EventData):
 @event_type("herald.workspace.content_policy_set.v1")
 class ContentPolicySet(EventData):
     requires_approval: bool = Field(description="submitted drafts wait for an approver before they are scheduled")
+    disconnect_waiting: Literal["cancel", "hold"] = Field(
+        "cancel", description="what disconnecting an account does to its waiting destinations unless the request says")
     actor: str
 
 

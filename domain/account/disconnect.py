@@ -27,6 +27,7 @@ def disconnect_social_account(app: HeraldApplication, ctx: Context, p: cmd.Disco
     if account is None or account.workspace_id != ctx.workspace_id or account.disconnected:
         raise Rejected(Reason.unknown_social_account, f"no connected social account {p.social_account_id} in this "
                        "workspace")
+    mode = p.waiting or workspace.disconnect_waiting
     changed: list[HeraldAggregate] = []
     cancelled: list[dict[str, str]] = []
     held: list[dict[str, str]] = []
@@ -36,7 +37,7 @@ def disconnect_social_account(app: HeraldApplication, ctx: Context, p: cmd.Disco
             continue
         waiting = [d_id for d_id, d in post.destinations.items()
                    if d.social_account_id == p.social_account_id and d.status in WAITING]
-        if waiting and p.waiting == "hold":
+        if waiting and mode == "hold":
             changed += hold_destinations(app, ctx, post, waiting, "account_disconnected")
             held += [{"post_id": post_id, "destination_id": d} for d in waiting]
         elif waiting:

@@ -33,6 +33,7 @@ class Workspace(HeraldAggregate):
     automation_rules = 0
     missed_window_s: float | None = None  # the workspace's publishing policy; None: Herald's default
     requires_approval = False  # the content policy: submitted posts wait for an approver
+    disconnect_waiting = "cancel"  # and what disconnecting an account does to its waiting destinations
 
     def __init__(self) -> None:
         super().__init__()
@@ -143,8 +144,9 @@ class Workspace(HeraldAggregate):
         if post_id in self.waiting_posts and slot is not None and sorted(slot[1]) != sorted(platforms):
             self.record(ctx, ev.PostSlotChanged(post_id=post_id, due_day=slot[0], platforms=list(platforms)))
 
-    def set_content_policy(self, ctx: Context, requires_approval: bool) -> None:
-        self.record(ctx, ev.ContentPolicySet(requires_approval=requires_approval, actor=ctx.issued_by))
+    def set_content_policy(self, ctx: Context, requires_approval: bool, disconnect_waiting: str = "cancel") -> None:
+        self.record(ctx, ev.ContentPolicySet(requires_approval=requires_approval,
+                                             disconnect_waiting=disconnect_waiting, actor=ctx.issued_by))
 
     def over_daily_posts(self, day: str, platform: str) -> bool:
         """More of the platform's posts are due that day than the limit now allows (it was lowered
@@ -254,6 +256,7 @@ class Workspace(HeraldAggregate):
                 self.missed_window_s = event.missed_window_s
             case ev.ContentPolicySet():
                 self.requires_approval = event.requires_approval
+                self.disconnect_waiting = event.disconnect_waiting
 
     def _slots(self) -> dict[str, list]:
         if self.post_slots is None:

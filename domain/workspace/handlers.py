@@ -58,5 +58,6 @@ def set_publishing_policy(app: HeraldApplication, ctx: Context, p: cmd.SetPublis
 @handles(cmd.SetContentPolicy)
 def set_content_policy(app: HeraldApplication, ctx: Context, p: cmd.SetContentPolicy) -> Outcome:
     workspace = app.workspace(ctx)
-    workspace.set_content_policy(ctx, p.requires_approval)
-    return [workspace], {"requires_approval": workspace.requires_approval}
+    workspace.set_content_policy(ctx, p.requires_approval, p.disconnect_waiting)
+    return [workspace], {"requires_approval": workspace.requires_approval,
+                         "disconnect_waiting": workspace.disconnect_waiting}

@@ -52,7 +52,7 @@ def router(shared: Shared) -> APIRouter:
             found = workspaces.read_workspace(conn, workspace_id)
             if found is None:
                 raise ProblemError(404, "unknown_workspace", f"no workspace {workspace_id}")
-            return {**found, "requires_approval": posts.read_content_policy(conn, workspace_id)}
+            return {**found, **posts.read_content_policy(conn, workspace_id)}
 
     @r.put(
         "/v1/workspaces/{workspace_id}/publishing-policy", response_model=api.PublishingPolicySet,

@@ -129,14 +129,16 @@ _STAGE_AFTER = {ev.PostSubmitted.type: "needs_approval", ev.PostRejected.type: "
 def posts(conn: Connection, events: list[Raw]) -> None:
     events = only(events, *_POSTS_EVENTS)
     rows = Rows("posts", ["post_id"], posts_projection.COLUMNS, jsonb=["media_urls", "draft_destinations"])
-    policies = Rows("content_policies", ["workspace_id"], ["workspace_id", "requires_approval"])
+    policies = Rows("content_policies", ["workspace_id"], ["workspace_id", "requires_approval", "disconnect_waiting"])
     rows.load(conn, [(e.data["post_id"],) for e in events if e.type != ev.ContentPolicySet.type])
     policies.load(conn, [(e.workspace_id,) for e in events if e.type == ev.ContentPolicySet.type])
     for e in events:
         d, t, at = e.data, e.type, e.time
         if t == ev.ContentPolicySet.type:
-            if not policies.insert({"workspace_id": e.workspace_id, "requires_approval": d["requires_approval"]}):
-                policies.get((e.workspace_id,)).update(requires_approval=d["requires_approval"])
+            fields = {"requires_approval": d["requires_approval"],
+                      "disconnect_waiting": d.get("disconnect_waiting", "cancel")}
+            if not policies.insert({"workspace_id": e.workspace_id, **fields}):
+                policies.get((e.workspace_id,)).update(fields)
                 policies.changed((e.workspace_id,))
             continue
         key = (d["post_id"],)

@@ -79,7 +79,8 @@ def test_approval_needs_the_approver_scope_and_rejection_returns_to_draft(gw, ws
                    403, "forbidden")
     policy = gw.http.put("/v1/workspaces/a/content-policy", headers=key, json={"requires_approval": True})
     assert policy.status_code == 200 and policy.json()["requires_approval"] is True, policy.text
-    assert gw.get("/v1/workspaces/a", headers=editor).json()["requires_approval"] is True
+    shown = gw.get("/v1/workspaces/a", headers=editor).json()
+    assert shown["requires_approval"] is True and shown["disconnect_waiting"] == "cancel"
 
     gw.http.post("/v1/workspaces/a/drafts", headers=editor, json={"post_id": "p1", "text": "Hi", "destinations": [one],
                                                                    "publish_at": soon()})
@@ -205,8 +206,12 @@ def test_disconnect_lists_what_it_cancelled_and_shows_the_account_disconnected(g
 def test_disconnect_with_hold_keeps_the_destinations_on_hold(gw, ws):
     key, editor, one, two = ws
     gw.api.schedule("a", editor, [one, two], post_id="p1")
+    policy = gw.http.put("/v1/workspaces/a/content-policy", headers=key,
+                         json={"requires_approval": False, "disconnect_waiting": "hold"})
+    assert policy.status_code == 200 and policy.json()["disconnect_waiting"] == "hold", policy.text
+    assert gw.get("/v1/workspaces/a", headers=editor).json()["disconnect_waiting"] == "hold"
     answer = gw.http.post(f"/v1/workspaces/a/social-accounts/{one}/disconnect", headers=editor,
-                          json={"waiting": "hold", "reason": "agency left"})
+                          json={"reason": "agency left"})  # the workspace's choice: hold
     assert answer.status_code == 200, answer.text
     assert answer.json()["on_hold"] == [{"post_id": "p1", "destination_id": one}] and answer.json()["cancelled"] == []
     assert held(gw, key) == 1

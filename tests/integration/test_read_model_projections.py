@@ -533,7 +533,7 @@ def _history() -> list[CloudEvent]:
     s(ev.CommandRejected(command_id="c9", command_type="cancel_post.v1", reason_code="post_not_cancellable",
                          detail="post is cancelled", issued_by="api-key:k", subjects=["post:p2"]), "c9")
     # The content workflow (docs/content-workflow.md): a draft rejected, approved, scheduled, revised.
-    s(ev.ContentPolicySet(requires_approval=True, actor="api-key:k"))
+    s(ev.ContentPolicySet(requires_approval=True, disconnect_waiting="hold", actor="api-key:k"))
     s(ev.PostDrafted(post_id="p3", stage="draft", text="plan", media_urls=[], publish_at=None, actor="api-key:k",
                      reason="drafted", destinations=[ev.DraftDestination(destination_id="a", social_account_id="a",
                                                                          platform="sandbox", handle="@a")]), "p3")

@@ -294,3 +294,14 @@ def test_a_draft_for_an_account_disconnected_since_cannot_be_submitted(h: Herald
     h.rejected(cmd.SubmitPost(post_id="p1"), "unknown_social_account")
     h.ok(cmd.EditPost(post_id="p1", remove_destinations=["acc-a"], add_destinations=["acc-b"]))
     assert h.ok(cmd.SubmitPost(post_id="p1"))["status"] == "scheduled"
+
+
+def test_the_workspace_chooses_what_a_disconnect_does_unless_the_request_says(h: Herald) -> None:
+    h.connect("acc-c")
+    h.ok(cmd.SetContentPolicy(requires_approval=False, disconnect_waiting="hold"))
+    scheduled(h, "p1", "acc-a", "acc-c")
+    assert h.ok(cmd.DisconnectSocialAccount(social_account_id="acc-a"))["on_hold"] == [
+        {"post_id": "p1", "destination_id": "acc-a"}]
+    assert h.ok(cmd.DisconnectSocialAccount(social_account_id="acc-c", waiting="cancel"))["cancelled"] == [
+        {"post_id": "p1", "destination_id": "acc-c"}]
+    assert h.post("p1").status == "on_hold"
