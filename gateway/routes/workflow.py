@@ -115,9 +115,11 @@ def router(shared: Shared) -> APIRouter:
 
     @r.put(
         "/v1/workspaces/{workspace_id}/content-policy", response_model=api.ContentPolicySet,
-        summary="Set whether posts need approval", responses=openapi_responses(401, 403, 404, 422, 503),
-        description="Needs the `approver` scope (an editor cannot switch approval off). Shown on the workspace "
-        "as `requires_approval`. Posts already awaiting approval keep waiting when it is switched off.",
+        summary="Set the workspace's content policy", responses=openapi_responses(401, 403, 404, 422, 503),
+        description="`requires_approval`: submitted posts wait for an approver (posts already awaiting approval "
+        "keep waiting when it is switched off). `disconnect_waiting` (`cancel` or `hold`): what disconnecting an "
+        "account does to its waiting destinations when the request does not say. Needs the `approver` scope (an "
+        "editor cannot switch approval off). Shown on the workspace.",
     )
     def set_content_policy(workspace_id: WorkspaceId, body: api.ContentPolicyRequest, caller: Caller,
                            response: Response, idempotency_key: IdempotencyKey = None):
