@@ -39,6 +39,12 @@ class Reason(StrEnum):
     generation_already_recorded = "generation_already_recorded"
     notification_delivery_ended = "notification_delivery_ended"
     notification_attempt_fenced = "notification_attempt_fenced"
+    post_not_draft = "post_not_draft"
+    post_not_awaiting_approval = "post_not_awaiting_approval"
+    no_destinations = "no_destinations"
+    destination_started = "destination_started"
+    destination_exists = "destination_exists"
+    post_not_editable = "post_not_editable"
 
 
 class Rejected(Exception):

@@ -57,6 +57,12 @@ REASON_STATUS: dict[str, int] = {
     Reason.generation_exists: 409,
     Reason.unknown_generation: 404,
     Reason.generation_already_recorded: 409,
+    Reason.post_not_draft: 409,
+    Reason.post_not_awaiting_approval: 409,
+    Reason.no_destinations: 422,
+    Reason.destination_started: 409,
+    Reason.destination_exists: 409,
+    Reason.post_not_editable: 409,
 }
 
 

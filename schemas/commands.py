@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     HttpUrl,
+    StrictBool,
     StrictFloat,
     StrictInt,
     field_validator,
@@ -221,9 +222,125 @@ class SchedulePost(Payload):
         return self
 
 
+PostText = Annotated[str, Field(min_length=1, max_length=10_000)]
+
+
+class CreateDraft(Payload):
+    """An idea or a draft: no credits held, not in the queue, no limits counted until submitted.
+    Destinations may be empty (an idea); the text is checked against each platform at submission."""
+
+    post_id: Id | None = Field(None, description="defaults to one derived from command_id")
+    stage: Literal["idea", "draft"] = "draft"
+    text: str = Field("", max_length=10_000)
+    media_urls: list[MediaUrl] = Field(default_factory=list, max_length=4)
+    destinations: list[Id] = Field(default_factory=list, max_length=20, description="social account ids")
+    destination_text: dict[str, PostText] = Field(default_factory=dict, description="per-destination text override")
+    destination_media: dict[str, Annotated[list[MediaUrl], Field(max_length=4)]] = Field(
+        default_factory=dict, description="per-destination media override (an empty list: no media there)")
+    publish_at: Timestamp | None = Field(None, description="when it should go out once scheduled; omitted: when "
+                                         "submitted (or approved)")
+
+    @model_validator(mode="after")
+    def _destinations_are_unique_and_overrides_known(self) -> CreateDraft:
+        _check_destinations(self.destinations, self.destination_text, self.destination_media)
+        return self
+
+
+def _check_destinations(destinations: list[str], text: dict[str, str], media: dict[str, Any]) -> None:
+    if len(set(destinations)) != len(destinations):
+        raise ValueError("destinations must be unique")
+    stray = sorted((set(text) | set(media)) - set(destinations))
+    if stray:
+        raise ValueError(f"destination_text/destination_media name accounts that are not destinations: {stray}")
+
+
+class SubmitPost(Payload):
+    """A draft goes to approval (when the workspace requires it) or straight onto the schedule."""
+
+    post_id: Id
+    publish_at: Timestamp | None = Field(None, description="replaces the draft's publish_at; omitted: the draft's, "
+                                         "or now if it has none")
+    comment: str = Field("", max_length=1000)
+
+
+class ApprovePost(Payload):
+    """An approver schedules a post waiting for approval (credits held, limits checked then)."""
+
+    post_id: Id
+    publish_at: Timestamp | None = Field(None, description="replaces the post's publish_at (e.g. when it has passed)")
+    comment: str = Field("", max_length=1000)
+
+
+class RejectPost(Payload):
+    """An approver sends a post waiting for approval back to draft."""
+
+    post_id: Id
+    comment: str = Field(min_length=1, max_length=1000)
+
+
+class SetContentPolicy(Payload):
+    """The workspace's content policy: whether submitted posts need an approver, and what
+    disconnecting an account does to its waiting destinations by default."""
+
+    requires_approval: StrictBool
+    disconnect_waiting: Literal["cancel", "hold"] = "cancel"
+
+
 class CancelPost(Payload):
     post_id: Id
     reason: str = Field("cancelled_by_user", max_length=200)
+    destination_ids: list[Id] | None = Field(None, min_length=1, max_length=20,
+                                             description="only these destinations (each still waiting); omitted: "
+                                             "every destination still waiting")
+
+
+class PostEdit(Payload):
+    """Changes an idea, a draft (a post awaiting approval goes back to draft) or a scheduled post
+    whose destinations concerned have not started. Omitted fields stay as they are."""
+
+    text: str | None = Field(None, max_length=10_000)
+    media_urls: list[MediaUrl] | None = Field(None, max_length=4)
+    publish_at: Timestamp | None = None
+    add_destinations: list[Id] = Field(default_factory=list, max_length=20)
+    remove_destinations: list[Id] = Field(default_factory=list, max_length=20)
+    destination_text: dict[str, PostText | None] = Field(
+        default_factory=dict, description="per-destination text override; null: back to the post's text")
+    destination_media: dict[str, Annotated[list[MediaUrl], Field(max_length=4)] | None] = Field(
+        default_factory=dict, description="per-destination media override; null: back to the post's media")
+    stage: Literal["idea", "draft"] | None = Field(None, description="an idea becomes a draft or back (not once "
+                                                   "submitted)")
+    reason: str = Field("edited", min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PostEdit:
+        if len(set(self.add_destinations)) != len(self.add_destinations):
+            raise ValueError("add_destinations must be unique")
+        both = sorted(set(self.add_destinations) & set(self.remove_destinations))
+        if both:
+            raise ValueError(f"destinations both added and removed: {both}")
+        stray = sorted((set(self.destination_text) | set(self.destination_media)) & set(self.remove_destinations))
+        if stray:
+            raise ValueError(f"overrides for destinations being removed: {stray}")
+        return self
+
+
+class EditPost(PostEdit):
+    post_id: Id
+
+
+class ReschedulePost(Payload):
+    """Moves every destination of a scheduled post (none may have started) to ``publish_at``."""
+
+    post_id: Id
+    publish_at: Timestamp
+    reason: str = Field("rescheduled", min_length=1, max_length=200)
+
+
+class PublishPostNow(Payload):
+    """A scheduled post (none of its destinations started) is due now."""
+
+    post_id: Id
+    reason: str = Field("publish_now", min_length=1, max_length=200)
 
 
 class StartPublishAttempt(Payload):
@@ -292,6 +409,17 @@ class ResolvePublishOutcome(Payload):
         if self.resolution is Resolution.published and not self.platform_post_id:
             raise ValueError("a published resolution needs platform_post_id")
         return self
+
+
+class DisconnectSocialAccount(Payload):
+    """The workspace stops publishing to an account: its waiting destinations are cancelled and
+    their credits released; in-flight attempts finish."""
+
+    social_account_id: Id
+    reason: str = Field("disconnected_by_user", min_length=1, max_length=200)
+    waiting: Literal["cancel", "hold"] | None = Field(
+        None, description="its waiting destinations: cancelled, or kept on hold (not published, no credit "
+        "held) until cancelled or removed; omitted: the workspace's content policy (cancel unless set)")
 
 
 class MarkAccountNeedsReconnect(Payload):
@@ -508,11 +636,20 @@ COMMAND_TYPES: dict[str, type[Payload]] = {
     "grant_credits.v1": GrantCredits,
     "schedule_post.v1": SchedulePost,
     "cancel_post.v1": CancelPost,
+    "create_draft.v1": CreateDraft,
+    "edit_post.v1": EditPost,
+    "reschedule_post.v1": ReschedulePost,
+    "publish_post_now.v1": PublishPostNow,
+    "submit_post.v1": SubmitPost,
+    "approve_post.v1": ApprovePost,
+    "reject_post.v1": RejectPost,
+    "set_content_policy.v1": SetContentPolicy,
     "start_publish_attempt.v1": StartPublishAttempt,
     "record_publish_outcome.v1": RecordPublishOutcome,
     "resolve_publish_outcome.v1": ResolvePublishOutcome,
     "retry_destination.v1": RetryDestination,
     "mark_account_needs_reconnect.v1": MarkAccountNeedsReconnect,
+    "disconnect_social_account.v1": DisconnectSocialAccount,
     "consume_hold.v1": ConsumeHold,
     "release_hold.v1": ReleaseHold,
     "define_tier.v1": DefineTier,

@@ -109,6 +109,24 @@ class PublishingPolicySet(EventData):
     missed_window_s: float | None = Field(description="how late a destination may start; null: Herald's default")
 
 
+@event_type("herald.workspace.content_policy_set.v1")
+class ContentPolicySet(EventData):
+    requires_approval: bool = Field(description="submitted drafts wait for an approver before they are scheduled")
+    disconnect_waiting: Literal["cancel", "hold"] = Field(
+        "cancel", description="what disconnecting an account does to its waiting destinations unless the request says")
+    actor: str
+
+
+@event_type("herald.workspace.post_slot_changed.v1")
+class PostSlotChanged(EventData):
+    """A waiting post's daily-limit slot is now these platforms on this local day (it was edited,
+    rescheduled or lost destinations)."""
+
+    post_id: str
+    due_day: str
+    platforms: list[str]
+
+
 @event_type("herald.workspace.generation_counted.v1")
 class GenerationCounted(EventData):
     day: str
@@ -285,6 +303,25 @@ class SocialAccountReconnected(EventData):
     settings: dict[str, str] | None = Field(None, description="the account's new settings; null: unchanged")
 
 
+@event_type("herald.social_account.disconnected.v1")
+class SocialAccountDisconnected(EventData):
+    """The workspace disconnected the account: nothing is published to it any more. Its waiting
+    destinations were cancelled or put on hold (their credits released either way) in the same
+    decision."""
+
+    social_account_id: str
+    actor: str
+    reason: str
+    cancelled_destinations: int = Field(description="how many waiting destinations were cancelled")
+    held_destinations: int = Field(0, description="how many waiting destinations were put on hold instead")
+
+
+@event_type("herald.workspace.social_account_unlinked.v1")
+class SocialAccountUnlinked(EventData):
+    social_account_id: str
+    platform: str
+
+
 @event_type("herald.social_account.needs_reconnect.v1")
 class SocialAccountNeedsReconnect(EventData):
     """The platform refused the account's token and it cannot be refreshed: publishing to it stops
@@ -411,6 +448,8 @@ class Destination(BaseModel):
     handle: str
     text: str
     hold_id: str
+    text_overridden: bool = Field(False, description="the text is the destination's own, not the post's")
+    media_urls: list[str] | None = Field(None, description="the destination's own media; null: the post's")
 
 
 @event_type("herald.post.scheduled.v1")
@@ -420,6 +459,94 @@ class PostScheduled(EventData):
     media_urls: list[str]
     publish_at: datetime
     destinations: list[Destination]
+    actor: str | None = Field(None, description="who scheduled it (a draft submitted or approved); null on events "
+                              "from before the content workflow")
+    reason: str | None = Field(None, description="why now: scheduled, submitted (no approval needed), approved")
+
+
+class DraftDestination(BaseModel):
+    """A destination of a post not yet scheduled: no hold. ``text`` and ``media_urls`` are its own
+    overrides (null: the post's)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    destination_id: str
+    social_account_id: str
+    platform: str
+    handle: str
+    text: str | None = None
+    media_urls: list[str] | None = None
+
+
+@event_type("herald.post.drafted.v1")
+class PostDrafted(EventData):
+    """An idea or a draft: not due, no credits held, not in the workspace's queue."""
+
+    post_id: str
+    stage: Literal["idea", "draft"]
+    text: str
+    media_urls: list[str]
+    publish_at: datetime | None
+    destinations: list[DraftDestination]
+    actor: str
+    reason: str
+
+
+@event_type("herald.post.submitted.v1")
+class PostSubmitted(EventData):
+    """A draft submitted where the workspace requires approval: it waits for an approver."""
+
+    post_id: str
+    actor: str
+    reason: str
+
+
+@event_type("herald.post.approved.v1")
+class PostApproved(EventData):
+    """An approver approved it; the PostScheduled beside it places it on the schedule."""
+
+    post_id: str
+    actor: str
+    reason: str
+
+
+@event_type("herald.post.rejected.v1")
+class PostRejected(EventData):
+    """An approver sent it back to draft, with a comment."""
+
+    post_id: str
+    actor: str
+    reason: str
+
+
+@event_type("herald.post.revised.v1")
+class PostRevised(EventData):
+    """A scheduled post changed before the destinations concerned started: content edited,
+    rescheduled, published now, or destinations added. ``destinations`` are those revised or added,
+    each in full and waiting from ``publish_at``; a destination given a new hold (moved in time, or
+    added) had its old one released (``released_holds``) in the same decision. Destinations
+    removed are cancelled by a PostCancelled beside it."""
+
+    post_id: str
+    change: Literal["edit", "reschedule", "publish_now"]
+    text: str
+    media_urls: list[str]
+    publish_at: datetime
+    destinations: list[Destination]
+    released_holds: list[str] = Field(default_factory=list)
+    actor: str
+    reason: str
+
+
+@event_type("herald.post.destinations_on_hold.v1")
+class DestinationsOnHold(EventData):
+    """Waiting destinations kept but not published (their account was disconnected with `hold`):
+    their holds released and daily slots freed in the same decision."""
+
+    post_id: str
+    destination_ids: list[str]
+    released_holds: list[str]
+    actor: str
+    reason: str
 
 
 @event_type("herald.post.attempt_started.v1")
@@ -524,6 +651,9 @@ class PostCancelled(EventData):
     reason: str
     cancelled_destinations: list[str]
     released_holds: list[str]
+    actor: str | None = Field(None, description="who cancelled; null on events from before the content workflow")
+    slots_freed: bool = Field(False, description="true when the destinations' daily-limit slots were freed in the "
+                              "same decision (a destination cancelled or removed on its own)")
     hold_settled: bool = Field(False, description="true when the hold was consumed or released in the same decision "
                                "(the wallet's HoldConsumed/HoldReleased beside this event); false on events from "
                                "before that, whose hold the settler processor ends")

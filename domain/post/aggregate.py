@@ -18,6 +18,8 @@ from schemas.commands import Outcome, RecordPublishOutcome, Resolution, ResolveP
 from schemas.statuses import TERMINAL, WAITING, post_status
 
 from domain.base import Context, HeraldAggregate, derived_id
+from domain.post.edits import Editing
+from domain.post.lifecycle import Drafting
 from domain.rejections import Reason, Rejected
 
 
@@ -47,6 +49,10 @@ class DestinationState:
     url: str | None = None
     reason: str = ""
     failures: int = 0  # attempts that failed and were retried; throttled attempts do not count
+    text_overridden: bool = False
+    media_urls: list[str] | None = None  # the destination's own media; None: the post's
+    revised: bool = False  # its time was set by a revision: a start long before it was asked for the old time
+    slot_freed: bool = False  # cancelled on its own: its daily slot was freed then, not when the post settles
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ class PublishPolicy:
     # Each retry delay is spread by up to ±this share, so destinations that failed together
     # (a platform outage) do not all come back at the same instant.
     retry_jitter: float = 0.2
+    # How far ahead of its due time an attempt may start (the dispatcher starts them a little ahead).
+    start_ahead_s: float = 60.0
 
     def retry_delay_s(self, failures: int, attempt_key: str) -> float:
         """The delay before retrying after the ``failures``-th failure (1-based), jittered by the
@@ -69,7 +77,7 @@ class PublishPolicy:
 ENDS_A_HOLD = (ev.DestinationPublished, ev.DestinationFailed, ev.DestinationSkipped, ev.PostCancelled)
 
 
-class Post(HeraldAggregate):
+class Post(Drafting, Editing, HeraldAggregate):
     KIND = "post"
 
     def __init__(self) -> None:
@@ -92,7 +100,8 @@ class Post(HeraldAggregate):
         destinations: list[ev.Destination],
     ) -> Post:
         scheduled = ev.PostScheduled(
-            post_id=post_id, text=text, media_urls=media_urls, publish_at=publish_at, destinations=destinations
+            post_id=post_id, text=text, media_urls=media_urls, publish_at=publish_at, destinations=destinations,
+            actor=ctx.issued_by, reason="scheduled",
         )
         return cls.start(ctx, post_id, scheduled)
 
@@ -105,7 +114,12 @@ class Post(HeraldAggregate):
 
     @property
     def status(self) -> str:
+        if self.stage is not None:
+            return "cancelled" if self.cancelled else self.stage
         return post_status(d.status for d in self.destinations.values())
+
+    def media_of(self, dest: DestinationState) -> list[str]:
+        return list(dest.media_urls) if dest.media_urls is not None else list(self.media_urls)
 
     @property
     def settled(self) -> bool:
@@ -129,6 +143,9 @@ class Post(HeraldAggregate):
                 Reason.attempt_fenced,
                 f"destination is {dest.status} after attempt {dest.attempt}; attempt {attempt} cannot start",
             )
+        if dest.revised and (dest.due_at - ctx.now).total_seconds() > policy.start_ahead_s:
+            # a start asked for before the post was moved later (the dispatcher read the old time)
+            raise Rejected(Reason.not_due, f"destination is due at {dest.due_at.isoformat()}, not yet")
         late_by = (ctx.now - dest.due_at).total_seconds()
         if late_by > policy.missed_window_s:
             skip_reason = "missed"
@@ -152,7 +169,7 @@ class Post(HeraldAggregate):
                 handle=account.handle,
                 instance_url=account.instance_url,
                 text=dest.text,
-                media_urls=self.media_urls,
+                media_urls=self.media_of(dest),
                 not_before=dest.due_at,
                 account_settings=dict(account.settings),
             ),
@@ -258,7 +275,11 @@ class Post(HeraldAggregate):
             hold_id=hold_id))
 
     def cancel(self, ctx: Context, reason: str) -> None:
-        cancellable = [d_id for d_id, d in self.destinations.items() if d.status in WAITING]
+        if self.stage is not None and not self.cancelled:  # an idea or a draft: nothing held
+            self.record(ctx, ev.PostCancelled(post_id=self.post_id, reason=reason, cancelled_destinations=[],
+                                              released_holds=[], actor=ctx.issued_by))
+            return
+        cancellable = [d_id for d_id, d in self.destinations.items() if d.status in WAITING or d.status == "on_hold"]
         if not cancellable:
             raise Rejected(Reason.post_not_cancellable, f"post is {self.status}; no destination is still waiting")
         self.record(
@@ -267,18 +288,25 @@ class Post(HeraldAggregate):
                 post_id=self.post_id,
                 reason=reason,
                 cancelled_destinations=cancellable,
-                released_holds=[self.destinations[d].hold_id for d in cancellable],
+                released_holds=[self.destinations[d].hold_id for d in cancellable
+                                if self.destinations[d].status != "on_hold"],
+                actor=ctx.issued_by,
             ),
         )
 
     def evolve(self, event: ev.EventData) -> None:
+        if self.evolve_draft(event):
+            return
         match event:
             case ev.PostScheduled():
                 self.post_id, self.text = event.post_id, event.text
                 self.media_urls, self.publish_at = list(event.media_urls), event.publish_at
+                self.stage, self.drafts = None, None
                 self.destinations = {
                     d.destination_id: DestinationState(
-                        d.social_account_id, d.platform, d.handle, d.text, d.hold_id, event.publish_at
+                        d.social_account_id, d.platform, d.handle, d.text, d.hold_id, event.publish_at,
+                        text_overridden=d.text_overridden,
+                        media_urls=list(d.media_urls) if d.media_urls is not None else None,
                     )
                     for d in event.destinations
                 }
@@ -308,8 +336,15 @@ class Post(HeraldAggregate):
             case ev.OutcomeUnknown():
                 dest = self.destinations[event.destination_id]
                 dest.status, dest.reason = "outcome_unknown", event.detail
+            case ev.PostRevised():
+                self.evolve_revision(event)
+            case ev.DestinationsOnHold():
+                for destination_id in event.destination_ids:
+                    dest = self.destinations[destination_id]
+                    dest.status, dest.reason, dest.slot_freed = "on_hold", event.reason, True
             case ev.PostCancelled():
                 self.cancelled = True
                 for destination_id in event.cancelled_destinations:
                     dest = self.destinations[destination_id]
                     dest.status, dest.reason = "cancelled", event.reason
+                    dest.slot_freed = dest.slot_freed or event.slots_freed
