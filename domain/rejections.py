@@ -42,6 +42,9 @@ class Reason(StrEnum):
     slot_filled = "slot_filled"
     slot_in_past = "slot_in_past"
     unknown_series = "unknown_series"
+    post_not_draft = "post_not_draft"
+    post_not_awaiting_approval = "post_not_awaiting_approval"
+    no_destinations = "no_destinations"
 
 
 class Rejected(Exception):
