@@ -597,6 +597,7 @@ class TopOffSlots(Payload):
 class FillSlot(Payload):
     """Give a planned slot its content: it becomes a draft post at the slot's time, on its account."""
 
+    social_account_id: Id
     slot_id: Id
     post_id: Id | None = Field(None, description="defaults to one derived from the slot")
     text: str = Field(min_length=1, max_length=10_000)
@@ -689,6 +690,7 @@ COMMAND_TYPES: dict[str, type[Payload]] = {
     # Planning (docs/calendar.md)
     "set_posting_schedule.v1": SetPostingSchedule,
     "top_off_slots.v1": TopOffSlots,
+    "fill_slot.v1": FillSlot,
     "define_series.v1": DefineSeries,
 }
 COMMAND_TYPE_OF: dict[type[Payload], str] = {model: name for name, model in COMMAND_TYPES.items()}

@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING
 from schemas import commands as cmd
 from schemas import events as ev
 
-from domain.base import Context, HeraldAggregate
+from domain.base import Context, HeraldAggregate, derived_id
+from domain.post import Post
 from domain.planning import wall_time
 from domain.planning.series import ALL_ITEMS_RECENT, Series, post_id_for
 from domain.planning.slot_plan import SlotPlan
-from domain.post.handlers import schedule
+from domain.post.handlers import create_scheduled, resolve_destinations
 from domain.registry import Outcome, handles
 from domain.rejections import Reason, Rejected
 
@@ -92,8 +93,9 @@ def extend_series(app: HeraldApplication, ctx: Context, series: Series, until: d
             counts["skipped"] += 1
         else:
             try:
-                changed += schedule(app, ctx, post_id, item["text"], list(item["media_urls"]), at,
-                                    list(series.destinations))
+                _post, made = create_scheduled(app, ctx, post_id, item["text"], list(item["media_urls"]), at,
+                                               list(series.destinations), {}, draft_publish_at=at)
+                changed += made
             except Rejected as refused:
                 if refused.reason == Reason.post_exists:  # scheduled by an earlier top-off already
                     continue
@@ -104,6 +106,30 @@ def extend_series(app: HeraldApplication, ctx: Context, series: Series, until: d
                 counts["scheduled"] += 1
         changed.append(series)
     return changed
+
+
+def slot_post_id(slot_id: str) -> str:
+    return derived_id("slot_post", slot_id)
+
+
+@handles(cmd.FillSlot)
+def fill_slot(app: HeraldApplication, ctx: Context, p: cmd.FillSlot) -> Outcome:
+    """The slot gets content: a draft post at the slot's time on the slot's account (nothing held yet;
+    submitting the draft schedules it). The slot is marked filled in the same decision, so a later
+    top-off leaves it be and a second fill is refused."""
+    workspace = app.workspace(ctx)
+    _account_in_workspace(app, ctx, p.social_account_id)
+    plan = app.find(SlotPlan, p.social_account_id)
+    if plan is None:
+        raise Rejected(Reason.unknown_slot, f"no planned slot {p.slot_id} on account {p.social_account_id}")
+    post_id = p.post_id or slot_post_id(p.slot_id)
+    at = plan.fill(ctx, p.slot_id, post_id)  # refuses a filled slot first
+    if app.find(Post, post_id) is not None:
+        raise Rejected(Reason.post_exists, f"post {post_id} already exists")
+    drafts = resolve_destinations(app, workspace, [p.social_account_id], {}, {})
+    post = Post.draft(ctx, post_id, p.text, [str(u) for u in p.media_urls], at, drafts, reason="slot_filled")
+    return [plan, post], {"slot_id": p.slot_id, "post_id": post_id, "publish_at": at.isoformat(),
+                          "status": post.status}
 
 
 @handles(cmd.DefineSeries)
