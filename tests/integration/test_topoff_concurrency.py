@@ -9,9 +9,13 @@ is planned twice, and the total is what the schedules make."""
 from __future__ import annotations
 
 import multiprocessing
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from domain.application import HeraldApplication
+from domain.planning import wall_time
 from herald.storage import db, event_store
 from herald.storage.locks import workspace_locks
 from schemas import commands as cmd
@@ -22,6 +26,8 @@ pytestmark = pytest.mark.integration
 WS = "planning"
 ACCOUNTS = [f"acc-{i}" for i in range(12)]
 ROUNDS = 15
+BASE = datetime(2030, 3, 1, 12, 0, tzinfo=UTC)  # LA springs forward on 10 March 2030, inside the window
+WEEKLY = wall_time.spread(10, ["09:00", "17:30"])
 
 
 def _app(url: str, locks: bool, create_tables: bool = False) -> tuple[HeraldApplication, object]:
@@ -45,9 +51,12 @@ def _top_off_repeatedly(url: str, locks: bool, name: str, start, results) -> Non
 
 def _run(url: str, locks: bool, name: str, start, results) -> None:
     app, pool = _app(url, locks)
-    start.wait(30)
+    start.wait(60)  # both processes ready: their rounds run side by side
     created: dict[str, int] = {}
     for n in range(ROUNDS):
+        # Round n is day n for both processes: each round has a new day of slots to plan, so the two
+        # contend for the same slot plans round after round.
+        app.clock = lambda n=n: BASE + timedelta(days=n)
         command_id = f"shared-{n}" if n % 5 == 0 else f"{name}-{n}"  # every fifth id is sent by both
         decision = app.handle(envelope(cmd.TopOffSlots(), workspace_id=WS, command_id=command_id))
         assert decision.accepted, decision
@@ -60,6 +69,7 @@ def _run(url: str, locks: bool, name: str, start, results) -> None:
 @pytest.mark.parametrize("locks", [True, False], ids=["workspace-locks", "version-check-only"])
 def test_two_processes_topping_off_at_once_plan_each_slot_once(database_url: str, locks: bool) -> None:
     app, pool = _app(database_url, locks=True, create_tables=True)
+    app.clock = lambda: BASE
     app.handle(envelope(cmd.OpenWorkspace(name=WS, tier="business", timezone="America/Los_Angeles",
                                           limit_overrides={"accounts_per_platform": 100}),
                         workspace_id=WS, command_id="open"))
@@ -70,12 +80,11 @@ def test_two_processes_topping_off_at_once_plan_each_slot_once(database_url: str
             assert decision.accepted, decision
 
     context = multiprocessing.get_context("spawn")
-    start, results = context.Event(), context.Queue()
+    start, results = context.Barrier(2), context.Queue()
     workers = [context.Process(target=_top_off_repeatedly, args=(database_url, locks, name, start, results))
                for name in ("one", "two")]
     for worker in workers:
         worker.start()
-    start.set()
     outcomes = [results.get(timeout=120) for _ in workers]
     for name, created, detail in outcomes:
         assert created is not None, f"process {name} failed:\n{detail}"
@@ -90,17 +99,18 @@ def test_two_processes_topping_off_at_once_plan_each_slot_once(database_url: str
     slot_ids = [s["slot_id"] for e in events if e.type == "herald.posting_schedule.slots_planned.v1"
                 for s in e.data["slots"]]
     assert len(planned) == len(set(planned)) and len(slot_ids) == len(set(slot_ids)), "a slot planned twice"
-    # 10 posts a week over 28 days (the first top-off's window; later ones, a moment later, may add the
-    # slot that entered the window meanwhile: none here, nothing is due within seconds of 09:00/17:30 LA).
+    # Exactly the slots the schedules make over the union of the windows: (BASE, last round + 28 days].
+    expected = list(wall_time.occurrences(WEEKLY, ZoneInfo("America/Los_Angeles"), BASE,
+                                          BASE + timedelta(days=ROUNDS - 1 + 28)))
+    assert len(planned) == len(expected) * len(ACCOUNTS)
     by_command = {command_id: n for _name, created, _conflicts in outcomes for command_id, n in created.items()}
     assert sum(by_command.values()) == len(planned)
-    assert 39 * len(ACCOUNTS) <= len(planned) <= 41 * len(ACCOUNTS)
     accepted = [e for e in events if e.type == "herald.command.accepted.v1"
                 and e.data["command_type"] == "top_off_slots.v1"]
     assert len(accepted) == ROUNDS * 2 - ROUNDS // 5  # the shared ids were decided once
+    app.clock = lambda: BASE + timedelta(days=ROUNDS - 1)
     again = app.handle(envelope(cmd.TopOffSlots(), workspace_id=WS, command_id="after"))
-    assert again.result["slots_created"] == 0 and again.result["slots_existing"] == len(planned)
-    if not locks:
-        print("conflicts decided again:", [c for _n, _c, c in outcomes])
+    assert again.result["slots_created"] == 0
+    print("saves that conflicted and were decided again, per process:", [c for _n, _c, c in outcomes])
     app.close()
     pool.close()
