@@ -151,3 +151,25 @@ def test_a_series_schedules_its_occurrences_and_shows_its_progress(gw, planned) 
     assert [(i["local_time"], i["text"]) for i in posts] == [("10:30", "Tip of the day")] * 3
     assert_problem(gw.http.put(f"/v1/workspaces/{ws}/series/bad", json={**body, "rrule": "FREQ=SOMETIMES"},
                                headers=key), 422, "validation_error")
+
+
+def test_the_daily_top_off_sends_one_command_per_planning_workspace_and_day(gw, planned) -> None:
+    from processors.planning.top_off import due_commands
+
+    ws, key, a, _b = planned
+    body = {"rrule": "FREQ=DAILY", "starts_at": "2026-01-01T08:00:00", "destinations": [a],
+            "items": [{"item_id": "i", "text": "Daily"}]}
+    assert gw.http.put(f"/v1/workspaces/{ws}/series/daily", json=body, headers=key).status_code == 200
+    gw.http.put(f"/v1/workspaces/{ws}/series/stopped", json={**body, "active": False}, headers=key)
+    gw.api.open_workspace("idle", tier="pro")  # no schedule, no series: no top-off
+    gw.project()
+    now = datetime.now(UTC)
+    with gw.pool.connection() as conn:
+        (command,) = due_commands(conn, now, 10)
+        assert (command.workspace_id, command.payload["series_ids"]) == (ws, ["daily"])
+        assert due_commands(conn, now, 10)[0].command_id == command.command_id  # the same id all day
+        assert due_commands(conn, now + timedelta(days=1), 10)[0].command_id != command.command_id
+        assert due_commands(conn, now, 10, after=ws) == []
+    first = gw.app.handle(command)
+    assert first.accepted and first.result["slots_created"] == 0  # the PUTs planned everything already
+    assert gw.app.handle(command).position == first.position  # decided once
