@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from dateutil.rrule import rrulestr
+
 from schemas import commands as cmd
 from schemas import events as ev
 
@@ -138,6 +140,10 @@ def define_series(app: HeraldApplication, ctx: Context, p: cmd.DefineSeries) -> 
     for account_id in p.destinations:
         if account_id not in workspace.accounts:
             raise Rejected(Reason.unknown_social_account, f"no social account {account_id} in this workspace")
+    try:
+        rrulestr(p.rrule, dtstart=p.starts_at)
+    except (ValueError, TypeError) as error:
+        raise Rejected(Reason.invalid_schedule, f"not an RFC 5545 RRULE: {error}") from None
     defined = ev.SeriesDefined(
         series_id=p.series_id, kind=p.kind, rrule=p.rrule, starts_at=p.starts_at.isoformat(),
         timezone=workspace.timezone, destinations=list(p.destinations),

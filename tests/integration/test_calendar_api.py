@@ -150,6 +150,8 @@ def test_a_series_schedules_its_occurrences_and_shows_its_progress(gw, planned) 
     posts = [i for d in week["days"] for i in d["items"]]
     assert [(i["local_time"], i["text"]) for i in posts] == [("10:30", "Tip of the day")] * 3
     assert_problem(gw.http.put(f"/v1/workspaces/{ws}/series/bad", json={**body, "rrule": "FREQ=SOMETIMES"},
+                               headers=key), 422, "invalid_schedule")
+    assert_problem(gw.http.put(f"/v1/workspaces/{ws}/series/bad", json={**body, "rrule": "DTSTART:2026;FREQ=DAILY"},
                                headers=key), 422, "validation_error")
 
 
