@@ -618,6 +618,8 @@ def _rrule_text(value: str) -> str:
     if "\n" in text or "DTSTART" in text.upper() or not text.upper().startswith("FREQ=") and ";FREQ=" not in \
             text.upper():
         raise ValueError("give one RRULE alone, e.g. FREQ=WEEKLY;BYDAY=MO (starts_at is its DTSTART)")
+    if re.search(r"(^|;)FREQ=(SECONDLY|MINUTELY)(;|$)", text.upper()):
+        raise ValueError("posts recur at most hourly: FREQ=SECONDLY and MINUTELY are not accepted")
     return text
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrulestr
 
@@ -21,6 +22,8 @@ from domain.rejections import Reason, Rejected
 
 if TYPE_CHECKING:
     from domain.application import HeraldApplication
+
+MAX_START_AGE_DAYS = 366
 
 
 def _account_in_workspace(app: HeraldApplication, ctx: Context, account_id: str) -> None:
@@ -140,6 +143,11 @@ def define_series(app: HeraldApplication, ctx: Context, p: cmd.DefineSeries) -> 
     for account_id in p.destinations:
         if account_id not in workspace.accounts:
             raise Rejected(Reason.unknown_social_account, f"no social account {account_id} in this workspace")
+    local_now = ctx.now.astimezone(ZoneInfo(workspace.timezone)).replace(tzinfo=None)
+    if not local_now - timedelta(days=MAX_START_AGE_DAYS) <= p.starts_at <= local_now + timedelta(days=3660):
+        # The rule is walked from its DTSTART at every top-off: an old start would make that walk long.
+        raise Rejected(Reason.invalid_schedule, f"starts_at must be within {MAX_START_AGE_DAYS} days before now "
+                       "and ten years after")
     try:
         rrulestr(p.rrule, dtstart=p.starts_at)
     except (ValueError, TypeError) as error:

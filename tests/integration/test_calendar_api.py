@@ -137,7 +137,7 @@ def test_the_month_covers_the_whole_month_in_local_days(gw, planned) -> None:
 
 def test_a_series_schedules_its_occurrences_and_shows_its_progress(gw, planned) -> None:
     ws, key, a, _b = planned
-    body = {"rrule": "FREQ=WEEKLY;BYDAY=MO,WE,FR", "starts_at": "2026-01-01T10:30:00", "destinations": [a],
+    body = {"rrule": "FREQ=WEEKLY;BYDAY=MO,WE,FR", "starts_at": f"{date.today() - timedelta(days=30)}T10:30:00", "destinations": [a],
             "items": [{"item_id": "tip", "text": "Tip of the day"}]}
     made = gw.http.put(f"/v1/workspaces/{ws}/series/tips", json=body, headers=key)
     assert made.status_code == 200, made.text
@@ -153,13 +153,17 @@ def test_a_series_schedules_its_occurrences_and_shows_its_progress(gw, planned) 
                                headers=key), 422, "invalid_schedule")
     assert_problem(gw.http.put(f"/v1/workspaces/{ws}/series/bad", json={**body, "rrule": "DTSTART:2026;FREQ=DAILY"},
                                headers=key), 422, "validation_error")
+    assert_problem(gw.http.put(f"/v1/workspaces/{ws}/series/bad", json={**body, "rrule": "FREQ=MINUTELY"},
+                               headers=key), 422, "validation_error")
+    assert_problem(gw.http.put(f"/v1/workspaces/{ws}/series/bad", json={**body, "starts_at": "2001-01-01T09:00:00"},
+                               headers=key), 422, "invalid_schedule")
 
 
 def test_the_daily_top_off_sends_one_command_per_planning_workspace_and_day(gw, planned) -> None:
     from processors.planning.top_off import due_commands
 
     ws, key, a, _b = planned
-    body = {"rrule": "FREQ=DAILY", "starts_at": "2026-01-01T08:00:00", "destinations": [a],
+    body = {"rrule": "FREQ=DAILY", "starts_at": f"{date.today() - timedelta(days=30)}T08:00:00", "destinations": [a],
             "items": [{"item_id": "i", "text": "Daily"}]}
     assert gw.http.put(f"/v1/workspaces/{ws}/series/daily", json=body, headers=key).status_code == 200
     gw.http.put(f"/v1/workspaces/{ws}/series/stopped", json={**body, "active": False}, headers=key)

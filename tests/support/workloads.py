@@ -181,7 +181,8 @@ def run_workload(app, ws: str, workload, *, tier: str = "pro", timezone: str = "
                 else:
                     series_id = f"{ws}-s{next(_ids)}"
                     decide(cmd.DefineSeries(series_id=series_id, kind="evergreen", rrule="FREQ=DAILY",
-                                            starts_at=datetime(2020, 1, 1, 9, 0), destinations=[dest], skip_days=3,
+                                            starts_at=(now() - timedelta(days=1)).replace(tzinfo=None, hour=9, minute=0, second=0, microsecond=0),
+                                            destinations=[dest], skip_days=3,
                                             items=[cmd.SeriesItem(item_id=i, text=f"evergreen {i}") for i in "xy"]))
                     decide(cmd.TopOffSlots(series_ids=[series_id], days=3))
             case "overrides":
