@@ -179,3 +179,10 @@ def test_the_daily_top_off_sends_one_command_per_planning_workspace_and_day(gw, 
     first = gw.app.handle(command)
     assert first.accepted and first.result["slots_created"] == 0  # the PUTs planned everything already
     assert gw.app.handle(command).position == first.position  # decided once
+
+
+def test_dates_far_from_now_are_refused_not_overflowed(gw, planned) -> None:
+    ws, key, _a, _b = planned
+    for params in ({"view": "month", "date": "9999-12-31"}, {"date": "0001-01-01"},
+                   {"from": "0001-01-01", "to": "0001-01-02"}):
+        assert_problem(gw.get(f"/v1/workspaces/{ws}/calendar", params=params, headers=key), 422, "invalid_query")

@@ -294,3 +294,13 @@ def test_schedule_and_fill_commands_are_filed_under_their_account_and_post(make_
     records = {e["command_type"]: e["subjects"] for e in h.events_of("herald.command.accepted.v1")}
     assert records["set_posting_schedule.v1"] == ["social_account:acc"]
     assert records["fill_slot.v1"] == [f"post:{filled['post_id']}", "social_account:acc"]
+
+
+@pytest.mark.parametrize("rule", ["FREQ=DAILY;INTERVAL=0", "FREQ=DAILY;COUNT=0", "FREQ=DAILY;BYHOUR=99",
+                                  "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "FREQ=DAILY;UNTIL=20270101T000000Z"])
+def test_a_rule_that_is_wrong_or_never_happens_is_refused(make_app: AppFactory, rule: str) -> None:
+    h = planner(make_app, "UTC", datetime(2026, 3, 16, 12, 0, tzinfo=UTC))
+    h.rejected(cmd.DefineSeries(series_id="s", rrule=rule, starts_at=datetime(2026, 3, 1, 9),
+                                destinations=["acc"], items=[cmd.SeriesItem(item_id="i", text="x")]), "invalid_schedule")
+    h.rejected(cmd.DefineSeries(series_id="s", rrule="FREQ=DAILY", starts_at=datetime(2024, 1, 1, 9),
+                                destinations=["acc"], items=[cmd.SeriesItem(item_id="i", text="x")]), "invalid_schedule")
