@@ -14,7 +14,8 @@ from schemas import commands as cmd
 from domain.base import derived_id
 
 _POST_COMMANDS = {"cancel_post.v1", "start_publish_attempt.v1", "record_publish_outcome.v1", "retry_destination.v1",
-                  "submit_post.v1", "approve_post.v1", "reject_post.v1"}
+                  "submit_post.v1", "approve_post.v1", "reject_post.v1", "edit_post.v1", "reschedule_post.v1",
+                  "publish_post_now.v1"}
 _WALLET_COMMANDS = {"grant_credits.v1", "consume_hold.v1", "release_hold.v1"}
 # A rejected schedule is a wallet matter too when it was the credits that were missing.
 _WALLET_REASONS = {"insufficient_credits"}

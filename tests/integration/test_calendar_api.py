@@ -95,7 +95,19 @@ def test_the_week_shows_every_slot_as_needing_content_until_filled(gw, planned) 
     assert week["needs_content"] == 20
     items = [i for d in week["days"] for i in d["items"]]
     (draft,) = [i for i in items if i["status"] == "draft"]
-    assert draft["slot_id"] == slot["slot_id"] and draft["post_id"] == filled.json()["post_id"]
+    assert (draft["kind"], draft["slot_id"], draft["post_id"], draft["text"], draft["social_account_id"]) == \
+        ("post", slot["slot_id"], filled.json()["post_id"], "Spring sale", slot["social_account_id"])
+    # A draft made without a slot shows at its time too, per destination, as does an idea.
+    idea_at = datetime.combine(monday + timedelta(days=4), datetime.min.time(), BERLIN).replace(hour=7)
+    made = gw.http.post(f"/v1/workspaces/{ws}/drafts", json={"text": "An idea", "stage": "idea", "destinations": [a, b],
+                                                             "publish_at": idea_at.isoformat()}, headers=key)
+    assert made.status_code == 201, made.text
+    week = gw.get(f"/v1/workspaces/{ws}/calendar", params={"date": week_day.isoformat(), "status": "idea"},
+                  headers=key).json()
+    ideas = [i for d in week["days"] for i in d["items"]]
+    assert sorted(i["social_account_id"] for i in ideas) == sorted([a, b])
+    assert {(i["local_date"], i["local_time"], i["text"]) for i in ideas} == {(idea_at.date().isoformat(), "07:00",
+                                                                              "An idea")}
     (post,) = [i for i in items if i["kind"] == "post"]
     assert (post["status"], post["text"], post["local_time"], post["social_account_id"]) == ("pending", "Launch",
                                                                                              "11:00", b)
