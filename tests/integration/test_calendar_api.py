@@ -108,14 +108,14 @@ def test_the_week_shows_every_slot_as_needing_content_until_filled(gw, planned) 
     assert sorted(i["social_account_id"] for i in ideas) == sorted([a, b])
     assert {(i["local_date"], i["local_time"], i["text"]) for i in ideas} == {(idea_at.date().isoformat(), "07:00",
                                                                               "An idea")}
-    (post,) = [i for i in items if i["kind"] == "post"]
+    (post,) = [i for i in items if i["kind"] == "post" and i["status"] == "pending"]
     assert (post["status"], post["text"], post["local_time"], post["social_account_id"]) == ("pending", "Launch",
                                                                                              "11:00", b)
 
     only_b = gw.get(f"/v1/workspaces/{ws}/calendar", params={"date": week_day.isoformat(), "social_account_id": b},
                     headers=key).json()
     assert {i["social_account_id"] for d in only_b["days"] for i in d["items"]} == {b}
-    assert sum(len(d["items"]) for d in only_b["days"]) == 8  # 7 slots and the post
+    assert sum(len(d["items"]) for d in only_b["days"]) == 9  # 7 slots, the post and the idea
     pending = gw.get(f"/v1/workspaces/{ws}/calendar", params=[("date", week_day.isoformat()), ("status", "pending"),
                                                              ("status", "draft")], headers=key).json()
     assert sorted(i["status"] for d in pending["days"] for i in d["items"]) == ["draft", "pending"]
