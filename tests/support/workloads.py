@@ -201,6 +201,9 @@ def run_workload(app, ws: str, workload, *, tier: str = "pro", timezone: str = "
                                                   active=False))
                 else:
                     series_id = f"{ws}-s{next(_ids)}"
+                    # room and credits for its occurrences (else every one is skipped: queue_full, insufficient_credits)
+                    decide(cmd.SetLimitOverrides(limit_overrides={"queue_size": 1000}))
+                    decide(cmd.GrantCredits(amount=4))
                     decide(cmd.DefineSeries(series_id=series_id, kind="evergreen", rrule="FREQ=DAILY",
                                             starts_at=(now() - timedelta(days=1)).replace(tzinfo=None, hour=9, minute=0, second=0, microsecond=0),
                                             destinations=[dest], skip_days=3,
