@@ -214,7 +214,9 @@ def read_calendar(conn: Connection, workspace_id: str, zone: ZoneInfo, first: da
         slots = cur.execute(
             "SELECT s.slot_id, s.social_account_id, s.at, s.local_at, s.adjusted, s.post_id, a.platform, a.handle"
             "  FROM planned_slots s LEFT JOIN social_accounts a ON a.social_account_id = s.social_account_id"
-            " WHERE s.workspace_id = %s AND s.at >= %s AND s.at < %s AND (%s::text IS NULL OR s.social_account_id = %s)",
+            " WHERE s.workspace_id = %s AND s.at >= %s AND s.at < %s AND (%s::text IS NULL OR s.social_account_id = %s)"
+            # a disconnected account's empty slots are not shown (its filled ones are: their posts are)
+            "   AND (s.post_id IS NOT NULL OR COALESCE(a.status, 'active') <> 'disconnected')",
             (workspace_id, start, end, account_id, account_id)).fetchall()
         posts = cur.execute(
             "SELECT d.post_id, d.destination_id, d.social_account_id, d.platform, d.handle, d.due_at AS at, d.status,"
