@@ -52,6 +52,8 @@ from domain.wallet import clock_handlers as _clock_handlers  # noqa: F401 - regi
 from domain.generation import handlers as _generation_handlers  # noqa: F401 - registers them
 from domain.notification import handlers as _notification_handlers  # noqa: F401 - registers them
 from domain.post import workflow_handlers as _workflow_handlers  # noqa: F401 - registers them
+from domain.planning import handlers as _planning_handlers  # noqa: F401 - registers them
+from domain.planning import Series, SlotPlan
 from domain.post import edit_handlers as _edit_handlers  # noqa: F401 - registers them
 from domain.account import disconnect as _disconnect  # noqa: F401 - registers it
 from domain.wallet.aggregate import Period
@@ -209,7 +211,7 @@ class HeraldApplication(Application):
     # JSON), so taking one every 100 events was a third of a busy handler's time; every 1,000
     # a cold load replays at most 1,000 small events (tens of ms), and aggregates in use stay
     # warm anyway. Posts, accounts and command records have short streams of their own.
-    snapshotting_intervals = {Workspace: 1000, Wallet: 1000}
+    snapshotting_intervals = {Workspace: 1000, Wallet: 1000, SlotPlan: 100, Series: 100}
     MAX_CONFLICT_RETRIES = 20
 
     def __init__(

@@ -659,6 +659,94 @@ class PostCancelled(EventData):
                                "before that, whose hold the settler processor ends")
 
 
+# Planning: posting schedules and planned slots (per social account), series --------------
+
+
+class WeeklySlotData(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    weekday: str = Field(description="mon … sun")
+    time: str = Field(description="local wall time HH:MM")
+
+
+@event_type("herald.posting_schedule.set.v1")
+class PostingScheduleSet(EventData):
+    social_account_id: str
+    timezone: str
+    posts_per_week: int
+    slots: list[WeeklySlotData]
+    active: bool
+
+
+class PlannedSlot(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    slot_id: str = Field(description="derived from the account and the instant: unique per account and instant")
+    at: datetime = Field(description="the instant (UTC)")
+    local: str = Field(description="the local wall time it falls on, YYYY-MM-DDTHH:MM")
+    wanted: str = Field(description="the schedule's local wall time, YYYY-MM-DDTHH:MM")
+    adjusted: str | None = Field(None, description="skipped_hour: the wanted time did not exist (moved to the "
+                                 "next valid local time); ambiguous_first: it existed twice (the first is used)")
+
+
+@event_type("herald.posting_schedule.slots_planned.v1")
+class SlotsPlanned(EventData):
+    social_account_id: str
+    window_start: datetime
+    window_end: datetime
+    slots: list[PlannedSlot]
+
+
+@event_type("herald.posting_schedule.slots_removed.v1")
+class SlotsRemoved(EventData):
+    social_account_id: str
+    slot_ids: list[str]
+    reason: str = Field(description="paused | schedule_changed")
+
+
+@event_type("herald.posting_schedule.slot_filled.v1")
+class SlotFilled(EventData):
+    social_account_id: str
+    slot_id: str
+    post_id: str
+    at: datetime
+
+
+class SeriesItemData(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    item_id: str
+    text: str
+    media_urls: list[str]
+
+
+@event_type("herald.series.defined.v1")
+class SeriesDefined(EventData):
+    series_id: str
+    kind: str = Field(description="recurring | evergreen")
+    rrule: str
+    starts_at: str = Field(description="DTSTART, local wall time in `timezone`")
+    timezone: str
+    destinations: list[str]
+    items: list[SeriesItemData]
+    skip_days: int
+    active: bool
+
+
+@event_type("herald.series.occurrence_scheduled.v1")
+class SeriesOccurrenceScheduled(EventData):
+    series_id: str
+    occurrence_at: datetime
+    post_id: str
+    item_id: str
+
+
+@event_type("herald.series.occurrence_skipped.v1")
+class SeriesOccurrenceSkipped(EventData):
+    series_id: str
+    occurrence_at: datetime
+    reason_code: str = Field(description="all_items_recent, or the reason scheduling refused it "
+                             "(insufficient_credits, queue_full, …)")
+    detail: str
+
+
 # Command outcomes --------------------------------------------------------------------
 
 

@@ -44,6 +44,13 @@ def subjects_of(command: cmd.CommandEnvelope, reason_code: str | None = None) ->
         subjects.append("wallet")
     elif command.type == "disconnect_social_account.v1" and named("social_account_id"):
         subjects.append(f"social_account:{named('social_account_id')}")
+    elif command.type == "set_posting_schedule.v1" and named("social_account_id"):
+        subjects.append(f"social_account:{named('social_account_id')}")
+    elif command.type == "fill_slot.v1" and named("slot_id"):
+        # the default id is the one domain.planning.handlers.slot_post_id derives
+        subjects.append(f"post:{named('post_id') or derived_id('slot_post', named('slot_id'))}")
+        if named("social_account_id"):
+            subjects.append(f"social_account:{named('social_account_id')}")
     elif command.type == "connect_social_account.v1":
         # the default id is the one domain.account.handlers.account_id_for derives
         subjects.append(f"social_account:{named('social_account_id') or derived_id('social_account', command.command_id)}")

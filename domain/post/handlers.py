@@ -38,22 +38,31 @@ def post_id_for(command_id: str, p: cmd.SchedulePost | cmd.CreateDraft) -> str:
 def schedule_post(app: HeraldApplication, ctx: Context, p: cmd.SchedulePost) -> Outcome:
     """Create and schedule at once. In a workspace that requires approval the post is created as a
     draft and submitted instead: it waits for an approver, nothing held yet."""
-    workspace = app.workspace(ctx)
     post_id = post_id_for(ctx.command_id, p)
+    publish_at = p.publish_at or ctx.now
+    post, changed = create_scheduled(app, ctx, post_id, p.text, [str(u) for u in p.media_urls], publish_at,
+                                     p.destinations, p.destination_text, draft_publish_at=p.publish_at)
+    return changed, {"post_id": post_id, "publish_at": publish_at.isoformat(), "status": post.status}
+
+
+def create_scheduled(app: HeraldApplication, ctx: Context, post_id: str, text: str, media: list[str],
+                     publish_at: datetime, account_ids: list[str], destination_text: dict[str, str],
+                     draft_publish_at: datetime | None) -> tuple[Post, list[HeraldAggregate]]:
+    """A new post on the schedule (or, where the workspace requires approval, submitted for it):
+    what ``schedule_post`` decides, also for the occurrences of a series. Refused before any change."""
+    workspace = app.workspace(ctx)
     if app.find(Post, post_id) is not None:
         raise Rejected(Reason.post_exists, f"post {post_id} already exists")
-    publish_at = p.publish_at or ctx.now
     check_due(app, ctx, publish_at)
-    media = [str(u) for u in p.media_urls]
-    drafts = resolve_destinations(app, workspace, p.destinations, p.destination_text, {})
+    drafts = resolve_destinations(app, workspace, account_ids, destination_text, {})
     if workspace.requires_approval:
-        check_content(p.text, media, drafts)
-        post = Post.draft(ctx, post_id, p.text, media, p.publish_at, drafts, reason="schedule_post")
+        check_content(text, media, drafts)
+        post = Post.draft(ctx, post_id, text, media, draft_publish_at, drafts, reason="schedule_post")
         post.submit_for_approval(ctx, "scheduled where approval is required")
-        return [post], {"post_id": post_id, "publish_at": publish_at.isoformat(), "status": post.status}
-    workspace, wallet, destinations = place_on_schedule(app, ctx, post_id, p.text, media, publish_at, drafts)
-    post = Post.schedule(ctx, post_id, p.text, media, publish_at, destinations)
-    return [workspace, wallet, post], {"post_id": post_id, "publish_at": publish_at.isoformat(), "status": post.status}
+        return post, [post]
+    workspace, wallet, destinations = place_on_schedule(app, ctx, post_id, text, media, publish_at, drafts)
+    post = Post.schedule(ctx, post_id, text, media, publish_at, destinations)
+    return post, [workspace, wallet, post]
 
 
 def resolve_destinations(app: HeraldApplication, workspace: Workspace, account_ids: list[str],
@@ -101,8 +110,12 @@ def place_on_schedule(app: HeraldApplication, ctx: Context, post_id: str, text: 
                        hold_id=hold_id_for(post_id, d.destination_id))
         for d in drafts
     ]
-    workspace.enqueue_post(ctx, post_id, publish_at, [d.platform for d in destinations])
     wallet = app.wallet(ctx)
+    # Every check before any change: a refusal leaves the workspace and wallet as they were, so a
+    # series can have one occurrence refused and go on with the next in the same decision.
+    workspace.check_enqueue(ctx, publish_at, [d.platform for d in destinations])
+    wallet.check_available(ctx, len(destinations))
+    workspace.enqueue_post(ctx, post_id, publish_at, [d.platform for d in destinations])
     for dest in destinations:
         wallet.place_hold(ctx, dest.hold_id, post_id, dest.destination_id, due_at=publish_at)
     return workspace, wallet, destinations

@@ -90,16 +90,21 @@ class Workspace(HeraldAggregate):
 
     def enqueue_post(self, ctx: Context, post_id: str, publish_at: datetime | None = None,
                      platforms: list[str] | tuple[str, ...] = ()) -> None:
+        self.check_enqueue(ctx, publish_at, platforms)
+        day = self.local_day(publish_at) if publish_at is not None else None
+        self.record(ctx, ev.PostQueued(post_id=post_id, due_day=day, platforms=list(platforms)))
+
+    def check_enqueue(self, ctx: Context, publish_at: datetime | None = None,
+                      platforms: list[str] | tuple[str, ...] = ()) -> None:
+        """Refuse what ``enqueue_post`` would refuse, changing nothing: queue size, horizon, daily posts."""
         allowed = self.limit("queue_size")
         if len(self.waiting_posts) >= allowed:
             raise self._breach(Reason.queue_full, "queue_size", len(self.waiting_posts), allowed, "posts waiting")
-        day = None
         if publish_at is not None:
             self.check_horizon(ctx.now, publish_at)
             day = self.local_day(publish_at)
             for platform in sorted(set(platforms)):
                 self.check_daily_posts(day, platform, platforms.count(platform))
-        self.record(ctx, ev.PostQueued(post_id=post_id, due_day=day, platforms=list(platforms)))
 
     def check_horizon(self, now: datetime, publish_at: datetime) -> None:
         days = self.limit("scheduling_horizon_days")

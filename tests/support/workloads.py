@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from hypothesis import strategies as st
 
+from domain.planning import SlotPlan
 from domain.post.aggregate import hold_id_for
 from domain.wallet.aggregate import Wallet
 from herald.messaging.relay import to_cloud_event
@@ -58,7 +59,7 @@ class Clock:
 # over), as the credit clock's commands would do them.
 KINDS = ("schedule", "start", "outcome", "cancel", "grant", "settle", "expiring", "advance", "clock",
          "needs_reconnect", "reconnect", "upgrade", "overrides", "read", "policy", "retry", "generate", "notify",
-         "draft", "approval", "submit", "approve", "reject", "edit", "disconnect")
+         "draft", "approval", "submit", "approve", "reject", "edit", "disconnect", "plan")
 ADVANCES = (timedelta(hours=1), timedelta(hours=3), timedelta(hours=25), timedelta(days=32))
 steps = st.lists(st.tuples(
     st.sampled_from(KINDS),
@@ -86,7 +87,9 @@ EVERYTHING = [
     ("draft", 0, "a", ""), ("submit", 0, "a", ""), ("approval", 0, "a", ""), ("draft", 1, "b", ""),
     ("submit", 1, "b", ""), ("reject", 1, "b", ""), ("edit", 1, "b", ""), ("submit", 1, "b", ""),
     ("approve", 1, "b", ""), ("approval", 1, "a", ""), ("edit", 0, "a", ""),
-    ("draft", 2, "a", ""), ("cancel", 2, "a", ""), ("disconnect", 0, "b", ""), ("disconnect", 1, "a", ""),
+    ("draft", 2, "a", ""), ("cancel", 2, "a", ""),
+    ("plan", 0, "a", ""), ("plan", 1, "a", ""), ("plan", 2, "a", ""), ("plan", 3, "b", ""),
+    ("disconnect", 0, "b", ""), ("disconnect", 1, "a", ""),
 ]
 
 _ids = itertools.count()
@@ -206,6 +209,30 @@ def run_workload(app, ws: str, workload, *, tier: str = "pro", timezone: str = "
                 decide(cmd.EditPost(post_id=post_id, text=f"edited {post}", publish_at=now() + timedelta(hours=3)))
                 decide(cmd.EditPost(post_id=f"{ws}-d{post}", text=f"draft {post}, edited",
                                     publish_at=now() + timedelta(hours=4)))
+            case "plan":  # planning: 0 schedule + top-off, 1 fill a slot, 2 pause, 3 an evergreen series
+                if post == 0:
+                    decide(cmd.SetPostingSchedule(social_account_id=dest, slots=[
+                        cmd.WeeklySlot(weekday=d, time=t) for d in cmd.WEEKDAYS for t in ("09:00", "15:00")]))
+                    decide(cmd.TopOffSlots(days=3))
+                elif post == 1:
+                    plan = app.find(SlotPlan, dest)
+                    empty = sorted((s["at"], sid) for sid, s in (plan.slots if plan else {}).items()
+                                   if s["post_id"] is None and s["at"] > now())
+                    if empty:
+                        decide(cmd.FillSlot(social_account_id=dest, slot_id=empty[0][1], text="slot content"))
+                elif post == 2:
+                    decide(cmd.SetPostingSchedule(social_account_id=dest, posts_per_week=2, times=["10:00"],
+                                                  active=False))
+                else:
+                    series_id = f"{ws}-s{next(_ids)}"
+                    # room and credits for its occurrences (else every one is skipped: queue_full, insufficient_credits)
+                    decide(cmd.SetLimitOverrides(limit_overrides={"queue_size": 1000}))
+                    decide(cmd.GrantCredits(amount=4))
+                    decide(cmd.DefineSeries(series_id=series_id, kind="evergreen", rrule="FREQ=DAILY",
+                                            starts_at=(now() - timedelta(days=1)).replace(tzinfo=None, hour=9, minute=0, second=0, microsecond=0),
+                                            destinations=[dest], skip_days=3,
+                                            items=[cmd.SeriesItem(item_id=i, text=f"evergreen {i}") for i in "xy"]))
+                    decide(cmd.TopOffSlots(series_ids=[series_id], days=3))
             case "overrides":
                 decide(cmd.SetLimitOverrides(limit_overrides={"queue_size": 3 + post, "monthly_credits": 100}))
             case "read":
