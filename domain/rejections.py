@@ -37,6 +37,15 @@ class Reason(StrEnum):
     generation_exists = "generation_exists"
     unknown_generation = "unknown_generation"
     generation_already_recorded = "generation_already_recorded"
+    invalid_schedule = "invalid_schedule"
+    automation_rule_exists = "automation_rule_exists"
+    unknown_automation_rule = "unknown_automation_rule"
+    rule_not_active = "rule_not_active"
+    rule_not_paused = "rule_not_paused"
+    rule_run_pending = "rule_run_pending"
+    rule_run_not_pending = "rule_run_not_pending"
+    occurrence_already_fired = "occurrence_already_fired"
+    not_an_occurrence = "not_an_occurrence"
 
 
 class Rejected(Exception):

@@ -57,6 +57,15 @@ REASON_STATUS: dict[str, int] = {
     Reason.generation_exists: 409,
     Reason.unknown_generation: 404,
     Reason.generation_already_recorded: 409,
+    Reason.invalid_schedule: 422,
+    Reason.automation_rule_exists: 409,
+    Reason.unknown_automation_rule: 404,
+    Reason.rule_not_active: 409,
+    Reason.rule_not_paused: 409,
+    Reason.rule_run_pending: 409,
+    Reason.rule_run_not_pending: 409,
+    Reason.occurrence_already_fired: 409,
+    Reason.not_an_occurrence: 422,
 }
 
 

@@ -5,8 +5,7 @@ limit and counts the generation before any call; `record_generation_outcome` rec
 the failure. A failed call is recorded and charges nothing (docs/generation.md)."""
 
 # No `from __future__ import annotations`: FastAPI must see the endpoint-local Annotated aliases.
-import threading
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
@@ -15,68 +14,15 @@ from gateway import auth
 from gateway.deps import IdempotencyKey, MinPosition, Shared, WorkspaceId, command_id_for
 from gateway.problems import ProblemError, openapi_responses
 from processors.generation import prompt
-from processors.generation.errors import FailureKind, ProviderError
-from processors.generation.offline import OfflineTemplate
-from processors.generation.providers import GenerationFailed, Generator
+from processors.generation.calls import ConfiguredProvider, outcome_of, voice_of
 from projections import generations as log
 from schemas import api
 from schemas import commands as cmd
 
-_VOICE_FIELDS = ("tone", "audience", "niche", "words_to_use", "words_to_avoid", "example_posts", "emoji_policy",
-                 "hashtag_policy")
-
-
-class _Provider:
-    """The configured generator, built once; a configuration error is kept and reported per request."""
-
-    def __init__(self, build: Any) -> None:
-        self._build = build or (lambda: Generator(OfflineTemplate()))
-        self._lock = threading.Lock()
-        self._built: Generator | None = None
-        self._error: str | None = None
-
-    def get(self) -> Generator:
-        with self._lock:
-            if self._built is None and self._error is None:
-                try:
-                    self._built = self._build()
-                except Exception as error:  # noqa: BLE001 - any configuration error fails generations, not the gateway
-                    self._error = f"{type(error).__name__}: {error}"
-            if self._built is None:
-                raise ProviderError(FailureKind.not_configured, self._error or "no provider")
-            return self._built
-
-
-def _voice(found: dict[str, Any] | None) -> prompt.BrandVoice:
-    if not found:
-        return prompt.BrandVoice()
-    return prompt.BrandVoice(**{k: found[k] for k in _VOICE_FIELDS}, version=found["version"])
-
-
-def _outcome(generator: _Provider, generation_id: str, request: prompt.GenerationRequest) -> cmd.RecordGenerationOutcome:
-    try:
-        generated = generator.get().generate(request)
-    except GenerationFailed as failed:
-        return cmd.RecordGenerationOutcome(
-            generation_id=generation_id, succeeded=False, failure=str(failed.kind), detail=failed.detail[:2000],
-            provider=failed.provider, model=failed.model[:200], prompt_sha256=failed.prompt_sha256,
-            latency_ms=failed.latency_ms)
-    except ProviderError as error:  # not configured: nothing was called
-        return cmd.RecordGenerationOutcome(
-            generation_id=generation_id, succeeded=False, failure=str(error.kind), detail=error.detail[:2000],
-            provider="none", prompt_sha256=prompt.assemble(request).sha256)
-    return cmd.RecordGenerationOutcome(
-        generation_id=generation_id, succeeded=True,
-        captions=[cmd.GeneratedCaption(platform=c.platform, text=c.text) for c in generated.content.captions],
-        hashtags=[tag[:100] for tag in generated.content.hashtags], provider=generated.provider,
-        model=generated.model[:200], prompt_sha256=generated.prompt_sha256, tokens_in=generated.tokens_in,
-        tokens_out=generated.tokens_out, latency_ms=generated.latency_ms)
-
-
 def router(shared: Shared) -> APIRouter:
     r = APIRouter(tags=["generation"])
     Caller = Annotated[auth.Principal, Depends(shared.principal)]
-    generator = _Provider(shared.deps.generator)
+    generator = ConfiguredProvider(shared.deps.generator)
 
     @r.post(
         "/v1/workspaces/{workspace_id}/generations", status_code=201, response_model=api.Generation,
@@ -98,8 +44,8 @@ def router(shared: Shared) -> APIRouter:
         request = prompt.GenerationRequest(
             topic=payload.topic, platforms=[str(p) for p in payload.platforms], tone=payload.tone,
             language=payload.language, context=payload.context, media_description=payload.media_description,
-            voice=_voice(voice))
-        outcome = _outcome(generator, generation_id, request)
+            voice=voice_of(voice))
+        outcome = outcome_of(generator, generation_id, request)
         recorded = shared.decide(caller, ws, outcome, None, response,
                                  command_id=derived_id("record_generation_outcome", ws, generation_id))
         result = recorded.result

@@ -1,0 +1,124 @@
+"""When a rule's occurrences are: an RRULE (RFC 5545, python-dateutil) or a 5-field cron expression
+(croniter), counted in the workspace's local wall time and turned into instants with zoneinfo.
+
+Wall time has two awkward hours a year. A local time the clock skips (spring forward) fires at the
+first instant after the gap; a local time that happens twice (fall back) fires once, at its first
+pass (fold 0). So the instants only ever increase, and an occurrence is never fired twice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+from dateutil.rrule import rrule, rrulestr
+
+# Counting missed occurrences stops here (an every-minute rule down for weeks): "at least" beyond.
+COUNT_CAP = 10_000
+_DST_SLACK = timedelta(hours=3)  # more than any zone's offset change
+
+
+class InvalidSchedule(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Schedule:
+    kind: str  # rrule | cron
+    expression: str
+    anchor: datetime  # naive local wall time: the RRULE's DTSTART
+    timezone: str
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def _wall_times_after(self, wall: datetime) -> Iterator[datetime]:
+        """Naive local wall times strictly after ``wall``, ascending."""
+        if self.kind == "cron":
+            it = croniter(self.expression, wall)
+            while True:
+                yield it.get_next(datetime)
+        else:
+            # dateutil walks from DTSTART: the cost grows with the occurrences since the anchor.
+            yield from _rrule(self.expression, self.anchor).xafter(wall, inc=False)
+
+    def _instant(self, wall: datetime) -> datetime:
+        zone = self.zone
+        shifted = wall
+        for _ in range(240):  # a skipped local time: the first minute after the gap
+            aware = shifted.replace(tzinfo=zone, fold=0)
+            if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == shifted:
+                return aware.astimezone(UTC)
+            shifted = (shifted + timedelta(minutes=1)).replace(second=0, microsecond=0)
+        return wall.replace(tzinfo=zone).astimezone(UTC)
+
+    def after(self, instant: datetime) -> Iterator[datetime]:
+        """Occurrences (UTC instants) strictly after ``instant``, ascending, each once."""
+        wall = instant.astimezone(self.zone).replace(tzinfo=None) - _DST_SLACK
+        last: datetime | None = None
+        for candidate in self._wall_times_after(wall):
+            at = self._instant(candidate)
+            if at <= instant or (last is not None and at <= last):
+                continue
+            last = at
+            yield at
+
+    def next_after(self, instant: datetime) -> datetime | None:
+        return next(self.after(instant), None)
+
+    def is_occurrence(self, instant: datetime) -> bool:
+        return self.next_after(instant - timedelta(microseconds=1)) == instant
+
+    def between(self, start: datetime, end: datetime) -> tuple[list[datetime], bool]:
+        """Occurrences in (start, end], at most COUNT_CAP of them (and whether it stopped there)."""
+        found: list[datetime] = []
+        for at in self.after(start):
+            if at > end:
+                return found, False
+            if len(found) >= COUNT_CAP:
+                return found, True
+            found.append(at)
+        return found, False
+
+
+def _rrule(expression: str, anchor: datetime) -> rrule:
+    text = expression.strip()
+    if text.upper().startswith("RRULE:"):
+        text = text[len("RRULE:"):]
+    if "\n" in text or "DTSTART" in text.upper():
+        raise InvalidSchedule("give the RRULE line only (its start is the rule's anchor, in the workspace's time "
+                              "zone)")
+    parsed = rrulestr(text, dtstart=anchor)
+    if not isinstance(parsed, rrule):
+        raise InvalidSchedule("one RRULE only")
+    return parsed
+
+
+def parse(kind: str, expression: str, anchor: datetime, timezone: str) -> Schedule:
+    """The schedule, checked: it parses and has an occurrence after its anchor. Raises InvalidSchedule."""
+    if kind == "cron":
+        if len(expression.split()) != 5 or not croniter.is_valid(expression):
+            raise InvalidSchedule(f"not a 5-field cron expression: {expression!r}")
+    elif kind == "rrule":
+        try:
+            _rrule(expression, anchor)
+        except InvalidSchedule:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+            raise InvalidSchedule(f"not an RRULE: {error}") from None
+    else:
+        raise InvalidSchedule(f"unknown schedule kind {kind!r}")
+    schedule = Schedule(kind, expression, anchor, timezone)
+    try:
+        schedule.next_after(anchor.replace(tzinfo=schedule.zone).astimezone(UTC))
+    except (ValueError, OverflowError) as error:
+        raise InvalidSchedule(f"the schedule cannot be evaluated: {error}") from None
+    return schedule
+
+
+def wall_anchor(now: datetime, timezone: str) -> datetime:
+    """A rule's anchor: the local wall time it was defined at, to the second."""
+    return now.astimezone(ZoneInfo(timezone)).replace(tzinfo=None, microsecond=0)
