@@ -52,6 +52,7 @@ from domain.wallet import clock_handlers as _clock_handlers  # noqa: F401 - regi
 from domain.generation import handlers as _generation_handlers  # noqa: F401 - registers them
 from domain.automation import handlers as _automation_handlers  # noqa: F401 - registers them
 from domain.automation.aggregate import AutomationRule
+from domain.post import workflow_handlers as _workflow_handlers  # noqa: F401 - registers them
 from domain.wallet.aggregate import Period
 
 A = TypeVar("A", bound=HeraldAggregate)
@@ -337,14 +338,15 @@ class HeraldApplication(Application):
         touched |= {Wallet.aggregate_id(c.workspace_id) for c in commands}
         for c, payload in zip(commands, payloads):
             match payload:
-                case cmd.SchedulePost():
+                case cmd.SchedulePost() | cmd.CreateDraft():
                     created.append(Post.aggregate_id(post_id_for(c.command_id, payload)))
                     touched |= {SocialAccount.aggregate_id(d) for d in payload.destinations}
                 case cmd.GrantCredits():
                     created.append(GrantClaim.aggregate_id(GrantClaim.key(c.workspace_id, grant_id_for(c.command_id, payload))))
                 case cmd.ConnectSocialAccount():
                     created.append(SocialAccount.aggregate_id(account_id_for(c.command_id, payload)))
-                case cmd.CancelPost() | cmd.StartPublishAttempt() | cmd.RecordPublishOutcome():
+                case (cmd.CancelPost() | cmd.StartPublishAttempt() | cmd.RecordPublishOutcome() | cmd.SubmitPost()
+                      | cmd.ApprovePost() | cmd.RejectPost()):
                     touched.add(Post.aggregate_id(payload.post_id))
         warm = self._warm.get(touched)
         current = self.versions(created + list(warm))

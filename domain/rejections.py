@@ -46,6 +46,9 @@ class Reason(StrEnum):
     rule_run_not_pending = "rule_run_not_pending"
     occurrence_already_fired = "occurrence_already_fired"
     not_an_occurrence = "not_an_occurrence"
+    post_not_draft = "post_not_draft"
+    post_not_awaiting_approval = "post_not_awaiting_approval"
+    no_destinations = "no_destinations"
 
 
 class Rejected(Exception):

@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     HttpUrl,
+    StrictBool,
     StrictFloat,
     StrictInt,
     field_validator,
@@ -219,6 +220,68 @@ class SchedulePost(Payload):
         if stray:
             raise ValueError(f"destination_text names accounts that are not destinations: {stray}")
         return self
+
+
+PostText = Annotated[str, Field(min_length=1, max_length=10_000)]
+
+
+class CreateDraft(Payload):
+    """An idea or a draft: no credits held, not in the queue, no limits counted until submitted.
+    Destinations may be empty (an idea); the text is checked against each platform at submission."""
+
+    post_id: Id | None = Field(None, description="defaults to one derived from command_id")
+    stage: Literal["idea", "draft"] = "draft"
+    text: str = Field("", max_length=10_000)
+    media_urls: list[MediaUrl] = Field(default_factory=list, max_length=4)
+    destinations: list[Id] = Field(default_factory=list, max_length=20, description="social account ids")
+    destination_text: dict[str, PostText] = Field(default_factory=dict, description="per-destination text override")
+    destination_media: dict[str, Annotated[list[MediaUrl], Field(max_length=4)]] = Field(
+        default_factory=dict, description="per-destination media override (an empty list: no media there)")
+    publish_at: Timestamp | None = Field(None, description="when it should go out once scheduled; omitted: when "
+                                         "submitted (or approved)")
+
+    @model_validator(mode="after")
+    def _destinations_are_unique_and_overrides_known(self) -> CreateDraft:
+        _check_destinations(self.destinations, self.destination_text, self.destination_media)
+        return self
+
+
+def _check_destinations(destinations: list[str], text: dict[str, str], media: dict[str, Any]) -> None:
+    if len(set(destinations)) != len(destinations):
+        raise ValueError("destinations must be unique")
+    stray = sorted((set(text) | set(media)) - set(destinations))
+    if stray:
+        raise ValueError(f"destination_text/destination_media name accounts that are not destinations: {stray}")
+
+
+class SubmitPost(Payload):
+    """A draft goes to approval (when the workspace requires it) or straight onto the schedule."""
+
+    post_id: Id
+    publish_at: Timestamp | None = Field(None, description="replaces the draft's publish_at; omitted: the draft's, "
+                                         "or now if it has none")
+    comment: str = Field("", max_length=1000)
+
+
+class ApprovePost(Payload):
+    """An approver schedules a post waiting for approval (credits held, limits checked then)."""
+
+    post_id: Id
+    publish_at: Timestamp | None = Field(None, description="replaces the post's publish_at (e.g. when it has passed)")
+    comment: str = Field("", max_length=1000)
+
+
+class RejectPost(Payload):
+    """An approver sends a post waiting for approval back to draft."""
+
+    post_id: Id
+    comment: str = Field(min_length=1, max_length=1000)
+
+
+class SetContentPolicy(Payload):
+    """The workspace's content policy: whether submitted posts need an approver."""
+
+    requires_approval: StrictBool
 
 
 class CancelPost(Payload):
@@ -547,6 +610,11 @@ COMMAND_TYPES: dict[str, type[Payload]] = {
     "grant_credits.v1": GrantCredits,
     "schedule_post.v1": SchedulePost,
     "cancel_post.v1": CancelPost,
+    "create_draft.v1": CreateDraft,
+    "submit_post.v1": SubmitPost,
+    "approve_post.v1": ApprovePost,
+    "reject_post.v1": RejectPost,
+    "set_content_policy.v1": SetContentPolicy,
     "start_publish_attempt.v1": StartPublishAttempt,
     "record_publish_outcome.v1": RecordPublishOutcome,
     "resolve_publish_outcome.v1": ResolvePublishOutcome,

@@ -109,6 +109,12 @@ class PublishingPolicySet(EventData):
     missed_window_s: float | None = Field(description="how late a destination may start; null: Herald's default")
 
 
+@event_type("herald.workspace.content_policy_set.v1")
+class ContentPolicySet(EventData):
+    requires_approval: bool = Field(description="submitted drafts wait for an approver before they are scheduled")
+    actor: str
+
+
 @event_type("herald.workspace.generation_counted.v1")
 class GenerationCounted(EventData):
     day: str
@@ -453,6 +459,8 @@ class Destination(BaseModel):
     handle: str
     text: str
     hold_id: str
+    text_overridden: bool = Field(False, description="the text is the destination's own, not the post's")
+    media_urls: list[str] | None = Field(None, description="the destination's own media; null: the post's")
 
 
 @event_type("herald.post.scheduled.v1")
@@ -462,6 +470,63 @@ class PostScheduled(EventData):
     media_urls: list[str]
     publish_at: datetime
     destinations: list[Destination]
+    actor: str | None = Field(None, description="who scheduled it (a draft submitted or approved); null on events "
+                              "from before the content workflow")
+    reason: str | None = Field(None, description="why now: scheduled, submitted (no approval needed), approved")
+
+
+class DraftDestination(BaseModel):
+    """A destination of a post not yet scheduled: no hold. ``text`` and ``media_urls`` are its own
+    overrides (null: the post's)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    destination_id: str
+    social_account_id: str
+    platform: str
+    handle: str
+    text: str | None = None
+    media_urls: list[str] | None = None
+
+
+@event_type("herald.post.drafted.v1")
+class PostDrafted(EventData):
+    """An idea or a draft: not due, no credits held, not in the workspace's queue."""
+
+    post_id: str
+    stage: Literal["idea", "draft"]
+    text: str
+    media_urls: list[str]
+    publish_at: datetime | None
+    destinations: list[DraftDestination]
+    actor: str
+    reason: str
+
+
+@event_type("herald.post.submitted.v1")
+class PostSubmitted(EventData):
+    """A draft submitted where the workspace requires approval: it waits for an approver."""
+
+    post_id: str
+    actor: str
+    reason: str
+
+
+@event_type("herald.post.approved.v1")
+class PostApproved(EventData):
+    """An approver approved it; the PostScheduled beside it places it on the schedule."""
+
+    post_id: str
+    actor: str
+    reason: str
+
+
+@event_type("herald.post.rejected.v1")
+class PostRejected(EventData):
+    """An approver sent it back to draft, with a comment."""
+
+    post_id: str
+    actor: str
+    reason: str
 
 
 @event_type("herald.post.attempt_started.v1")

@@ -32,6 +32,7 @@ class Workspace(HeraldAggregate):
     generations: dict[str, int] | None = None  # local day → generations
     automation_rules = 0
     missed_window_s: float | None = None  # the workspace's publishing policy; None: Herald's default
+    requires_approval = False  # the content policy: submitted posts wait for an approver
 
     def __init__(self) -> None:
         super().__init__()
@@ -113,6 +114,9 @@ class Workspace(HeraldAggregate):
 
     def set_publishing_policy(self, ctx: Context, missed_window_s: float | None) -> None:
         self.record(ctx, ev.PublishingPolicySet(missed_window_s=missed_window_s))
+
+    def set_content_policy(self, ctx: Context, requires_approval: bool) -> None:
+        self.record(ctx, ev.ContentPolicySet(requires_approval=requires_approval, actor=ctx.issued_by))
 
     def over_daily_posts(self, day: str, platform: str) -> bool:
         """More of the platform's posts are due that day than the limit now allows (it was lowered
@@ -241,6 +245,8 @@ class Workspace(HeraldAggregate):
                     self.rule_ids, self.active_rule_ids = list(event.rule_ids), list(event.active_rule_ids or [])
             case ev.PublishingPolicySet():
                 self.missed_window_s = event.missed_window_s
+            case ev.ContentPolicySet():
+                self.requires_approval = event.requires_approval
 
     def _slots(self) -> dict[str, list]:
         if self.post_slots is None:
