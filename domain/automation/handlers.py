@@ -138,7 +138,7 @@ def fire_rule_occurrence(app: HeraldApplication, ctx: Context, p: cmd.FireRuleOc
                                   tone=d["tone"], language=d["language"], context=d["context"])
     result = {"rule_id": rule.rule_id, "occurrence_at": p.occurrence_at.isoformat(), "post_id": fired.post_id,
               "generation_id": fired.generation_id, "skipped_before": fired.skipped_before,
-              "definition": dict(d)}
+              "definition": dict(d), "requires_approval": bool(workspace.requires_approval)}
     try:
         generation, requested = request_generation(app, ctx, workspace, request)
     except TierLimitReached as limit:
