@@ -21,6 +21,7 @@ the older ones counted as missed; if even the latest is older than the window, a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,12 +81,14 @@ class RuleRunner:
 
     def run(self, rule: RuleDue) -> str:
         """Finishes the rule's pending run, or fires its due occurrence; what it did, for the logs."""
+        finished = ""
         if rule.pending_occurrence is not None:
-            return self.finish(rule.workspace_id, rule.rule_id, rule.pending_occurrence)
+            finished = f"finished {self.finish(rule.workspace_id, rule.rule_id, rule.pending_occurrence)}; "
+            rule = dataclasses.replace(rule, cursor=rule.pending_occurrence, pending_occurrence=None)
         occurrence = occurrence_to_fire(rule, self.clock())
         if occurrence is None:
-            return "not_due"
-        return self.fire(rule.workspace_id, rule.rule_id, occurrence)
+            return finished + "not_due" if finished else "not_due"
+        return finished + self.fire(rule.workspace_id, rule.rule_id, occurrence)
 
     def fire(self, workspace_id: str, rule_id: str, occurrence_at: datetime) -> str:
         fire_id = command_id("fire", workspace_id, rule_id, occurrence_at)
@@ -93,6 +96,8 @@ class RuleRunner:
                              fire_id, fire_id)
         if not fired.accepted:
             return f"refused:{fired.reason_code}"
+        if fired.result["run"] == "failed":
+            return f"failed:{fired.result['reason']}"
         if fired.result["run"] != "pending":
             return str(fired.result["run"])
         return self._complete(workspace_id, rule_id, occurrence_at, fired)
@@ -101,7 +106,7 @@ class RuleRunner:
         """A pending run: its fire decision is on record (the command record of its id)."""
         fired = self.app.decided(workspace_id, command_id("fire", workspace_id, rule_id, occurrence_at))
         if fired is None or not fired.accepted or fired.result.get("run") != "pending":
-            return "no_pending_run"  # the read model was behind: the run ended already
+            return "no_pending_run"
         return self._complete(workspace_id, rule_id, occurrence_at, fired)
 
     def _complete(self, workspace_id: str, rule_id: str, occurrence_at: datetime, fired: Decision) -> str:
