@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from hypothesis import strategies as st
 
+from domain.automation.aggregate import AutomationRule
 from domain.post.aggregate import hold_id_for
 from domain.wallet.aggregate import Wallet
 from herald.messaging.relay import to_cloud_event
@@ -57,7 +58,7 @@ class Clock:
 # holds of posts long past due expire, credit periods renew (monthly credits reset and carried
 # over), as the credit clock's commands would do them.
 KINDS = ("schedule", "start", "outcome", "cancel", "grant", "settle", "expiring", "advance", "clock",
-         "needs_reconnect", "reconnect", "upgrade", "overrides", "read", "policy", "retry", "generate")
+         "needs_reconnect", "reconnect", "upgrade", "overrides", "read", "policy", "retry", "generate", "rule")
 ADVANCES = (timedelta(hours=1), timedelta(hours=3), timedelta(hours=25), timedelta(days=32))
 steps = st.lists(st.tuples(
     st.sampled_from(KINDS),
@@ -80,6 +81,9 @@ EVERYTHING = [
     ("advance", 2, "a", ""), ("clock", 0, "a", ""), ("advance", 3, "a", ""), ("clock", 0, "a", ""),
     ("schedule", 0, "a", ""), ("read", 0, "a", ""), ("policy", 1, "a", ""), ("upgrade", 0, "a", ""),
     ("generate", 0, "a", "published"), ("generate", 1, "b", "failed"), ("generate", 2, "a", "unknown"),
+    ("rule", 0, "a", ""), ("rule", 0, "b", ""), ("rule", 1, "a", "published"), ("rule", 1, "a", "failed"),
+    ("rule", 1, "a", "skipped"), ("rule", 2, "a", ""), ("rule", 2, "a", ""), ("rule", 1, "a", "unknown"),
+    ("rule", 3, "a", ""),
 ]
 
 _ids = itertools.count()
@@ -162,6 +166,8 @@ def run_workload(app, ws: str, workload, *, tier: str = "pro", timezone: str = "
                         hashtags=["tag"], **common))
                 elif outcome != "unknown":
                     decide(cmd.RecordGenerationOutcome(succeeded=False, failure="transient", detail=outcome, **common))
+            case "rule":  # 0 create (update if it exists), 1 fire its next occurrence, 2 pause/resume, 3 delete
+                _rule_step(app, ws, post, account, outcome, clock, decide)
             case "overrides":
                 decide(cmd.SetLimitOverrides(limit_overrides={"queue_size": 3 + post, "monthly_credits": 100}))
             case "read":
@@ -170,3 +176,31 @@ def run_workload(app, ws: str, workload, *, tier: str = "pro", timezone: str = "
                 decide(cmd.MarkNoticesRead(notice_ids=[f"post_skipped:{day}", f"post_failed:{day}",
                                                        f"low_credits:{period.period_start.isoformat()}"]))
     decide(cmd.ChangeTier(tier="free"))  # a downgrade waits for the renewal: a scheduled tier change
+
+
+def _rule_step(app, ws: str, step: int, account: str, outcome: str, clock: Clock | None, decide) -> None:
+    """An automation rule's commands, as the API and the rule runner would send them: "published"
+    ends the run with a post, "failed" with a failure, "unknown" leaves it pending, "skipped" fires
+    an occurrence older than the catch-up window (all missed, recorded skipped)."""
+    rule_id = f"{ws}-rule"
+    rule = app.find(AutomationRule, AutomationRule.key(ws, rule_id))
+    fields = {"rule_id": rule_id, "name": f"rule {account}", "schedule_kind": "rrule",
+              "schedule": "FREQ=HOURLY;BYMINUTE=0;BYSECOND=0", "topic": "topic", "tone": account,
+              "destinations": [f"{ws}-{account}"], "catch_up_window_s": 3600}
+    if step == 0:
+        exists = rule is not None and rule.status != "deleted"
+        decide(cmd.UpdateAutomationRule(**fields) if exists else cmd.CreateAutomationRule(**fields))
+    elif step == 1 and rule is not None and rule.next_run_at is not None and clock is not None:
+        at = rule.next_run_at
+        clock.now = max(clock.now, at + (timedelta(hours=3) if outcome == "skipped" else timedelta(seconds=1)))
+        decide(cmd.FireRuleOccurrence(rule_id=rule_id, occurrence_at=at))
+        if outcome == "published":
+            decide(cmd.RecordRuleRun(rule_id=rule_id, occurrence_at=at, post_id=f"{ws}-rp{at:%H}"))
+        elif outcome in ("failed", "retry", "throttled"):
+            decide(cmd.RecordRuleRun(rule_id=rule_id, occurrence_at=at, failure="generation_transient",
+                                     detail=outcome))
+    elif step == 2 and rule is not None:
+        decide(cmd.ResumeAutomationRule(rule_id=rule_id) if rule.status == "paused"
+               else cmd.PauseAutomationRule(rule_id=rule_id))
+    elif step == 3:
+        decide(cmd.DeleteAutomationRule(rule_id=rule_id))
