@@ -27,6 +27,9 @@ def test_no_operation_reaches_another_workspace(gw):
     rcpt_b = gw.http.post("/v1/workspaces/b/notifications/email-recipients", json={"address": "ops@b.example"},
                           headers=key_b).json()
     hook_b = gw.http.post("/v1/workspaces/b/webhooks", json={"url": "https://hooks.example.com/b"}, headers=key_b).json()
+    rule = {"name": "r", "schedule_kind": "cron", "schedule": "0 9 * * 1", "topic": "x"}
+    rule_b = gw.http.post("/v1/workspaces/b/automation-rules", json={**rule, "destinations": [account_b]},
+                          headers=key_b).json()["rule_id"]
     # A's own key, made as strong as a workspace key can be from the admin: every scope but admin.
     strong_a = bearer(gw.http.post("/v1/api-keys", headers=ADMIN, json={
         "workspace_id": "a", "scopes": ["workspace:read", "workspace:write", "credits:grant", "analytics:read"],
@@ -34,7 +37,7 @@ def test_no_operation_reaches_another_workspace(gw):
     due = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     ids = {"workspace_id": "b", "post_id": post_b, "social_account_id": account_b, "key_id": spare_b["key_id"],
            "destination_id": account_b, "endpoint_id": hook_b["endpoint_id"],
-           "recipient_id": rcpt_b["recipient_id"]}
+           "recipient_id": rcpt_b["recipient_id"], "rule_id": rule_b}
     bodies = {
         ("post", "/v1/workspaces/{workspace_id}/social-accounts"): {"platform": "sandbox", "handle": "x"},
         ("post", "/v1/workspaces/{workspace_id}/credits/grants"): {"amount": 100},
@@ -58,12 +61,14 @@ def test_no_operation_reaches_another_workspace(gw):
             {"cause": "low_credits", "channel": "webhook", "enabled": False},
         ("post", "/v1/workspaces/{workspace_id}/generations"): {"topic": "x", "platforms": ["x"]},
         ("put", "/v1/workspaces/{workspace_id}/brand-voice"): {"tone": "x"},
+        ("post", "/v1/workspaces/{workspace_id}/automation-rules"): {**rule, "destinations": [account_a]},
+        ("put", "/v1/workspaces/{workspace_id}/automation-rules/{rule_id}"): {**rule, "destinations": [account_a]},
     }
     queries = {("get", "/v1/workspaces/{workspace_id}/limits/check"): {"action": "schedule", "platform": "sandbox"}}
     before = {path: gw.get(path, headers=ADMIN).json() for path in
               ("/v1/workspaces/b/wallet", f"/v1/workspaces/b/posts/{post_b}", "/v1/workspaces/b/social-accounts",
                       "/v1/workspaces/b/webhooks", "/v1/workspaces/b/notifications/preferences",
-                      "/v1/workspaces/b/notifications/email-recipients")}
+                      "/v1/workspaces/b/notifications/email-recipients", "/v1/workspaces/b/automation-rules")}
 
     missing = {name: f"no-such-{name.replace('_', '-')}" for name in ids}
 
