@@ -66,6 +66,9 @@ REASON_STATUS: dict[str, int] = {
     Reason.rule_run_not_pending: 409,
     Reason.occurrence_already_fired: 409,
     Reason.not_an_occurrence: 422,
+    Reason.post_not_draft: 409,
+    Reason.post_not_awaiting_approval: 409,
+    Reason.no_destinations: 422,
 }
 
 
