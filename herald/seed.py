@@ -7,7 +7,7 @@ accounts are sandbox accounts named after them, as many as the tier allows per p
 plan's pro and business users list more accounts than one platform's limit). Herald reserves a
 credit per destination when a post is scheduled, so the zero-credit workspace's five posts are
 rejected `insufficient_credits` (recorded, visible in its rejections and wallet history)
-rather than skipped at publishing time. Automation rules do not exist in Herald yet.
+rather than skipped at publishing time.
 """
 
 from __future__ import annotations

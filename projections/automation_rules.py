@@ -97,10 +97,10 @@ def fold(row: dict[str, Any] | None, event_type: str, d: dict[str, Any], workspa
     match event_type:
         case ev.AutomationRuleUpdated.type:
             nxt = _at(d["next_run_at"])
-            row.update(definition=d["definition"], name=d["definition"]["name"], next_run_at=nxt,
-                       cursor_at=_armed(nxt, row["cursor_at"]))
+            row.update(definition=d["definition"], name=d["definition"]["name"],
+                       next_run_at=nxt if row["status"] == "active" else None, cursor_at=_armed(nxt, row["cursor_at"]))
         case ev.AutomationRulePaused.type:
-            row.update(status="paused", paused_reason=d["reason"], paused_detail=d["detail"])
+            row.update(status="paused", paused_reason=d["reason"], paused_detail=d["detail"], next_run_at=None)
         case ev.AutomationRuleResumed.type:
             nxt = _at(d["next_run_at"])
             row.update(status="active", paused_reason=None, paused_detail=None, next_run_at=nxt,

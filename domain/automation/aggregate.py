@@ -137,11 +137,11 @@ class AutomationRule(HeraldAggregate):
         match event:
             case ev.AutomationRuleCreated() | ev.AutomationRuleUpdated():
                 self.rule_id, self.definition = event.rule_id, event.definition.model_dump()
-                self.next_run_at = event.next_run_at
+                self.next_run_at = event.next_run_at if self.status == Status.active else None
                 # Occurrences count from the definition on: none before it fires.
                 self.cursor = _before(event.next_run_at, self.cursor)
             case ev.AutomationRulePaused():
-                self.status = Status.paused
+                self.status, self.next_run_at = Status.paused, None
             case ev.AutomationRuleResumed():
                 self.status, self.next_run_at = Status.active, event.next_run_at
                 self.cursor = _before(event.next_run_at, self.cursor)

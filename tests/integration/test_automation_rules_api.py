@@ -105,8 +105,12 @@ def test_the_tier_limits_rules_and_a_lower_limit_pauses_the_newest(gw):
 
     ws, key, account = _workspace(gw, tier="pro")
     base = f"/v1/workspaces/{ws}/automation-rules"
+    check = gw.get(f"/v1/workspaces/{ws}/limits/check?action=automate", headers=key).json()
+    assert check["allowed"] and check["checks"][0]["allowed"] == 5
     ids = [gw.http.post(base, json={**WEEKLY, "name": f"r{n}", "destinations": [account]}, headers=key).json()["rule_id"]
            for n in range(5)]
+    check = gw.get(f"/v1/workspaces/{ws}/limits/check?action=automate", headers=key).json()
+    assert not check["allowed"] and (check["checks"][0]["current"], check["checks"][0]["limit"]) == (5, "automation_rules")
     over = assert_problem(gw.http.post(base, json={**WEEKLY, "destinations": [account]}, headers=key),
                           409, "automation_rule_limit_reached")
     assert over["limit"] == {"limit": "automation_rules", "tier": "pro", "current": 5, "allowed": 5}
