@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from psycopg import Connection
 
 from projections import accounts, analytics, audit, positions, posts, queue, wallet, workspaces
-from projections import automation_rules, credit_clock, generations, notifications, tiers, usage
+from projections import automation_rules, brand_voices, credit_clock, generations, notifications, tiers, usage
 from projections.base import Projection
 from schemas.events import CloudEvent
 
@@ -29,6 +29,7 @@ PROJECTIONS: tuple[Projection, ...] = (
     tiers.PROJECTION,
     generations.PROJECTION,
     automation_rules.PROJECTION,
+    brand_voices.PROJECTION,
 )
 # The read models' own tables, the per-workspace positions the consumer records per batch, and
 # the analytics views over them (last: they read the others' tables).

@@ -185,6 +185,21 @@ class Generation(Response):
     position: int | None = None
 
 
+class BrandVoiceRead(Response):
+    """The workspace's current brand voice (the brand_voices read model)."""
+
+    version: int
+    tone: str
+    audience: str
+    niche: str
+    words_to_use: list[str]
+    words_to_avoid: list[str]
+    example_posts: list[str]
+    emoji_policy: str
+    hashtag_policy: str
+    set_at: datetime
+
+
 class BrandVoiceView(Response):
     version: int
     tone: str

@@ -5,6 +5,7 @@ failure worded as the `record_generation_outcome` command."""
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from processors.generation import prompt
@@ -44,23 +45,35 @@ def voice_of(found: dict[str, Any] | None) -> prompt.BrandVoice:
     return prompt.BrandVoice(**{k: found[k] for k in _VOICE_FIELDS}, version=found["version"])
 
 
-def outcome_of(generator: ConfiguredProvider, generation_id: str, request: prompt.GenerationRequest) -> cmd.RecordGenerationOutcome:
+@dataclass(frozen=True)
+class Called:
+    """A provider call worded as its record command, and how long the provider asked to wait (a
+    rate limit's or a 5xx's Retry-After), if it said."""
+
+    command: cmd.RecordGenerationOutcome
+    retry_after_s: float | None = None
+
+
+def call(generator: ConfiguredProvider, generation_id: str, request: prompt.GenerationRequest) -> Called:
     try:
         generated = generator.get().generate(request)
     except GenerationFailed as failed:
-        return cmd.RecordGenerationOutcome(
+        return Called(cmd.RecordGenerationOutcome(
             generation_id=generation_id, succeeded=False, failure=str(failed.kind), detail=failed.detail[:2000],
             provider=failed.provider, model=failed.model[:200], prompt_sha256=failed.prompt_sha256,
-            latency_ms=failed.latency_ms)
+            latency_ms=failed.latency_ms), failed.retry_after_s)
     except ProviderError as error:  # not configured: nothing was called
-        return cmd.RecordGenerationOutcome(
+        return Called(cmd.RecordGenerationOutcome(
             generation_id=generation_id, succeeded=False, failure=str(error.kind), detail=error.detail[:2000],
-            provider="none", prompt_sha256=prompt.assemble(request).sha256)
-    return cmd.RecordGenerationOutcome(
+            provider="none", prompt_sha256=prompt.assemble(request).sha256))
+    return Called(cmd.RecordGenerationOutcome(
         generation_id=generation_id, succeeded=True,
         captions=[cmd.GeneratedCaption(platform=c.platform, text=c.text) for c in generated.content.captions],
         hashtags=[tag[:100] for tag in generated.content.hashtags], provider=generated.provider,
         model=generated.model[:200], prompt_sha256=generated.prompt_sha256, tokens_in=generated.tokens_in,
-        tokens_out=generated.tokens_out, latency_ms=generated.latency_ms)
+        tokens_out=generated.tokens_out, latency_ms=generated.latency_ms))
 
 
+def outcome_of(generator: ConfiguredProvider, generation_id: str,
+               request: prompt.GenerationRequest) -> cmd.RecordGenerationOutcome:
+    return call(generator, generation_id, request).command

@@ -81,6 +81,7 @@ EVERYTHING = [
     ("advance", 2, "a", ""), ("clock", 0, "a", ""), ("advance", 3, "a", ""), ("clock", 0, "a", ""),
     ("schedule", 0, "a", ""), ("read", 0, "a", ""), ("policy", 1, "a", ""), ("upgrade", 0, "a", ""),
     ("generate", 0, "a", "published"), ("generate", 1, "b", "failed"), ("generate", 2, "a", "unknown"),
+    ("generate", 3, "a", "published"), ("generate", 3, "b", "published"),
     ("rule", 0, "a", ""), ("rule", 0, "b", ""), ("rule", 1, "a", "published"), ("rule", 1, "a", "failed"),
     ("rule", 1, "a", "skipped"), ("rule", 2, "a", ""), ("rule", 2, "a", ""), ("rule", 1, "a", "unknown"),
     ("rule", 3, "a", ""),
@@ -157,6 +158,9 @@ def run_workload(app, ws: str, workload, *, tier: str = "pro", timezone: str = "
                 decide(cmd.SetPublishingPolicy(missed_window_minutes=30 * post or None))
             case "generate":  # a generation and (unless "unknown": never answered) its outcome
                 generation_id = f"{ws}-g{next(_ids)}"
+                if post == 3:  # a new brand voice first
+                    decide(cmd.SetBrandVoice(tone=f"tone {generation_id}", words_to_use=["bread"],
+                                             example_posts=["Fresh today."]))
                 decide(cmd.GenerateContent(generation_id=generation_id, topic=f"topic {post}", platforms=["x"]))
                 common = {"generation_id": generation_id, "provider": "offline", "model": "template-v1",
                           "prompt_sha256": "0" * 64, "tokens_in": post, "tokens_out": 2 * post, "latency_ms": 5}
