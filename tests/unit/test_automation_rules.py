@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -117,6 +117,21 @@ def test_schedules_follow_local_wall_time_across_daylight_saving() -> None:
     assert kolkata.next_after(datetime(2026, 1, 1, tzinfo=UTC)) == datetime(2026, 1, 5, 3, 30, tzinfo=UTC)
 
 
+@settings(max_examples=200, deadline=None)
+@given(expression=st.sampled_from(["FREQ=MINUTELY;INTERVAL=7;BYSECOND=5", "FREQ=HOURLY;INTERVAL=5;BYMINUTE=15,45",
+                                   "FREQ=SECONDLY;INTERVAL=13", "FREQ=HOURLY;INTERVAL=3;BYDAY=MO,WE",
+                                   "FREQ=MINUTELY;INTERVAL=11;UNTIL=20300105T000000", "FREQ=MINUTELY;COUNT=5000"]),
+       seconds=st.integers(0, 90 * 86400))
+def test_a_frequent_rule_evaluated_from_near_now_has_the_occurrences_walked_from_its_anchor(expression: str,
+                                                                                          seconds: int) -> None:
+    anchor = datetime(2029, 10, 20, 3, 7, 41)
+    wall = anchor + timedelta(seconds=seconds)
+    plain = schedules._rrule(expression, anchor)
+    near = schedules._from_near(plain, anchor, wall)
+    assert list(itertools.islice(near.xafter(wall, inc=False), 30)) == \
+        list(itertools.islice(plain.xafter(wall, inc=False), 30))
+
+
 @pytest.mark.parametrize(("kind", "expression"), [("rrule", "FREQ=FORTNIGHTLY"), ("rrule", "BYHOUR=9"),
                                                   ("rrule", "DTSTART:20300101T000000\nRRULE:FREQ=DAILY"),
                                                   ("cron", "61 * * * *"), ("cron", "* * *"),
@@ -189,7 +204,8 @@ def test_a_downgrade_at_the_renewal_pauses_every_rule_over_the_new_tier(make_app
     h.rejected(cmd.ResumeAutomationRule(rule_id="r0"), "automation_rule_limit_reached")
     # The paused rule fires nothing, however long it waits.
     h.advance(3 * 86400)
-    assert h.tick("r0") == "refused:rule_not_active"
+    assert h.tick("r0") == "not_due", "a paused rule has no next run"
+    h.rejected(cmd.FireRuleOccurrence(rule_id="r0", occurrence_at=berlin(2030, 3, 26, 9, 0)), "rule_not_active")
     assert h.events_of("herald.automation_rule.fired.v1") == []
 
 
