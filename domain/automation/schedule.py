@@ -42,7 +42,8 @@ class Schedule:
             while True:
                 yield it.get_next(datetime)
         else:
-            yield from _from_near(_rrule(self.expression, self.anchor), self.anchor, wall).xafter(wall, inc=False)
+            rule = _from_near(_rrule(self.expression, self.anchor), self.anchor, wall)
+            yield from _bounded(rule, wall + _HORIZON).xafter(wall, inc=False)
 
     def _instant(self, wall: datetime) -> datetime:
         zone = self.zone
@@ -84,6 +85,19 @@ class Schedule:
 
 
 _PERIOD_S = {HOURLY: 3600, MINUTELY: 60, SECONDLY: 1}
+# dateutil searches period after period for a match, forever when none can come (FREQ=HOURLY;
+# BYMONTH=4;BYMONTHDAY=31): a search never looks further ahead than this. Longer than any gap
+# between occurrences of a rule that has any (29 February: eight years at most).
+_HORIZON = timedelta(days=9 * 366)
+_PROBE = timedelta(days=4 * 366)
+
+
+def _bounded(rule: rrule, until: datetime) -> rrule:
+    if rule._count is not None:
+        return rule  # it ends after COUNT occurrences; one that cannot occur is refused at parse
+    if rule._until is not None and rule._until <= until:
+        return rule
+    return rule.replace(until=until)
 
 
 def _from_near(rule: rrule, anchor: datetime, wall: datetime) -> rrule:
@@ -112,7 +126,23 @@ def _rrule(expression: str, anchor: datetime) -> rrule:
     parsed = rrulestr(text, dtstart=anchor)
     if not isinstance(parsed, rrule):
         raise InvalidSchedule("one RRULE only")
+    if parsed._interval < 1:
+        raise INVALID_INTERVAL
+    if parsed._freq in _PERIOD_S and any((parsed._bymonth, parsed._bymonthday, parsed._bynmonthday,
+                                          parsed._byyearday, parsed._byweekno, parsed._bysetpos, parsed._byeaster)):
+        # dateutil would try every hour (minute…) until such a day comes: seconds of searching, for a
+        # rule a DAILY one with BYHOUR (or a cron expression) says as well.
+        raise InvalidSchedule("an HOURLY, MINUTELY or SECONDLY RRULE may narrow the weekday, hour, minute and "
+                              "second only (BYDAY, BYHOUR, BYMINUTE, BYSECOND): for days of the month or year "
+                              "use FREQ=DAILY (or longer) with BYHOUR/BYMINUTE, or cron")
+    if parsed._bymonth and parsed._bymonthday and not parsed._bynmonthday and not any(
+            day <= _DAYS_IN[month] for month in parsed._bymonth for day in parsed._bymonthday):
+        raise InvalidSchedule("no month of BYMONTH has a day of BYMONTHDAY")  # 30 February: found at once
     return parsed
+
+
+_DAYS_IN = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
+INVALID_INTERVAL = InvalidSchedule("INTERVAL must be at least 1")
 
 
 def parse(kind: str, expression: str, anchor: datetime, timezone: str) -> Schedule:
@@ -122,7 +152,13 @@ def parse(kind: str, expression: str, anchor: datetime, timezone: str) -> Schedu
             raise InvalidSchedule(f"not a 5-field cron expression: {expression!r}")
     elif kind == "rrule":
         try:
-            _rrule(expression, anchor)
+            rule = _rrule(expression, anchor)
+            # Whether any occurrence can come, without COUNT (dateutil would search forever for one
+            # that never does): one within four years of the anchor.
+            probe = rule.replace(count=None, until=anchor + _PROBE) if rule._count is not None \
+                else _bounded(rule, anchor + _PROBE)
+            if probe.after(anchor, inc=False) is None:
+                raise InvalidSchedule("the RRULE has no occurrence within four years from now")
         except InvalidSchedule:
             raise
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:

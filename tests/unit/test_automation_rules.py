@@ -134,8 +134,13 @@ def test_a_frequent_rule_evaluated_from_near_now_has_the_occurrences_walked_from
 
 @pytest.mark.parametrize(("kind", "expression"), [("rrule", "FREQ=FORTNIGHTLY"), ("rrule", "BYHOUR=9"),
                                                   ("rrule", "DTSTART:20300101T000000\nRRULE:FREQ=DAILY"),
+                                                  ("rrule", "FREQ=DAILY;INTERVAL=0"),
+                                                  ("rrule", "FREQ=HOURLY;BYMONTH=4;BYMONTHDAY=31"),
+                                                  ("rrule", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"),
+                                                  ("rrule", "FREQ=YEARLY;BYMONTH=2;BYYEARDAY=200"),
+                                                  ("rrule", "FREQ=DAILY;UNTIL=19990101T000000"),
                                                   ("cron", "61 * * * *"), ("cron", "* * *"),
-                                                  ("cron", "0 0 * * * *")])
+                                                  ("cron", "0 0 * * * *"), ("cron", "0 0 31 2 *")])
 def test_a_bad_schedule_is_refused_with_its_reason(rig: Rig, kind: str, expression: str) -> None:
     refused = rig.rejected(rig.rule_payload("bad", expression, kind), "invalid_schedule")
     assert refused.detail
