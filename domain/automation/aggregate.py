@@ -79,9 +79,10 @@ class AutomationRule(HeraldAggregate):
 
     # Firing ------------------------------------------------------------------------------
 
-    def check_fireable(self, ctx: Context, occurrence_at: datetime) -> list[datetime]:
-        """Refuses an occurrence that may not fire now; returns the occurrences up to and
-        including it that have not fired (the earlier ones are missed)."""
+    def check_fireable(self, ctx: Context, occurrence_at: datetime) -> tuple[datetime, int]:
+        """Refuses an occurrence that may not fire now; returns the first occurrence not fired yet
+        and how many there are up to and including this one (the earlier ones are missed; counted
+        up to ``schedule.COUNT_CAP``)."""
         if self.status != Status.active:
             raise Rejected(Reason.rule_not_active, f"rule {self.rule_id} is {self.status}")
         if self.run is not None:
@@ -95,16 +96,17 @@ class AutomationRule(HeraldAggregate):
         schedule = self.schedule
         if not schedule.is_occurrence(occurrence_at):
             raise Rejected(Reason.not_an_occurrence, f"{occurrence_at.isoformat()} is not an occurrence of the rule")
-        pending, _capped = schedule.between(self.cursor, occurrence_at) if self.cursor else ([occurrence_at], False)
-        return pending
+        if self.cursor is None:
+            return occurrence_at, 1
+        pending, capped = schedule.between(self.cursor, occurrence_at)
+        return (pending[0] if pending else occurrence_at), (schedules.COUNT_CAP if capped else max(1, len(pending)))
 
     def catch_up_window(self) -> timedelta:
         return timedelta(seconds=self.definition["catch_up_window_s"])
 
-    def skip(self, ctx: Context, missed: list[datetime]) -> None:
-        last = missed[-1]
+    def skip(self, ctx: Context, first: datetime, last: datetime, count: int) -> None:
         self.record(ctx, ev.AutomationRuleOccurrencesSkipped(
-            rule_id=self.rule_id, first_at=missed[0], last_at=last, count=len(missed), reason=MISSED,
+            rule_id=self.rule_id, first_at=first, last_at=last, count=count, reason=MISSED,
             next_run_at=self.schedule.next_after(max(last, ctx.now))))
 
     def fire(self, ctx: Context, occurrence_at: datetime, skipped_before: int) -> ev.AutomationRuleFired:

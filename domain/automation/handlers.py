@@ -128,11 +128,11 @@ def fire_rule_occurrence(app: HeraldApplication, ctx: Context, p: cmd.FireRuleOc
     decision; over the day's generation limit the run fails at once, recorded with that reason."""
     workspace = app.workspace(ctx)
     rule = _rule(app, ctx, p.rule_id)
-    pending = rule.check_fireable(ctx, p.occurrence_at)
+    first, due = rule.check_fireable(ctx, p.occurrence_at)
     if ctx.now - p.occurrence_at > rule.catch_up_window():
-        rule.skip(ctx, pending)
-        return [rule], {"rule_id": rule.rule_id, "run": "skipped", "skipped": len(pending)}
-    fired = rule.fire(ctx, p.occurrence_at, skipped_before=len(pending) - 1)
+        rule.skip(ctx, first, p.occurrence_at, due)
+        return [rule], {"rule_id": rule.rule_id, "run": "skipped", "skipped": due}
+    fired = rule.fire(ctx, p.occurrence_at, skipped_before=due - 1)
     d = rule.definition
     request = cmd.GenerateContent(generation_id=fired.generation_id, topic=d["topic"], platforms=d["platforms"],
                                   tone=d["tone"], language=d["language"], context=d["context"])

@@ -57,12 +57,19 @@ def occurrence_to_fire(rule: RuleDue, now: datetime) -> datetime | None:
     if rule.next_run_at is None or rule.next_run_at > now:
         return None
     start = rule.cursor if rule.cursor is not None else rule.next_run_at - timedelta(microseconds=1)
-    latest = None
-    for at in rule.schedule.after(start):
-        if at > now:
-            break
-        latest = at
-    return latest
+    # Looked for in a growing span back from now, so a long downtime is not walked occurrence by
+    # occurrence (an every-minute rule down for a month).
+    span = timedelta(hours=1)
+    while True:
+        since = max(start, now - span)
+        latest = None
+        for at in rule.schedule.after(since):
+            if at > now:
+                break
+            latest = at
+        if latest is not None or since == start:
+            return latest
+        span *= 8
 
 
 def command_id(step: str, workspace_id: str, rule_id: str, occurrence_at: datetime) -> str:

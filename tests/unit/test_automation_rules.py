@@ -300,6 +300,18 @@ def test_after_downtime_the_latest_missed_occurrence_fires_and_older_ones_are_co
     assert rig.tick("hourly") == "succeeded"
 
 
+def test_a_long_downtime_of_a_frequent_rule_fires_only_the_latest(rig: Rig) -> None:
+    rig.create("minutely", "* * * * *", kind="cron")
+    rig.now = T0 + timedelta(days=10, seconds=30)  # 14,400 occurrences passed
+    assert rig.tick("minutely") == "succeeded"
+    [fired] = rig.events_of("herald.automation_rule.fired.v1")
+    assert datetime.fromisoformat(fired["occurrence_at"]) == T0 + timedelta(days=10)
+    assert fired["skipped_before"] == schedules.COUNT_CAP - 1, "counted up to the cap"
+    assert rig.rule("minutely").cursor == T0 + timedelta(days=10)
+    assert rig.tick("minutely") == "not_due"
+    assert len(rig.events_of("herald.post.scheduled.v1")) == 1, "no burst of stale posts"
+
+
 def test_draft_for_approval_makes_a_draft_submitted_where_approval_is_required(rig: Rig) -> None:
     rig.create("drafts", approval_mode="draft_for_approval")
     rig.now = berlin(2030, 3, 25, 9, 0, 1)
