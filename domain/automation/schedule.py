@@ -7,6 +7,7 @@ pass (fold 0). So the instants only ever increase, and an occurrence is never fi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -123,6 +124,10 @@ def _rrule(expression: str, anchor: datetime) -> rrule:
     if "\n" in text or "DTSTART" in text.upper():
         raise InvalidSchedule("give the RRULE line only (its start is the rule's anchor, in the workspace's time "
                               "zone)")
+    for name, values in _BY_NUMBERS.findall(text.upper()):
+        numbers = [int(v) for v in re.findall(r"[-+]?\d+", values)]
+        if 0 in numbers or name == "MONTH" and any(not 1 <= n <= 12 for n in numbers):
+            raise InvalidSchedule(f"BY{name} values must be non-zero" + (" months, 1 to 12" if name == "MONTH" else ""))
     parsed = rrulestr(text, dtstart=anchor)
     if not isinstance(parsed, rrule):
         raise InvalidSchedule("one RRULE only")
@@ -141,6 +146,7 @@ def _rrule(expression: str, anchor: datetime) -> rrule:
     return parsed
 
 
+_BY_NUMBERS = re.compile(r"BY(MONTH|MONTHDAY|YEARDAY|WEEKNO|SETPOS)=([^;]*)")
 _DAYS_IN = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
 INVALID_INTERVAL = InvalidSchedule("INTERVAL must be at least 1")
 
