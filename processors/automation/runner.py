@@ -87,7 +87,7 @@ class RuleRunner:
                                                         correlation_id=correlation))
 
     def run(self, rule: RuleDue) -> str:
-        """Finishes the rule's pending run, or fires its due occurrence; what it did, for the logs."""
+        """Finishes the rule's pending run, then fires its due occurrence; what it did, for the logs."""
         finished = ""
         if rule.pending_occurrence is not None:
             finished = f"finished {self.finish(rule.workspace_id, rule.rule_id, rule.pending_occurrence)}; "

@@ -21,8 +21,10 @@ from domain.automation.aggregate import AutomationRule, run_post_id
 from domain.post import Post
 from domain.wallet import Wallet
 from domain.workspace import Workspace
-from processors.automation.runner import RuleDue, RuleRunner, command_id
-from processors.generation.calls import ConfiguredProvider
+from domain.base import derived_id
+from processors.automation.runner import RuleDue, RuleRunner, command_id, occurrence_to_fire
+from processors.generation import prompt
+from processors.generation.calls import ConfiguredProvider, outcome_of, voice_of
 from processors.generation.errors import FailureKind, ProviderError
 from processors.generation.offline import OfflineTemplate
 from processors.generation.providers import Completion, Generator, Turn
@@ -364,7 +366,6 @@ class RuleRunnerMachine(RuleBasedStateMachine):
         due = self.h.due("r")
         if due.pending_occurrence is not None:
             return
-        from processors.automation.runner import occurrence_to_fire
         occurrence = occurrence_to_fire(due, self.h.now)
         if occurrence is None:
             return
@@ -372,9 +373,6 @@ class RuleRunnerMachine(RuleBasedStateMachine):
         fired = self.h.send(cmd.FireRuleOccurrence(rule_id="r", occurrence_at=occurrence), command_id=fire_id)
         if fired.accepted and after_generation and fired.result["run"] == "pending":
             # what the runner would do next, then the "crash": the generation recorded, no post
-            from processors.generation import prompt
-            from processors.generation.calls import outcome_of, voice_of
-            from domain.base import derived_id
             d = fired.result["definition"]
             request = prompt.GenerationRequest(topic=d["topic"], platforms=d["platforms"], tone=d["tone"],
                                                language=d["language"], context=d["context"], media_description="",
