@@ -1,7 +1,7 @@
 """The rule runner killed mid-run (SIGKILL of the `herald processors` process it runs in, on real
 PostgreSQL and the broker, the read models fed by the relay and the projections role): first while
 the provider call of a claimed occurrence hangs (claimed, nothing generated, nothing scheduled),
-then at random moments of busy runs. After the restarts every fired occurrence ended once with one
+then six times at a random moment just after a claim (the phase each kill hit is printed). After the restarts every fired occurrence ended once with one
 post; none fired twice; a generation that fails (HTTP 500) is recorded as the run's failure and the
 next occurrence fires and posts."""
 
@@ -17,7 +17,7 @@ import pytest
 from domain.automation.aggregate import run_post_id
 from schemas import commands as cmd
 from tests.fakes.openai_server import FakeOpenAI
-from tests.support import decide, role_loops, role_processes, running, stored_notifications, wait_until
+from tests.support import decide, query_one, role_loops, role_processes, running, stored_notifications, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +36,12 @@ def _of(herald, kind: str) -> list[dict]:
 
 def _ended(herald) -> list[dict]:
     return _of(herald, "run_succeeded") + _of(herald, "run_failed")
+
+
+def _fired_count(herald) -> int:
+    """Claims so far, in one cheap query (polled to kill the runner right after one)."""
+    return query_one(herald, "SELECT count(*) FROM herald_events WHERE convert_from(state, 'UTF8')::jsonb->>'type'"
+                             " = 'herald.automation_rule.fired.v1'")
 
 
 def _phase(herald) -> str:
@@ -60,7 +66,7 @@ def test_a_killed_rule_runner_fires_each_occurrence_once(herald, settings, tmp_p
                                                                handle="acme"))
     decide(herald.app, WS, "grant", cmd.GrantCredits(amount=100_000))
     with FakeOpenAI() as fake:
-        fake.fail_next("chat", 200, hang_s=40)  # the first call hangs: the runner is killed during it
+        fake.fail_next("chat", 200, hang_s=20)  # the first call hangs: the runner is killed during it
         env = {"HERALD_GENERATION_PROVIDER": "openai", "HERALD_GENERATION_BASE_URL": fake.base_url + "/v1",
                "HERALD_GENERATION_MODEL": "gpt-test", "HERALD_GENERATION_API_KEY": "fake-key",
                "HERALD_GENERATION_TIMEOUT_S": "60", "HERALD_GENERATION_ATTEMPTS": "1",
@@ -83,12 +89,14 @@ def test_a_killed_rule_runner_fires_each_occurrence_once(herald, settings, tmp_p
 
             phases = []
             rng = random.Random(15)
-            for n in range(1, 5):  # busy runs, killed at random moments
+            for n in range(1, 7):  # busy runs, each killed a random moment after a claim
                 (tmp_path / str(n)).mkdir()
                 with role_processes(["processors"], settings, tmp_path / str(n), **env) as [runner]:
                     before = len(_ended(herald))
                     wait_until(lambda: len(_ended(herald)) > before, "the runner at work", timeout=90, interval=0.05)
-                    time.sleep(rng.uniform(0, 2.5))
+                    claimed = _fired_count(herald)
+                    wait_until(lambda: _fired_count(herald) > claimed, "the next claim", timeout=30, interval=0.002)
+                    time.sleep(rng.uniform(0, 0.12))
                     runner.process.kill()
                     runner.process.wait(timeout=10)
                 phases.append(_phase(herald))
