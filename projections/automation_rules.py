@@ -178,3 +178,18 @@ def due_rules(conn: Connection, now: datetime, limit: int) -> list[dict[str, Any
             " FROM automation_rules WHERE status = 'active' AND run_occurrence_at IS NULL AND next_run_at <= %s"
             " ORDER BY next_run_at LIMIT %s", (now, max(0, limit - len(pending)))).fetchall()
     return pending + due
+
+
+def read_overview(conn: Connection, status: str | None = None, limit: int = MAX_LIMIT) -> dict[str, Any]:
+    """Admin: every workspace's rules (soonest next run first) and totals per status."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rules = cur.execute(
+            "SELECT workspace_id, rule_id, name, status, paused_reason, next_run_at, last_run_at, runs, posts, failures,"
+            " skipped, last_failure_reason FROM automation_rules WHERE status <> 'deleted'"
+            " AND (%s::text IS NULL OR status = %s) ORDER BY next_run_at NULLS LAST, workspace_id, rule_id LIMIT %s",
+            (status, status, min(limit, MAX_LIMIT))).fetchall()
+        totals = cur.execute(
+            "SELECT status, count(*) AS rules, count(DISTINCT workspace_id) AS workspaces, sum(runs) AS runs,"
+            " sum(posts) AS posts, sum(failures) AS failures FROM automation_rules WHERE status <> 'deleted'"
+            " GROUP BY status ORDER BY status").fetchall()
+    return {"totals": [{k: int(v) if k != "status" else v for k, v in t.items()} for t in totals], "rules": rules}

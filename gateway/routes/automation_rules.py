@@ -2,9 +2,9 @@
 rule runner (processors/automation/runner.py) fires them; docs/generation.md has the rule model."""
 
 # No `from __future__ import annotations`: FastAPI must see the endpoint-local Annotated aliases.
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from domain.base import derived_id
 from gateway import auth
@@ -98,5 +98,16 @@ def router(shared: Shared) -> APIRouter:
     def delete(workspace_id: WorkspaceId, rule_id: ResourceId, caller: Caller, response: Response,
                idempotency_key: IdempotencyKey = None):
         return status_change(workspace_id, caller, response, idempotency_key, cmd.DeleteAutomationRule(rule_id=rule_id))
+
+    @r.get("/v1/admin/automation-rules", summary="Automation rules over every workspace (admin)",
+           responses=openapi_responses(401, 403, 422, 503),
+           description="Per status: rules, workspaces, runs, posts, failures; then the rules, soonest next run "
+           "first (`status`: active or paused).")
+    def overview(caller: Caller, status: Literal["active", "paused"] | None = None,
+                 limit: Annotated[int, Query(ge=1, le=rules.MAX_LIMIT)] = 100):
+        if not caller.is_admin:
+            raise ProblemError(403, "forbidden", "only the admin key sees rules over every workspace")
+        with shared.deps.pool.connection() as conn:
+            return rules.read_overview(conn, status, limit)
 
     return r

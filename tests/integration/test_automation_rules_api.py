@@ -127,6 +127,13 @@ def test_the_tier_limits_rules_and_a_lower_limit_pauses_the_newest(gw):
     assert gw.http.delete(f"{base}/{ids[0]}", headers=key).status_code == 200
     assert gw.http.delete(f"{base}/{ids[1]}", headers=key).status_code == 200
     assert gw.http.post(f"{base}/{ids[4]}/resume", headers=key).json()["status"] == "active"
+    gw.project()
+    assert_problem(gw.http.get("/v1/admin/automation-rules", headers=key), 403, "forbidden")
+    overview = gw.http.get("/v1/admin/automation-rules", headers=ADMIN).json()
+    assert {t["status"]: (t["rules"], t["workspaces"]) for t in overview["totals"]} == {"active": (1, 1),
+                                                                                      "paused": (2, 1)}
+    paused = gw.http.get("/v1/admin/automation-rules", params={"status": "paused"}, headers=ADMIN).json()["rules"]
+    assert sorted(r["rule_id"] for r in paused) == sorted(ids[2:4])
 
 
 class _Switch:
