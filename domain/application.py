@@ -53,6 +53,8 @@ from domain.generation import handlers as _generation_handlers  # noqa: F401 - r
 from domain.automation import handlers as _automation_handlers  # noqa: F401 - registers them
 from domain.automation.aggregate import AutomationRule
 from domain.post import workflow_handlers as _workflow_handlers  # noqa: F401 - registers them
+from domain.post import edit_handlers as _edit_handlers  # noqa: F401 - registers them
+from domain.account import disconnect as _disconnect  # noqa: F401 - registers it
 from domain.wallet.aggregate import Period
 
 A = TypeVar("A", bound=HeraldAggregate)
@@ -346,7 +348,8 @@ class HeraldApplication(Application):
                 case cmd.ConnectSocialAccount():
                     created.append(SocialAccount.aggregate_id(account_id_for(c.command_id, payload)))
                 case (cmd.CancelPost() | cmd.StartPublishAttempt() | cmd.RecordPublishOutcome() | cmd.SubmitPost()
-                      | cmd.ApprovePost() | cmd.RejectPost()):
+                      | cmd.ApprovePost() | cmd.RejectPost() | cmd.EditPost() | cmd.ReschedulePost()
+                      | cmd.PublishPostNow()):
                     touched.add(Post.aggregate_id(payload.post_id))
         warm = self._warm.get(touched)
         current = self.versions(created + list(warm))

@@ -69,6 +69,9 @@ REASON_STATUS: dict[str, int] = {
     Reason.post_not_draft: 409,
     Reason.post_not_awaiting_approval: 409,
     Reason.no_destinations: 422,
+    Reason.destination_started: 409,
+    Reason.destination_exists: 409,
+    Reason.post_not_editable: 409,
 }
 
 

@@ -30,7 +30,8 @@ CREATE INDEX IF NOT EXISTS social_accounts_workspace ON social_accounts (workspa
 """
 TABLES = ("social_accounts",)
 
-_APPLIED = (ev.SocialAccountConnected, ev.SocialAccountReconnected, ev.SocialAccountNeedsReconnect)
+_APPLIED = (ev.SocialAccountConnected, ev.SocialAccountReconnected, ev.SocialAccountNeedsReconnect,
+            ev.SocialAccountDisconnected)
 _COLUMNS = "social_account_id, workspace_id, platform, handle, instance_url, connected_at, settings"
 _SHOWN = f"{_COLUMNS}, status, needs_reconnect_reason"
 
@@ -55,8 +56,11 @@ def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
         case ev.SocialAccountNeedsReconnect():
             conn.execute(
                 "UPDATE social_accounts SET status = 'needs_reconnect', needs_reconnect_reason = %s"
-                " WHERE social_account_id = %s", (data.reason, data.social_account_id),
+                " WHERE social_account_id = %s AND status <> 'disconnected'", (data.reason, data.social_account_id),
             )
+        case ev.SocialAccountDisconnected():
+            conn.execute("UPDATE social_accounts SET status = 'disconnected', needs_reconnect_reason = NULL"
+                         " WHERE social_account_id = %s", (data.social_account_id,))
 
 
 PROJECTION = Projection(name="accounts", ddl=DDL, tables=TABLES, handles=apply.handles, apply=apply)

@@ -287,6 +287,58 @@ class SetContentPolicy(Payload):
 class CancelPost(Payload):
     post_id: Id
     reason: str = Field("cancelled_by_user", max_length=200)
+    destination_ids: list[Id] | None = Field(None, min_length=1, max_length=20,
+                                             description="only these destinations (each still waiting); omitted: "
+                                             "every destination still waiting")
+
+
+class PostEdit(Payload):
+    """Changes an idea, a draft (a post awaiting approval goes back to draft) or a scheduled post
+    whose destinations concerned have not started. Omitted fields stay as they are."""
+
+    text: str | None = Field(None, max_length=10_000)
+    media_urls: list[MediaUrl] | None = Field(None, max_length=4)
+    publish_at: Timestamp | None = None
+    add_destinations: list[Id] = Field(default_factory=list, max_length=20)
+    remove_destinations: list[Id] = Field(default_factory=list, max_length=20)
+    destination_text: dict[str, PostText | None] = Field(
+        default_factory=dict, description="per-destination text override; null: back to the post's text")
+    destination_media: dict[str, Annotated[list[MediaUrl], Field(max_length=4)] | None] = Field(
+        default_factory=dict, description="per-destination media override; null: back to the post's media")
+    stage: Literal["idea", "draft"] | None = Field(None, description="an idea becomes a draft or back (not once "
+                                                   "submitted)")
+    reason: str = Field("edited", min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PostEdit:
+        if len(set(self.add_destinations)) != len(self.add_destinations):
+            raise ValueError("add_destinations must be unique")
+        both = sorted(set(self.add_destinations) & set(self.remove_destinations))
+        if both:
+            raise ValueError(f"destinations both added and removed: {both}")
+        stray = sorted((set(self.destination_text) | set(self.destination_media)) & set(self.remove_destinations))
+        if stray:
+            raise ValueError(f"overrides for destinations being removed: {stray}")
+        return self
+
+
+class EditPost(PostEdit):
+    post_id: Id
+
+
+class ReschedulePost(Payload):
+    """Moves every destination of a scheduled post (none may have started) to ``publish_at``."""
+
+    post_id: Id
+    publish_at: Timestamp
+    reason: str = Field("rescheduled", min_length=1, max_length=200)
+
+
+class PublishPostNow(Payload):
+    """A scheduled post (none of its destinations started) is due now."""
+
+    post_id: Id
+    reason: str = Field("publish_now", min_length=1, max_length=200)
 
 
 class StartPublishAttempt(Payload):
@@ -355,6 +407,17 @@ class ResolvePublishOutcome(Payload):
         if self.resolution is Resolution.published and not self.platform_post_id:
             raise ValueError("a published resolution needs platform_post_id")
         return self
+
+
+class DisconnectSocialAccount(Payload):
+    """The workspace stops publishing to an account: its waiting destinations are cancelled and
+    their credits released; in-flight attempts finish."""
+
+    social_account_id: Id
+    reason: str = Field("disconnected_by_user", min_length=1, max_length=200)
+    waiting: Literal["cancel", "hold"] = Field(
+        "cancel", description="its waiting destinations: cancelled, or kept on hold (not published, no credit "
+        "held) until cancelled or removed")
 
 
 class MarkAccountNeedsReconnect(Payload):
@@ -611,6 +674,9 @@ COMMAND_TYPES: dict[str, type[Payload]] = {
     "schedule_post.v1": SchedulePost,
     "cancel_post.v1": CancelPost,
     "create_draft.v1": CreateDraft,
+    "edit_post.v1": EditPost,
+    "reschedule_post.v1": ReschedulePost,
+    "publish_post_now.v1": PublishPostNow,
     "submit_post.v1": SubmitPost,
     "approve_post.v1": ApprovePost,
     "reject_post.v1": RejectPost,
@@ -620,6 +686,7 @@ COMMAND_TYPES: dict[str, type[Payload]] = {
     "resolve_publish_outcome.v1": ResolvePublishOutcome,
     "retry_destination.v1": RetryDestination,
     "mark_account_needs_reconnect.v1": MarkAccountNeedsReconnect,
+    "disconnect_social_account.v1": DisconnectSocialAccount,
     "consume_hold.v1": ConsumeHold,
     "release_hold.v1": ReleaseHold,
     "define_tier.v1": DefineTier,

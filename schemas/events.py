@@ -115,6 +115,16 @@ class ContentPolicySet(EventData):
     actor: str
 
 
+@event_type("herald.workspace.post_slot_changed.v1")
+class PostSlotChanged(EventData):
+    """A waiting post's daily-limit slot is now these platforms on this local day (it was edited,
+    rescheduled or lost destinations)."""
+
+    post_id: str
+    due_day: str
+    platforms: list[str]
+
+
 @event_type("herald.workspace.generation_counted.v1")
 class GenerationCounted(EventData):
     day: str
@@ -333,6 +343,25 @@ class SocialAccountReconnected(EventData):
     settings: dict[str, str] | None = Field(None, description="the account's new settings; null: unchanged")
 
 
+@event_type("herald.social_account.disconnected.v1")
+class SocialAccountDisconnected(EventData):
+    """The workspace disconnected the account: nothing is published to it any more. Its waiting
+    destinations were cancelled or put on hold (their credits released either way) in the same
+    decision."""
+
+    social_account_id: str
+    actor: str
+    reason: str
+    cancelled_destinations: int = Field(description="how many waiting destinations were cancelled")
+    held_destinations: int = Field(0, description="how many waiting destinations were put on hold instead")
+
+
+@event_type("herald.workspace.social_account_unlinked.v1")
+class SocialAccountUnlinked(EventData):
+    social_account_id: str
+    platform: str
+
+
 @event_type("herald.social_account.needs_reconnect.v1")
 class SocialAccountNeedsReconnect(EventData):
     """The platform refused the account's token and it cannot be refreshed: publishing to it stops
@@ -529,6 +558,37 @@ class PostRejected(EventData):
     reason: str
 
 
+@event_type("herald.post.revised.v1")
+class PostRevised(EventData):
+    """A scheduled post changed before the destinations concerned started: content edited,
+    rescheduled, published now, or destinations added. ``destinations`` are those revised or added,
+    each in full and waiting from ``publish_at``; a destination given a new hold (moved in time, or
+    added) had its old one released (``released_holds``) in the same decision. Destinations
+    removed are cancelled by a PostCancelled beside it."""
+
+    post_id: str
+    change: Literal["edit", "reschedule", "publish_now"]
+    text: str
+    media_urls: list[str]
+    publish_at: datetime
+    destinations: list[Destination]
+    released_holds: list[str] = Field(default_factory=list)
+    actor: str
+    reason: str
+
+
+@event_type("herald.post.destinations_on_hold.v1")
+class DestinationsOnHold(EventData):
+    """Waiting destinations kept but not published (their account was disconnected with `hold`):
+    their holds released and daily slots freed in the same decision."""
+
+    post_id: str
+    destination_ids: list[str]
+    released_holds: list[str]
+    actor: str
+    reason: str
+
+
 @event_type("herald.post.attempt_started.v1")
 class AttemptStarted(_WithoutSecrets):
     """Carries all the publisher needs but credentials (read from the private store at call time)."""
@@ -631,6 +691,9 @@ class PostCancelled(EventData):
     reason: str
     cancelled_destinations: list[str]
     released_holds: list[str]
+    actor: str | None = Field(None, description="who cancelled; null on events from before the content workflow")
+    slots_freed: bool = Field(False, description="true when the destinations' daily-limit slots were freed in the "
+                              "same decision (a destination cancelled or removed on its own)")
     hold_settled: bool = Field(False, description="true when the hold was consumed or released in the same decision "
                                "(the wallet's HoldConsumed/HoldReleased beside this event); false on events from "
                                "before that, whose hold the settler processor ends")

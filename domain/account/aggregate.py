@@ -15,6 +15,7 @@ from domain.base import Context, HeraldAggregate
 
 
 class SocialAccount(HeraldAggregate):
+    disconnected = False  # a class default: a snapshot from before disconnection existed loads without it
     KIND = "social_account"
 
     def __init__(self) -> None:
@@ -56,8 +57,15 @@ class SocialAccount(HeraldAggregate):
                                                         credential_version=credential_version, detail=detail))
         return True
 
+    def disconnect(self, ctx: Context, reason: str, cancelled: int, held: int = 0) -> None:
+        self.record(ctx, ev.SocialAccountDisconnected(social_account_id=self.social_account_id, actor=ctx.issued_by,
+                                                      reason=reason, cancelled_destinations=cancelled,
+                                                      held_destinations=held))
+
     def evolve(self, event: ev.EventData) -> None:
         match event:
+            case ev.SocialAccountDisconnected():
+                self.disconnected = True
             case ev.SocialAccountConnected():
                 self.social_account_id = event.social_account_id
                 self.platform, self.handle = event.platform, event.handle

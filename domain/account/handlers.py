@@ -28,6 +28,9 @@ def connect_social_account(app: HeraldApplication, ctx: Context, p: cmd.ConnectS
               "instance_url": instance_url, "settings": dict(p.settings)}
     existing = app.find(SocialAccount, account_id)
     if existing is not None:
+        if existing.disconnected:
+            raise Rejected(Reason.account_exists, f"social account {account_id} was disconnected; connect it under "
+                           "a new id")
         if not _is_reconnect(existing, ctx, p):
             raise Rejected(Reason.account_exists, f"social account {account_id} is already connected")
         assert p.credential_version is not None
@@ -53,3 +56,4 @@ def mark_account_needs_reconnect(app: HeraldApplication, ctx: Context, p: cmd.Ma
     changed = account.mark_needs_reconnect(ctx, p.reason, p.credential_version, p.detail)
     return ([account] if changed else []), {"social_account_id": p.social_account_id,
                                              "needs_reconnect": account.needs_reconnect or None}
+

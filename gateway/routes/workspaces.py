@@ -13,7 +13,7 @@ from gateway.deps import IdempotencyKey, MinPosition, ResourceId, Shared, Worksp
 from gateway.problems import ProblemError, openapi_responses
 from processors.accounts.credentials import credential_version_for
 from processors.platforms.base import UnknownPlatform, missing_settings
-from projections import accounts, workspaces
+from projections import accounts, posts, workspaces
 from schemas import api
 from schemas import commands as cmd
 
@@ -52,7 +52,7 @@ def router(shared: Shared) -> APIRouter:
             found = workspaces.read_workspace(conn, workspace_id)
             if found is None:
                 raise ProblemError(404, "unknown_workspace", f"no workspace {workspace_id}")
-            return found
+            return {**found, "requires_approval": posts.read_content_policy(conn, workspace_id)}
 
     @r.put(
         "/v1/workspaces/{workspace_id}/publishing-policy", response_model=api.PublishingPolicySet,
@@ -91,6 +91,26 @@ def router(shared: Shared) -> APIRouter:
                              min_position: MinPosition = None):
         with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:
             return {"social_accounts": accounts.list_accounts(conn, workspace_id)}
+
+    @r.post(
+        "/v1/workspaces/{workspace_id}/social-accounts/{social_account_id}/disconnect",
+        response_model=api.SocialAccountDisconnected, summary="Disconnect a social account",
+        responses=openapi_responses(401, 403, 404, 422, 503),
+        description="Nothing is published to it any more: its waiting destinations are cancelled (reason "
+        "`account_disconnected`), or with `waiting: hold` kept as `on_hold` (cancel them or remove them by an "
+        "edit later), their credits released and daily-limit slots freed either way, in the same decision; an "
+        "attempt already in flight finishes. It no longer counts against the accounts limit. 422 "
+        "`unknown_social_account` when it is not a connected account of this workspace.",
+    )
+    def disconnect_social_account(workspace_id: WorkspaceId, social_account_id: ResourceId, caller: Caller,
+                                  response: Response, body: api.DisconnectRequest | None = None,
+                                  idempotency_key: IdempotencyKey = None):
+        ws = shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
+        body = body or api.DisconnectRequest()
+        payload = cmd.DisconnectSocialAccount(social_account_id=social_account_id, reason=body.reason,
+                                              waiting=body.waiting)
+        decision = shared.decide(caller, ws, payload, idempotency_key, response)
+        return {**decision.result, "command_id": decision.command_id, "position": decision.position}
 
     @r.get(
         "/v1/workspaces/{workspace_id}/social-accounts/{social_account_id}", response_model=api.SocialAccountView,

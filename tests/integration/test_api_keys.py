@@ -83,7 +83,7 @@ def test_keys_are_listed_without_secrets_and_with_their_last_use(gw, ws):
     by_name = {k["name"]: k for k in listed.json()["api_keys"]}
     assert set(by_name) == {"workspace key", "dashboard"}
     assert by_name["dashboard"]["last_used_at"] is not None and by_name["dashboard"]["scopes"] == ["workspace:read"]
-    assert by_name["workspace key"]["scopes"] == ["workspace:read", "workspace:write"]
+    assert by_name["workspace key"]["scopes"] == ["approver", "workspace:read", "workspace:write"]
     assert made["api_key"] not in listed.text and "sha256" not in listed.text
     with gw.pool.connection() as conn:
         stored = conn.execute("SELECT key_sha256 FROM gateway_api_keys WHERE key_id = %s", (made["key_id"],)).fetchone()

@@ -149,12 +149,15 @@ def _data(draw, kind: str, seen_days: list[str], scheduled: list[str]) -> ev.Eve
         case "reconnected":
             return ev.SocialAccountReconnected(social_account_id=account, handle=f"{account}-2", instance_url=None,
                                                credential_version="v2")
+        case "disconnected":
+            return ev.SocialAccountDisconnected(social_account_id=account, actor="tests", reason="gone",
+                                                cancelled_destinations=0)
     raise AssertionError(kind)
 
 
 KINDS = ("grant", "hold", "consume", "release", "expire", "carry", "warned", "period", "allowance", "low", "schedule",
          "queued", "published", "skipped", "failed", "generation", "limit", "read", "read", "tier", "tier_changed",
-         "tier_scheduled", "overridden", "connected", "needs_reconnect", "reconnected")
+         "tier_scheduled", "overridden", "connected", "needs_reconnect", "reconnected", "disconnected")
 
 
 @st.composite

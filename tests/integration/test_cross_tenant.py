@@ -32,7 +32,8 @@ def test_no_operation_reaches_another_workspace(gw):
                           headers=key_b).json()["rule_id"]
     # A's own key, made as strong as a workspace key can be from the admin: every scope but admin.
     strong_a = bearer(gw.http.post("/v1/api-keys", headers=ADMIN, json={
-        "workspace_id": "a", "scopes": ["workspace:read", "workspace:write", "credits:grant", "analytics:read"],
+        "workspace_id": "a", "scopes": ["workspace:read", "workspace:write", "credits:grant", "analytics:read",
+                                     "approver"],
     }).json()["api_key"])
     due = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     ids = {"workspace_id": "b", "post_id": post_b, "social_account_id": account_b, "key_id": spare_b["key_id"],
@@ -63,6 +64,15 @@ def test_no_operation_reaches_another_workspace(gw):
         ("put", "/v1/workspaces/{workspace_id}/brand-voice"): {"tone": "x"},
         ("post", "/v1/workspaces/{workspace_id}/automation-rules"): {**rule, "destinations": [account_a]},
         ("put", "/v1/workspaces/{workspace_id}/automation-rules/{rule_id}"): {**rule, "destinations": [account_a]},
+        ("post", "/v1/workspaces/{workspace_id}/drafts"): {"text": "x", "destinations": [account_a]},
+        ("post", "/v1/workspaces/{workspace_id}/posts/{post_id}/submit"): {},
+        ("post", "/v1/workspaces/{workspace_id}/posts/{post_id}/approve"): {},
+        ("post", "/v1/workspaces/{workspace_id}/posts/{post_id}/reject"): {"comment": "no"},
+        ("patch", "/v1/workspaces/{workspace_id}/posts/{post_id}"): {"text": "changed"},
+        ("post", "/v1/workspaces/{workspace_id}/posts/{post_id}/reschedule"): {"publish_at": due},
+        ("post", "/v1/workspaces/{workspace_id}/posts/{post_id}/publish-now"): {},
+        ("put", "/v1/workspaces/{workspace_id}/content-policy"): {"requires_approval": True},
+        ("post", "/v1/workspaces/{workspace_id}/social-accounts/{social_account_id}/disconnect"): {},
     }
     queries = {("get", "/v1/workspaces/{workspace_id}/limits/check"): {"action": "schedule", "platform": "sandbox"}}
     before = {path: gw.get(path, headers=ADMIN).json() for path in

@@ -532,6 +532,23 @@ def _history() -> list[CloudEvent]:
     s(ev.HoldReleased(hold_id="hold-p2-a", amount=1, reason="cancelled"))
     s(ev.CommandRejected(command_id="c9", command_type="cancel_post.v1", reason_code="post_not_cancellable",
                          detail="post is cancelled", issued_by="api-key:k", subjects=["post:p2"]), "c9")
+    # The content workflow (docs/content-workflow.md): a draft rejected, approved, scheduled, revised.
+    s(ev.ContentPolicySet(requires_approval=True, actor="api-key:k"))
+    s(ev.PostDrafted(post_id="p3", stage="draft", text="plan", media_urls=[], publish_at=None, actor="api-key:k",
+                     reason="drafted", destinations=[ev.DraftDestination(destination_id="a", social_account_id="a",
+                                                                         platform="sandbox", handle="@a")]), "p3")
+    s(ev.PostSubmitted(post_id="p3", actor="api-key:k", reason="ready"), "p3")
+    s(ev.PostRejected(post_id="p3", actor="api-key:boss", reason="add a link"), "p3")
+    s(ev.PostSubmitted(post_id="p3", actor="api-key:k", reason="ready now"), "p3")
+    s(ev.PostApproved(post_id="p3", actor="api-key:boss", reason="ok"), "p3")
+    s(ev.PostScheduled(post_id="p3", text="plan", media_urls=[], publish_at=T0 + timedelta(hours=2), actor="api-key:boss",
+                       reason="approved", destinations=[ev.Destination(
+                           destination_id="a", social_account_id="a", platform="sandbox", handle="@a", text="plan",
+                           hold_id="hold-p3-a")]), "p3")
+    s(ev.PostRevised(post_id="p3", change="reschedule", text="plan", media_urls=[], publish_at=T0 + timedelta(hours=3),
+                     destinations=[ev.Destination(destination_id="a", social_account_id="a", platform="sandbox",
+                                                  handle="@a", text="plan", hold_id="hold-p3-a-2")],
+                     released_holds=["hold-p3-a"], actor="api-key:k", reason="later"), "p3")
     # Credits and tiers (docs/credits.md): due items, notices, usage, the period, tiers.
     s(ev.CreditPeriodStarted(period_start=T0, renews_at=T0 + timedelta(days=31), timezone="Europe/Berlin",
                              renewal_day=7, tier="pro", monthly_credits=500, carryover_cap=0, low_credit_threshold=100))

@@ -58,7 +58,8 @@ class Clock:
 # holds of posts long past due expire, credit periods renew (monthly credits reset and carried
 # over), as the credit clock's commands would do them.
 KINDS = ("schedule", "start", "outcome", "cancel", "grant", "settle", "expiring", "advance", "clock",
-         "needs_reconnect", "reconnect", "upgrade", "overrides", "read", "policy", "retry", "generate", "rule")
+         "needs_reconnect", "reconnect", "upgrade", "overrides", "read", "policy", "retry", "generate", "rule",
+         "draft", "approval", "submit", "approve", "reject", "edit", "disconnect")
 ADVANCES = (timedelta(hours=1), timedelta(hours=3), timedelta(hours=25), timedelta(days=32))
 steps = st.lists(st.tuples(
     st.sampled_from(KINDS),
@@ -85,6 +86,11 @@ EVERYTHING = [
     ("rule", 0, "a", ""), ("rule", 0, "b", ""), ("rule", 1, "a", "published"), ("rule", 1, "a", "failed"),
     ("rule", 1, "a", "skipped"), ("rule", 2, "a", ""), ("rule", 2, "a", ""), ("rule", 1, "a", "unknown"),
     ("rule", 3, "a", ""),
+    # the content workflow: drafts submitted with and without approval, rejected, approved, edited
+    ("draft", 0, "a", ""), ("submit", 0, "a", ""), ("approval", 0, "a", ""), ("draft", 1, "b", ""),
+    ("submit", 1, "b", ""), ("reject", 1, "b", ""), ("edit", 1, "b", ""), ("submit", 1, "b", ""),
+    ("approve", 1, "b", ""), ("approval", 1, "a", ""), ("edit", 0, "a", ""),
+    ("draft", 2, "a", ""), ("cancel", 2, "a", ""), ("disconnect", 0, "b", ""), ("disconnect", 1, "a", ""),
 ]
 
 _ids = itertools.count()
@@ -172,6 +178,23 @@ def run_workload(app, ws: str, workload, *, tier: str = "pro", timezone: str = "
                     decide(cmd.RecordGenerationOutcome(succeeded=False, failure="transient", detail=outcome, **common))
             case "rule":  # 0 create (update if it exists), 1 fire its next occurrence, 2 pause/resume, 3 delete
                 _rule_step(app, ws, post, account, outcome, clock, decide)
+            case "disconnect":  # its waiting destinations cancelled (post 0) or on hold, its credits released
+                decide(cmd.DisconnectSocialAccount(social_account_id=dest, waiting="cancel" if post == 0 else "hold"))
+            case "draft":  # a draft of its own (d<n>), due in two hours once submitted
+                decide(cmd.CreateDraft(post_id=f"{ws}-d{post}", text=f"draft {post}", destinations=[dest],
+                                       publish_at=now() + timedelta(hours=2)))
+            case "approval":  # post 0: approval required; others: not
+                decide(cmd.SetContentPolicy(requires_approval=post == 0))
+            case "submit":
+                decide(cmd.SubmitPost(post_id=f"{ws}-d{post}"))
+            case "approve":
+                decide(cmd.ApprovePost(post_id=f"{ws}-d{post}", comment="fine"))
+            case "reject":
+                decide(cmd.RejectPost(post_id=f"{ws}-d{post}", comment="not yet"))
+            case "edit":  # a scheduled post moved and reworded, and a draft reworded
+                decide(cmd.EditPost(post_id=post_id, text=f"edited {post}", publish_at=now() + timedelta(hours=3)))
+                decide(cmd.EditPost(post_id=f"{ws}-d{post}", text=f"draft {post}, edited",
+                                    publish_at=now() + timedelta(hours=4)))
             case "overrides":
                 decide(cmd.SetLimitOverrides(limit_overrides={"queue_size": 3 + post, "monthly_credits": 100}))
             case "read":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from schemas.statuses import ACTIVE, DESTINATION_STATUSES, TERMINAL, post_status
+from schemas.statuses import ACTIVE, DESTINATION_STATUSES, PAUSED, TERMINAL, post_status
 
 
 @pytest.mark.parametrize(
@@ -24,6 +24,10 @@ from schemas.statuses import ACTIVE, DESTINATION_STATUSES, TERMINAL, post_status
         ({"skipped", "failed"}, "failed"),
         ({"skipped", "cancelled"}, "skipped"),
         ({"skipped"}, "skipped"),
+        ({"on_hold"}, "on_hold"),
+        ({"on_hold", "pending"}, "scheduled"),
+        ({"on_hold", "attempting"}, "publishing"),
+        ({"on_hold", "published"}, "on_hold"),
     ],
 )
 def test_a_post_status_rolls_up_from_its_destinations(destinations: set[str], status: str) -> None:
@@ -31,4 +35,5 @@ def test_a_post_status_rolls_up_from_its_destinations(destinations: set[str], st
 
 
 def test_every_status_is_active_or_terminal_and_not_both() -> None:
-    assert set(ACTIVE) | TERMINAL == DESTINATION_STATUSES and not set(ACTIVE) & TERMINAL
+    assert set(ACTIVE) | PAUSED | TERMINAL == DESTINATION_STATUSES and not set(ACTIVE) & TERMINAL
+    assert not PAUSED & (set(ACTIVE) | TERMINAL)
