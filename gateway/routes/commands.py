@@ -21,6 +21,13 @@ SCOPE_OF_TYPE = {
     "cancel_post.v1": auth.WORKSPACE_WRITE,
     "grant_credits.v1": auth.CREDITS_GRANT,
     "mark_notices_read.v1": auth.WORKSPACE_WRITE,
+    # Automation rules are managed with workspace:write; firing an occurrence and ending its run are the
+    # rule runner's (admin only here).
+    "create_automation_rule.v1": auth.WORKSPACE_WRITE,
+    "update_automation_rule.v1": auth.WORKSPACE_WRITE,
+    "pause_automation_rule.v1": auth.WORKSPACE_WRITE,
+    "resume_automation_rule.v1": auth.WORKSPACE_WRITE,
+    "delete_automation_rule.v1": auth.WORKSPACE_WRITE,
 }
 
 
