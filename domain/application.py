@@ -51,6 +51,8 @@ from domain.workspace import tier_handlers as _tier_handlers  # noqa: F401 - reg
 from domain.wallet import clock_handlers as _clock_handlers  # noqa: F401 - registers them
 from domain.generation import handlers as _generation_handlers  # noqa: F401 - registers them
 from domain.notification import handlers as _notification_handlers  # noqa: F401 - registers them
+from domain.automation import handlers as _automation_handlers  # noqa: F401 - registers them
+from domain.automation.aggregate import AutomationRule
 from domain.post import workflow_handlers as _workflow_handlers  # noqa: F401 - registers them
 from domain.planning import handlers as _planning_handlers  # noqa: F401 - registers them
 from domain.planning import Series, SlotPlan
@@ -211,7 +213,8 @@ class HeraldApplication(Application):
     # JSON), so taking one every 100 events was a third of a busy handler's time; every 1,000
     # a cold load replays at most 1,000 small events (tens of ms), and aggregates in use stay
     # warm anyway. Posts, accounts and command records have short streams of their own.
-    snapshotting_intervals = {Workspace: 1000, Wallet: 1000, SlotPlan: 100, Series: 100}
+    # a rule: ~2 events a run
+    snapshotting_intervals = {Workspace: 1000, Wallet: 1000, SlotPlan: 100, Series: 100, AutomationRule: 200}
     MAX_CONFLICT_RETRIES = 20
 
     def __init__(
@@ -320,6 +323,12 @@ class HeraldApplication(Application):
         # them warm would only push out the posts and wallets the next batches decide on.
         self._warm.keep(a for a in batch.current.values() if a is not None and not isinstance(a, CommandRecord))
         return [Decision.of(record, position if new else self._position_of(record)) for record, new in outcomes]
+
+    def decided(self, workspace_id: str, command_id: str) -> Decision | None:
+        """The decision already recorded for this command id, if any (nothing is decided here). Lets a
+        caller that must do something outside a decision (call a provider) skip it when it was done."""
+        record = self._load(CommandRecord.aggregate_id(CommandRecord.key(workspace_id, command_id)))
+        return Decision.of(record, self._position_of(record)) if record is not None else None
 
     def _position_of(self, record: CommandRecord) -> int | None:
         return self.recorded_at(record.id) if self.recorded_at is not None else None

@@ -157,6 +157,10 @@ class Settings(BaseSettings):
     generation_attempts: int = Field(3, ge=1, description="calls per request at most when rate limited or failing")
     generation_max_tokens: int = Field(1024, ge=16, description="output tokens a generation may use")
 
+    # Automation rules (processors/automation, docs/generation.md).
+    rule_interval_s: float = Field(1.0, gt=0, description="how often the rule runner looks for due occurrences")
+    rule_batch_size: int = Field(20, ge=1, description="rules one tick runs at most")
+
     # Secrets. 32-byte key, base64; empty → generated once and kept in data_dir.
     token_key: str = Field("", description="AES-256-GCM key (base64) for social-account tokens")
     token_keys_retired: list[str] = Field(default_factory=list,

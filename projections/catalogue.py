@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from psycopg import Connection
 
 from projections import accounts, analytics, audit, positions, posts, queue, wallet, workspaces
-from projections import calendar, credit_clock, generations, notification_deliveries, notifications, tiers, usage
+from projections import automation_rules, brand_voices, calendar, credit_clock, generations, notification_deliveries
+from projections import notifications, tiers, usage
 from projections.base import Projection
 from schemas.events import CloudEvent
 
@@ -30,6 +31,8 @@ PROJECTIONS: tuple[Projection, ...] = (
     generations.PROJECTION,
     notification_deliveries.PROJECTION,
     calendar.PROJECTION,  # its queries read queue_destinations, posts and social_accounts (not its apply)
+    automation_rules.PROJECTION,
+    brand_voices.PROJECTION,
 )
 # The read models' own tables, the per-workspace positions the consumer records per batch, and
 # the analytics views over them (last: they read the others' tables).

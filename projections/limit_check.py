@@ -1,5 +1,6 @@
 """Answers "may this workspace do that?" from the read models, without side effects: schedule N
-posts to platform P on local day D, connect another P account, generate once more today.
+posts to platform P on local day D, connect another P account, generate once more today, add an
+automation rule.
 
 It reads what the read models show, so it can lag the domain by the events not yet applied
 (``min_position`` on the endpoint waits for them); the domain's own check at the command is
@@ -13,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from psycopg import Connection
 
-ACTIONS = ("schedule", "connect", "generate")
+ACTIONS = ("schedule", "connect", "generate", "automate")
 
 
 def _check(limit: str, tier: str, current: int, adding: int, allowed: int) -> dict[str, Any]:
@@ -62,6 +63,10 @@ def check(conn: Connection, workspace_id: str, action: str, *, platform: str | N
             " AND metric = 'generations'", (workspace_id, today),
         ).fetchone()[0]
         checks.append(_check("daily_generations", tier, int(done), 1, limits["daily_generations"]))
+    elif action == "automate":
+        rules = conn.execute("SELECT count(*) FROM automation_rules WHERE workspace_id = %s AND status <> 'deleted'",
+                             (workspace_id,)).fetchone()[0]
+        checks.append(_check("automation_rules", tier, rules, count, limits["automation_rules"]))
     else:
         raise ValueError(f"unknown action {action!r}; actions are {', '.join(ACTIONS)}")
     return {"workspace_id": workspace_id, "action": action, "allowed": all(c["ok"] for c in checks), "checks": checks}

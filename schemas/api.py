@@ -223,6 +223,21 @@ class Generation(Response):
     position: int | None = None
 
 
+class BrandVoiceRead(Response):
+    """The workspace's current brand voice (the brand_voices read model)."""
+
+    version: int
+    tone: str
+    audience: str
+    niche: str
+    words_to_use: list[str]
+    words_to_avoid: list[str]
+    example_posts: list[str]
+    emoji_policy: str
+    hashtag_policy: str
+    set_at: datetime
+
+
 class BrandVoiceView(Response):
     version: int
     tone: str
@@ -683,3 +698,74 @@ class SeriesRequest(cmd.DefineSeries):
     """A recurring post or evergreen queue (the series is the one in the path)."""
 
     series_id: cmd.Id | None = Field(None, description="ignored: the path names the series")
+# Automation rules --------------------------------------------------------------------------
+
+
+class CreateAutomationRuleRequest(cmd.AutomationRuleFields):
+    """A rule: its schedule, what to generate, where to post it and how."""
+
+    rule_id: str | None = Field(None, min_length=1, max_length=200, pattern=cmd.ID_PATTERN,
+                                description="omitted → derived from the command id")
+
+
+UpdateAutomationRuleRequest = cmd.AutomationRuleFields
+
+
+class AutomationRuleView(Response):
+    """A rule as a command left it (the decision's result)."""
+
+    rule_id: str
+    status: str
+    name: str
+    schedule_kind: str
+    schedule: str
+    anchor: str = Field(description="local wall time the RRULE counts from")
+    timezone: str
+    topic: str
+    tone: str
+    language: str
+    context: str
+    platforms: list[str]
+    destinations: list[str]
+    destination_platforms: dict[str, str]
+    approval_mode: str
+    catch_up_window_s: int
+    next_run_at: datetime | None
+    command_id: str
+    position: int | None = None
+
+
+class AutomationRuleStatus(Response):
+    rule_id: str
+    status: str
+    command_id: str
+    position: int | None = None
+
+
+class AutomationRuleStats(Response):
+    """A rule with its stats (the automation_rules read model)."""
+
+    rule_id: str
+    name: str
+    status: str = Field(description="active, paused")
+    paused_reason: str | None = Field(None, description="paused_by_user | tier_limit")
+    paused_detail: str | None = None
+    definition: dict[str, Any]
+    next_run_at: datetime | None = Field(None, description="the next occurrence (null when paused or exhausted)")
+    run_occurrence_at: datetime | None = Field(None, description="a fired occurrence whose run has not ended yet")
+    runs: int = Field(description="occurrences fired")
+    posts: int = Field(description="runs that made a post (or a draft)")
+    failures: int
+    skipped: int = Field(description="occurrences missed during downtime and not fired")
+    failures_by_reason: dict[str, int]
+    last_failure_reason: str | None = None
+    last_failure_detail: str | None = None
+    last_failure_at: datetime | None = None
+    last_run_at: datetime | None = None
+    last_post_id: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AutomationRuleList(Response):
+    automation_rules: list[AutomationRuleStats]

@@ -754,6 +754,80 @@ class DefineSeries(Payload):
             raise ValueError("item ids must be unique")
         if self.kind == "recurring" and len(self.items) != 1:
             raise ValueError("a recurring series has exactly one item")
+class ScheduleKind(StrEnum):
+    rrule = "rrule"
+    cron = "cron"
+
+
+class ApprovalMode(StrEnum):
+    auto_schedule = "auto_schedule"
+    draft_for_approval = "draft_for_approval"
+
+
+class AutomationRuleFields(Payload):
+    """A rule's definition (create and update take all of it)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    schedule_kind: ScheduleKind
+    schedule: str = Field(min_length=1, max_length=500, description="an RRULE (RFC 5545, e.g. FREQ=WEEKLY;BYDAY=MO;"
+                          "BYHOUR=9;BYMINUTE=0) or a 5-field cron expression, in the workspace's time zone")
+    topic: str = Field(min_length=1, max_length=500)
+    tone: str = Field("", max_length=100)
+    language: str = Field("en", min_length=2, max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    context: GenerationText = ""
+    destinations: list[Id] = Field(min_length=1, max_length=10, description="social account ids")
+    approval_mode: ApprovalMode = ApprovalMode.auto_schedule
+    catch_up_window_s: StrictInt = Field(3600, ge=60, le=7 * 86400, description="after downtime, the latest missed "
+                                         "occurrence fires if it is at most this old; older ones are skipped")
+
+    @field_validator("destinations")
+    @classmethod
+    def _unique(cls, destinations: list[str]) -> list[str]:
+        if len(set(destinations)) != len(destinations):
+            raise ValueError("destinations must be unique")
+        return destinations
+
+
+class CreateAutomationRule(AutomationRuleFields):
+    rule_id: Id
+
+
+class UpdateAutomationRule(AutomationRuleFields):
+    rule_id: Id
+
+
+class PauseAutomationRule(Payload):
+    rule_id: Id
+
+
+class ResumeAutomationRule(Payload):
+    rule_id: Id
+
+
+class DeleteAutomationRule(Payload):
+    rule_id: Id
+
+
+class FireRuleOccurrence(Payload):
+    """The rule runner claims one occurrence: fired once (the rule rejects one at or before the last)."""
+
+    rule_id: Id
+    occurrence_at: Timestamp
+
+
+class RecordRuleRun(Payload):
+    """How a fired occurrence ended: the post (or draft) made, or why none was."""
+
+    rule_id: Id
+    occurrence_at: Timestamp
+    post_id: Id | None = None
+    failure: str | None = Field(None, min_length=1, max_length=100)
+    detail: str = Field("", max_length=2000)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> RecordRuleRun:
+        if (self.post_id is None) == (self.failure is None):
+            raise ValueError("a run ends with a post_id or a failure, not both")
         return self
 
 
@@ -799,6 +873,13 @@ COMMAND_TYPES: dict[str, type[Payload]] = {
     "top_off_slots.v1": TopOffSlots,
     "fill_slot.v1": FillSlot,
     "define_series.v1": DefineSeries,
+    "create_automation_rule.v1": CreateAutomationRule,
+    "update_automation_rule.v1": UpdateAutomationRule,
+    "pause_automation_rule.v1": PauseAutomationRule,
+    "resume_automation_rule.v1": ResumeAutomationRule,
+    "delete_automation_rule.v1": DeleteAutomationRule,
+    "fire_rule_occurrence.v1": FireRuleOccurrence,
+    "record_rule_run.v1": RecordRuleRun,
 }
 COMMAND_TYPE_OF: dict[type[Payload], str] = {model: name for name, model in COMMAND_TYPES.items()}
 

@@ -136,6 +136,9 @@ class GenerationCounted(EventData):
 @event_type("herald.workspace.automation_rules_counted.v1")
 class AutomationRulesCounted(EventData):
     count: int
+    rule_ids: list[str] | None = Field(None, description="the workspace's rules, oldest first (absent before rules "
+                                       "existed)")
+    active_rule_ids: list[str] | None = Field(None, description="those of them active (not paused), oldest first")
 
 
 @event_type("herald.workspace.notices_read.v1")
@@ -253,6 +256,100 @@ class WebhookEndpointDisabled(EventData):
     endpoint_id: str
     reason: str
     delivery_id: str = Field(description="the delivery whose outcome disabled it")
+# Automation rules ----------------------------------------------------------------------
+
+
+class RuleDefinition(BaseModel):
+    """What a rule is: its schedule (in the workspace's time zone), what it asks the generator for,
+    where the post goes and whether it is scheduled or left as a draft for approval."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    schedule_kind: Literal["rrule", "cron"]
+    schedule: str
+    anchor: str = Field(description="local wall time (ISO, no offset) the RRULE counts from (its DTSTART)")
+    timezone: str
+    topic: str
+    tone: str
+    language: str
+    context: str
+    platforms: list[str] = Field(description="the destinations' platforms, each once: one caption each")
+    destinations: list[str] = Field(description="social account ids")
+    destination_platforms: dict[str, str] = Field(description="social account id → its platform")
+    approval_mode: Literal["auto_schedule", "draft_for_approval"]
+    catch_up_window_s: int = Field(description="a missed occurrence at most this old still fires after downtime")
+
+
+@event_type("herald.automation_rule.created.v1")
+class AutomationRuleCreated(EventData):
+    rule_id: str
+    definition: RuleDefinition
+    next_run_at: datetime | None = Field(description="the first occurrence after now; null: the schedule has none")
+
+
+@event_type("herald.automation_rule.updated.v1")
+class AutomationRuleUpdated(EventData):
+    rule_id: str
+    definition: RuleDefinition
+    next_run_at: datetime | None = Field(description="occurrences count again from the update on")
+
+
+@event_type("herald.automation_rule.paused.v1")
+class AutomationRulePaused(EventData):
+    rule_id: str
+    reason: str = Field(description="paused_by_user | tier_limit (a downgrade left more active rules than allowed)")
+    detail: str = ""
+
+
+@event_type("herald.automation_rule.resumed.v1")
+class AutomationRuleResumed(EventData):
+    rule_id: str
+    next_run_at: datetime | None = Field(description="occurrences while paused are not fired: the first after now")
+
+
+@event_type("herald.automation_rule.deleted.v1")
+class AutomationRuleDeleted(EventData):
+    rule_id: str
+
+
+@event_type("herald.automation_rule.fired.v1")
+class AutomationRuleFired(EventData):
+    rule_id: str
+    occurrence_at: datetime = Field(description="the occurrence claimed: fired once, never again")
+    generation_id: str
+    post_id: str = Field(description="the id the post (or draft) of this run gets")
+    skipped_before: int = Field(0, description="earlier occurrences missed (downtime) and not fired")
+    next_run_at: datetime | None
+
+
+@event_type("herald.automation_rule.occurrences_skipped.v1")
+class AutomationRuleOccurrencesSkipped(EventData):
+    rule_id: str
+    first_at: datetime
+    last_at: datetime
+    count: int
+    reason: str = Field(description="missed_catch_up_window: the latest missed occurrence was older than the window")
+    next_run_at: datetime | None
+
+
+@event_type("herald.automation_rule.run_succeeded.v1")
+class AutomationRuleRunSucceeded(EventData):
+    rule_id: str
+    occurrence_at: datetime
+    generation_id: str
+    post_id: str
+    approval_mode: str
+
+
+@event_type("herald.automation_rule.run_failed.v1")
+class AutomationRuleRunFailed(EventData):
+    rule_id: str
+    occurrence_at: datetime
+    generation_id: str
+    reason: str = Field(description="the generation's failure (rate_limited, auth, …) or the rejection of the "
+                        "post (insufficient_credits, queue_full, daily_post_limit_reached, …) or the day's "
+                        "generation limit")
+    detail: str = ""
 
 
 # Social account ----------------------------------------------------------------------

@@ -14,6 +14,7 @@ from domain.generation.aggregate import Generation
 from domain.generation.brand_voice import BrandVoice
 from domain.registry import Outcome, handles
 from domain.rejections import Reason, Rejected
+from domain.workspace.aggregate import Workspace
 
 if TYPE_CHECKING:
     from domain.application import HeraldApplication
@@ -22,6 +23,14 @@ if TYPE_CHECKING:
 @handles(cmd.GenerateContent)
 def generate_content(app: HeraldApplication, ctx: Context, p: cmd.GenerateContent) -> Outcome:
     workspace = app.workspace(ctx)
+    generation, result = request_generation(app, ctx, workspace, p)
+    return [workspace, generation], result
+
+
+def request_generation(app: HeraldApplication, ctx: Context, workspace: Workspace,
+                       p: cmd.GenerateContent) -> tuple[Generation, dict]:
+    """The generation counted (refused over the day's limit) and requested; for generate_content and
+    the automation rules' runs."""
     if app.find(Generation, Generation.key(ctx.workspace_id, p.generation_id)) is not None:
         raise Rejected(Reason.generation_exists, f"generation {p.generation_id} already exists")
     workspace.count_generation(ctx)
@@ -35,7 +44,7 @@ def generate_content(app: HeraldApplication, ctx: Context, p: cmd.GenerateConten
     # The voice travels in the result: the caller builds the prompt from exactly the version recorded.
     result = {"generation_id": p.generation_id, "day": day, "generations_today": workspace.generations_on(day),
               "daily_limit": workspace.limit("daily_generations"), "brand_voice": voice.voice if voice else None}
-    return [workspace, generation], result
+    return generation, result
 
 
 @handles(cmd.SetBrandVoice)

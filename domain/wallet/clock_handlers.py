@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from schemas import commands as cmd
 
+from domain.automation.handlers import pause_rules_over_limit
 from domain.base import Context
 from domain.registry import Outcome, handles
 from domain.wallet.period import local_day_of_month
@@ -52,10 +53,11 @@ def renew_credit_period(app: HeraldApplication, ctx: Context, p: cmd.RenewCredit
         reason = "downgrade" if target != workspace.tier else "new_version"
         workspace.change_tier(ctx, target, definition.version, definition.limits, reason)
         wallet.change_allowance(ctx, target, workspace.limits)
+    paused = pause_rules_over_limit(app, ctx, workspace)  # a downgrade takes effect here
     wallet.renew(ctx, p.renews_at)
     period = wallet.period
     assert period is not None
-    return [workspace, wallet], {"period_start": period.period_start.isoformat(),
+    return [workspace, wallet, *paused], {"rules_paused": [r.rule_id for r in paused], "period_start": period.period_start.isoformat(),
                                  "renews_at": period.renews_at.isoformat(), "tier": workspace.tier,
                                  "available": wallet.available_at(ctx.now)}
 

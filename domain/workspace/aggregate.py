@@ -175,17 +175,48 @@ class Workspace(HeraldAggregate):
                                f"generations on {day}")
         self.record(ctx, ev.GenerationCounted(day=day, count=current + 1))
 
-    def add_automation_rule(self, ctx: Context) -> None:
-        """Counts one more automation rule, refusing it beyond the limit (for the automation commands)."""
+    # Automation rules: the rules are counted against the tier's `automation_rules` (creating one is
+    # refused at the limit); a resume is refused while the active ones are at the limit. The ids
+    # (oldest first) are kept so a downgrade can pause the newest; bounded by the limit.
+    rule_ids: list[str] | None = None
+    active_rule_ids: list[str] | None = None
+
+    def add_automation_rule(self, ctx: Context, rule_id: str = "") -> None:
+        """Counts one more automation rule (active), refusing it beyond the limit."""
         allowed = self.limit("automation_rules")
         if self.automation_rules >= allowed:
             raise self._breach(Reason.automation_rule_limit_reached, "automation_rules", self.automation_rules,
                                allowed, "automation rules")
-        self.record(ctx, ev.AutomationRulesCounted(count=self.automation_rules + 1))
+        ids, active = list(self.rule_ids or []), list(self.active_rule_ids or [])
+        if rule_id:
+            ids.append(rule_id)
+            active.append(rule_id)
+        self.record(ctx, ev.AutomationRulesCounted(count=self.automation_rules + 1, rule_ids=ids,
+                                                   active_rule_ids=active))
 
-    def remove_automation_rule(self, ctx: Context) -> None:
+    def remove_automation_rule(self, ctx: Context, rule_id: str = "") -> None:
         if self.automation_rules > 0:
-            self.record(ctx, ev.AutomationRulesCounted(count=self.automation_rules - 1))
+            self.record(ctx, ev.AutomationRulesCounted(
+                count=self.automation_rules - 1, rule_ids=[r for r in self.rule_ids or [] if r != rule_id],
+                active_rule_ids=[r for r in self.active_rule_ids or [] if r != rule_id]))
+
+    def set_rule_active(self, ctx: Context, rule_id: str, active: bool) -> None:
+        """A rule paused or resumed; a resume is refused while the active rules are at the limit."""
+        current = list(self.active_rule_ids or [])
+        if active:
+            allowed = self.limit("automation_rules")
+            if len(current) >= allowed:
+                raise self._breach(Reason.automation_rule_limit_reached, "automation_rules", len(current), allowed,
+                                   "active automation rules")
+        order = list(self.rule_ids or [])
+        wanted = set(current) - {rule_id} | ({rule_id} if active else set())
+        self.record(ctx, ev.AutomationRulesCounted(count=self.automation_rules, rule_ids=order,
+                                                   active_rule_ids=[r for r in order if r in wanted]))
+
+    def active_rules_over_limit(self) -> list[str]:
+        """The active rules beyond the limit, newest first: those a downgrade pauses."""
+        active = list(self.active_rule_ids or [])
+        return list(reversed(active[self.limit("automation_rules"):]))
 
     # Tier ----------------------------------------------------------------------------------
 
@@ -257,6 +288,8 @@ class Workspace(HeraldAggregate):
                                     if d in sorted(generations)[-KEPT_GENERATION_DAYS:]}
             case ev.AutomationRulesCounted():
                 self.automation_rules = event.count
+                if event.rule_ids is not None:
+                    self.rule_ids, self.active_rule_ids = list(event.rule_ids), list(event.active_rule_ids or [])
             case ev.PublishingPolicySet():
                 self.missed_window_s = event.missed_window_s
             case ev.ContentPolicySet():

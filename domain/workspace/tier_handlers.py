@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from schemas import commands as cmd
 
+from domain.automation.handlers import pause_rules_over_limit
 from domain.base import Context, derived_id
 from domain.registry import Outcome, handles
 from domain.rejections import Reason, Rejected
@@ -58,7 +59,10 @@ def change_tier(app: HeraldApplication, ctx: Context, p: cmd.ChangeTier) -> Outc
         if top_up > 0 and period is not None:
             wallet.grant(ctx, derived_id("upgrade", ctx.workspace_id, ctx.command_id), top_up, "monthly",
                          period.renews_at)
-        return [workspace, wallet], {"tier": p.tier, "effective_at": ctx.now.isoformat(), "monthly_top_up": max(0, top_up)}
+        paused = pause_rules_over_limit(app, ctx, workspace)  # a lower-ranked tier of the same credits
+        return [workspace, wallet, *paused], {"tier": p.tier, "effective_at": ctx.now.isoformat(),
+                                              "monthly_top_up": max(0, top_up),
+                                              "rules_paused": [r.rule_id for r in paused]}
     workspace.schedule_tier_change(ctx, p.tier, period.renews_at)
     return [workspace], {"tier": p.tier, "effective_at": period.renews_at.isoformat(), "monthly_top_up": 0}
 
@@ -68,7 +72,9 @@ def set_limit_overrides(app: HeraldApplication, ctx: Context, p: cmd.SetLimitOve
     workspace, wallet = app.workspace(ctx), app.wallet(ctx)
     workspace.override_limits(ctx, dict(p.limit_overrides))
     wallet.change_allowance(ctx, workspace.tier, workspace.limits)
-    return [workspace, wallet], {"limit_overrides": dict(p.limit_overrides), "limits": workspace.limits}
+    paused = pause_rules_over_limit(app, ctx, workspace)
+    return [workspace, wallet, *paused], {"limit_overrides": dict(p.limit_overrides), "limits": workspace.limits,
+                                          "rules_paused": [r.rule_id for r in paused]}
 
 
 @handles(cmd.MarkNoticesRead)

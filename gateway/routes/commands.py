@@ -30,6 +30,13 @@ SCOPE_OF_TYPE = {
     "set_content_policy.v1": auth.APPROVER,
     "grant_credits.v1": auth.CREDITS_GRANT,
     "mark_notices_read.v1": auth.WORKSPACE_WRITE,
+    # Automation rules are managed with workspace:write; firing an occurrence and ending its run are the
+    # rule runner's (admin only here).
+    "create_automation_rule.v1": auth.WORKSPACE_WRITE,
+    "update_automation_rule.v1": auth.WORKSPACE_WRITE,
+    "pause_automation_rule.v1": auth.WORKSPACE_WRITE,
+    "resume_automation_rule.v1": auth.WORKSPACE_WRITE,
+    "delete_automation_rule.v1": auth.WORKSPACE_WRITE,
 }
 
 

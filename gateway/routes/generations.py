@@ -5,8 +5,8 @@ limit and counts the generation before any call; `record_generation_outcome` rec
 the failure. A failed call is recorded and charges nothing (docs/generation.md)."""
 
 # No `from __future__ import annotations`: FastAPI must see the endpoint-local Annotated aliases.
-import threading
-from typing import Annotated, Any
+import math
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
@@ -15,68 +15,29 @@ from gateway import auth
 from gateway.deps import IdempotencyKey, MinPosition, Shared, WorkspaceId, command_id_for
 from gateway.problems import ProblemError, openapi_responses
 from processors.generation import prompt
-from processors.generation.errors import FailureKind, ProviderError
-from processors.generation.offline import OfflineTemplate
-from processors.generation.providers import GenerationFailed, Generator
+from processors.generation.calls import ConfiguredProvider, call, voice_of
+from projections import brand_voices as voices
 from projections import generations as log
 from schemas import api
 from schemas import commands as cmd
 
-_VOICE_FIELDS = ("tone", "audience", "niche", "words_to_use", "words_to_avoid", "example_posts", "emoji_policy",
-                 "hashtag_policy")
-
-
-class _Provider:
-    """The configured generator, built once; a configuration error is kept and reported per request."""
-
-    def __init__(self, build: Any) -> None:
-        self._build = build or (lambda: Generator(OfflineTemplate()))
-        self._lock = threading.Lock()
-        self._built: Generator | None = None
-        self._error: str | None = None
-
-    def get(self) -> Generator:
-        with self._lock:
-            if self._built is None and self._error is None:
-                try:
-                    self._built = self._build()
-                except Exception as error:  # noqa: BLE001 - any configuration error fails generations, not the gateway
-                    self._error = f"{type(error).__name__}: {error}"
-            if self._built is None:
-                raise ProviderError(FailureKind.not_configured, self._error or "no provider")
-            return self._built
-
-
-def _voice(found: dict[str, Any] | None) -> prompt.BrandVoice:
-    if not found:
-        return prompt.BrandVoice()
-    return prompt.BrandVoice(**{k: found[k] for k in _VOICE_FIELDS}, version=found["version"])
-
-
-def _outcome(generator: _Provider, generation_id: str, request: prompt.GenerationRequest) -> cmd.RecordGenerationOutcome:
-    try:
-        generated = generator.get().generate(request)
-    except GenerationFailed as failed:
-        return cmd.RecordGenerationOutcome(
-            generation_id=generation_id, succeeded=False, failure=str(failed.kind), detail=failed.detail[:2000],
-            provider=failed.provider, model=failed.model[:200], prompt_sha256=failed.prompt_sha256,
-            latency_ms=failed.latency_ms)
-    except ProviderError as error:  # not configured: nothing was called
-        return cmd.RecordGenerationOutcome(
-            generation_id=generation_id, succeeded=False, failure=str(error.kind), detail=error.detail[:2000],
-            provider="none", prompt_sha256=prompt.assemble(request).sha256)
-    return cmd.RecordGenerationOutcome(
-        generation_id=generation_id, succeeded=True,
-        captions=[cmd.GeneratedCaption(platform=c.platform, text=c.text) for c in generated.content.captions],
-        hashtags=[tag[:100] for tag in generated.content.hashtags], provider=generated.provider,
-        model=generated.model[:200], prompt_sha256=generated.prompt_sha256, tokens_in=generated.tokens_in,
-        tokens_out=generated.tokens_out, latency_ms=generated.latency_ms)
+# A failed generation's problem, by the failure's reason: (status, reason code, Retry-After when the
+# provider named none). Worth retrying later: 503 with Retry-After; the provider refusing Herald's
+# key, request or output: 502, each with its own code.
+FAILURE_PROBLEMS: dict[str, tuple[int, str, float | None]] = {
+    "rate_limited": (503, "generation_rate_limited", 30.0),
+    "transient": (503, "generation_unavailable", 5.0),
+    "not_configured": (503, "generation_not_configured", None),
+    "auth": (502, "generation_provider_auth", None),
+    "invalid_output": (502, "generation_invalid_output", None),
+    "rejected": (502, "generation_rejected", None),
+}
 
 
 def router(shared: Shared) -> APIRouter:
     r = APIRouter(tags=["generation"])
     Caller = Annotated[auth.Principal, Depends(shared.principal)]
-    generator = _Provider(shared.deps.generator)
+    generator = ConfiguredProvider(shared.deps.generator)
 
     @r.post(
         "/v1/workspaces/{workspace_id}/generations", status_code=201, response_model=api.Generation,
@@ -84,8 +45,11 @@ def router(shared: Shared) -> APIRouter:
         description="One caption per platform, each within the platform's text limit with the hashtags appended, "
         "shaped by the workspace's brand voice. Never charges credits; counts against the tier's daily generations "
         "(the workspace's local day), also when the provider fails. 409 `daily_generation_limit_reached` over the "
-        "limit (nothing is called); 502 `generation_failed` when the provider failed (`reason`: rate_limited, auth, "
-        "invalid_output, transient, rejected, not_configured), the failure recorded.",
+        "limit (nothing is called). When the provider failed (the failure recorded, `reason` says why): 503 with "
+        "Retry-After `generation_rate_limited` (rate_limited) or `generation_unavailable` (transient: 5xx, "
+        "timeout), 503 `generation_not_configured`, 502 `generation_provider_auth` (the provider refused Herald's "
+        "key), 502 `generation_invalid_output`, 502 `generation_rejected`. A repeated Idempotency-Key answers the "
+        "recorded outcome without calling the provider again.",
     )
     def generate(workspace_id: WorkspaceId, body: api.GenerateRequest, caller: Caller, response: Response,
                  idempotency_key: IdempotencyKey = None):
@@ -98,10 +62,15 @@ def router(shared: Shared) -> APIRouter:
         request = prompt.GenerationRequest(
             topic=payload.topic, platforms=[str(p) for p in payload.platforms], tone=payload.tone,
             language=payload.language, context=payload.context, media_description=payload.media_description,
-            voice=_voice(voice))
-        outcome = _outcome(generator, generation_id, request)
-        recorded = shared.decide(caller, ws, outcome, None, response,
-                                 command_id=derived_id("record_generation_outcome", ws, generation_id))
+            voice=voice_of(voice))
+        record_id = derived_id("record_generation_outcome", ws, generation_id)
+        # A repeated request (same Idempotency-Key) whose outcome is on record answers it without a call.
+        recorded = shared.deps.app.decided(ws, record_id)
+        retry_after_s = None
+        if recorded is None:
+            called = call(generator, generation_id, request)
+            retry_after_s = called.retry_after_s
+            recorded = shared.decide(caller, ws, called.command, None, response, command_id=record_id)
         result = recorded.result
         view = api.Generation(
             generation_id=generation_id, status=result["status"], captions=result.get("captions", {}),
@@ -112,7 +81,10 @@ def router(shared: Shared) -> APIRouter:
             daily_limit=requested.result["daily_limit"], brand_voice_version=voice["version"] if voice else 0,
             command_id=recorded.command_id, position=recorded.position)
         if view.status == "failed":
-            raise ProblemError(502, "generation_failed", f"the provider failed ({view.reason}): {view.detail}",
+            status, code, default_wait = FAILURE_PROBLEMS.get(view.reason or "", (502, "generation_failed", None))
+            wait = retry_after_s if retry_after_s is not None else default_wait
+            headers = {"Retry-After": str(max(1, math.ceil(wait)))} if wait is not None and status == 503 else None
+            raise ProblemError(status, code, f"the provider failed ({view.reason}): {view.detail}", headers,
                                generation_id=generation_id, reason=view.reason, provider=view.provider,
                                model=view.model, generations_today=view.generations_today,
                                daily_limit=view.daily_limit, command_id=view.command_id, position=view.position)
@@ -145,6 +117,19 @@ def router(shared: Shared) -> APIRouter:
             raise ProblemError(403, "forbidden", "only the admin key can see generation stats over every workspace")
         with shared.deps.pool.connection() as conn:
             return log.read_stats(conn, since, top)
+
+    @r.get(
+        "/v1/workspaces/{workspace_id}/brand-voice", response_model=api.BrandVoiceRead,
+        summary="The workspace's brand voice", responses=openapi_responses(401, 404, 422, 503),
+        description="The current version; 404 `no_brand_voice` until one is set.",
+    )
+    def get_brand_voice(workspace_id: WorkspaceId, caller: Caller, response: Response,
+                        min_position: MinPosition = None):
+        with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:
+            found = voices.read_voice(conn, workspace_id)
+        if found is None:
+            raise ProblemError(404, "no_brand_voice", "this workspace has no brand voice yet: PUT one")
+        return found
 
     @r.put(
         "/v1/workspaces/{workspace_id}/brand-voice", response_model=api.BrandVoiceView,

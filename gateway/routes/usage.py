@@ -37,11 +37,11 @@ def router(shared: Shared) -> APIRouter:
         "/v1/workspaces/{workspace_id}/limits/check", summary="Would this be within the tier's limits?",
         responses=openapi_responses(401, 404, 422, 503),
         description="Changes nothing. `schedule` (N posts to `platform` on local `day`: queue size, scheduling "
-        "horizon, daily posts), `connect` (another `platform` account), `generate` (one more today). Each "
-        "check names the limit, the tier, the current count and the allowed number.",
+        "horizon, daily posts), `connect` (another `platform` account), `generate` (one more today), `automate` (one more "
+        "automation rule). Each check names the limit, the tier, the current count and the allowed number.",
     )
     def check_limits(workspace_id: WorkspaceId, caller: Caller, response: Response,
-                     action: Literal["schedule", "connect", "generate"], platform: str | None = None,
+                     action: Literal["schedule", "connect", "generate", "automate"], platform: str | None = None,
                      day: cmd.Day | None = None, count: Annotated[int, Query(ge=1, le=1000)] = 1,
                      min_position: MinPosition = None):
         with shared.read(shared.within(caller, workspace_id), min_position, response) as conn:

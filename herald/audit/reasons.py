@@ -45,6 +45,19 @@ MEANINGS: dict[str, str] = {
     "notification_delivery_ended": "the notification delivery was already sent or given up",
     "notification_attempt_fenced": "that attempt of the notification delivery was already recorded, or is not "
                                    "the next one",
+    "invalid_schedule": "the schedule is not valid: an automation rule's RRULE or 5-field cron expression, a posting "
+                        "schedule or a series' recurrence rule",
+    "automation_rule_limit_reached": "the tier allows no more (active) automation rules",
+    "automation_rule_exists": "an automation rule with that id already exists",
+    "unknown_automation_rule": "the automation rule does not exist in this workspace",
+    "rule_not_active": "the automation rule is paused (or was paused already)",
+    "rule_not_paused": "the automation rule is active already",
+    "rule_run_pending": "the rule's previous run has not ended yet",
+    "rule_run_not_pending": "no run of that occurrence is in progress",
+    "occurrence_already_fired": "that occurrence (or a later one) was fired or skipped already: never twice",
+    "not_an_occurrence": "the instant is not an occurrence of the rule's schedule",
+    "missed_catch_up_window": "the occurrence was missed (nothing ran) and was older than the rule's catch-up "
+                              "window when the runner came back, so it was skipped",
 }
 
 

@@ -31,7 +31,7 @@ def seed(rotate_keys: Annotated[bool, typer.Option(
     try:
         db.apply_ddl(herald.database_url, auth.DDL)
         outcomes = seed_workspaces(herald.app)
-        table = Table("workspace", "tier", "credits", "accounts", "posts", "rejected")
+        table = Table("workspace", "tier", "credits", "accounts", "posts", "rules", "rejected")
         keys: list[str] = []
         for ws in WORKSPACES:
             key_id = auth.service_key_id(open_command_id(ws))
@@ -43,7 +43,8 @@ def seed(rotate_keys: Annotated[bool, typer.Option(
             key = auth.issue_service_key(herald.pool, ws.workspace_id, key_id)
             s = summary(ws, outcomes[ws.workspace_id])
             rejected = ", ".join(sorted(set(s["rejected"]))) or "-"
-            table.add_row(ws.workspace_id, ws.tier, str(ws.credits), str(s["accounts"]), str(s["posts"]), rejected)
+            table.add_row(ws.workspace_id, ws.tier, str(ws.credits), str(s["accounts"]), str(s["posts"]),
+                          str(s["rules"]), rejected)
             keys.append(f"{ws.workspace_id}: {key or '(issued before, shown only once; --rotate-keys issues a new one)'}")
         console.print(table)
         typer.echo("API keys (Authorization: Bearer <key>):\n" + "\n".join(keys))  # plain: never wrapped or cut

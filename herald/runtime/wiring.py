@@ -41,6 +41,7 @@ from herald.crypto import TokenCipher, load_or_create_key
 from herald.runtime.dispatch_loop import dispatch_ticker
 from herald.runtime.clock_loop import clock_ticker
 from herald.runtime.top_off_loop import top_off_ticker
+from herald.runtime.rule_loop import rule_ticker
 from herald.storage.embedded import EmbeddedBroker, start_embedded_postgres
 from herald.runtime.health import RoleHealth
 from herald.messaging.relay import DDL as RELAY_DDL
@@ -50,7 +51,9 @@ from herald.messaging.consumer import produce_commands
 from processors.accounts import authorizations, vault
 from processors.accounts.credentials import Credentials, RefreshSettings
 from processors.accounts.refresher import refresher_ticker
+from processors.automation.runner import RuleRunner
 from processors.generation import configured as generation_configured
+from processors.generation.calls import ConfiguredProvider
 from processors.accounts.upgrade import copy_earlier_tokens
 from processors.notifications import deliveries, email, preferences, webhooks
 from processors.platforms.oauth import OAuthClient
@@ -181,6 +184,13 @@ def _notification_sender(herald: "Herald") -> Callable[[threading.Event], None]:
                                     smtp=smtp).run
 
 
+def _rule_runner(herald: "Herald") -> Callable[[threading.Event], None]:
+    s = herald.settings
+    # Decides synchronously, as the gateway does: each step of a run needs the outcome of the one before.
+    runner = RuleRunner(herald.app, ConfiguredProvider(lambda: generation_configured.generator(s)))
+    return rule_ticker(herald.pool, runner, interval_s=s.rule_interval_s, limit=s.rule_batch_size).run
+
+
 CATALOGUE: tuple[Consumer | Timed, ...] = (
     Consumer("publisher", "processors", lambda h: journal_attempts),
     Timed("publish-engine", "processors", _publish_engine),
@@ -192,6 +202,7 @@ CATALOGUE: tuple[Consumer | Timed, ...] = (
     Consumer("notifications", "processors", lambda h: functools.partial(
         deliveries.enqueue, digest_window_s=h.settings.notify_digest_window_s)),
     Timed("notification-sender", "processors", _notification_sender),
+    Timed("rule-runner", "processors", _rule_runner),
     # Every read model in one consumer: each event is decoded once, and all read models of a
     # workspace are at the same position (read-your-writes waits on one number).
     Consumer("read-models", "projections", _read_models, on_batch=positions.record),

@@ -55,6 +55,7 @@ class GenerationFailed(Exception):
         super().__init__(str(error))
         self.kind = error.kind
         self.detail = error.detail
+        self.retry_after_s = error.retry_after_s
         self.provider, self.model, self.prompt_sha256, self.latency_ms = provider, model, prompt_sha256, latency_ms
 
 

@@ -21,7 +21,8 @@ from typing import Any
 
 from psycopg import Connection
 
-from projections.bulk import calendar, credits, generations, notifications, publishing, tiers
+from projections.bulk import automation_rules, brand_voices, calendar, credits, generations, notifications, publishing
+from projections.bulk import tiers
 from projections.bulk.rows import Raw, Rows, raw
 from schemas import events as ev
 
@@ -32,7 +33,7 @@ __all__ = ["Raw", "Rows", "raw", "usable"]
 # a projection that learns a new event falls back to its own apply until its bulk path follows.
 _FOLDS: dict[str, tuple[Callable[[Connection, list[Raw]], None], tuple[type[ev.EventData], ...]]] = {
     **publishing.FOLDS, **credits.FOLDS, **tiers.FOLDS, **generations.FOLDS, **notifications.FOLDS,
-    **calendar.FOLDS,
+    **calendar.FOLDS, **automation_rules.FOLDS, **brand_voices.FOLDS,
 }
 
 

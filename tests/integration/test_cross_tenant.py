@@ -27,6 +27,9 @@ def test_no_operation_reaches_another_workspace(gw):
     rcpt_b = gw.http.post("/v1/workspaces/b/notifications/email-recipients", json={"address": "ops@b.example"},
                           headers=key_b).json()
     hook_b = gw.http.post("/v1/workspaces/b/webhooks", json={"url": "https://hooks.example.com/b"}, headers=key_b).json()
+    rule = {"name": "r", "schedule_kind": "cron", "schedule": "0 9 * * 1", "topic": "x"}
+    rule_b = gw.http.post("/v1/workspaces/b/automation-rules", json={**rule, "destinations": [account_b]},
+                          headers=key_b).json()["rule_id"]
     # A's own key, made as strong as a workspace key can be from the admin: every scope but admin.
     strong_a = bearer(gw.http.post("/v1/api-keys", headers=ADMIN, json={
         "workspace_id": "a", "scopes": ["workspace:read", "workspace:write", "credits:grant", "analytics:read",
@@ -35,7 +38,8 @@ def test_no_operation_reaches_another_workspace(gw):
     due = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     ids = {"workspace_id": "b", "post_id": post_b, "social_account_id": account_b, "key_id": spare_b["key_id"],
            "destination_id": account_b, "endpoint_id": hook_b["endpoint_id"],
-           "recipient_id": rcpt_b["recipient_id"], "slot_id": "slot-b", "series_id": "series-b"}
+           "recipient_id": rcpt_b["recipient_id"], "slot_id": "slot-b", "series_id": "series-b",
+           "rule_id": rule_b}
     bodies = {
         ("post", "/v1/workspaces/{workspace_id}/social-accounts"): {"platform": "sandbox", "handle": "x"},
         ("post", "/v1/workspaces/{workspace_id}/credits/grants"): {"amount": 100},
@@ -66,6 +70,8 @@ def test_no_operation_reaches_another_workspace(gw):
         ("put", "/v1/workspaces/{workspace_id}/series/{series_id}"):
             {"rrule": "FREQ=DAILY", "starts_at": "2030-01-01T09:00:00", "destinations": [account_a],
              "items": [{"item_id": "i", "text": "x"}]},
+        ("post", "/v1/workspaces/{workspace_id}/automation-rules"): {**rule, "destinations": [account_a]},
+        ("put", "/v1/workspaces/{workspace_id}/automation-rules/{rule_id}"): {**rule, "destinations": [account_a]},
         ("post", "/v1/workspaces/{workspace_id}/drafts"): {"text": "x", "destinations": [account_a]},
         ("post", "/v1/workspaces/{workspace_id}/posts/{post_id}/submit"): {},
         ("post", "/v1/workspaces/{workspace_id}/posts/{post_id}/approve"): {},
@@ -80,7 +86,7 @@ def test_no_operation_reaches_another_workspace(gw):
     before = {path: gw.get(path, headers=ADMIN).json() for path in
               ("/v1/workspaces/b/wallet", f"/v1/workspaces/b/posts/{post_b}", "/v1/workspaces/b/social-accounts",
                       "/v1/workspaces/b/webhooks", "/v1/workspaces/b/notifications/preferences",
-                      "/v1/workspaces/b/notifications/email-recipients")}
+                      "/v1/workspaces/b/notifications/email-recipients", "/v1/workspaces/b/automation-rules")}
 
     missing = {name: f"no-such-{name.replace('_', '-')}" for name in ids}
 

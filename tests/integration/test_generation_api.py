@@ -84,7 +84,8 @@ def test_a_failed_call_is_recorded_and_counts_but_charges_nothing(openai_gw):
     wallet_before = _wallet_events(gw)
     fake.fail_next("chat", 500, n=3)
     failed = gw.http.post(f"/v1/workspaces/{ws}/generations", json={"topic": "rye", "platforms": ["x"]}, headers=key)
-    problem = assert_problem(failed, 502, "generation_failed")
+    problem = assert_problem(failed, 503, "generation_unavailable")
+    assert failed.headers["Retry-After"] == "5", "worth trying again shortly"
     assert problem["reason"] == "transient" and problem["generations_today"] == 1
     assert len(fake.bodies) == 3  # the retries
     notifications = gw.app.recorder.select_notifications(start=1, limit=1_000_000)
@@ -115,6 +116,53 @@ def test_a_repeated_idempotency_key_answers_the_first_outcome(openai_gw):
     assert first.status_code == again.status_code == 201
     assert again.json()["generation_id"] == first.json()["generation_id"]
     assert again.json()["captions"] == first.json()["captions"] and again.json()["generations_today"] == 1
+    assert len(fake.bodies) == 1, "the repeat is answered from the record: the provider is not called again"
+
+
+def test_provider_failures_map_to_their_own_problems(database_url):
+    with FakeOpenAI() as fake:
+        good = _openai_gateway(database_url, fake, "fake-key")
+        ws, key = good.api.open_workspace("a", tier="pro")
+        fake.fail_next("chat", 429, headers={"retry-after": "7"}, n=3)
+        limited = good.http.post(f"/v1/workspaces/{ws}/generations", json={"topic": "a", "platforms": ["x"]},
+                                 headers=key)
+        assert assert_problem(limited, 503, "generation_rate_limited")["reason"] == "rate_limited"
+        assert limited.headers["Retry-After"] == "7", "the provider's own Retry-After"
+        fake.answer_next("not json", "still not json")
+        invalid = good.http.post(f"/v1/workspaces/{ws}/generations", json={"topic": "b", "platforms": ["x"]},
+                                 headers=key)
+        assert assert_problem(invalid, 502, "generation_invalid_output")["reason"] == "invalid_output"
+        assert "Retry-After" not in invalid.headers
+        good.close()
+        wrong = _openai_gateway(database_url, fake, "sk-wrong-key")
+        refused = wrong.http.post(f"/v1/workspaces/{ws}/generations", json={"topic": "c", "platforms": ["x"]},
+                                  headers=key)
+        problem = assert_problem(refused, 502, "generation_provider_auth")
+        assert problem["reason"] == "auth" and "sk-wrong-key" not in refused.text, "the key is never shown"
+        wrong.close()
+        fake.assert_no_violations()
+
+
+def _openai_gateway(database_url, fake, api_key: str) -> Gateway:
+    gateway = Gateway(database_url)
+    gateway.deps.generator = lambda: Generator(OpenAICompatible(fake.base_url + "/v1", "gpt-test", api_key,
+                                                                timeout_s=5), sleep=_no_wait)
+    gateway.http = TestClient(create_app(gateway.deps))
+    gateway.api = Api(gateway.http)
+    return gateway
+
+
+def test_the_brand_voice_is_read_back_at_its_current_version(gw):
+    ws, key = gw.api.open_workspace("a", tier="pro")
+    assert_problem(gw.get(f"/v1/workspaces/{ws}/brand-voice", headers=key), 404, "no_brand_voice")
+    for tone in ("warm", "dry wit"):
+        assert gw.http.put(f"/v1/workspaces/{ws}/brand-voice", headers=key,
+                           json={"tone": tone, "words_to_avoid": ["synergy"]}).status_code == 200
+    voice = gw.get(f"/v1/workspaces/{ws}/brand-voice", headers=key)
+    assert voice.status_code == 200, voice.text
+    body = voice.json()
+    assert (body["version"], body["tone"], body["words_to_avoid"]) == (2, "dry wit", ["synergy"])
+    assert body["set_at"]
 
 
 def test_bad_input_is_422_and_counts_nothing(gw):

@@ -21,9 +21,9 @@ from tests.support.workloads import EVERYTHING, Clock, apply_live, run_workload,
 pytestmark = pytest.mark.integration
 
 
-# Event types no command of today makes (the generation and automation commands are still to come):
-# the bulk paths for them are checked in tests/integration/test_bulk_paths.py.
-_NOT_MADE_YET = {ev.GenerationCounted.type, ev.AutomationRulesCounted.type}
+# Event types the workloads do not make: the bulk paths for them are checked in
+# tests/integration/test_bulk_paths.py.
+_NOT_MADE_YET = {ev.GenerationCounted.type}
 
 
 def test_a_rebuild_after_a_random_workload_equals_the_live_read_models(herald, monkeypatch):

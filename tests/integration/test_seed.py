@@ -52,6 +52,10 @@ def test_seed_creates_the_test_workspaces_once_and_prints_their_keys(herald, env
     assert (waiting["test-free"], waiting["test-pro"], waiting["test-business"], waiting["test-zerocredit"]) == (3, 25, 100, 0)
     assert (accounts["test-free"], accounts["test-pro"], accounts["test-business"]) == (1, 3, 10), "as the tiers allow"
     assert rejected == [("insufficient_credits", 5)]
+    with psycopg.connect(url) as conn:
+        rules = dict(conn.execute("SELECT workspace_id, count(*) FROM automation_rules WHERE status = 'active'"
+                                  " GROUP BY 1").fetchall())
+    assert rules == {"test-pro": 3, "test-business": 10}, "the plan's automation rules"
 
     events = count_events(url)
     again = CliRunner().invoke(cli, ["seed"], env={"COLUMNS": "250"})

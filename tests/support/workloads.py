@@ -11,6 +11,7 @@ import psycopg
 from hypothesis import strategies as st
 
 from domain.planning import SlotPlan
+from domain.automation.aggregate import AutomationRule
 from domain.post.aggregate import hold_id_for
 from domain.wallet.aggregate import Wallet
 from herald.messaging.relay import to_cloud_event
@@ -59,7 +60,7 @@ class Clock:
 # over), as the credit clock's commands would do them.
 KINDS = ("schedule", "start", "outcome", "cancel", "grant", "settle", "expiring", "advance", "clock",
          "needs_reconnect", "reconnect", "upgrade", "overrides", "read", "policy", "retry", "generate", "notify",
-         "draft", "approval", "submit", "approve", "reject", "edit", "disconnect", "plan")
+         "draft", "approval", "submit", "approve", "reject", "edit", "disconnect", "plan", "rule")
 ADVANCES = (timedelta(hours=1), timedelta(hours=3), timedelta(hours=25), timedelta(days=32))
 steps = st.lists(st.tuples(
     st.sampled_from(KINDS),
@@ -83,6 +84,10 @@ EVERYTHING = [
     ("schedule", 0, "a", ""), ("read", 0, "a", ""), ("policy", 1, "a", ""), ("upgrade", 0, "a", ""),
     ("generate", 0, "a", "published"), ("generate", 1, "b", "failed"), ("generate", 2, "a", "unknown"),
     ("notify", 0, "a", "published"), ("notify", 1, "b", "failed"), ("notify", 2, "a", "retry"),
+    ("generate", 3, "a", "published"), ("generate", 3, "b", "published"),
+    ("rule", 0, "a", ""), ("rule", 0, "b", ""), ("rule", 1, "a", "published"), ("rule", 1, "a", "failed"),
+    ("rule", 1, "a", "skipped"), ("rule", 2, "a", ""), ("rule", 2, "a", ""), ("rule", 1, "a", "unknown"),
+    ("rule", 3, "a", ""),
     # the content workflow: drafts submitted with and without approval, rejected, approved, edited
     ("draft", 0, "a", ""), ("submit", 0, "a", ""), ("approval", 0, "a", ""), ("draft", 1, "b", ""),
     ("submit", 1, "b", ""), ("reject", 1, "b", ""), ("edit", 1, "b", ""), ("submit", 1, "b", ""),
@@ -163,6 +168,9 @@ def run_workload(app, ws: str, workload, *, tier: str = "pro", timezone: str = "
                 decide(cmd.SetPublishingPolicy(missed_window_minutes=30 * post or None))
             case "generate":  # a generation and (unless "unknown": never answered) its outcome
                 generation_id = f"{ws}-g{next(_ids)}"
+                if post == 3:  # a new brand voice first
+                    decide(cmd.SetBrandVoice(tone=f"tone {generation_id}", words_to_use=["bread"],
+                                             example_posts=["Fresh today."]))
                 decide(cmd.GenerateContent(generation_id=generation_id, topic=f"topic {post}", platforms=["x"]))
                 common = {"generation_id": generation_id, "provider": "offline", "model": "template-v1",
                           "prompt_sha256": "0" * 64, "tokens_in": post, "tokens_out": 2 * post, "latency_ms": 5}
@@ -192,6 +200,8 @@ def run_workload(app, ws: str, workload, *, tier: str = "pro", timezone: str = "
                 else:  # a repeated attempt number is fenced (rejected), the delivery stays failed
                     decide(cmd.RecordNotificationDelivery(notice_event_id=ids[0], attempt=1, outcome="sent",
                                                           notice_event_ids=ids, **common))
+            case "rule":  # 0 create (update if it exists), 1 fire its next occurrence, 2 pause/resume, 3 delete
+                _rule_step(app, ws, post, account, outcome, clock, decide)
             case "disconnect":  # its waiting destinations cancelled (post 0) or on hold, its credits released
                 decide(cmd.DisconnectSocialAccount(social_account_id=dest, waiting="cancel" if post == 0 else "hold"))
             case "draft":  # a draft of its own (d<n>), due in two hours once submitted
@@ -241,3 +251,31 @@ def run_workload(app, ws: str, workload, *, tier: str = "pro", timezone: str = "
                 decide(cmd.MarkNoticesRead(notice_ids=[f"post_skipped:{day}", f"post_failed:{day}",
                                                        f"low_credits:{period.period_start.isoformat()}"]))
     decide(cmd.ChangeTier(tier="free"))  # a downgrade waits for the renewal: a scheduled tier change
+
+
+def _rule_step(app, ws: str, step: int, account: str, outcome: str, clock: Clock | None, decide) -> None:
+    """An automation rule's commands, as the API and the rule runner would send them: "published"
+    ends the run with a post, "failed" with a failure, "unknown" leaves it pending, "skipped" fires
+    an occurrence older than the catch-up window (all missed, recorded skipped)."""
+    rule_id = f"{ws}-rule"
+    rule = app.find(AutomationRule, AutomationRule.key(ws, rule_id))
+    fields = {"rule_id": rule_id, "name": f"rule {account}", "schedule_kind": "rrule",
+              "schedule": "FREQ=HOURLY;BYMINUTE=0;BYSECOND=0", "topic": "topic", "tone": account,
+              "destinations": [f"{ws}-{account}"], "catch_up_window_s": 3600}
+    if step == 0:
+        exists = rule is not None and rule.status != "deleted"
+        decide(cmd.UpdateAutomationRule(**fields) if exists else cmd.CreateAutomationRule(**fields))
+    elif step == 1 and rule is not None and rule.next_run_at is not None and clock is not None:
+        at = rule.next_run_at
+        clock.now = max(clock.now, at + (timedelta(hours=3) if outcome == "skipped" else timedelta(seconds=1)))
+        decide(cmd.FireRuleOccurrence(rule_id=rule_id, occurrence_at=at))
+        if outcome == "published":
+            decide(cmd.RecordRuleRun(rule_id=rule_id, occurrence_at=at, post_id=f"{ws}-rp{at:%H}"))
+        elif outcome in ("failed", "retry", "throttled"):
+            decide(cmd.RecordRuleRun(rule_id=rule_id, occurrence_at=at, failure="generation_transient",
+                                     detail=outcome))
+    elif step == 2 and rule is not None:
+        decide(cmd.ResumeAutomationRule(rule_id=rule_id) if rule.status == "paused"
+               else cmd.PauseAutomationRule(rule_id=rule_id))
+    elif step == 3:
+        decide(cmd.DeleteAutomationRule(rule_id=rule_id))
