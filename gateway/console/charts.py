@@ -49,7 +49,7 @@ def bars(title: str, series: list[str], groups: list[tuple[str, list[float]]], m
         return chart
     plot_w, plot_h = WIDTH - PAD_LEFT - 8, HEIGHT - PAD_BOTTOM - PAD_TOP
     slot = plot_w / len(groups)
-    bar_w = max(1.0, slot * 0.8 / len(series))
+    bar_w = min(48.0, max(1.0, slot * 0.8 / len(series)))
     every = max(1, -(-len(groups) // max_ticks))
     for g, (label, values) in enumerate(groups):
         x0 = PAD_LEFT + g * slot + slot * 0.1
