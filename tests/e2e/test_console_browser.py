@@ -154,6 +154,7 @@ def test_an_admin_finds_a_post_retries_it_resolves_an_unknown_outcome_and_export
 
         # Export the errors report as CSV and parse the file.
         page.get_by_role("link", name="Job monitor").click()
+        shot(page, "jobs")
         with page.expect_download() as download:
             page.get_by_role("link", name="Export errors CSV").click()
         with open(download.value.path(), newline="") as file:
@@ -172,7 +173,7 @@ def test_an_admin_finds_a_post_retries_it_resolves_an_unknown_outcome_and_export
         assert "Resolved" in page.get_by_role("status").inner_text()
         assert destination_status(api, ws, key, unknown) == "published"
         assert "Unknown outcomes awaiting review (0)" in page.locator("#unknown").inner_text()
-        shot(page, "jobs")
+        shot(page, "jobs-resolved")
 
         page.get_by_role("link", name="Overview").click()
         assert page.locator("svg[role=img]").count() >= 2, "credits, publishing and tiers charted"
