@@ -50,6 +50,9 @@ from domain.workspace import handlers as _workspace_handlers  # noqa: F401 - reg
 from domain.workspace import tier_handlers as _tier_handlers  # noqa: F401 - registers them
 from domain.wallet import clock_handlers as _clock_handlers  # noqa: F401 - registers them
 from domain.generation import handlers as _generation_handlers  # noqa: F401 - registers them
+from domain.post import workflow_handlers as _workflow_handlers  # noqa: F401 - registers them
+from domain.planning import handlers as _planning_handlers  # noqa: F401 - registers them
+from domain.planning import Series, SlotPlan
 from domain.wallet.aggregate import Period
 
 A = TypeVar("A", bound=HeraldAggregate)
@@ -205,7 +208,7 @@ class HeraldApplication(Application):
     # JSON), so taking one every 100 events was a third of a busy handler's time; every 1,000
     # a cold load replays at most 1,000 small events (tens of ms), and aggregates in use stay
     # warm anyway. Posts, accounts and command records have short streams of their own.
-    snapshotting_intervals = {Workspace: 1000, Wallet: 1000}
+    snapshotting_intervals = {Workspace: 1000, Wallet: 1000, SlotPlan: 100, Series: 100}
     MAX_CONFLICT_RETRIES = 20
 
     def __init__(
@@ -329,14 +332,15 @@ class HeraldApplication(Application):
         touched |= {Wallet.aggregate_id(c.workspace_id) for c in commands}
         for c, payload in zip(commands, payloads):
             match payload:
-                case cmd.SchedulePost():
+                case cmd.SchedulePost() | cmd.CreateDraft():
                     created.append(Post.aggregate_id(post_id_for(c.command_id, payload)))
                     touched |= {SocialAccount.aggregate_id(d) for d in payload.destinations}
                 case cmd.GrantCredits():
                     created.append(GrantClaim.aggregate_id(GrantClaim.key(c.workspace_id, grant_id_for(c.command_id, payload))))
                 case cmd.ConnectSocialAccount():
                     created.append(SocialAccount.aggregate_id(account_id_for(c.command_id, payload)))
-                case cmd.CancelPost() | cmd.StartPublishAttempt() | cmd.RecordPublishOutcome():
+                case (cmd.CancelPost() | cmd.StartPublishAttempt() | cmd.RecordPublishOutcome() | cmd.SubmitPost()
+                      | cmd.ApprovePost() | cmd.RejectPost()):
                     touched.add(Post.aggregate_id(payload.post_id))
         warm = self._warm.get(touched)
         current = self.versions(created + list(warm))

@@ -37,6 +37,14 @@ class Reason(StrEnum):
     generation_exists = "generation_exists"
     unknown_generation = "unknown_generation"
     generation_already_recorded = "generation_already_recorded"
+    invalid_schedule = "invalid_schedule"
+    unknown_slot = "unknown_slot"
+    slot_filled = "slot_filled"
+    slot_in_past = "slot_in_past"
+    unknown_series = "unknown_series"
+    post_not_draft = "post_not_draft"
+    post_not_awaiting_approval = "post_not_awaiting_approval"
+    no_destinations = "no_destinations"
 
 
 class Rejected(Exception):

@@ -57,6 +57,11 @@ REASON_STATUS: dict[str, int] = {
     Reason.generation_exists: 409,
     Reason.unknown_generation: 404,
     Reason.generation_already_recorded: 409,
+    Reason.invalid_schedule: 422,
+    Reason.unknown_slot: 404,
+    Reason.slot_filled: 409,
+    Reason.slot_in_past: 409,
+    Reason.unknown_series: 404,
 }
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from psycopg import Connection
 
 from projections import accounts, analytics, audit, positions, posts, queue, wallet, workspaces
-from projections import credit_clock, generations, notifications, tiers, usage
+from projections import calendar, credit_clock, generations, notifications, tiers, usage
 from projections.base import Projection
 from schemas.events import CloudEvent
 
@@ -28,6 +28,7 @@ PROJECTIONS: tuple[Projection, ...] = (
     usage.PROJECTION,  # after queue and workspaces: the platform, the time zone
     tiers.PROJECTION,
     generations.PROJECTION,
+    calendar.PROJECTION,  # its queries read queue_destinations, posts and social_accounts (not its apply)
 )
 # The read models' own tables, the per-workspace positions the consumer records per batch, and
 # the analytics views over them (last: they read the others' tables).

@@ -551,3 +551,25 @@ class EmailRecipient(BaseModel):
     workspace_id: str
     address: str
     created_at: datetime
+
+
+# Planning (docs/calendar.md) -----------------------------------------------------------------
+
+
+class PostingScheduleRequest(cmd.SetPostingSchedule):
+    """The account's weekly schedule (the account is the one in the path)."""
+
+    social_account_id: cmd.Id | None = Field(None, description="ignored: the path names the account")
+
+
+class FillSlotRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    post_id: cmd.Id | None = Field(None, description="defaults to one derived from the slot")
+    text: str = Field(min_length=1, max_length=10_000)
+    media_urls: list[cmd.MediaUrl] = Field(default_factory=list, max_length=4)
+
+
+class SeriesRequest(cmd.DefineSeries):
+    """A recurring post or evergreen queue (the series is the one in the path)."""
+
+    series_id: cmd.Id | None = Field(None, description="ignored: the path names the series")

@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     HttpUrl,
+    StrictBool,
     StrictFloat,
     StrictInt,
     field_validator,
@@ -219,6 +220,68 @@ class SchedulePost(Payload):
         if stray:
             raise ValueError(f"destination_text names accounts that are not destinations: {stray}")
         return self
+
+
+PostText = Annotated[str, Field(min_length=1, max_length=10_000)]
+
+
+class CreateDraft(Payload):
+    """An idea or a draft: no credits held, not in the queue, no limits counted until submitted.
+    Destinations may be empty (an idea); the text is checked against each platform at submission."""
+
+    post_id: Id | None = Field(None, description="defaults to one derived from command_id")
+    stage: Literal["idea", "draft"] = "draft"
+    text: str = Field("", max_length=10_000)
+    media_urls: list[MediaUrl] = Field(default_factory=list, max_length=4)
+    destinations: list[Id] = Field(default_factory=list, max_length=20, description="social account ids")
+    destination_text: dict[str, PostText] = Field(default_factory=dict, description="per-destination text override")
+    destination_media: dict[str, Annotated[list[MediaUrl], Field(max_length=4)]] = Field(
+        default_factory=dict, description="per-destination media override (an empty list: no media there)")
+    publish_at: Timestamp | None = Field(None, description="when it should go out once scheduled; omitted: when "
+                                         "submitted (or approved)")
+
+    @model_validator(mode="after")
+    def _destinations_are_unique_and_overrides_known(self) -> CreateDraft:
+        _check_destinations(self.destinations, self.destination_text, self.destination_media)
+        return self
+
+
+def _check_destinations(destinations: list[str], text: dict[str, str], media: dict[str, Any]) -> None:
+    if len(set(destinations)) != len(destinations):
+        raise ValueError("destinations must be unique")
+    stray = sorted((set(text) | set(media)) - set(destinations))
+    if stray:
+        raise ValueError(f"destination_text/destination_media name accounts that are not destinations: {stray}")
+
+
+class SubmitPost(Payload):
+    """A draft goes to approval (when the workspace requires it) or straight onto the schedule."""
+
+    post_id: Id
+    publish_at: Timestamp | None = Field(None, description="replaces the draft's publish_at; omitted: the draft's, "
+                                         "or now if it has none")
+    comment: str = Field("", max_length=1000)
+
+
+class ApprovePost(Payload):
+    """An approver schedules a post waiting for approval (credits held, limits checked then)."""
+
+    post_id: Id
+    publish_at: Timestamp | None = Field(None, description="replaces the post's publish_at (e.g. when it has passed)")
+    comment: str = Field("", max_length=1000)
+
+
+class RejectPost(Payload):
+    """An approver sends a post waiting for approval back to draft."""
+
+    post_id: Id
+    comment: str = Field(min_length=1, max_length=1000)
+
+
+class SetContentPolicy(Payload):
+    """The workspace's content policy: whether submitted posts need an approver."""
+
+    requires_approval: StrictBool
 
 
 class CancelPost(Payload):
@@ -464,12 +527,146 @@ class RecordGenerationOutcome(Payload):
         return self
 
 
+# Planning: posting schedules, planned slots, recurring and evergreen series (docs/calendar.md) ------
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+LocalTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="local wall time, HH:MM")]
+PLANNING_HORIZON_DAYS = 28
+
+
+def _iana_zone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {value!r}") from None
+    return value
+
+
+ZoneName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_iana_zone)]
+
+
+class WeeklySlot(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    weekday: Weekday
+    time: LocalTime
+
+
+class SetPostingSchedule(Payload):
+    """An account's weekly posting schedule: explicit ``slots`` (weekday + local time), or
+    ``posts_per_week`` spread over the week at ``times`` (rotating). Replaces the earlier schedule."""
+
+    social_account_id: Id
+    posts_per_week: StrictInt | None = Field(None, ge=1, le=70)
+    times: list[LocalTime] = Field(default_factory=list, max_length=24)
+    slots: list[WeeklySlot] = Field(default_factory=list, max_length=70)
+    timezone: ZoneName | None = Field(None, description="IANA zone; default: the workspace's time zone")
+    active: bool = True
+
+    @model_validator(mode="after")
+    def _one_way_to_say_it(self) -> SetPostingSchedule:
+        if self.slots and self.times:
+            raise ValueError("give either slots (weekday + time) or posts_per_week with times, not both")
+        if self.slots:
+            if len(set(self.slots)) != len(self.slots):
+                raise ValueError("slots must be unique")
+            if self.posts_per_week is not None and self.posts_per_week != len(self.slots):
+                raise ValueError(f"posts_per_week {self.posts_per_week} disagrees with {len(self.slots)} slots")
+        else:
+            if self.posts_per_week is None or not self.times:
+                raise ValueError("give slots, or posts_per_week with at least one time")
+            if len(set(self.times)) != len(self.times):
+                raise ValueError("times must be unique")
+        return self
+
+
+class TopOffSlots(Payload):
+    """Create the missing planned slots of the next ``days`` from the active schedules (all of the
+    workspace's accounts, or those named), and the occurrences of its active series. Idempotent."""
+
+    social_account_ids: list[Id] = Field(default_factory=list, max_length=500,
+                                         description="empty: every account of the workspace")
+    series_ids: list[Id] = Field(default_factory=list, max_length=500,
+                                 description="the series whose occurrences to schedule (the ticker names the "
+                                 "workspace's active ones)")
+    days: StrictInt = Field(PLANNING_HORIZON_DAYS, ge=1, le=PLANNING_HORIZON_DAYS)
+
+
+class FillSlot(Payload):
+    """Give a planned slot its content: it becomes a draft post at the slot's time, on its account."""
+
+    social_account_id: Id
+    slot_id: Id
+    post_id: Id | None = Field(None, description="defaults to one derived from the slot")
+    text: str = Field(min_length=1, max_length=10_000)
+    media_urls: list[MediaUrl] = Field(default_factory=list, max_length=4)
+
+
+class SeriesItem(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    item_id: Id
+    text: str = Field(min_length=1, max_length=10_000)
+    media_urls: list[MediaUrl] = Field(default_factory=list, max_length=4)
+
+
+def _rrule_text(value: str) -> str:
+    from dateutil.rrule import rrulestr  # the RFC 5545 parser; imported here so schemas import fast
+
+    if "DTSTART" in value.upper() or "\n" in value:
+        raise ValueError("give the RRULE alone (e.g. FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0); the series' "
+                         "starts_at is its DTSTART")
+    text = value[6:] if value.upper().startswith("RRULE:") else value
+    try:
+        rrulestr(text, dtstart=datetime(2000, 1, 1))
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"not an RFC 5545 RRULE: {error}") from None
+    return text
+
+
+RRule = Annotated[str, Field(min_length=6, max_length=500), AfterValidator(_rrule_text)]
+
+
+class DefineSeries(Payload):
+    """A recurring post (one item) or an evergreen queue (a pool of items, each not reposted within
+    ``skip_days``): occurrences of ``rrule`` from ``starts_at`` (local wall time in the workspace's
+    zone) are scheduled as posts to ``destinations`` as top-offs reach them. Replaces an earlier
+    definition of the same series; ``active: false`` stops it."""
+
+    series_id: Id
+    kind: Literal["recurring", "evergreen"] = "recurring"
+    rrule: RRule
+    starts_at: datetime = Field(description="DTSTART as a local wall time (no offset) in the workspace's zone")
+    destinations: list[Id] = Field(min_length=1, max_length=20)
+    items: list[SeriesItem] = Field(min_length=1, max_length=500)
+    skip_days: StrictInt = Field(0, ge=0, le=365, description="evergreen: skip items posted within this many days")
+    active: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DefineSeries:
+        if self.starts_at.tzinfo is not None:
+            raise ValueError("starts_at is a local wall time without an offset (the workspace's zone applies)")
+        if len(set(self.destinations)) != len(self.destinations):
+            raise ValueError("destinations must be unique")
+        if len({i.item_id for i in self.items}) != len(self.items):
+            raise ValueError("item ids must be unique")
+        if self.kind == "recurring" and len(self.items) != 1:
+            raise ValueError("a recurring series has exactly one item")
+        return self
+
+
 COMMAND_TYPES: dict[str, type[Payload]] = {
     "open_workspace.v1": OpenWorkspace,
     "connect_social_account.v1": ConnectSocialAccount,
     "grant_credits.v1": GrantCredits,
     "schedule_post.v1": SchedulePost,
     "cancel_post.v1": CancelPost,
+    "create_draft.v1": CreateDraft,
+    "submit_post.v1": SubmitPost,
+    "approve_post.v1": ApprovePost,
+    "reject_post.v1": RejectPost,
+    "set_content_policy.v1": SetContentPolicy,
     "start_publish_attempt.v1": StartPublishAttempt,
     "record_publish_outcome.v1": RecordPublishOutcome,
     "resolve_publish_outcome.v1": ResolvePublishOutcome,
@@ -490,6 +687,11 @@ COMMAND_TYPES: dict[str, type[Payload]] = {
     "generate_content.v1": GenerateContent,
     "record_generation_outcome.v1": RecordGenerationOutcome,
     "set_brand_voice.v1": SetBrandVoice,
+    # Planning (docs/calendar.md)
+    "set_posting_schedule.v1": SetPostingSchedule,
+    "top_off_slots.v1": TopOffSlots,
+    "fill_slot.v1": FillSlot,
+    "define_series.v1": DefineSeries,
 }
 COMMAND_TYPE_OF: dict[type[Payload], str] = {model: name for name, model in COMMAND_TYPES.items()}
 

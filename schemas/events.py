@@ -109,6 +109,12 @@ class PublishingPolicySet(EventData):
     missed_window_s: float | None = Field(description="how late a destination may start; null: Herald's default")
 
 
+@event_type("herald.workspace.content_policy_set.v1")
+class ContentPolicySet(EventData):
+    requires_approval: bool = Field(description="submitted drafts wait for an approver before they are scheduled")
+    actor: str
+
+
 @event_type("herald.workspace.generation_counted.v1")
 class GenerationCounted(EventData):
     day: str
@@ -354,6 +360,8 @@ class Destination(BaseModel):
     handle: str
     text: str
     hold_id: str
+    text_overridden: bool = Field(False, description="the text is the destination's own, not the post's")
+    media_urls: list[str] | None = Field(None, description="the destination's own media; null: the post's")
 
 
 @event_type("herald.post.scheduled.v1")
@@ -363,6 +371,63 @@ class PostScheduled(EventData):
     media_urls: list[str]
     publish_at: datetime
     destinations: list[Destination]
+    actor: str | None = Field(None, description="who scheduled it (a draft submitted or approved); null on events "
+                              "from before the content workflow")
+    reason: str | None = Field(None, description="why now: scheduled, submitted (no approval needed), approved")
+
+
+class DraftDestination(BaseModel):
+    """A destination of a post not yet scheduled: no hold. ``text`` and ``media_urls`` are its own
+    overrides (null: the post's)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    destination_id: str
+    social_account_id: str
+    platform: str
+    handle: str
+    text: str | None = None
+    media_urls: list[str] | None = None
+
+
+@event_type("herald.post.drafted.v1")
+class PostDrafted(EventData):
+    """An idea or a draft: not due, no credits held, not in the workspace's queue."""
+
+    post_id: str
+    stage: Literal["idea", "draft"]
+    text: str
+    media_urls: list[str]
+    publish_at: datetime | None
+    destinations: list[DraftDestination]
+    actor: str
+    reason: str
+
+
+@event_type("herald.post.submitted.v1")
+class PostSubmitted(EventData):
+    """A draft submitted where the workspace requires approval: it waits for an approver."""
+
+    post_id: str
+    actor: str
+    reason: str
+
+
+@event_type("herald.post.approved.v1")
+class PostApproved(EventData):
+    """An approver approved it; the PostScheduled beside it places it on the schedule."""
+
+    post_id: str
+    actor: str
+    reason: str
+
+
+@event_type("herald.post.rejected.v1")
+class PostRejected(EventData):
+    """An approver sent it back to draft, with a comment."""
+
+    post_id: str
+    actor: str
+    reason: str
 
 
 @event_type("herald.post.attempt_started.v1")
@@ -470,6 +535,94 @@ class PostCancelled(EventData):
     hold_settled: bool = Field(False, description="true when the hold was consumed or released in the same decision "
                                "(the wallet's HoldConsumed/HoldReleased beside this event); false on events from "
                                "before that, whose hold the settler processor ends")
+
+
+# Planning: posting schedules and planned slots (per social account), series --------------
+
+
+class WeeklySlotData(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    weekday: str = Field(description="mon … sun")
+    time: str = Field(description="local wall time HH:MM")
+
+
+@event_type("herald.posting_schedule.set.v1")
+class PostingScheduleSet(EventData):
+    social_account_id: str
+    timezone: str
+    posts_per_week: int
+    slots: list[WeeklySlotData]
+    active: bool
+
+
+class PlannedSlot(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    slot_id: str = Field(description="derived from the account and the instant: unique per account and instant")
+    at: datetime = Field(description="the instant (UTC)")
+    local: str = Field(description="the local wall time it falls on, YYYY-MM-DDTHH:MM")
+    wanted: str = Field(description="the schedule's local wall time, YYYY-MM-DDTHH:MM")
+    adjusted: str | None = Field(None, description="skipped_hour: the wanted time did not exist (moved to the "
+                                 "next valid local time); ambiguous_first: it existed twice (the first is used)")
+
+
+@event_type("herald.posting_schedule.slots_planned.v1")
+class SlotsPlanned(EventData):
+    social_account_id: str
+    window_start: datetime
+    window_end: datetime
+    slots: list[PlannedSlot]
+
+
+@event_type("herald.posting_schedule.slots_removed.v1")
+class SlotsRemoved(EventData):
+    social_account_id: str
+    slot_ids: list[str]
+    reason: str = Field(description="paused | schedule_changed")
+
+
+@event_type("herald.posting_schedule.slot_filled.v1")
+class SlotFilled(EventData):
+    social_account_id: str
+    slot_id: str
+    post_id: str
+    at: datetime
+
+
+class SeriesItemData(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    item_id: str
+    text: str
+    media_urls: list[str]
+
+
+@event_type("herald.series.defined.v1")
+class SeriesDefined(EventData):
+    series_id: str
+    kind: str = Field(description="recurring | evergreen")
+    rrule: str
+    starts_at: str = Field(description="DTSTART, local wall time in `timezone`")
+    timezone: str
+    destinations: list[str]
+    items: list[SeriesItemData]
+    skip_days: int
+    active: bool
+
+
+@event_type("herald.series.occurrence_scheduled.v1")
+class SeriesOccurrenceScheduled(EventData):
+    series_id: str
+    occurrence_at: datetime
+    post_id: str
+    item_id: str
+
+
+@event_type("herald.series.occurrence_skipped.v1")
+class SeriesOccurrenceSkipped(EventData):
+    series_id: str
+    occurrence_at: datetime
+    reason_code: str = Field(description="all_items_recent, or the reason scheduling refused it "
+                             "(insufficient_credits, queue_full, …)")
+    detail: str
 
 
 # Command outcomes --------------------------------------------------------------------

@@ -13,7 +13,8 @@ from schemas import commands as cmd
 
 from domain.base import derived_id
 
-_POST_COMMANDS = {"cancel_post.v1", "start_publish_attempt.v1", "record_publish_outcome.v1", "retry_destination.v1"}
+_POST_COMMANDS = {"cancel_post.v1", "start_publish_attempt.v1", "record_publish_outcome.v1", "retry_destination.v1",
+                  "submit_post.v1", "approve_post.v1", "reject_post.v1"}
 _WALLET_COMMANDS = {"grant_credits.v1", "consume_hold.v1", "release_hold.v1"}
 # A rejected schedule is a wallet matter too when it was the credits that were missing.
 _WALLET_REASONS = {"insufficient_credits"}
@@ -27,7 +28,7 @@ def subjects_of(command: cmd.CommandEnvelope, reason_code: str | None = None) ->
         return value if isinstance(value, str) and value else None
 
     subjects: list[str] = []
-    if command.type == "schedule_post.v1":
+    if command.type in ("schedule_post.v1", "create_draft.v1"):
         # the default id is the one domain.post.handlers.post_id_for derives
         subjects.append(f"post:{named('post_id') or derived_id('post', command.command_id)}")
         if reason_code in _WALLET_REASONS:

@@ -18,6 +18,7 @@ from schemas.commands import Outcome, RecordPublishOutcome, Resolution, ResolveP
 from schemas.statuses import TERMINAL, WAITING, post_status
 
 from domain.base import Context, HeraldAggregate, derived_id
+from domain.post.lifecycle import Drafting
 from domain.rejections import Reason, Rejected
 
 
@@ -47,6 +48,8 @@ class DestinationState:
     url: str | None = None
     reason: str = ""
     failures: int = 0  # attempts that failed and were retried; throttled attempts do not count
+    text_overridden: bool = False
+    media_urls: list[str] | None = None  # the destination's own media; None: the post's
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ class PublishPolicy:
 ENDS_A_HOLD = (ev.DestinationPublished, ev.DestinationFailed, ev.DestinationSkipped, ev.PostCancelled)
 
 
-class Post(HeraldAggregate):
+class Post(Drafting, HeraldAggregate):
     KIND = "post"
 
     def __init__(self) -> None:
@@ -92,7 +95,8 @@ class Post(HeraldAggregate):
         destinations: list[ev.Destination],
     ) -> Post:
         scheduled = ev.PostScheduled(
-            post_id=post_id, text=text, media_urls=media_urls, publish_at=publish_at, destinations=destinations
+            post_id=post_id, text=text, media_urls=media_urls, publish_at=publish_at, destinations=destinations,
+            actor=ctx.issued_by, reason="scheduled",
         )
         return cls.start(ctx, post_id, scheduled)
 
@@ -105,7 +109,12 @@ class Post(HeraldAggregate):
 
     @property
     def status(self) -> str:
+        if self.stage is not None:
+            return "cancelled" if self.cancelled else self.stage
         return post_status(d.status for d in self.destinations.values())
+
+    def media_of(self, dest: DestinationState) -> list[str]:
+        return list(dest.media_urls) if dest.media_urls is not None else list(self.media_urls)
 
     @property
     def settled(self) -> bool:
@@ -152,7 +161,7 @@ class Post(HeraldAggregate):
                 handle=account.handle,
                 instance_url=account.instance_url,
                 text=dest.text,
-                media_urls=self.media_urls,
+                media_urls=self.media_of(dest),
                 not_before=dest.due_at,
                 account_settings=dict(account.settings),
             ),
@@ -258,6 +267,10 @@ class Post(HeraldAggregate):
             hold_id=hold_id))
 
     def cancel(self, ctx: Context, reason: str) -> None:
+        if self.stage is not None and not self.cancelled:  # an idea or a draft: nothing held
+            self.record(ctx, ev.PostCancelled(post_id=self.post_id, reason=reason, cancelled_destinations=[],
+                                              released_holds=[]))
+            return
         cancellable = [d_id for d_id, d in self.destinations.items() if d.status in WAITING]
         if not cancellable:
             raise Rejected(Reason.post_not_cancellable, f"post is {self.status}; no destination is still waiting")
@@ -272,13 +285,18 @@ class Post(HeraldAggregate):
         )
 
     def evolve(self, event: ev.EventData) -> None:
+        if self.evolve_draft(event):
+            return
         match event:
             case ev.PostScheduled():
                 self.post_id, self.text = event.post_id, event.text
                 self.media_urls, self.publish_at = list(event.media_urls), event.publish_at
+                self.stage, self.drafts = None, None
                 self.destinations = {
                     d.destination_id: DestinationState(
-                        d.social_account_id, d.platform, d.handle, d.text, d.hold_id, event.publish_at
+                        d.social_account_id, d.platform, d.handle, d.text, d.hold_id, event.publish_at,
+                        text_overridden=d.text_overridden,
+                        media_urls=list(d.media_urls) if d.media_urls is not None else None,
                     )
                     for d in event.destinations
                 }

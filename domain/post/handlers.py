@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from schemas import commands as cmd
@@ -13,6 +13,7 @@ from domain.account import SocialAccount
 from domain.base import Context, HeraldAggregate, derived_id
 from domain.post import platform_rules
 from domain.post.aggregate import Post, PublishPolicy, hold_id_for
+from domain.wallet import Wallet
 from domain.workspace.aggregate import Workspace
 from domain.registry import Outcome, handles
 from domain.rejections import Reason, Rejected
@@ -29,53 +30,104 @@ DAILY_LIMIT_SKIP = "daily_post_limit_reached"
 CLOCK_SKEW = timedelta(seconds=60)
 
 
-def post_id_for(command_id: str, p: cmd.SchedulePost) -> str:
+def post_id_for(command_id: str, p: cmd.SchedulePost | cmd.CreateDraft) -> str:
     return p.post_id or derived_id("post", command_id)
 
 
 @handles(cmd.SchedulePost)
 def schedule_post(app: HeraldApplication, ctx: Context, p: cmd.SchedulePost) -> Outcome:
-    workspace = app.workspace(ctx)
+    """Create and schedule at once. In a workspace that requires approval the post is created as a
+    draft and submitted instead: it waits for an approver, nothing held yet."""
     post_id = post_id_for(ctx.command_id, p)
+    publish_at = p.publish_at or ctx.now
+    post, changed = create_scheduled(app, ctx, post_id, p.text, [str(u) for u in p.media_urls], publish_at,
+                                     p.destinations, p.destination_text, draft_publish_at=p.publish_at)
+    return changed, {"post_id": post_id, "publish_at": publish_at.isoformat(), "status": post.status}
+
+
+def create_scheduled(app: HeraldApplication, ctx: Context, post_id: str, text: str, media: list[str],
+                     publish_at: datetime, account_ids: list[str], destination_text: dict[str, str],
+                     draft_publish_at: datetime | None) -> tuple[Post, list[HeraldAggregate]]:
+    """A new post on the schedule (or, where the workspace requires approval, submitted for it):
+    what ``schedule_post`` decides, also for the occurrences of a series. Refused before any change."""
+    workspace = app.workspace(ctx)
     if app.find(Post, post_id) is not None:
         raise Rejected(Reason.post_exists, f"post {post_id} already exists")
-    publish_at = p.publish_at or ctx.now
+    check_due(app, ctx, publish_at)
+    drafts = resolve_destinations(app, workspace, account_ids, destination_text, {})
+    if workspace.requires_approval:
+        check_content(text, media, drafts)
+        post = Post.draft(ctx, post_id, text, media, draft_publish_at, drafts, reason="schedule_post")
+        post.submit_for_approval(ctx, "scheduled where approval is required")
+        return post, [post]
+    workspace, wallet, destinations = place_on_schedule(app, ctx, post_id, text, media, publish_at, drafts)
+    post = Post.schedule(ctx, post_id, text, media, publish_at, destinations)
+    return post, [workspace, wallet, post]
+
+
+def resolve_destinations(app: HeraldApplication, workspace: Workspace, account_ids: list[str],
+                         texts: dict[str, str], media: dict[str, list]) -> list[ev.DraftDestination]:
+    """The workspace's accounts named, with their own text and media where given."""
+    destinations = []
+    for account_id in account_ids:
+        account = app.find(SocialAccount, account_id) if account_id in workspace.accounts else None
+        if account is None:
+            raise Rejected(Reason.unknown_social_account, f"no social account {account_id} in this workspace")
+        own_media = media.get(account_id)
+        destinations.append(ev.DraftDestination(
+            destination_id=account_id, social_account_id=account_id, platform=account.platform,
+            handle=account.handle, text=texts.get(account_id),
+            media_urls=[str(u) for u in own_media] if own_media is not None else None))
+    return destinations
+
+
+def check_due(app: HeraldApplication, ctx: Context, publish_at: datetime) -> None:
     if publish_at < ctx.now - CLOCK_SKEW:
         raise Rejected(Reason.publish_at_in_past, f"publish_at {publish_at.isoformat()} is in the past")
     horizon = ctx.now + timedelta(seconds=app.policy.scheduling_horizon_s)
     if publish_at > horizon:
         raise Rejected(Reason.publish_at_beyond_horizon, f"publish_at {publish_at.isoformat()} is after the "
                        f"scheduling horizon ({horizon.isoformat()})")
-    destinations = []
-    for account_id in p.destinations:
-        account = app.find(SocialAccount, account_id) if account_id in workspace.accounts else None
-        if account is None:
-            raise Rejected(Reason.unknown_social_account, f"no social account {account_id} in this workspace")
-        destinations.append(
-            ev.Destination(
-                destination_id=account_id,
-                social_account_id=account_id,
-                platform=account.platform,
-                handle=account.handle,
-                text=p.destination_text.get(account_id, p.text),
-                hold_id=hold_id_for(post_id, account_id),
-            )
-        )
-    _check_content(destinations, [str(u) for u in p.media_urls])
-    workspace.enqueue_post(ctx, post_id, publish_at, [d.platform for d in destinations])
+
+
+def place_on_schedule(app: HeraldApplication, ctx: Context, post_id: str, text: str, media_urls: list[str],
+                      publish_at: datetime, drafts: list[ev.DraftDestination]
+                      ) -> tuple[Workspace, Wallet, list[ev.Destination]]:
+    """What scheduling a post takes: its content checked per platform, its place in the queue (the
+    tier's queue and daily limits), and one credit held per destination. The caller records the
+    PostScheduled with the destinations returned."""
+    if not drafts:
+        raise Rejected(Reason.no_destinations, f"post {post_id} has no destination to publish to")
+    check_content(text, media_urls, drafts)
+    destinations = [
+        ev.Destination(destination_id=d.destination_id, social_account_id=d.social_account_id, platform=d.platform,
+                       handle=d.handle, text=d.text if d.text is not None else text,
+                       text_overridden=d.text is not None, media_urls=d.media_urls,
+                       hold_id=hold_id_for(post_id, d.destination_id))
+        for d in drafts
+    ]
+    workspace = app.workspace(ctx)
     wallet = app.wallet(ctx)
+    # Every check before any change: a refusal leaves the workspace and wallet as they were, so a
+    # series can have one occurrence refused and go on with the next in the same decision.
+    workspace.check_enqueue(ctx, publish_at, [d.platform for d in destinations])
+    wallet.check_available(ctx, len(destinations))
+    workspace.enqueue_post(ctx, post_id, publish_at, [d.platform for d in destinations])
     for dest in destinations:
         wallet.place_hold(ctx, dest.hold_id, post_id, dest.destination_id, due_at=publish_at)
-    post = Post.schedule(ctx, post_id, p.text, [str(u) for u in p.media_urls], publish_at, destinations)
-    return [workspace, wallet, post], {"post_id": post_id, "publish_at": publish_at.isoformat()}
+    return workspace, wallet, destinations
 
 
-def _check_content(destinations: list[ev.Destination], media_urls: list[str]) -> None:
+def check_content(text: str, media_urls: list[str], destinations: list[ev.DraftDestination]) -> None:
     """Each destination's platform rules, now rather than at publish time. A media URL whose kind
     cannot be told from it is not refused here: its type is checked when it is fetched."""
     problems = []
     for dest in destinations:
-        for v in platform_rules.check(dest.platform, dest.text, media_urls):
+        own_text = dest.text if dest.text is not None else text
+        own_media = dest.media_urls if dest.media_urls is not None else media_urls
+        if not own_text.strip():
+            problems.append(f"{dest.destination_id} ({dest.platform}): text_empty: the post has no text")
+        for v in platform_rules.check(dest.platform, own_text, own_media):
             if v.code != platform_rules.Code.media_kind_unknown:
                 problems.append(f"{dest.destination_id} ({dest.platform}): {v.code}: {v.message}")
     if problems:

@@ -111,6 +111,12 @@ class Wallet(HeraldAggregate):
     def grant(self, ctx: Context, grant_id: str, amount: int, source: str, expires_at: datetime | None) -> None:
         self.record(ctx, ev.CreditsGranted(grant_id=grant_id, amount=amount, source=source, expires_at=expires_at))
 
+    def check_available(self, ctx: Context, amount: int) -> None:
+        """Refuse, changing nothing, when fewer than ``amount`` credits could be held now."""
+        available = self.available_at(ctx.now)
+        if available < amount:
+            raise Rejected(Reason.insufficient_credits, f"{amount} credit(s) needed, {available} available")
+
     def place_hold(self, ctx: Context, hold_id: str, post_id: str, destination_id: str, amount: int = 1,
                    due_at: datetime | None = None) -> None:
         available = self.available_at(ctx.now)

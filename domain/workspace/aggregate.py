@@ -32,6 +32,7 @@ class Workspace(HeraldAggregate):
     generations: dict[str, int] | None = None  # local day → generations
     automation_rules = 0
     missed_window_s: float | None = None  # the workspace's publishing policy; None: Herald's default
+    requires_approval = False  # the content policy: submitted posts wait for an approver
 
     def __init__(self) -> None:
         super().__init__()
@@ -83,16 +84,21 @@ class Workspace(HeraldAggregate):
 
     def enqueue_post(self, ctx: Context, post_id: str, publish_at: datetime | None = None,
                      platforms: list[str] | tuple[str, ...] = ()) -> None:
+        self.check_enqueue(ctx, publish_at, platforms)
+        day = self.local_day(publish_at) if publish_at is not None else None
+        self.record(ctx, ev.PostQueued(post_id=post_id, due_day=day, platforms=list(platforms)))
+
+    def check_enqueue(self, ctx: Context, publish_at: datetime | None = None,
+                      platforms: list[str] | tuple[str, ...] = ()) -> None:
+        """Refuse what ``enqueue_post`` would refuse, changing nothing: queue size, horizon, daily posts."""
         allowed = self.limit("queue_size")
         if len(self.waiting_posts) >= allowed:
             raise self._breach(Reason.queue_full, "queue_size", len(self.waiting_posts), allowed, "posts waiting")
-        day = None
         if publish_at is not None:
             self.check_horizon(ctx.now, publish_at)
             day = self.local_day(publish_at)
             for platform in sorted(set(platforms)):
                 self.check_daily_posts(day, platform, platforms.count(platform))
-        self.record(ctx, ev.PostQueued(post_id=post_id, due_day=day, platforms=list(platforms)))
 
     def check_horizon(self, now: datetime, publish_at: datetime) -> None:
         days = self.limit("scheduling_horizon_days")
@@ -113,6 +119,9 @@ class Workspace(HeraldAggregate):
 
     def set_publishing_policy(self, ctx: Context, missed_window_s: float | None) -> None:
         self.record(ctx, ev.PublishingPolicySet(missed_window_s=missed_window_s))
+
+    def set_content_policy(self, ctx: Context, requires_approval: bool) -> None:
+        self.record(ctx, ev.ContentPolicySet(requires_approval=requires_approval, actor=ctx.issued_by))
 
     def over_daily_posts(self, day: str, platform: str) -> bool:
         """More of the platform's posts are due that day than the limit now allows (it was lowered
@@ -208,6 +217,8 @@ class Workspace(HeraldAggregate):
                 self.automation_rules = event.count
             case ev.PublishingPolicySet():
                 self.missed_window_s = event.missed_window_s
+            case ev.ContentPolicySet():
+                self.requires_approval = event.requires_approval
 
     def _slots(self) -> dict[str, list]:
         if self.post_slots is None:

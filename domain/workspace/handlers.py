@@ -53,3 +53,10 @@ def set_publishing_policy(app: HeraldApplication, ctx: Context, p: cmd.SetPublis
     workspace.set_publishing_policy(ctx, window_s)
     effective = window_s if window_s is not None else app.policy.missed_window_s
     return [workspace], {"missed_window_minutes": p.missed_window_minutes, "effective_missed_window_s": effective}
+
+
+@handles(cmd.SetContentPolicy)
+def set_content_policy(app: HeraldApplication, ctx: Context, p: cmd.SetContentPolicy) -> Outcome:
+    workspace = app.workspace(ctx)
+    workspace.set_content_policy(ctx, p.requires_approval)
+    return [workspace], {"requires_approval": workspace.requires_approval}

@@ -21,7 +21,7 @@ from typing import Any
 
 from psycopg import Connection
 
-from projections.bulk import credits, generations, publishing, tiers
+from projections.bulk import calendar, credits, generations, publishing, tiers
 from projections.bulk.rows import Raw, Rows, raw
 from schemas import events as ev
 
@@ -31,7 +31,7 @@ __all__ = ["Raw", "Rows", "raw", "usable"]
 # rules, so it is used only while it folds exactly what the live projection applies (``usable``):
 # a projection that learns a new event falls back to its own apply until its bulk path follows.
 _FOLDS: dict[str, tuple[Callable[[Connection, list[Raw]], None], tuple[type[ev.EventData], ...]]] = {
-    **publishing.FOLDS, **credits.FOLDS, **tiers.FOLDS, **generations.FOLDS,
+    **publishing.FOLDS, **credits.FOLDS, **tiers.FOLDS, **generations.FOLDS, **calendar.FOLDS,
 }
 
 

@@ -34,7 +34,7 @@ def test_no_operation_reaches_another_workspace(gw):
     due = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     ids = {"workspace_id": "b", "post_id": post_b, "social_account_id": account_b, "key_id": spare_b["key_id"],
            "destination_id": account_b, "endpoint_id": hook_b["endpoint_id"],
-           "recipient_id": rcpt_b["recipient_id"]}
+           "recipient_id": rcpt_b["recipient_id"], "slot_id": "slot-b", "series_id": "series-b"}
     bodies = {
         ("post", "/v1/workspaces/{workspace_id}/social-accounts"): {"platform": "sandbox", "handle": "x"},
         ("post", "/v1/workspaces/{workspace_id}/credits/grants"): {"amount": 100},
@@ -58,6 +58,13 @@ def test_no_operation_reaches_another_workspace(gw):
             {"cause": "low_credits", "channel": "webhook", "enabled": False},
         ("post", "/v1/workspaces/{workspace_id}/generations"): {"topic": "x", "platforms": ["x"]},
         ("put", "/v1/workspaces/{workspace_id}/brand-voice"): {"tone": "x"},
+        ("put", "/v1/workspaces/{workspace_id}/social-accounts/{social_account_id}/posting-schedule"):
+            {"posts_per_week": 3, "times": ["09:00"]},
+        ("post", "/v1/workspaces/{workspace_id}/slots/top-off"): {},
+        ("post", "/v1/workspaces/{workspace_id}/slots/{slot_id}/content"): {"text": "x"},
+        ("put", "/v1/workspaces/{workspace_id}/series/{series_id}"):
+            {"rrule": "FREQ=DAILY", "starts_at": "2030-01-01T09:00:00", "destinations": [account_a],
+             "items": [{"item_id": "i", "text": "x"}]},
     }
     queries = {("get", "/v1/workspaces/{workspace_id}/limits/check"): {"action": "schedule", "platform": "sandbox"}}
     before = {path: gw.get(path, headers=ADMIN).json() for path in

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from hypothesis import strategies as st
 
+from domain.planning import SlotPlan
 from domain.post.aggregate import hold_id_for
 from domain.wallet.aggregate import Wallet
 from herald.messaging.relay import to_cloud_event
@@ -57,7 +58,7 @@ class Clock:
 # holds of posts long past due expire, credit periods renew (monthly credits reset and carried
 # over), as the credit clock's commands would do them.
 KINDS = ("schedule", "start", "outcome", "cancel", "grant", "settle", "expiring", "advance", "clock",
-         "needs_reconnect", "reconnect", "upgrade", "overrides", "read", "policy", "retry", "generate")
+         "needs_reconnect", "reconnect", "upgrade", "overrides", "read", "policy", "retry", "generate", "plan")
 ADVANCES = (timedelta(hours=1), timedelta(hours=3), timedelta(hours=25), timedelta(days=32))
 steps = st.lists(st.tuples(
     st.sampled_from(KINDS),
@@ -80,6 +81,7 @@ EVERYTHING = [
     ("advance", 2, "a", ""), ("clock", 0, "a", ""), ("advance", 3, "a", ""), ("clock", 0, "a", ""),
     ("schedule", 0, "a", ""), ("read", 0, "a", ""), ("policy", 1, "a", ""), ("upgrade", 0, "a", ""),
     ("generate", 0, "a", "published"), ("generate", 1, "b", "failed"), ("generate", 2, "a", "unknown"),
+    ("plan", 0, "a", ""), ("plan", 1, "a", ""), ("plan", 2, "a", ""), ("plan", 3, "b", ""),
 ]
 
 _ids = itertools.count()
@@ -162,6 +164,26 @@ def run_workload(app, ws: str, workload, *, tier: str = "pro", timezone: str = "
                         hashtags=["tag"], **common))
                 elif outcome != "unknown":
                     decide(cmd.RecordGenerationOutcome(succeeded=False, failure="transient", detail=outcome, **common))
+            case "plan":  # planning: 0 schedule + top-off, 1 fill a slot, 2 pause, 3 an evergreen series
+                if post == 0:
+                    decide(cmd.SetPostingSchedule(social_account_id=dest, slots=[
+                        cmd.WeeklySlot(weekday=d, time=t) for d in cmd.WEEKDAYS for t in ("09:00", "15:00")]))
+                    decide(cmd.TopOffSlots(days=3))
+                elif post == 1:
+                    plan = app.find(SlotPlan, dest)
+                    empty = sorted((s["at"], sid) for sid, s in (plan.slots if plan else {}).items()
+                                   if s["post_id"] is None and s["at"] > now())
+                    if empty:
+                        decide(cmd.FillSlot(social_account_id=dest, slot_id=empty[0][1], text="slot content"))
+                elif post == 2:
+                    decide(cmd.SetPostingSchedule(social_account_id=dest, posts_per_week=2, times=["10:00"],
+                                                  active=False))
+                else:
+                    series_id = f"{ws}-s{next(_ids)}"
+                    decide(cmd.DefineSeries(series_id=series_id, kind="evergreen", rrule="FREQ=DAILY",
+                                            starts_at=datetime(2020, 1, 1, 9, 0), destinations=[dest], skip_days=3,
+                                            items=[cmd.SeriesItem(item_id=i, text=f"evergreen {i}") for i in "xy"]))
+                    decide(cmd.TopOffSlots(series_ids=[series_id], days=3))
             case "overrides":
                 decide(cmd.SetLimitOverrides(limit_overrides={"queue_size": 3 + post, "monthly_credits": 100}))
             case "read":

@@ -228,7 +228,7 @@ def test_granting_credits_adds_to_the_available_balance(h: Herald) -> None:
 
 def test_scheduling_reserves_one_credit_per_destination_and_queues_the_post(ready: Herald) -> None:
     result = ready.schedule("p1", "acc-a", "acc-b", publish_in_s=600)
-    assert result == {"post_id": "p1", "publish_at": (T0 + timedelta(seconds=600)).isoformat()}
+    assert result == {"post_id": "p1", "publish_at": (T0 + timedelta(seconds=600)).isoformat(), "status": "scheduled"}
     wallet = ready.wallet()
     assert wallet.available == 8 and wallet.held == 2
     assert {h.destination_id for h in wallet.holds.values()} == {"acc-a", "acc-b"}
