@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
 from typing import Any, Callable
+from zoneinfo import ZoneInfo
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import FastAPI, Request, Response
@@ -33,6 +34,7 @@ from gateway.routes import reports
 from herald.audit.history import History, NotFound, Subject
 from herald.storage.tolerant_time import tolerate_out_of_range
 from projections import accounts, admin_reports, generations, limit_check, posts, queue, usage, wallet, workspaces
+from projections import calendar as planning
 from schemas import api
 from schemas import commands as cmd
 from schemas.statuses import ACTIVE, DESTINATION_STATUSES
@@ -266,9 +268,13 @@ def create(shared: Shared) -> FastAPI:
         return page(request, who.session, "workspaces.html", active="workspaces", q=q, found=found.rows)
 
     @console.get("/workspaces/{workspace_id}", response_class=HTMLResponse)
-    def workspace_page(request: Request, workspace_id: str, cursor: str | None = None):
+    def workspace_page(request: Request, workspace_id: str, cursor: str | None = None,
+                       view: str = "week"):
         who = admin(request)
         wanted = request.query_params.getlist("status") or None
+        if view not in planning.VIEWS:
+            raise Refused(422, f"view is week or month, not {view[:20]!r}")
+        anchor = day_param(request.query_params.get("date"), "date")
         with read() as conn:
             found = workspaces.read_workspace(conn, workspace_id)
             if found is None:
@@ -282,9 +288,32 @@ def create(shared: Shared) -> FastAPI:
                 waiting = queue.read_queue(conn, workspace_id, statuses=wanted, cursor=cursor, limit=50)
             except ValueError as error:
                 raise Refused(422, str(error)) from None
+            shown = calendar_of(conn, found, view, anchor)
         return page(request, who.session, "workspace.html", active="workspaces", ws=found, wallet=held,
                     expiries=expiries, usage=used, accounts=linked, limits=limits, queue=waiting,
-                    wanted=wanted or list(ACTIVE))
+                    wanted=wanted or list(ACTIVE), calendar=shown)
+
+    def calendar_of(conn, ws: dict[str, Any], view: str, anchor: date | None) -> dict[str, Any]:  # noqa: ANN001
+        """The week or month around ``anchor`` (default today, local), by the calendar API's own query:
+        planned slots without content ("needs content"), drafts and post destinations, by local day."""
+        zone = ZoneInfo(ws["timezone"])
+        now = datetime.now(timezone.utc)
+        today = now.astimezone(zone).date()
+        first, last = planning.calendar_range(view, anchor or today, zone)
+        items = planning.read_calendar(conn, ws["workspace_id"], zone, first, last, now)
+        by_day: dict[str, list[dict[str, Any]]] = {}
+        for item in items:
+            by_day.setdefault(item["local_date"], []).append(item)
+        grid_start = first - timedelta(days=first.weekday())
+        grid_end = last + timedelta(days=6 - last.weekday())
+        weeks = [[grid_start + timedelta(days=w * 7 + d) for d in range(7)]
+                 for w in range(((grid_end - grid_start).days + 1) // 7)]
+        step = timedelta(days=7) if view == "week" else None
+        previous = first - step if step else (first - timedelta(days=1)).replace(day=1)
+        following = first + step if step else last + timedelta(days=1)
+        return {"view": view, "first": first, "last": last, "today": today, "weeks": weeks, "by_day": by_day,
+                "timezone": zone.key, "previous": previous, "next": following,
+                "needs_content": sum(1 for i in items if i["status"] == "needs_content")}
 
     def limit_rows(conn, workspace_id: str, linked: list[dict[str, Any]]) -> list[dict[str, Any]]:  # noqa: ANN001
         """Usage against the tier's limits, by the limit check the API answers (limits/check)."""

@@ -90,6 +90,9 @@ def test_an_admin_finds_a_post_retries_it_resolves_an_unknown_outcome_and_export
                             instance_url=mastodon.base_url)
         sandbox = api.connect(ws, key, handle="acme-sandbox")
         api.grant(ws, key, 10, source="purchase")
+        daily = {"slots": [{"weekday": d, "time": "09:30"} for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")]}
+        planned = client.put(f"/v1/workspaces/{ws}/social-accounts/{sandbox}/posting-schedule", json=daily, headers=key)
+        assert planned.status_code == 200, planned.text
         now = datetime.now(UTC) + timedelta(seconds=1)
         assert api.schedule(ws, key, [sandbox], text="fresh bread", publish_at=now).status_code == 201
 
@@ -124,9 +127,18 @@ def test_an_admin_finds_a_post_retries_it_resolves_an_unknown_outcome_and_export
         assert page.get_by_role("heading", name="Acme Bakery").is_visible()
         shot(page, "workspace")
 
+        # The calendar: next week has a planned slot a day, each marked "needs content".
+        page.get_by_role("link", name="Next week").click()
+        calendar = page.locator("table.calendar")
+        assert calendar.get_by_text("needs content").count() == 7
+        calendar.screenshot(path=str(SHOTS / "calendar.png"))
+        page.get_by_label("View").select_option("month")
+        page.get_by_role("button", name="Show the calendar").click()
+        assert page.locator("table.calendar.month").get_by_text("needs content").count() >= 7
+
         # The queue shows waiting work by default; ask for the failed destinations, open the post.
         page.get_by_label("failed", exact=True).check()
-        page.get_by_role("button", name="Show").click()
+        page.get_by_role("button", name="Show these states").click()
         page.get_by_role("link", name=failing).click()
         page.wait_for_url(f"**/posts/{failing}")
         timeline = page.locator("#timeline ~ table").inner_text()

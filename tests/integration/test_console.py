@@ -160,3 +160,23 @@ def test_the_workspace_and_overview_pages_show_the_read_models(herald, api):
     bad = http.get("/console/?since=2020-01-05&until=2020-01-01")
     assert bad.status_code == 422
     assert http.get("/console/workspaces/nope").status_code == 404
+
+
+def test_the_calendar_marks_planned_slots_needing_content(herald, api):
+    ws, key = api.open_workspace("cal-shop", name="Calendar Shop", tier="business", timezone="Europe/Berlin")
+    account = api.connect(ws, key, handle="cal-a")
+    every_day = {"slots": [{"weekday": d, "time": "12:00"} for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")]}
+    made = api.http.put(f"/v1/workspaces/{ws}/social-accounts/{account}/posting-schedule", json=every_day, headers=key)
+    assert made.status_code == 200, made.text
+    http = api.http
+    log_in(http, herald.admin_api_key)
+    next_week = (datetime.now(UTC) + timedelta(days=7)).date().isoformat()
+    page = f"/console/workspaces/{ws}?view=week&date={next_week}"
+    with running(role_loops(herald, "relay", "projections")):
+        wait_until(lambda: "7 planned slots need content" in http.get(page).text, "the week's slots shown")
+        week = http.get(page).text
+        assert week.count('class="status s-needs_content">needs content') == 7
+        assert week.count("12:00 sandbox·cal-a") == 7, "local times (Europe/Berlin)"
+        month = http.get(f"/console/workspaces/{ws}?view=month&date={next_week}").text
+        assert "Monday" in month and month.count("needs content") >= 7
+    assert http.get(f"/console/workspaces/{ws}?view=year").status_code == 422
