@@ -70,7 +70,18 @@ def browser():
         launched.close()
 
 
+UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+    .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !(e.tagName === 'BUTTON' && e.textContent.trim()))
+    .map(e => e.outerHTML)"""
+UNNAMED = """() => [...document.querySelectorAll('table:not(:has(caption)), svg[role=img]:not(:has(title))')].map(e => e.outerHTML.slice(0, 80))"""
+
+
 def shot(page, name: str) -> None:
+    """Checks what a screen reader needs (every control labelled, every table and chart named),
+    then saves a screenshot of the whole page."""
+    assert page.evaluate("document.documentElement.lang") == "en"
+    assert page.evaluate(UNLABELLED) == [], f"{name}: controls without a label"
+    assert page.evaluate(UNNAMED) == [], f"{name}: tables or charts without a name"
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
@@ -129,11 +140,13 @@ def test_an_admin_finds_a_post_retries_it_resolves_an_unknown_outcome_and_export
 
         # The calendar: next week has a planned slot a day, each marked "needs content".
         page.get_by_role("link", name="Next week").click()
+        page.wait_for_url("**view=week&date=*")
         calendar = page.locator("table.calendar")
         assert calendar.get_by_text("needs content").count() == 7
         calendar.screenshot(path=str(SHOTS / "calendar.png"))
         page.get_by_label("View").select_option("month")
         page.get_by_role("button", name="Show the calendar").click()
+        page.wait_for_url("**view=month*")
         assert page.locator("table.calendar.month").get_by_text("needs content").count() >= 7
 
         # The queue shows waiting work by default; ask for the failed destinations, open the post.
@@ -166,6 +179,7 @@ def test_an_admin_finds_a_post_retries_it_resolves_an_unknown_outcome_and_export
 
         # Export the errors report as CSV and parse the file.
         page.get_by_role("link", name="Job monitor").click()
+        page.wait_for_url("**/console/jobs")
         shot(page, "jobs")
         with page.expect_download() as download:
             page.get_by_role("link", name="Export errors CSV").click()
@@ -188,6 +202,7 @@ def test_an_admin_finds_a_post_retries_it_resolves_an_unknown_outcome_and_export
         shot(page, "jobs-resolved")
 
         page.get_by_role("link", name="Overview").click()
+        page.wait_for_url("**/console/")
         assert page.locator("svg[role=img]").count() >= 2, "credits, publishing and tiers charted"
         shot(page, "overview")
 

@@ -180,3 +180,30 @@ def test_the_calendar_marks_planned_slots_needing_content(herald, api):
         month = http.get(f"/console/workspaces/{ws}?view=month&date={next_week}").text
         assert "Monday" in month and month.count("needs content") >= 7
     assert http.get(f"/console/workspaces/{ws}?view=year").status_code == 422
+
+
+def test_a_dead_letter_is_listed_and_re_driven_from_the_console(herald, api):
+    from types import SimpleNamespace
+
+    from herald.messaging.consumer import dead_letter
+    from herald.messaging.dead_letters import list_dead_letters
+    from tests.support import read_topic
+
+    s = herald.settings
+    record = SimpleNamespace(topic=s.commands_topic, partition=1, offset=7, key=b"ws-x", value=b'{"not": json')
+    dead_letter(herald.producer, s.dlq_topic, record, "handler", "unparseable command: console test")
+    [parked] = list_dead_letters(s.kafka_bootstrap, s.dlq_topic)
+    http = api.http
+    token = log_in(http, herald.admin_api_key)
+    listing = http.get("/console/dead-letters")
+    assert listing.status_code == 200 and parked.id in listing.text and "console test" in listing.text
+    done = http.post(f"/console/dead-letters/{parked.id}/replay", data={"csrf_token": token}, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == "/console/dead-letters"
+    assert "Re-driven" in http.get("/console/dead-letters").text, "the page says what happened"
+    copies = read_topic(s.kafka_bootstrap, s.commands_topic,
+                        until=lambda got: any(("herald_replayed_from", parked.id.encode()) in (r.headers or [])
+                                              for r in got))
+    replayed = [r for r in copies if ("herald_replayed_from", parked.id.encode()) in (r.headers or [])]
+    assert [(r.key, r.value) for r in replayed] == [(b"ws-x", b'{"not": json')]
+    unknown = http.post("/console/dead-letters/9:999/replay", data={"csrf_token": token})
+    assert "There is no dead letter 9:999" in unknown.text
