@@ -207,3 +207,16 @@ def test_a_dead_letter_is_listed_and_re_driven_from_the_console(herald, api):
     assert [(r.key, r.value) for r in replayed] == [(b"ws-x", b'{"not": json')]
     unknown = http.post("/console/dead-letters/9:999/replay", data={"csrf_token": token})
     assert "There is no dead letter 9:999" in unknown.text
+
+
+def test_console_pages_forbid_framing_and_foreign_scripts(herald, api):
+    http = api.http
+    log_in(http, herald.admin_api_key)
+    page = http.get("/console/jobs")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY" and page.headers["cache-control"] == "no-store"
+    assert 'src="/console/static/htmx.min.js"' in page.text and "://" not in page.text.split("<main")[0], \
+        "nothing loaded from another host"
+    script = http.get("/console/static/htmx.min.js")
+    assert script.status_code == 200 and "htmx" in script.text[:2000]
