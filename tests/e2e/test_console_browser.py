@@ -119,6 +119,9 @@ def test_an_admin_finds_a_post_retries_it_resolves_an_unknown_outcome_and_export
 
         context = browser.new_context(accept_downloads=True, base_url=url)
         page = context.new_page()
+        errors: list[str] = []  # script errors and refused loads (the console's CSP) would show here
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
 
         # No session: the login form, which remembers where the admin was going.
         page.goto("/console/workspaces")
@@ -130,9 +133,10 @@ def test_an_admin_finds_a_post_retries_it_resolves_an_unknown_outcome_and_export
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.textContent") == "Skip to content", "the first tab stop"
 
-        # Find the workspace by part of its name.
+        # Find the workspace by part of its name: htmx updates the results as the admin types.
         page.get_by_label("Workspace id or name").fill("bakery")
-        page.keyboard.press("Enter")
+        page.locator("#results caption").filter(has_text="1 workspace matching “bakery”").wait_for(timeout=5000)
+        assert "q=bakery" in page.url, "htmx put the search in the address"
         page.get_by_role("link", name="acme-ws").click()
         page.wait_for_url(f"**/console/workspaces/{ws}")
         assert page.get_by_role("heading", name="Acme Bakery").is_visible()
@@ -206,6 +210,7 @@ def test_an_admin_finds_a_post_retries_it_resolves_an_unknown_outcome_and_export
         assert page.locator("svg[role=img]").count() >= 2, "credits, publishing and tiers charted"
         shot(page, "overview")
 
+        assert errors == [], errors
         page.get_by_role("button", name="Log out").click()
         page.wait_for_url("**/console/login")
         page.goto("/console/jobs")
