@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -143,7 +144,7 @@ def create(shared: Shared) -> FastAPI:
         if session is None or not session.csrf_matches(form.get(CSRF_FIELD)):
             raise Refused(403, "This form's CSRF token is missing or does not match your session: reload the page "
                                "and send the form again.")
-        principal = authenticated(session)
+        principal = await run(authenticated, session)
         if principal is None:
             raise LoginRequired(PATH + "/")
         request.state.api_key_id = principal.key_id
@@ -180,6 +181,11 @@ def create(shared: Shared) -> FastAPI:
     def http_error(request: Request, error: StarletteHTTPException) -> Response:
         return refused(request, Refused(error.status_code, str(error.detail)))
 
+    @console.exception_handler(RequestValidationError)
+    def invalid(request: Request, error: RequestValidationError) -> Response:
+        where = "; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in error.errors())
+        return refused(request, Refused(422, f"This address has a bad parameter ({where})."))
+
     @console.exception_handler(ProblemError)
     def problem(request: Request, error: ProblemError) -> Response:
         return refused(request, Refused(error.status, f"{error.reason_code}: {error.detail}"))
@@ -214,7 +220,7 @@ def create(shared: Shared) -> FastAPI:
             return page(request, session, "login.html", status=429, next=safe_back(form.get("next")),
                         error="Too many failed logins from this address; wait a minute and try again.")
         key = form.get("api_key", "").strip()
-        principal = auth.authenticate(deps.pool, deps.admin_api_key, key) if key else None
+        principal = await run(auth.authenticate, deps.pool, deps.admin_api_key, key) if key else None
         if principal is None or not principal.is_admin:
             if deps.failed_auth is not None:
                 deps.failed_auth.take(client)

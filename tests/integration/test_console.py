@@ -220,3 +220,12 @@ def test_console_pages_forbid_framing_and_foreign_scripts(herald, api):
         "nothing loaded from another host"
     script = http.get("/console/static/htmx.min.js")
     assert script.status_code == 200 and "htmx" in script.text[:2000]
+
+
+def test_a_bad_address_is_an_error_page_not_json(herald, api):
+    http = api.http
+    log_in(http, herald.admin_api_key)
+    bad = http.get("/console/workspaces/w/posts/p?version=abc")
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("text/html")
+    assert "version" in bad.text
+    assert http.get("/console/?since=yesterday").status_code == 422
