@@ -4,7 +4,7 @@ Scenarios: throughput (roles against raw baselines), history (latency as a works
 concurrency (many clients, one workspace), lateness (publishing lateness at a fake platform, against BullMQ;
 sized by HERALD_BENCH_LATENESS_* variables, see bench/lateness.py), replay (1 M events rebuilt into every read
 model; smaller with BENCH_REPLAY_EVENTS), clock (the credit clock expiring 100,000 grants due in the same
-minute). None named → all of them, in that order.
+minute), topoff (planned slots for 1,000 accounts × 28 days). None named → all of them, in that order.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import clock, concurrency, history, lateness, replay, roles, throughput
+from bench import clock, concurrency, history, lateness, replay, roles, throughput, topoff
 from bench.stack import running, say
 from herald.storage.embedded import EmbeddedBroker
 
 SERVER_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-SCENARIOS = ("throughput", "history", "concurrency", "lateness", "replay", "clock")
+SCENARIOS = ("throughput", "history", "concurrency", "lateness", "replay", "clock", "topoff")
 
 
 def main() -> int:
@@ -58,6 +58,10 @@ def main() -> int:
     group = parser.add_argument_group("clock")
     group.add_argument("--clock-grants", type=int, default=clock.Options.grants)
     group.add_argument("--clock-workspaces", type=int, default=clock.Options.workspaces)
+    group = parser.add_argument_group("topoff")
+    group.add_argument("--topoff-accounts", type=int, default=topoff.Options.accounts)
+    group.add_argument("--topoff-batch", type=int, default=topoff.Options.batch,
+                       help="top-off commands (one per workspace of 10 accounts) per transaction")
     args = parser.parse_args()
     unknown = sorted(set(args.scenarios) - set(SCENARIOS))
     if unknown:
@@ -114,6 +118,8 @@ def run(scenario: str, args: argparse.Namespace, tag: str, bootstrap: str, tmp: 
     if scenario == "clock":
         opts = clock.Options(grants=args.clock_grants, workspaces=args.clock_workspaces)
         return clock.run(opts, tag, SERVER_URL, bootstrap, tmp, say)
+    if scenario == "topoff":
+        return topoff.run(topoff.Options(accounts=args.topoff_accounts, batch=args.topoff_batch), tag, SERVER_URL, say)
     raise ValueError(scenario)
 
 

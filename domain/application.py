@@ -53,6 +53,7 @@ from domain.generation import handlers as _generation_handlers  # noqa: F401 - r
 from domain.post import workflow_handlers as _workflow_handlers  # noqa: F401 - registers them
 from domain.planning import handlers as _planning_handlers  # noqa: F401 - registers them
 from domain.planning import Series, SlotPlan
+from domain.post import edit_handlers as _edit_handlers  # noqa: F401 - registers them
 from domain.wallet.aggregate import Period
 
 A = TypeVar("A", bound=HeraldAggregate)
@@ -340,7 +341,8 @@ class HeraldApplication(Application):
                 case cmd.ConnectSocialAccount():
                     created.append(SocialAccount.aggregate_id(account_id_for(c.command_id, payload)))
                 case (cmd.CancelPost() | cmd.StartPublishAttempt() | cmd.RecordPublishOutcome() | cmd.SubmitPost()
-                      | cmd.ApprovePost() | cmd.RejectPost()):
+                      | cmd.ApprovePost() | cmd.RejectPost() | cmd.EditPost() | cmd.ReschedulePost()
+                      | cmd.PublishPostNow()):
                     touched.add(Post.aggregate_id(payload.post_id))
         warm = self._warm.get(touched)
         current = self.versions(created + list(warm))

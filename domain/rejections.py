@@ -45,6 +45,9 @@ class Reason(StrEnum):
     post_not_draft = "post_not_draft"
     post_not_awaiting_approval = "post_not_awaiting_approval"
     no_destinations = "no_destinations"
+    destination_started = "destination_started"
+    destination_exists = "destination_exists"
+    post_not_editable = "post_not_editable"
 
 
 class Rejected(Exception):

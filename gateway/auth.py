@@ -35,9 +35,11 @@ WORKSPACE_READ = "workspace:read"
 WORKSPACE_WRITE = "workspace:write"
 CREDITS_GRANT = "credits:grant"
 ANALYTICS_READ = "analytics:read"
-SCOPES = (ADMIN, WORKSPACE_READ, WORKSPACE_WRITE, CREDITS_GRANT, ANALYTICS_READ)
-# What the key issued with a new workspace may do: run the workspace, not pay itself.
-WORKSPACE_KEY_SCOPES = (WORKSPACE_READ, WORKSPACE_WRITE)
+APPROVER = "approver"  # approve or reject posts awaiting approval; set the content policy
+SCOPES = (ADMIN, WORKSPACE_READ, WORKSPACE_WRITE, CREDITS_GRANT, ANALYTICS_READ, APPROVER)
+# What the key issued with a new workspace may do: run the workspace (and hand out narrower keys,
+# e.g. an editor's without `approver`), not pay itself.
+WORKSPACE_KEY_SCOPES = (WORKSPACE_READ, WORKSPACE_WRITE, APPROVER)
 
 # ``scope`` is the key's kind, kept from the first version of this table: 'service' for a key
 # bound to a workspace, 'admin' for one that is not. What a key may do is in ``scopes``.

@@ -62,6 +62,12 @@ REASON_STATUS: dict[str, int] = {
     Reason.slot_filled: 409,
     Reason.slot_in_past: 409,
     Reason.unknown_series: 404,
+    Reason.post_not_draft: 409,
+    Reason.post_not_awaiting_approval: 409,
+    Reason.no_destinations: 422,
+    Reason.destination_started: 409,
+    Reason.destination_exists: 409,
+    Reason.post_not_editable: 409,
 }
 
 

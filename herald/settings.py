@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     clock_batch_size: int = Field(1000, ge=1)
     clock_redeliver_after_s: float = Field(60.0, gt=0, description="resend a clock command whose item is still there")
     missed_window_s: float = Field(3600.0, gt=0, description="a destination due longer ago than this is marked missed")
+    top_off_interval_s: float = Field(3600.0, gt=0, description="how often the slot top-off looks (each workspace "
+                                      "is topped off once per UTC day: the command id is per day)")
+    top_off_page_size: int = Field(500, ge=1, description="workspaces read per page by the slot top-off")
 
     # Notifications delivered (processors/notifications, docs/notifications.md).
     notify_interval_s: float = Field(1.0, gt=0, description="how often the notification sender looks for due deliveries")

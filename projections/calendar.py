@@ -204,9 +204,10 @@ def calendar_range(view: str, day: date, zone: ZoneInfo) -> tuple[date, date]:
 def read_calendar(conn: Connection, workspace_id: str, zone: ZoneInfo, first: date, last: date, now: datetime,
                   account_id: str | None = None, statuses: list[str] | None = None) -> list[dict[str, Any]]:
     """The slots and post destinations from local ``first`` to ``last`` (inclusive), soonest first.
-    A slot without content is ``needs_content`` (``missed`` once its time has passed); a slot whose
-    post is on the schedule is shown as that post (carrying the slot id), a slot whose post is still
-    a draft as the slot with status ``draft``."""
+    A slot without content is ``needs_content`` (``missed`` once its time has passed); a slot with
+    content is shown as its post (carrying the slot id). Posts on the schedule show each destination
+    with its status; ideas, drafts and posts awaiting approval that have a time show each of their
+    destinations with the stage (``idea``, ``draft``, ``needs_approval``)."""
     start = datetime.combine(first, datetime.min.time(), zone)
     end = datetime.combine(last + timedelta(days=1), datetime.min.time(), zone)
     with conn.cursor(row_factory=dict_row) as cur:
@@ -222,13 +223,31 @@ def read_calendar(conn: Connection, workspace_id: str, zone: ZoneInfo, first: da
             " WHERE d.workspace_id = %s AND d.due_at >= %s AND d.due_at < %s"
             "   AND (%s::text IS NULL OR d.social_account_id = %s)",
             (workspace_id, start, end, account_id, account_id)).fetchall()
+        # Ideas, drafts and posts awaiting approval that have a time (the content workflow's posts read model).
+        unscheduled = cur.execute(
+            "SELECT p.post_id, p.stage, p.publish_at AS at, p.text, p.draft_destinations FROM posts p"
+            " WHERE p.workspace_id = %s AND p.stage IS NOT NULL AND p.stage <> 'cancelled'"
+            "   AND p.publish_at >= %s AND p.publish_at < %s", (workspace_id, start, end)).fetchall()
+        handles = {r["social_account_id"]: (r["platform"], r["handle"]) for r in cur.execute(
+            "SELECT social_account_id, platform, handle FROM social_accounts WHERE workspace_id = %s",
+            (workspace_id,)).fetchall()} if unscheduled else {}
+    for draft in unscheduled:
+        for dest in draft["draft_destinations"] or []:
+            account = dest.get("social_account_id") or dest.get("destination_id")
+            if account_id is not None and account != account_id:
+                continue
+            platform, handle = handles.get(account, (dest.get("platform"), dest.get("handle")))
+            posts.append({"post_id": draft["post_id"], "destination_id": dest.get("destination_id", account),
+                          "social_account_id": account, "platform": platform, "handle": handle, "at": draft["at"],
+                          "status": draft["stage"], "text": dest.get("text") or draft["text"]})
     slot_of_post = {s["post_id"]: s["slot_id"] for s in slots if s["post_id"]}
     on_schedule = {p["post_id"] for p in posts}
     items = []
     for s in slots:
         if s["post_id"] in on_schedule:
             continue
-        status = "draft" if s["post_id"] else ("needs_content" if s["at"] > now else "missed")
+        # content whose post the read models do not show yet (or no longer: cancelled) keeps the slot
+        status = "filled" if s["post_id"] else ("needs_content" if s["at"] > now else "missed")
         items.append({"kind": "slot", "slot_id": s["slot_id"], "post_id": s["post_id"],
                       "social_account_id": s["social_account_id"], "platform": s["platform"], "handle": s["handle"],
                       "at": s["at"], "status": status, "needs_content": s["post_id"] is None,

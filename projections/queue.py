@@ -91,7 +91,19 @@ UPDATE queue_destinations
 
 # The event models the match in apply() handles; checked by type name first, so others cost no parsing.
 _APPLIED = (ev.WorkspaceOpened, ev.PostScheduled, ev.AttemptStarted, ev.DestinationPublished, ev.RetryScheduled,
-            ev.DestinationThrottled, ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown, ev.PostCancelled)
+            ev.DestinationThrottled, ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown, ev.PostCancelled,
+            ev.PostRevised)
+# A revised destination waits again from the new time with its new text; one added after the post was
+# scheduled comes after those scheduled with it. Its attempt count goes on (never reset).
+_REVISED = """
+INSERT INTO queue_destinations (post_id, destination_id, workspace_id, social_account_id, platform, handle, due_at,
+                                status, updated_at, text, ordinal)
+VALUES (%s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s)
+ON CONFLICT (post_id, destination_id) DO UPDATE
+   SET due_at = EXCLUDED.due_at, status = 'pending', reason = '', throttled_until = NULL, text = EXCLUDED.text,
+       updated_at = EXCLUDED.updated_at
+"""
+ADDED_ORDINAL = 1000  # + the destination's place in the revision
 
 
 @applies(*_APPLIED)
@@ -150,6 +162,12 @@ def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
         case ev.PostCancelled():
             for destination_id in data.cancelled_destinations:
                 _set(conn, data.post_id, destination_id, "cancelled", at, reason=data.reason)
+        case ev.PostRevised():
+            with conn.cursor() as cur:
+                cur.executemany(_REVISED, [
+                    (data.post_id, d.destination_id, event.workspaceid, d.social_account_id, d.platform, d.handle,
+                     data.publish_at, at, d.text, ADDED_ORDINAL + i)
+                    for i, d in enumerate(data.destinations)])
 
 
 def _set(conn: Connection, post_id: str, destination_id: str, status: str, at: Any, *, reason: str = "", attempt: int = 0) -> None:

@@ -44,7 +44,7 @@ GrantCreditsRequest = cmd.GrantCredits
 SchedulePostRequest = cmd.SchedulePost
 
 
-ApiScope = Literal["admin", "workspace:read", "workspace:write", "credits:grant", "analytics:read"]
+ApiScope = Literal["admin", "workspace:read", "workspace:write", "credits:grant", "analytics:read", "approver"]
 
 
 class CreateApiKeyRequest(BaseModel):
@@ -107,6 +107,44 @@ class CancelPostRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     reason: str = Field("cancelled_by_user", max_length=200)
+    destination_ids: list[cmd.Id] | None = Field(
+        None, min_length=1, max_length=20, description="only these destinations (each still waiting); their credits "
+        "are released and their daily-limit slots freed at once. Omitted: every destination still waiting")
+
+
+CreateDraftRequest = cmd.CreateDraft
+EditPostRequest = cmd.PostEdit
+ContentPolicyRequest = cmd.SetContentPolicy
+
+
+class SubmitPostRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    publish_at: cmd.Timestamp | None = Field(None, description="replaces the draft's; omitted: the draft's, or now")
+    comment: str = Field("", max_length=1000)
+
+
+class ApprovePostRequest(SubmitPostRequest):
+    pass
+
+
+class RejectPostRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    comment: str = Field(min_length=1, max_length=1000, description="why: the author sees it on the draft")
+
+
+class ReschedulePostRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    publish_at: cmd.Timestamp
+    reason: str = Field("rescheduled", min_length=1, max_length=200)
+
+
+class PublishNowRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: str = Field("publish_now", min_length=1, max_length=200)
 
 
 # Responses -----------------------------------------------------------------------------
@@ -209,9 +247,26 @@ class PostScheduled(Response):
         "own write (a repeated Idempotency-Key answers the first decision's)")
 
 
+class PostChanged(Response):
+    """A workflow step's decision: the post's status after it."""
+
+    post_id: str
+    status: str = Field(description="idea, draft, needs_approval, scheduled, publishing, … (see docs/content-workflow.md)")
+    publish_at: datetime | None = None
+    destinations: list[str] | None = Field(None, description="an edit: the destinations revised or added")
+    removed: list[str] | None = Field(None, description="an edit: the destinations removed (cancelled)")
+    released_holds: list[str] | None = Field(None, description="an edit: holds released because their destination "
+                                             "moved in time (each got a new one)")
+    command_id: str
+    position: int | None = Field(
+        None, description="event-store position of this decision: pass it as `min_position` to a GET to read your "
+        "own write (a repeated Idempotency-Key answers the first decision's)")
+
+
 class PostCancelled(Response):
     post_id: str
     status: str
+    cancelled: list[str] | None = Field(None, description="with destination_ids: the destinations cancelled")
     command_id: str
     position: int | None = Field(
         None, description="event-store position of this decision: pass it as `min_position` to a GET to read your "
@@ -225,22 +280,44 @@ class DestinationView(Response):
     handle: str
     text: str
     status: str = Field(description="pending, attempting, retry_scheduled, published, failed, skipped, "
-                        "outcome_unknown or cancelled")
+                        "outcome_unknown or cancelled; for an idea or draft, the post's stage")
     attempt: int
-    due_at: datetime
+    due_at: datetime | None
     platform_post_id: str | None
     url: str | None
     reason: str
+    media_urls: list[str] | None = Field(None, description="an idea's or draft's own media for this destination "
+                                         "(null: the post's)")
+
+
+class LastChange(Response):
+    actor: str
+    reason: str | None
 
 
 class PostView(Response):
     post_id: str
     workspace_id: str
-    status: str = Field(description="scheduled, publishing, published, partially_published, failed, skipped or cancelled")
+    status: str = Field(description="idea, draft, needs_approval, scheduled, publishing, published, "
+                        "partially_published, failed, skipped or cancelled")
     text: str
     media_urls: list[str]
     publish_at: datetime | None
     destinations: list[DestinationView]
+    last_change: LastChange | None = Field(None, description="who made the last workflow step and why (a "
+                                           "rejection's comment, an edit's reason); null on posts from before")
+
+
+class PostList(Response):
+    workspace_id: str
+    posts: list[PostView]
+    next_cursor: str | None = Field(None, description="pass as `cursor` for the next page; null on the last page")
+
+
+class ContentPolicySet(Response):
+    requires_approval: bool
+    command_id: str
+    position: int | None = None
 
 
 class ResolveOutcomeRequest(BaseModel):
@@ -363,6 +440,8 @@ class WorkspaceView(Response):
     opened_at: datetime
     missed_window_s: float | None = Field(None, description="the workspace's missed window (PUT …/publishing-policy); "
                                           "null: Herald's default")
+    requires_approval: bool = Field(False, description="the content policy (PUT …/content-policy): submitted posts "
+                                    "wait for a key with the `approver` scope")
 
 
 class PublishingPolicySet(Response):

@@ -115,6 +115,16 @@ class ContentPolicySet(EventData):
     actor: str
 
 
+@event_type("herald.workspace.post_slot_changed.v1")
+class PostSlotChanged(EventData):
+    """A waiting post's daily-limit slot is now these platforms on this local day (it was edited,
+    rescheduled or lost destinations)."""
+
+    post_id: str
+    due_day: str
+    platforms: list[str]
+
+
 @event_type("herald.workspace.generation_counted.v1")
 class GenerationCounted(EventData):
     day: str
@@ -430,6 +440,25 @@ class PostRejected(EventData):
     reason: str
 
 
+@event_type("herald.post.revised.v1")
+class PostRevised(EventData):
+    """A scheduled post changed before the destinations concerned started: content edited,
+    rescheduled, published now, or destinations added. ``destinations`` are those revised or added,
+    each in full and waiting from ``publish_at``; a destination given a new hold (moved in time, or
+    added) had its old one released (``released_holds``) in the same decision. Destinations
+    removed are cancelled by a PostCancelled beside it."""
+
+    post_id: str
+    change: Literal["edit", "reschedule", "publish_now"]
+    text: str
+    media_urls: list[str]
+    publish_at: datetime
+    destinations: list[Destination]
+    released_holds: list[str] = Field(default_factory=list)
+    actor: str
+    reason: str
+
+
 @event_type("herald.post.attempt_started.v1")
 class AttemptStarted(_WithoutSecrets):
     """Carries all the publisher needs but credentials (read from the private store at call time)."""
@@ -532,6 +561,9 @@ class PostCancelled(EventData):
     reason: str
     cancelled_destinations: list[str]
     released_holds: list[str]
+    actor: str | None = Field(None, description="who cancelled; null on events from before the content workflow")
+    slots_freed: bool = Field(False, description="true when the destinations' daily-limit slots were freed in the "
+                              "same decision (a destination cancelled or removed on its own)")
     hold_settled: bool = Field(False, description="true when the hold was consumed or released in the same decision "
                                "(the wallet's HoldConsumed/HoldReleased beside this event); false on events from "
                                "before that, whose hold the settler processor ends")

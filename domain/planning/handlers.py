@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from dateutil.rrule import rrulestr
 
 from schemas import commands as cmd
 from schemas import events as ev
@@ -19,6 +22,8 @@ from domain.rejections import Reason, Rejected
 
 if TYPE_CHECKING:
     from domain.application import HeraldApplication
+
+MAX_START_AGE_DAYS = 366
 
 
 def _account_in_workspace(app: HeraldApplication, ctx: Context, account_id: str) -> None:
@@ -138,6 +143,12 @@ def define_series(app: HeraldApplication, ctx: Context, p: cmd.DefineSeries) -> 
     for account_id in p.destinations:
         if account_id not in workspace.accounts:
             raise Rejected(Reason.unknown_social_account, f"no social account {account_id} in this workspace")
+    local_now = ctx.now.astimezone(ZoneInfo(workspace.timezone)).replace(tzinfo=None)
+    if not local_now - timedelta(days=MAX_START_AGE_DAYS) <= p.starts_at <= local_now + timedelta(days=3660):
+        # The rule is walked from its DTSTART at every top-off: an old start would make that walk long.
+        raise Rejected(Reason.invalid_schedule, f"starts_at must be within {MAX_START_AGE_DAYS} days before now "
+                       "and ten years after")
+    check_rule(p.rrule, p.starts_at)
     defined = ev.SeriesDefined(
         series_id=p.series_id, kind=p.kind, rrule=p.rrule, starts_at=p.starts_at.isoformat(),
         timezone=workspace.timezone, destinations=list(p.destinations),
@@ -152,6 +163,23 @@ def define_series(app: HeraldApplication, ctx: Context, p: cmd.DefineSeries) -> 
     else:
         series.define(ctx, defined)
     return [series], {"series_id": p.series_id, "kind": p.kind, "active": p.active, "timezone": workspace.timezone}
+
+
+def check_rule(text: str, starts_at: datetime) -> None:
+    """Refuse a rule python-dateutil cannot read, or one that a top-off could not walk quickly: an
+    interval or count below 1, or no occurrence within two years of its start (an impossible rule
+    would be searched up to the year 9999)."""
+    try:
+        rule = rrulestr(text, dtstart=starts_at)
+    except (ValueError, TypeError, OverflowError) as error:
+        raise Rejected(Reason.invalid_schedule, f"not an RFC 5545 RRULE: {error}") from None
+    if rule._interval < 1 or (rule._count is not None and rule._count < 1):  # noqa: SLF001 - dateutil's parsed parts
+        raise Rejected(Reason.invalid_schedule, "INTERVAL and COUNT must be at least 1")
+    probe_until = starts_at + timedelta(days=731)
+    if rule._until is not None and rule._until < probe_until:  # noqa: SLF001
+        probe_until = rule._until  # noqa: SLF001
+    if rule.replace(count=None, until=probe_until).after(starts_at, inc=True) is None:
+        raise Rejected(Reason.invalid_schedule, "the rule has no occurrence within two years of starts_at")
 
 
 def _unique(aggregates: list[HeraldAggregate]) -> list[HeraldAggregate]:

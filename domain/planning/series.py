@@ -63,6 +63,8 @@ class Series(HeraldAggregate):
         # Wall times a day either side of the window: an instant may sit on another local date.
         start_wall = after.astimezone(zone).replace(tzinfo=None) - timedelta(days=1)
         end_wall = until.astimezone(zone).replace(tzinfo=None) + timedelta(days=1)
+        if rule._count is None and (rule._until is None or rule._until > end_wall):  # noqa: SLF001
+            rule = rule.replace(until=end_wall)  # the walk ends at the window, found or not
         seen, count = set(), 0
         for wall in rule.xafter(start_wall, inc=True):
             if wall > end_wall or count >= MAX_OCCURRENCES_PER_TOP_OFF:

@@ -1,7 +1,8 @@
 """SlotPlan: one social account's posting schedule and the planned slots it created.
 
 Its state stays bounded: slots are kept from a day before the latest top-off's window on (the
-window is at most 28 days), older ones are dropped when a top-off plans new ones. A slot's id is
+window is at most 28 days), older ones are dropped when a top-off plans new ones and never planned
+again (``forgotten_before``), even by a process whose clock is behind. A slot's id is
 derived from (account, instant), and a top-off plans only instants it does not hold, so each
 account has at most one slot per instant however many top-offs run, and at once (they are
 decisions on this aggregate: the event store's version check lets one of two concurrent ones win,
@@ -21,6 +22,7 @@ from domain.rejections import Reason, Rejected
 # Slots this far before the newest window's start are forgotten (they are past; their posts live
 # on). The margin covers processes whose clocks disagree: none of them plans an instant this old.
 KEEP_BEFORE_WINDOW = timedelta(days=1)
+_JUST_BEFORE = timedelta(microseconds=1)
 
 
 def slot_id_for(social_account_id: str, at: datetime) -> str:
@@ -38,6 +40,8 @@ class SlotPlan(HeraldAggregate):
         self.weekly: list[list[str]] = []  # [weekday, HH:MM]
         self.active = False
         self.slots: dict[str, dict] = {}  # slot id → {"at": datetime, "post_id": str | None}
+        # Slots before this were forgotten; none is planned before it again, whatever a process's clock says.
+        self.forgotten_before: datetime | None = None
 
     # Deciding ----------------------------------------------------------------------------
 
@@ -69,8 +73,11 @@ class SlotPlan(HeraldAggregate):
         if not self.active:
             return 0, 0
         end = ctx.now + timedelta(days=days)
+        after = ctx.now
+        if self.forgotten_before is not None and self.forgotten_before - _JUST_BEFORE > after:
+            after = self.forgotten_before - _JUST_BEFORE
         new, existing = [], 0
-        for at, wanted, adjusted in wall_time.occurrences(self._weekly(), ZoneInfo(self.timezone), ctx.now, end):
+        for at, wanted, adjusted in wall_time.occurrences(self._weekly(), ZoneInfo(self.timezone), after, end):
             slot_id = slot_id_for(self.social_account_id, at)
             if slot_id in self.slots:
                 existing += 1
@@ -109,6 +116,9 @@ class SlotPlan(HeraldAggregate):
                 self.weekly = [[s.weekday, s.time] for s in event.slots]
             case ev.SlotsPlanned():
                 keep_from = event.window_start - KEEP_BEFORE_WINDOW
+                if self.forgotten_before is None or keep_from > self.forgotten_before:
+                    self.forgotten_before = keep_from
+                keep_from = self.forgotten_before
                 self.slots = {sid: s for sid, s in self.slots.items() if s["at"] >= keep_from}
                 for slot in event.slots:
                     self.slots[slot.slot_id] = {"at": slot.at, "post_id": None}

@@ -18,6 +18,7 @@ from schemas.commands import Outcome, RecordPublishOutcome, Resolution, ResolveP
 from schemas.statuses import TERMINAL, WAITING, post_status
 
 from domain.base import Context, HeraldAggregate, derived_id
+from domain.post.edits import Editing
 from domain.post.lifecycle import Drafting
 from domain.rejections import Reason, Rejected
 
@@ -50,6 +51,8 @@ class DestinationState:
     failures: int = 0  # attempts that failed and were retried; throttled attempts do not count
     text_overridden: bool = False
     media_urls: list[str] | None = None  # the destination's own media; None: the post's
+    revised: bool = False  # its time was set by a revision: a start long before it was asked for the old time
+    slot_freed: bool = False  # cancelled on its own: its daily slot was freed then, not when the post settles
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class PublishPolicy:
     # Each retry delay is spread by up to ±this share, so destinations that failed together
     # (a platform outage) do not all come back at the same instant.
     retry_jitter: float = 0.2
+    # How far ahead of its due time an attempt may start (the dispatcher starts them a little ahead).
+    start_ahead_s: float = 60.0
 
     def retry_delay_s(self, failures: int, attempt_key: str) -> float:
         """The delay before retrying after the ``failures``-th failure (1-based), jittered by the
@@ -72,7 +77,7 @@ class PublishPolicy:
 ENDS_A_HOLD = (ev.DestinationPublished, ev.DestinationFailed, ev.DestinationSkipped, ev.PostCancelled)
 
 
-class Post(Drafting, HeraldAggregate):
+class Post(Drafting, Editing, HeraldAggregate):
     KIND = "post"
 
     def __init__(self) -> None:
@@ -138,6 +143,9 @@ class Post(Drafting, HeraldAggregate):
                 Reason.attempt_fenced,
                 f"destination is {dest.status} after attempt {dest.attempt}; attempt {attempt} cannot start",
             )
+        if dest.revised and (dest.due_at - ctx.now).total_seconds() > policy.start_ahead_s:
+            # a start asked for before the post was moved later (the dispatcher read the old time)
+            raise Rejected(Reason.not_due, f"destination is due at {dest.due_at.isoformat()}, not yet")
         late_by = (ctx.now - dest.due_at).total_seconds()
         if late_by > policy.missed_window_s:
             skip_reason = "missed"
@@ -269,7 +277,7 @@ class Post(Drafting, HeraldAggregate):
     def cancel(self, ctx: Context, reason: str) -> None:
         if self.stage is not None and not self.cancelled:  # an idea or a draft: nothing held
             self.record(ctx, ev.PostCancelled(post_id=self.post_id, reason=reason, cancelled_destinations=[],
-                                              released_holds=[]))
+                                              released_holds=[], actor=ctx.issued_by))
             return
         cancellable = [d_id for d_id, d in self.destinations.items() if d.status in WAITING]
         if not cancellable:
@@ -281,6 +289,7 @@ class Post(Drafting, HeraldAggregate):
                 reason=reason,
                 cancelled_destinations=cancellable,
                 released_holds=[self.destinations[d].hold_id for d in cancellable],
+                actor=ctx.issued_by,
             ),
         )
 
@@ -326,8 +335,11 @@ class Post(Drafting, HeraldAggregate):
             case ev.OutcomeUnknown():
                 dest = self.destinations[event.destination_id]
                 dest.status, dest.reason = "outcome_unknown", event.detail
+            case ev.PostRevised():
+                self.evolve_revision(event)
             case ev.PostCancelled():
                 self.cancelled = True
                 for destination_id in event.cancelled_destinations:
                     dest = self.destinations[destination_id]
                     dest.status, dest.reason = "cancelled", event.reason
+                    dest.slot_freed = dest.slot_freed or event.slots_freed

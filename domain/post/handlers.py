@@ -137,10 +137,37 @@ def check_content(text: str, media_urls: list[str], destinations: list[ev.DraftD
 @handles(cmd.CancelPost)
 def cancel_post(app: HeraldApplication, ctx: Context, p: cmd.CancelPost) -> Outcome:
     post = app.post(ctx, p.post_id)
+    if p.destination_ids is not None:
+        if post.stage is not None:
+            raise Rejected(Reason.post_not_cancellable, f"post {p.post_id} is {post.status}: edit it to remove "
+                           "destinations, or cancel it whole")
+        for destination_id in p.destination_ids:
+            post.destination(destination_id)
+        changed = cancel_destinations(app, ctx, post, list(dict.fromkeys(p.destination_ids)), p.reason)
+        return changed, {"post_id": p.post_id, "status": post.status, "cancelled": list(p.destination_ids)}
     before = len(post.pending_events)
     post.cancel(ctx, p.reason)
     return [post, *settle_holds(app, ctx, post, before), *_dequeue_if_settled(app, ctx, post)], \
         {"post_id": p.post_id, "status": post.status}
+
+
+def cancel_destinations(app: HeraldApplication, ctx: Context, post: Post, destination_ids: list[str],
+                        reason: str) -> list[HeraldAggregate]:
+    """Cancels some of a scheduled post's waiting destinations: their holds released and their
+    daily slots freed at once (the post may go on waiting with the others)."""
+    before = len(post.pending_events)
+    post.cancel_destinations(ctx, destination_ids, reason)
+    workspace = app.workspace(ctx)
+    workspace.shrink_post_slot(ctx, post.post_id, [d.platform for d in post.destinations.values() if not d.slot_freed])
+    return unique([post, workspace, *settle_holds(app, ctx, post, before), *_dequeue_if_settled(app, ctx, post)])
+
+
+def unique(aggregates: list[HeraldAggregate]) -> list[HeraldAggregate]:
+    """Each aggregate once, in first-seen order."""
+    seen: dict[int, HeraldAggregate] = {}
+    for a in aggregates:
+        seen.setdefault(id(a), a)
+    return list(seen.values())
 
 
 @handles(cmd.StartPublishAttempt)
@@ -250,7 +277,7 @@ def _dequeue_if_settled(app: HeraldApplication, ctx: Context, post: Post) -> lis
     workspace = app.workspace(ctx)
     # Their daily slots free up: cancelled destinations, and those skipped for the daily limit (so that,
     # once enough were skipped, the rest of that day's posts are under the limit again and publish).
-    cancelled = [d.platform for d in post.destinations.values()
-                 if d.status == "cancelled" or (d.status == "skipped" and d.reason == DAILY_LIMIT_SKIP)]
+    cancelled = [d.platform for d in post.destinations.values() if not d.slot_freed
+                 and (d.status == "cancelled" or (d.status == "skipped" and d.reason == DAILY_LIMIT_SKIP))]
     workspace.dequeue_post(ctx, post.post_id, cancelled)
     return [workspace]

@@ -120,6 +120,29 @@ class Workspace(HeraldAggregate):
     def set_publishing_policy(self, ctx: Context, missed_window_s: float | None) -> None:
         self.record(ctx, ev.PublishingPolicySet(missed_window_s=missed_window_s))
 
+    def move_post_slot(self, ctx: Context, post_id: str, publish_at: datetime, platforms: list[str]) -> None:
+        """A waiting post's daily slot becomes ``platforms`` on ``publish_at``'s local day: the
+        horizon and, for each platform it adds to a day, the daily limit are checked."""
+        if post_id not in self.waiting_posts:
+            return
+        self.check_horizon(ctx.now, publish_at)
+        day = self.local_day(publish_at)
+        old_day, old_platforms = (self._slots().get(post_id) or [None, []])
+        if old_day == day and sorted(old_platforms) == sorted(platforms):
+            return
+        for platform in sorted(set(platforms)):
+            ours = old_platforms.count(platform) if old_day == day else 0
+            adding = platforms.count(platform) - ours
+            if adding > 0:
+                self.check_daily_posts(day, platform, adding)
+        self.record(ctx, ev.PostSlotChanged(post_id=post_id, due_day=day, platforms=list(platforms)))
+
+    def shrink_post_slot(self, ctx: Context, post_id: str, platforms: list[str]) -> None:
+        """A waiting post lost destinations: its slot keeps its day and only ``platforms``."""
+        slot = self._slots().get(post_id)
+        if post_id in self.waiting_posts and slot is not None and sorted(slot[1]) != sorted(platforms):
+            self.record(ctx, ev.PostSlotChanged(post_id=post_id, due_day=slot[0], platforms=list(platforms)))
+
     def set_content_policy(self, ctx: Context, requires_approval: bool) -> None:
         self.record(ctx, ev.ContentPolicySet(requires_approval=requires_approval, actor=ctx.issued_by))
 
@@ -200,6 +223,16 @@ class Workspace(HeraldAggregate):
                     day = self._days()[slot[0]]
                     for platform in event.freed_platforms:
                         day[platform] = max(0, day.get(platform, 0) - 1)
+            case ev.PostSlotChanged():
+                old = self._slots().get(event.post_id)
+                if old is not None and old[0] in self._days():
+                    day = self._days()[old[0]]
+                    for platform in old[1]:
+                        day[platform] = max(0, day.get(platform, 0) - 1)
+                self._slots()[event.post_id] = [event.due_day, list(event.platforms)]
+                day = self._days().setdefault(event.due_day, {})
+                for platform in event.platforms:
+                    day[platform] = day.get(platform, 0) + 1
             case ev.TierChanged():
                 self.tier, self.tier_version = event.to_tier, event.version
                 self.tier_limits = dict(event.tier_limits)

@@ -4,10 +4,10 @@ from fastapi import APIRouter
 
 from gateway.deps import GatewayDeps, Shared
 from gateway.routes import admin, audit, commands, credits, health, keys, oauth, posts, reports, workspaces
-from gateway.routes import calendar, generations, notifications, platforms, tiers, usage, webhooks
+from gateway.routes import calendar, generations, notifications, platforms, tiers, usage, webhooks, workflow
 
 RESOURCES = (workspaces, oauth, credits, posts, commands, keys, admin, health, audit, reports, tiers, notifications,
-             usage, platforms, webhooks, generations, calendar)
+             usage, platforms, webhooks, generations, workflow, calendar)
 
 
 def build(deps: GatewayDeps, shared: Shared | None = None) -> APIRouter:

@@ -19,6 +19,9 @@ from schemas import api
 from schemas import commands as cmd
 
 
+EARLIEST, LATEST = date(1971, 1, 1), date(8999, 12, 31)  # far from date.min/max: a week or month around fits
+
+
 def router(shared: Shared) -> APIRouter:
     r = APIRouter(tags=["calendar"])
     Caller = Annotated[auth.Principal, Depends(shared.principal)]
@@ -85,12 +88,13 @@ def router(shared: Shared) -> APIRouter:
         "/v1/workspaces/{workspace_id}/slots/{slot_id}/content", status_code=201,
         summary="Fill a planned slot with content", responses=openapi_responses(401, 404, 409, 422, 503),
         description="The slot becomes a draft post at the slot's time on the slot's account (no credits held until "
-        "it is submitted). 404 `unknown_slot`; 409 `slot_filled` when it has content already, `slot_in_past`.",
+        "it is submitted). 404 `unknown_slot`; 409 `slot_filled` when it has content already, `slot_in_past`. "
+        "`min_position`: wait for the read models to know a slot just planned.",
     )
     def fill(workspace_id: WorkspaceId, slot_id: ResourceId, body: api.FillSlotRequest, caller: Caller,
-             response: Response, idempotency_key: IdempotencyKey = None):
+             response: Response, idempotency_key: IdempotencyKey = None, min_position: MinPosition = None):
         ws = shared.within(caller, workspace_id, auth.WORKSPACE_WRITE)
-        with shared.deps.pool.connection() as conn:
+        with shared.read(ws, min_position, response) as conn:  # the slot is looked up in the read model
             row = conn.execute("SELECT social_account_id FROM planned_slots WHERE workspace_id = %s AND slot_id = %s",
                                (ws, slot_id)).fetchone()
         if row is None:
@@ -154,6 +158,8 @@ def router(shared: Shared) -> APIRouter:
                 raise ProblemError(404, "unknown_workspace", f"no workspace {ws}")
             zone = ZoneInfo(found["timezone"])
             now = datetime.now(UTC)
+            if any(d is not None and not EARLIEST <= d <= LATEST for d in (day, start, end)):
+                raise ProblemError(422, "invalid_query", f"dates must be between {EARLIEST} and {LATEST}")
             if (start is None) != (end is None):
                 raise ProblemError(422, "invalid_query", "give both `from` and `to`, or neither")
             if start is not None and end is not None:

@@ -13,7 +13,7 @@ from gateway.deps import IdempotencyKey, MinPosition, ResourceId, Shared, Worksp
 from gateway.problems import ProblemError, openapi_responses
 from processors.accounts.credentials import credential_version_for
 from processors.platforms.base import UnknownPlatform, missing_settings
-from projections import accounts, workspaces
+from projections import accounts, posts, workspaces
 from schemas import api
 from schemas import commands as cmd
 
@@ -52,7 +52,7 @@ def router(shared: Shared) -> APIRouter:
             found = workspaces.read_workspace(conn, workspace_id)
             if found is None:
                 raise ProblemError(404, "unknown_workspace", f"no workspace {workspace_id}")
-            return found
+            return {**found, "requires_approval": posts.read_content_policy(conn, workspace_id)}
 
     @r.put(
         "/v1/workspaces/{workspace_id}/publishing-policy", response_model=api.PublishingPolicySet,

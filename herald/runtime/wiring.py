@@ -40,6 +40,7 @@ from herald.messaging.dead_letters import DeadLetterStore
 from herald.crypto import TokenCipher, load_or_create_key
 from herald.runtime.dispatch_loop import dispatch_ticker
 from herald.runtime.clock_loop import clock_ticker
+from herald.runtime.top_off_loop import top_off_ticker
 from herald.storage.embedded import EmbeddedBroker, start_embedded_postgres
 from herald.runtime.health import RoleHealth
 from herald.messaging.relay import DDL as RELAY_DDL
@@ -158,6 +159,12 @@ def _credit_clock(herald: "Herald") -> Callable[[threading.Event], None]:
                         limit=s.clock_batch_size, redeliver_after_s=s.clock_redeliver_after_s).run
 
 
+def _slot_top_off(herald: "Herald") -> Callable[[threading.Event], None]:
+    s = herald.settings
+    return top_off_ticker(herald.pool, herald.producer, s.commands_topic, interval_s=s.top_off_interval_s,
+                          page=s.top_off_page_size).run
+
+
 def _notification_sender(herald: "Herald") -> Callable[[threading.Event], None]:
     s = herald.settings
     http = guarded_client(allowed_networks=s.outbound_allowed_networks, timeout_s=s.webhook_timeout_s,
@@ -181,6 +188,7 @@ CATALOGUE: tuple[Consumer | Timed, ...] = (
     Timed("dispatcher", "processors", _dispatcher),
     Timed("token-refresher", "processors", _token_refresher),
     Timed("credit-clock", "processors", _credit_clock),
+    Timed("slot-top-off", "processors", _slot_top_off),  # planned slots and series, 28 days ahead (docs/calendar.md)
     Consumer("notifications", "processors", lambda h: functools.partial(
         deliveries.enqueue, digest_window_s=h.settings.notify_digest_window_s)),
     Timed("notification-sender", "processors", _notification_sender),

@@ -8,6 +8,8 @@ from typing import Any
 from psycopg import Connection
 
 from projections.bulk.rows import Raw, Rows, only
+from projections import posts as posts_projection
+from projections.queue import ADDED_ORDINAL
 from schemas import events as ev
 
 
@@ -15,7 +17,7 @@ from schemas import events as ev
 
 _QUEUE_EVENTS = (ev.WorkspaceOpened, ev.PostScheduled, ev.AttemptStarted, ev.DestinationPublished, ev.RetryScheduled,
                  ev.DestinationThrottled, ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown,
-                 ev.PostCancelled)
+                 ev.PostCancelled, ev.PostRevised)
 _QUEUE_COLUMNS = ("post_id", "destination_id", "workspace_id", "social_account_id", "platform", "handle", "due_at",
                   "status", "attempt", "platform_post_id", "url", "reason", "updated_at", "text", "ordinal",
                   "throttled_until")
@@ -29,7 +31,7 @@ def queue(conn: Connection, events: list[Raw]) -> None:
     keys = []
     for e in events:
         d = e.data
-        if e.type == ev.PostScheduled.type:
+        if e.type in (ev.PostScheduled.type, ev.PostRevised.type):
             keys += [(d["post_id"], x["destination_id"]) for x in d["destinations"]]
         elif e.type == ev.PostCancelled.type:
             keys += [(d["post_id"], x) for x in d["cancelled_destinations"]]
@@ -93,6 +95,18 @@ def queue(conn: Connection, events: list[Raw]) -> None:
         elif t == ev.PostCancelled.type:
             for x in d["cancelled_destinations"]:
                 set_status(d["post_id"], x, "cancelled", at, reason=d["reason"])
+        elif t == ev.PostRevised.type:
+            for i, x in enumerate(d["destinations"]):
+                key = (d["post_id"], x["destination_id"])
+                row = {"post_id": d["post_id"], "destination_id": x["destination_id"], "workspace_id": e.workspace_id,
+                       "social_account_id": x["social_account_id"], "platform": x["platform"], "handle": x["handle"],
+                       "due_at": d["publish_at"], "status": "pending", "attempt": 0, "platform_post_id": None,
+                       "url": None, "reason": "", "updated_at": at, "text": x["text"],
+                       "ordinal": ADDED_ORDINAL + i, "throttled_until": None}
+                if not dests.insert(row):
+                    dests.get(key).update(due_at=d["publish_at"], status="pending", reason="", throttled_until=None,
+                                          text=x["text"], updated_at=at)
+                    dests.changed(key)
     workspaces.store(conn)
     dests.store(conn)
 
@@ -100,26 +114,56 @@ def queue(conn: Connection, events: list[Raw]) -> None:
 # posts, accounts, workspaces ----------------------------------------------------------------
 
 _POST_TOUCHES = (ev.AttemptStarted, ev.DestinationPublished, ev.RetryScheduled, ev.DestinationThrottled,
-                 ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown, ev.PostCancelled)
+                 ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown)
+_POSTS_EVENTS = (ev.PostScheduled, *_POST_TOUCHES, *posts_projection.WORKFLOW_EVENTS)
+_STAGE_AFTER = {ev.PostSubmitted.type: "needs_approval", ev.PostRejected.type: "draft"}
 
 
 def posts(conn: Connection, events: list[Raw]) -> None:
-    events = only(events, ev.PostScheduled, *_POST_TOUCHES)
-    rows = Rows("posts", ["post_id"], ["post_id", "workspace_id", "text", "media_urls", "publish_at", "created_at",
-                                       "updated_at"], jsonb=["media_urls"])
-    rows.load(conn, [(e.data["post_id"],) for e in events])
+    events = only(events, *_POSTS_EVENTS)
+    rows = Rows("posts", ["post_id"], posts_projection.COLUMNS, jsonb=["media_urls", "draft_destinations"])
+    policies = Rows("content_policies", ["workspace_id"], ["workspace_id", "requires_approval"])
+    rows.load(conn, [(e.data["post_id"],) for e in events if e.type != ev.ContentPolicySet.type])
+    policies.load(conn, [(e.workspace_id,) for e in events if e.type == ev.ContentPolicySet.type])
     for e in events:
-        d = e.data
-        if e.type == ev.PostScheduled.type:
-            rows.insert({"post_id": d["post_id"], "workspace_id": e.workspace_id, "text": d["text"],
-                         "media_urls": list(d["media_urls"]), "publish_at": d["publish_at"], "created_at": e.time,
-                         "updated_at": e.time})
+        d, t, at = e.data, e.type, e.time
+        if t == ev.ContentPolicySet.type:
+            if not policies.insert({"workspace_id": e.workspace_id, "requires_approval": d["requires_approval"]}):
+                policies.get((e.workspace_id,)).update(requires_approval=d["requires_approval"])
+                policies.changed((e.workspace_id,))
+            continue
+        key = (d["post_id"],)
+        row = rows.get(key)
+        if t in (ev.PostScheduled.type, ev.PostDrafted.type):
+            drafted = t == ev.PostDrafted.type
+            fields = {"text": d["text"], "media_urls": list(d["media_urls"]), "publish_at": d["publish_at"],
+                      "stage": d["stage"] if drafted else None,
+                      "draft_destinations": list(d["destinations"]) if drafted else None,
+                      "actor": d.get("actor"), "reason": d.get("reason"), "updated_at": at}
+            if row is None:
+                rows.insert({"post_id": d["post_id"], "workspace_id": e.workspace_id, "created_at": at, **fields})
+            elif drafted or row["stage"] is not None:
+                row.update(fields)
+                rows.changed(key)
+            continue
+        if row is None:
+            continue
+        if t in (ev.PostSubmitted.type, ev.PostApproved.type, ev.PostRejected.type):
+            row.update(stage=_STAGE_AFTER.get(t, row["stage"]), actor=d["actor"], reason=d["reason"], updated_at=at)
+        elif t == ev.PostRevised.type:
+            row.update(text=d["text"], media_urls=list(d["media_urls"]), publish_at=d["publish_at"], actor=d["actor"],
+                       reason=d["reason"], updated_at=at)
+        elif t == ev.PostCancelled.type:
+            row.update(stage=None if row["stage"] is None else "cancelled",
+                       actor=d.get("actor") if d.get("actor") is not None else row["actor"], reason=d["reason"],
+                       updated_at=max(row["updated_at"], at))
+        elif row["updated_at"] < at:
+            row["updated_at"] = at
         else:
-            row = rows.get((d["post_id"],))
-            if row is not None and row["updated_at"] < e.time:
-                row["updated_at"] = e.time
-                rows.changed((d["post_id"],))
+            continue
+        rows.changed(key)
     rows.store(conn)
+    policies.store(conn)
 
 
 _ACCOUNTS_EVENTS = (ev.SocialAccountConnected, ev.SocialAccountReconnected, ev.SocialAccountNeedsReconnect)
@@ -242,7 +286,7 @@ def audit(conn: Connection, events: list[Raw]) -> None:
 
 FOLDS = {
     "queue": (queue, _QUEUE_EVENTS),
-    "posts": (posts, (ev.PostScheduled, *_POST_TOUCHES)),
+    "posts": (posts, _POSTS_EVENTS),
     "accounts": (accounts, _ACCOUNTS_EVENTS),
     "workspaces": (workspaces, (ev.WorkspaceOpened, ev.PublishingPolicySet)),
     "audit": (audit, (ev.CommandRejected, *_ACCOUNT_EVENTS)),

@@ -95,7 +95,19 @@ def test_the_week_shows_every_slot_as_needing_content_until_filled(gw, planned) 
     assert week["needs_content"] == 20
     items = [i for d in week["days"] for i in d["items"]]
     (draft,) = [i for i in items if i["status"] == "draft"]
-    assert draft["slot_id"] == slot["slot_id"] and draft["post_id"] == filled.json()["post_id"]
+    assert (draft["kind"], draft["slot_id"], draft["post_id"], draft["text"], draft["social_account_id"]) == \
+        ("post", slot["slot_id"], filled.json()["post_id"], "Spring sale", slot["social_account_id"])
+    # A draft made without a slot shows at its time too, per destination, as does an idea.
+    idea_at = datetime.combine(monday + timedelta(days=4), datetime.min.time(), BERLIN).replace(hour=7)
+    made = gw.http.post(f"/v1/workspaces/{ws}/drafts", json={"text": "An idea", "stage": "idea", "destinations": [a, b],
+                                                             "publish_at": idea_at.isoformat()}, headers=key)
+    assert made.status_code == 201, made.text
+    week = gw.get(f"/v1/workspaces/{ws}/calendar", params={"date": week_day.isoformat(), "status": "idea"},
+                  headers=key).json()
+    ideas = [i for d in week["days"] for i in d["items"]]
+    assert sorted(i["social_account_id"] for i in ideas) == sorted([a, b])
+    assert {(i["local_date"], i["local_time"], i["text"]) for i in ideas} == {(idea_at.date().isoformat(), "07:00",
+                                                                              "An idea")}
     (post,) = [i for i in items if i["kind"] == "post"]
     assert (post["status"], post["text"], post["local_time"], post["social_account_id"]) == ("pending", "Launch",
                                                                                              "11:00", b)
@@ -137,7 +149,7 @@ def test_the_month_covers_the_whole_month_in_local_days(gw, planned) -> None:
 
 def test_a_series_schedules_its_occurrences_and_shows_its_progress(gw, planned) -> None:
     ws, key, a, _b = planned
-    body = {"rrule": "FREQ=WEEKLY;BYDAY=MO,WE,FR", "starts_at": "2026-01-01T10:30:00", "destinations": [a],
+    body = {"rrule": "FREQ=WEEKLY;BYDAY=MO,WE,FR", "starts_at": f"{date.today() - timedelta(days=30)}T10:30:00", "destinations": [a],
             "items": [{"item_id": "tip", "text": "Tip of the day"}]}
     made = gw.http.put(f"/v1/workspaces/{ws}/series/tips", json=body, headers=key)
     assert made.status_code == 200, made.text
@@ -150,4 +162,39 @@ def test_a_series_schedules_its_occurrences_and_shows_its_progress(gw, planned) 
     posts = [i for d in week["days"] for i in d["items"]]
     assert [(i["local_time"], i["text"]) for i in posts] == [("10:30", "Tip of the day")] * 3
     assert_problem(gw.http.put(f"/v1/workspaces/{ws}/series/bad", json={**body, "rrule": "FREQ=SOMETIMES"},
+                               headers=key), 422, "invalid_schedule")
+    assert_problem(gw.http.put(f"/v1/workspaces/{ws}/series/bad", json={**body, "rrule": "DTSTART:2026;FREQ=DAILY"},
                                headers=key), 422, "validation_error")
+    assert_problem(gw.http.put(f"/v1/workspaces/{ws}/series/bad", json={**body, "rrule": "FREQ=MINUTELY"},
+                               headers=key), 422, "validation_error")
+    assert_problem(gw.http.put(f"/v1/workspaces/{ws}/series/bad", json={**body, "starts_at": "2001-01-01T09:00:00"},
+                               headers=key), 422, "invalid_schedule")
+
+
+def test_the_daily_top_off_sends_one_command_per_planning_workspace_and_day(gw, planned) -> None:
+    from processors.planning.top_off import due_commands
+
+    ws, key, a, _b = planned
+    body = {"rrule": "FREQ=DAILY", "starts_at": f"{date.today() - timedelta(days=30)}T08:00:00", "destinations": [a],
+            "items": [{"item_id": "i", "text": "Daily"}]}
+    assert gw.http.put(f"/v1/workspaces/{ws}/series/daily", json=body, headers=key).status_code == 200
+    gw.http.put(f"/v1/workspaces/{ws}/series/stopped", json={**body, "active": False}, headers=key)
+    gw.api.open_workspace("idle", tier="pro")  # no schedule, no series: no top-off
+    gw.project()
+    now = datetime.now(UTC)
+    with gw.pool.connection() as conn:
+        (command,) = due_commands(conn, now, 10)
+        assert (command.workspace_id, command.payload["series_ids"]) == (ws, ["daily"])
+        assert due_commands(conn, now, 10)[0].command_id == command.command_id  # the same id all day
+        assert due_commands(conn, now + timedelta(days=1), 10)[0].command_id != command.command_id
+        assert due_commands(conn, now, 10, after=ws) == []
+    first = gw.app.handle(command)
+    assert first.accepted and first.result["slots_created"] == 0  # the PUTs planned everything already
+    assert gw.app.handle(command).position == first.position  # decided once
+
+
+def test_dates_far_from_now_are_refused_not_overflowed(gw, planned) -> None:
+    ws, key, _a, _b = planned
+    for params in ({"view": "month", "date": "9999-12-31"}, {"date": "0001-01-01"},
+                   {"from": "0001-01-01", "to": "0001-01-02"}):
+        assert_problem(gw.get(f"/v1/workspaces/{ws}/calendar", params=params, headers=key), 422, "invalid_query")

@@ -29,7 +29,8 @@ def test_no_operation_reaches_another_workspace(gw):
     hook_b = gw.http.post("/v1/workspaces/b/webhooks", json={"url": "https://hooks.example.com/b"}, headers=key_b).json()
     # A's own key, made as strong as a workspace key can be from the admin: every scope but admin.
     strong_a = bearer(gw.http.post("/v1/api-keys", headers=ADMIN, json={
-        "workspace_id": "a", "scopes": ["workspace:read", "workspace:write", "credits:grant", "analytics:read"],
+        "workspace_id": "a", "scopes": ["workspace:read", "workspace:write", "credits:grant", "analytics:read",
+                                     "approver"],
     }).json()["api_key"])
     due = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     ids = {"workspace_id": "b", "post_id": post_b, "social_account_id": account_b, "key_id": spare_b["key_id"],
@@ -65,6 +66,14 @@ def test_no_operation_reaches_another_workspace(gw):
         ("put", "/v1/workspaces/{workspace_id}/series/{series_id}"):
             {"rrule": "FREQ=DAILY", "starts_at": "2030-01-01T09:00:00", "destinations": [account_a],
              "items": [{"item_id": "i", "text": "x"}]},
+        ("post", "/v1/workspaces/{workspace_id}/drafts"): {"text": "x", "destinations": [account_a]},
+        ("post", "/v1/workspaces/{workspace_id}/posts/{post_id}/submit"): {},
+        ("post", "/v1/workspaces/{workspace_id}/posts/{post_id}/approve"): {},
+        ("post", "/v1/workspaces/{workspace_id}/posts/{post_id}/reject"): {"comment": "no"},
+        ("patch", "/v1/workspaces/{workspace_id}/posts/{post_id}"): {"text": "changed"},
+        ("post", "/v1/workspaces/{workspace_id}/posts/{post_id}/reschedule"): {"publish_at": due},
+        ("post", "/v1/workspaces/{workspace_id}/posts/{post_id}/publish-now"): {},
+        ("put", "/v1/workspaces/{workspace_id}/content-policy"): {"requires_approval": True},
     }
     queries = {("get", "/v1/workspaces/{workspace_id}/limits/check"): {"action": "schedule", "platform": "sandbox"}}
     before = {path: gw.get(path, headers=ADMIN).json() for path in

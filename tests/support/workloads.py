@@ -58,7 +58,8 @@ class Clock:
 # holds of posts long past due expire, credit periods renew (monthly credits reset and carried
 # over), as the credit clock's commands would do them.
 KINDS = ("schedule", "start", "outcome", "cancel", "grant", "settle", "expiring", "advance", "clock",
-         "needs_reconnect", "reconnect", "upgrade", "overrides", "read", "policy", "retry", "generate", "plan")
+         "needs_reconnect", "reconnect", "upgrade", "overrides", "read", "policy", "retry", "generate",
+         "draft", "approval", "submit", "approve", "reject", "edit", "plan")
 ADVANCES = (timedelta(hours=1), timedelta(hours=3), timedelta(hours=25), timedelta(days=32))
 steps = st.lists(st.tuples(
     st.sampled_from(KINDS),
@@ -81,6 +82,11 @@ EVERYTHING = [
     ("advance", 2, "a", ""), ("clock", 0, "a", ""), ("advance", 3, "a", ""), ("clock", 0, "a", ""),
     ("schedule", 0, "a", ""), ("read", 0, "a", ""), ("policy", 1, "a", ""), ("upgrade", 0, "a", ""),
     ("generate", 0, "a", "published"), ("generate", 1, "b", "failed"), ("generate", 2, "a", "unknown"),
+    # the content workflow: drafts submitted with and without approval, rejected, approved, edited
+    ("draft", 0, "a", ""), ("submit", 0, "a", ""), ("approval", 0, "a", ""), ("draft", 1, "b", ""),
+    ("submit", 1, "b", ""), ("reject", 1, "b", ""), ("edit", 1, "b", ""), ("submit", 1, "b", ""),
+    ("approve", 1, "b", ""), ("approval", 1, "a", ""), ("edit", 0, "a", ""),
+    ("draft", 2, "a", ""), ("cancel", 2, "a", ""),
     ("plan", 0, "a", ""), ("plan", 1, "a", ""), ("plan", 2, "a", ""), ("plan", 3, "b", ""),
 ]
 
@@ -164,6 +170,21 @@ def run_workload(app, ws: str, workload, *, tier: str = "pro", timezone: str = "
                         hashtags=["tag"], **common))
                 elif outcome != "unknown":
                     decide(cmd.RecordGenerationOutcome(succeeded=False, failure="transient", detail=outcome, **common))
+            case "draft":  # a draft of its own (d<n>), due in two hours once submitted
+                decide(cmd.CreateDraft(post_id=f"{ws}-d{post}", text=f"draft {post}", destinations=[dest],
+                                       publish_at=now() + timedelta(hours=2)))
+            case "approval":  # post 0: approval required; others: not
+                decide(cmd.SetContentPolicy(requires_approval=post == 0))
+            case "submit":
+                decide(cmd.SubmitPost(post_id=f"{ws}-d{post}"))
+            case "approve":
+                decide(cmd.ApprovePost(post_id=f"{ws}-d{post}", comment="fine"))
+            case "reject":
+                decide(cmd.RejectPost(post_id=f"{ws}-d{post}", comment="not yet"))
+            case "edit":  # a scheduled post moved and reworded, and a draft reworded
+                decide(cmd.EditPost(post_id=post_id, text=f"edited {post}", publish_at=now() + timedelta(hours=3)))
+                decide(cmd.EditPost(post_id=f"{ws}-d{post}", text=f"draft {post}, edited",
+                                    publish_at=now() + timedelta(hours=4)))
             case "plan":  # planning: 0 schedule + top-off, 1 fill a slot, 2 pause, 3 an evergreen series
                 if post == 0:
                     decide(cmd.SetPostingSchedule(social_account_id=dest, slots=[
@@ -181,7 +202,8 @@ def run_workload(app, ws: str, workload, *, tier: str = "pro", timezone: str = "
                 else:
                     series_id = f"{ws}-s{next(_ids)}"
                     decide(cmd.DefineSeries(series_id=series_id, kind="evergreen", rrule="FREQ=DAILY",
-                                            starts_at=datetime(2020, 1, 1, 9, 0), destinations=[dest], skip_days=3,
+                                            starts_at=(now() - timedelta(days=1)).replace(tzinfo=None, hour=9, minute=0, second=0, microsecond=0),
+                                            destinations=[dest], skip_days=3,
                                             items=[cmd.SeriesItem(item_id=i, text=f"evergreen {i}") for i in "xy"]))
                     decide(cmd.TopOffSlots(series_ids=[series_id], days=3))
             case "overrides":

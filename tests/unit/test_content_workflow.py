@@ -147,3 +147,108 @@ def test_a_draft_can_be_cancelled_and_then_nothing_else(h: Herald) -> None:
 def test_a_draft_for_an_account_of_another_workspace_is_refused(h: Herald) -> None:
     h.rejected(cmd.CreateDraft(post_id="p9", text="x", destinations=["nope"]), "unknown_social_account")
 
+
+
+# Editing ---------------------------------------------------------------------------------
+
+
+def scheduled(h: Herald, post_id: str = "p1", *destinations: str, publish_in_s: float = 3600) -> None:
+    draft(h, post_id, *destinations, publish_in_s=publish_in_s)
+    h.ok(cmd.SubmitPost(post_id=post_id))
+
+
+def holds_of(h: Herald, post_id: str) -> dict[str, str]:
+    """destination → its pending hold."""
+    found: dict[str, str] = {}
+    for hold_id, hold in h.wallet().holds.items():
+        if hold.post_id == post_id:
+            assert hold.destination_id not in found, "two holds for one destination"
+            found[hold.destination_id] = hold_id
+    return found
+
+
+def test_a_draft_is_edited_freely(h: Herald) -> None:
+    h.ok(cmd.CreateDraft(post_id="p1", stage="idea", text="spring"))
+    h.ok(cmd.EditPost(post_id="p1", stage="draft", text="spring sale", add_destinations=["acc-a"],
+                      destination_text={"acc-a": "sale!"}))
+    post = h.post("p1")
+    assert post.status == "draft" and post.text == "spring sale" and (post.drafts or {})["acc-a"].text == "sale!"
+    assert h.wallet().holds == {}
+
+
+def test_editing_a_post_awaiting_approval_withdraws_it_to_draft(h: Herald) -> None:
+    require_approval(h)
+    draft(h)
+    h.ok(cmd.SubmitPost(post_id="p1"))
+    assert h.ok(cmd.EditPost(post_id="p1", text="better"))["status"] == "draft"
+
+
+def test_editing_a_scheduled_post_revalidates_and_keeps_its_holds(h: Herald) -> None:
+    scheduled(h)
+    holds = holds_of(h, "p1")
+    h.rejected(cmd.EditPost(post_id="p1", text="x" * 501), "content_invalid")  # too long for Mastodon
+    h.ok(cmd.EditPost(post_id="p1", text="edited", destination_text={"acc-b": "own"}))
+    post = h.post("p1")
+    assert (post.destinations["acc-a"].text, post.destinations["acc-b"].text) == ("edited", "own")
+    assert holds_of(h, "p1") == holds
+    h.ok(cmd.EditPost(post_id="p1", text="again"))
+    assert h.post("p1").destinations["acc-b"].text == "own"
+
+
+def test_adding_and_removing_destinations_moves_holds(h: Herald) -> None:
+    h.connect("acc-c")
+    scheduled(h, "p1", "acc-a", "acc-b")
+    h.ok(cmd.EditPost(post_id="p1", add_destinations=["acc-c"], remove_destinations=["acc-b"]))
+    assert set(holds_of(h, "p1")) == {"acc-a", "acc-c"}
+    assert h.post("p1").destinations["acc-b"].status == "cancelled"
+    h.ok(cmd.EditPost(post_id="p1", add_destinations=["acc-b"]))  # back again, with a new hold
+    assert set(holds_of(h, "p1")) == {"acc-a", "acc-b", "acc-c"}
+    h.rejected(cmd.EditPost(post_id="p1", add_destinations=["acc-b"]), "destination_exists")
+
+
+def test_rescheduling_moves_the_holds_and_the_daily_count(h: Herald) -> None:
+    h.ok(cmd.SetLimitOverrides(limit_overrides={"daily_posts_per_platform": 1}))
+    scheduled(h, "p1", "acc-a")
+    scheduled(h, "p2", "acc-a", publish_in_s=2 * 86400)
+    old_hold = holds_of(h, "p1")["acc-a"]
+    h.rejected(cmd.ReschedulePost(post_id="p1", publish_at=h.now + timedelta(days=2)), "daily_post_limit_reached")
+    h.ok(cmd.ReschedulePost(post_id="p1", publish_at=h.now + timedelta(days=1)))
+    assert holds_of(h, "p1")["acc-a"] != old_hold and old_hold not in h.wallet().holds
+    assert h.post("p1").destinations["acc-a"].due_at == h.now + timedelta(days=1)
+    # its old day is free again
+    h.ok(cmd.CreateDraft(post_id="p3", text="x", destinations=["acc-a"], publish_at=h.now + timedelta(hours=2)))
+    h.ok(cmd.SubmitPost(post_id="p3"))
+
+
+def test_publish_now_makes_it_due_now(h: Herald) -> None:
+    scheduled(h, "p1", "acc-a")
+    h.ok(cmd.PublishPostNow(post_id="p1"))
+    assert h.post("p1").destinations["acc-a"].due_at == h.now
+    assert h.start("p1", "acc-a").accepted
+
+
+def test_a_started_destination_can_no_longer_be_changed(h: Herald) -> None:
+    scheduled(h, "p1", "acc-a", "acc-b", publish_in_s=0)
+    assert h.start("p1", "acc-a").accepted
+    h.rejected(cmd.EditPost(post_id="p1", text="late"), "destination_started")
+    h.rejected(cmd.ReschedulePost(post_id="p1", publish_at=h.now + timedelta(hours=1)), "destination_started")
+    h.rejected(cmd.EditPost(post_id="p1", destination_text={"acc-a": "late"}), "destination_started")
+    h.ok(cmd.EditPost(post_id="p1", destination_text={"acc-b": "still in time"}))  # the other one has not started
+    assert h.post("p1").destinations["acc-a"].text == "hello"
+
+
+def test_a_start_asked_for_before_a_reschedule_is_not_due(h: Herald) -> None:
+    scheduled(h, "p1", "acc-a", publish_in_s=0)
+    h.ok(cmd.ReschedulePost(post_id="p1", publish_at=h.now + timedelta(hours=1)))
+    h.rejected(cmd.StartPublishAttempt(post_id="p1", destination_id="acc-a", attempt=1), "not_due")
+
+
+def test_cancelling_one_destination_releases_its_hold_and_frees_its_slot(h: Herald) -> None:
+    h.ok(cmd.SetLimitOverrides(limit_overrides={"daily_posts_per_platform": 1}))
+    scheduled(h, "p1", "acc-a", "acc-b")
+    h.ok(cmd.CancelPost(post_id="p1", destination_ids=["acc-a"]))
+    assert set(holds_of(h, "p1")) == {"acc-b"} and h.post("p1").status == "scheduled"
+    scheduled(h, "p2", "acc-a")  # acc-a's platform has room that day again
+    h.ok(cmd.CancelPost(post_id="p1", destination_ids=["acc-b"]))
+    assert h.post("p1").status == "cancelled" and "p1" not in h.workspace().waiting_posts
+    h.rejected(cmd.CancelPost(post_id="p1", destination_ids=["acc-b"]), "post_not_cancellable")

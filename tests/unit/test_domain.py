@@ -584,6 +584,8 @@ def test_cancel_lists_the_waiting_destinations_and_their_holds(ready: Herald) ->
         "cancelled_destinations": ["acc-b"],
         "released_holds": [hold_id_for("p1", "acc-b")],
         "hold_settled": True,
+        "actor": "tests",
+        "slots_freed": False,
     }
     # In the same decision: acc-b's hold released, acc-a's still pending.
     (released,) = ready.events_of("herald.wallet.hold_released.v1")

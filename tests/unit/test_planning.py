@@ -283,3 +283,24 @@ def test_an_evergreen_queue_skips_items_posted_within_the_window(make_app: AppFa
         by_item.setdefault(e["item_id"], []).append(datetime.fromisoformat(e["occurrence_at"]))
     for times in by_item.values():
         assert all(b - a >= timedelta(days=4) for a, b in zip(times, times[1:]))
+
+
+def test_schedule_and_fill_commands_are_filed_under_their_account_and_post(make_app: AppFactory) -> None:
+    h = planner(make_app, "UTC", datetime(2026, 3, 2, 6, 0, tzinfo=UTC))
+    every_day(h, "09:00")
+    h.ok(cmd.TopOffSlots())
+    slot_id = min(h.app.find(SlotPlan, "acc").slots)
+    filled = h.ok(cmd.FillSlot(social_account_id="acc", slot_id=slot_id, text="x"))
+    records = {e["command_type"]: e["subjects"] for e in h.events_of("herald.command.accepted.v1")}
+    assert records["set_posting_schedule.v1"] == ["social_account:acc"]
+    assert records["fill_slot.v1"] == [f"post:{filled['post_id']}", "social_account:acc"]
+
+
+@pytest.mark.parametrize("rule", ["FREQ=DAILY;INTERVAL=0", "FREQ=DAILY;COUNT=0", "FREQ=DAILY;BYHOUR=99",
+                                  "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "FREQ=DAILY;UNTIL=20270101T000000Z"])
+def test_a_rule_that_is_wrong_or_never_happens_is_refused(make_app: AppFactory, rule: str) -> None:
+    h = planner(make_app, "UTC", datetime(2026, 3, 16, 12, 0, tzinfo=UTC))
+    h.rejected(cmd.DefineSeries(series_id="s", rrule=rule, starts_at=datetime(2026, 3, 1, 9),
+                                destinations=["acc"], items=[cmd.SeriesItem(item_id="i", text="x")]), "invalid_schedule")
+    h.rejected(cmd.DefineSeries(series_id="s", rrule="FREQ=DAILY", starts_at=datetime(2024, 1, 1, 9),
+                                destinations=["acc"], items=[cmd.SeriesItem(item_id="i", text="x")]), "invalid_schedule")

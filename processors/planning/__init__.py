@@ -1,0 +1,1 @@
+"""Planning processors: the daily top-off of planned slots and series occurrences (docs/calendar.md)."""
