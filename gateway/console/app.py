@@ -31,6 +31,7 @@ from gateway.console.session import CSRF_FIELD, PATH, Sealer, Session
 from gateway.deps import Shared
 from gateway.problems import ProblemError
 from gateway.rate_limits import client_bucket
+from gateway.routes import calendar as calendar_api
 from gateway.routes import reports
 from herald.audit.history import History, NotFound, Subject
 from herald.storage.tolerant_time import tolerate_out_of_range
@@ -296,6 +297,8 @@ def create(shared: Shared) -> FastAPI:
         if view not in planning.VIEWS:
             raise Refused(422, f"view is week or month, not {view[:20]!r}")
         anchor = day_param(request.query_params.get("date"), "date")
+        if anchor is not None and not calendar_api.EARLIEST <= anchor <= calendar_api.LATEST:
+            raise Refused(422, f"date must be between {calendar_api.EARLIEST} and {calendar_api.LATEST}")
         with read() as conn:
             found = workspaces.read_workspace(conn, workspace_id)
             if found is None:

@@ -180,6 +180,7 @@ def test_the_calendar_marks_planned_slots_needing_content(herald, api):
         month = http.get(f"/console/workspaces/{ws}?view=month&date={next_week}").text
         assert "Monday" in month and month.count("needs content") >= 7
     assert http.get(f"/console/workspaces/{ws}?view=year").status_code == 422
+    assert http.get(f"/console/workspaces/{ws}?date=0001-01-01").status_code == 422, "bounded as the API bounds it"
 
 
 def test_a_dead_letter_is_listed_and_re_driven_from_the_console(herald, api):
