@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test schemas clean
+.PHONY: run test schemas clean browser
 
 $(BIN)/herald: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,14 @@ $(BIN)/herald: pyproject.toml
 run: $(BIN)/herald  ## start every role on the embedded PostgreSQL and broker
 	$(BIN)/herald run
 
-test: $(BIN)/herald  ## the whole suite: unit, integration (real PostgreSQL + broker), end-to-end
+# The console's browser tests drive Debian's Chromium through Playwright (which cannot download a
+# browser of its own here): installed once, when missing.
+browser:  ## Debian's chromium package, for tests/e2e/test_console_browser.py
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+test: $(BIN)/herald browser  ## the whole suite: unit, integration (real PostgreSQL + broker), end-to-end, browser
 	$(BIN)/pytest -q -n 3
 
 schemas: $(BIN)/herald  ## regenerate the checked-in JSON Schemas from schemas/

@@ -6,9 +6,9 @@ import logging
 
 from fastapi import FastAPI, Request
 
-from gateway import problems, routes
+from gateway import console, problems, routes
 from gateway.body_limits import BodyLimits
-from gateway.deps import GatewayDeps
+from gateway.deps import GatewayDeps, Shared
 
 __all__ = ["GatewayDeps", "create_app"]
 
@@ -60,7 +60,9 @@ TAGS = [
 def create_app(deps: GatewayDeps) -> FastAPI:
     app = FastAPI(title="Herald", version="0.1.0", description=DESCRIPTION, openapi_tags=TAGS)
     problems.install(app)
-    app.include_router(routes.build(deps))
+    shared = Shared(deps)
+    app.include_router(routes.build(deps, shared))
+    app.mount("/console", console.create(shared))  # the admin console's pages (docs/console.md)
     app.add_middleware(BodyLimits, max_bytes=deps.max_body_bytes)
 
     @app.middleware("http")

@@ -185,3 +185,12 @@ def read_wallet(conn: Connection, workspace_id: str) -> dict[str, Any] | None:
     held = sum(h["amount"] for h in holds)
     return {"workspace_id": workspace_id, "available": granted - held, "granted": granted, "held": held,
             "grants": grants, "holds": holds}
+
+
+def read_expiries(conn: Connection, workspace_id: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The workspace's last credit expiries (grant, amount, reason, when), newest first; one
+    keyset read of ``wallet_expiries``'s primary key, whatever the history's length."""
+    rows = conn.execute(
+        "SELECT grant_id, amount, reason, expired_at FROM wallet_expiries WHERE workspace_id = %s"
+        " ORDER BY position DESC LIMIT %s", (workspace_id, limit)).fetchall()
+    return [{"grant_id": g, "amount": a, "reason": r, "expired_at": at} for g, a, r, at in rows]

@@ -11,8 +11,8 @@ RESOURCES = (workspaces, oauth, credits, posts, commands, keys, admin, health, a
              usage, platforms, webhooks, generations, workflow, calendar, automation_rules)
 
 
-def build(deps: GatewayDeps) -> APIRouter:
-    shared = Shared(deps)
+def build(deps: GatewayDeps, shared: Shared | None = None) -> APIRouter:
+    shared = shared or Shared(deps)
     router = APIRouter()
     for resource in RESOURCES:
         router.include_router(resource.router(shared))

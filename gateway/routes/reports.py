@@ -1,8 +1,9 @@
 """Admin reports (admin key only): credits and publishing per day, top workspaces, tier usage,
-the publishing work by state, unknown outcomes and the error log; JSON or CSV (``format=csv``).
+the publishing work by state, unknown outcomes, failed destinations, the error log, the workspace
+search; JSON or CSV (``format=csv``).
 
-Each reads an ``analytics.v1_*`` view (projections/analytics.py), so the admin sees what an
-analyst querying the views sees. Dates are UTC days; ``since`` is inclusive, ``until`` exclusive.
+The queries are projections/admin_reports.py (the console calls them too). Dates are UTC days;
+``since`` is inclusive, ``until`` exclusive.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the endpoint-local Annotated aliases.
@@ -13,12 +14,11 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
-from psycopg import sql
-from psycopg.rows import dict_row
 
 from gateway import auth
 from gateway.deps import Shared
 from gateway.problems import ProblemError, openapi_responses
+from projections import admin_reports
 from schemas import commands as cmd
 
 Format = Annotated[Literal["json", "csv"], Query(description="`csv` answers text/csv with a header row")]
@@ -70,33 +70,23 @@ def router(shared: Shared) -> APIRouter:
                  200: {"description": "the report: JSON, or with `format=csv` a CSV table with a header row",
                        "content": {"text/csv": {"schema": {"type": "string"}}}}}
 
-    def rows(query: sql.Composable | str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        with shared.deps.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            return cur.execute(query, params).fetchall()
+    def run(query, *args: Any, **kwargs: Any) -> admin_reports.Report:
+        with shared.deps.pool.connection() as conn:
+            return query(conn, *args, **kwargs)
+
+    def send(report: admin_reports.Report, fmt: str):
+        return answer(report.name, report.rows, report.columns, fmt, **report.meta)
 
     @r.get("/v1/admin/reports/credits-daily", summary="Credits granted, consumed, released and expired per day (admin)",
            responses=responses, description="Per UTC day, workspace tier and platform (grants and expiries have none).")
     def credits_daily(_: Admin, since: Since = None, until: Until = None, tier: str | None = None,
                       platform: str | None = None, format: Format = "json"):
-        since, until = days(since, until)
-        found = rows("SELECT * FROM analytics.v1_credits_daily WHERE day >= %(since)s AND day < %(until)s"
-                     " AND (%(tier)s::text IS NULL OR tier = %(tier)s)"
-                     " AND (%(platform)s::text IS NULL OR platform = %(platform)s)"
-                     " ORDER BY day, tier, platform NULLS FIRST",
-                     {"since": since, "until": until, "tier": tier, "platform": platform})
-        return answer("credits-daily", found, ["day", "tier", "platform", "granted", "consumed", "released", "expired"],
-                      format,
-                      since=since, until=until)
+        return send(run(admin_reports.credits_daily, *days(since, until), tier, platform), format)
 
     @r.get("/v1/admin/reports/credits-top", summary="Workspaces that consumed the most credits (admin)",
            responses=responses)
     def credits_top(_: Admin, since: Since = None, until: Until = None, limit: Limit = 20, format: Format = "json"):
-        since, until = days(since, until)
-        found = rows("SELECT workspace_id, sum(consumed)::bigint AS consumed, sum(released)::bigint AS released"
-                     " FROM analytics.v1_credits_by_workspace_daily WHERE day >= %(since)s AND day < %(until)s"
-                     " GROUP BY workspace_id ORDER BY consumed DESC NULLS LAST, workspace_id LIMIT %(limit)s",
-                     {"since": since, "until": until, "limit": limit})
-        return answer("credits-top", found, ["workspace_id", "consumed", "released"], format, since=since, until=until)
+        return send(run(admin_reports.credits_top, *days(since, until), limit), format)
 
     @r.get("/v1/admin/reports/publishing-daily", summary="Publishing outcomes per day (admin)", responses=responses,
            description="Per UTC day, platform and tier: destinations published, failed, skipped, cancelled; "
@@ -104,72 +94,48 @@ def router(shared: Shared) -> APIRouter:
            "lateness percentiles (seconds from the due time to the recorded outcome) of the published ones.")
     def publishing_daily(_: Admin, since: Since = None, until: Until = None, platform: str | None = None,
                          tier: str | None = None, format: Format = "json"):
-        since, until = days(since, until)
-        found = rows("SELECT *, round(published::numeric / NULLIF(published + failed + skipped, 0), 4) AS success_rate,"
-                     " round(retried::numeric / NULLIF(published + failed + skipped + cancelled, 0), 4) AS retry_rate"
-                     " FROM analytics.v1_publishing_daily WHERE day >= %(since)s AND day < %(until)s"
-                     " AND (%(tier)s::text IS NULL OR tier = %(tier)s)"
-                     " AND (%(platform)s::text IS NULL OR platform = %(platform)s) ORDER BY day, platform, tier",
-                     {"since": since, "until": until, "tier": tier, "platform": platform})
-        columns = ["day", "platform", "tier", "published", "failed", "skipped", "cancelled", "published_after_retry",
-                   "retried", "success_rate", "retry_rate", "lateness_p50_s", "lateness_p95_s", "lateness_p99_s"]
-        return answer("publishing-daily", found, columns, format, since=since, until=until)
+        return send(run(admin_reports.publishing_daily, *days(since, until), platform, tier), format)
 
     @r.get("/v1/admin/reports/generation-daily", summary="AI generations per day (admin)", responses=responses,
            description="Per UTC day (of the request) and provider: generations requested, succeeded, failed, still "
            "pending; `success_rate` = succeeded / (succeeded + failed); tokens in and out; mean latency. "
            "`GET /v1/admin/generation-stats` has failures by reason and the top topics.")
     def generation_daily(_: Admin, since: Since = None, until: Until = None, format: Format = "json"):
-        since, until = days(since, until)
-        found = rows("SELECT (requested_at AT TIME ZONE 'UTC')::date AS day, COALESCE(provider, '') AS provider,"
-                     " count(*) AS requested, count(*) FILTER (WHERE status = 'succeeded') AS succeeded,"
-                     " count(*) FILTER (WHERE status = 'failed') AS failed,"
-                     " count(*) FILTER (WHERE status = 'requested') AS pending,"
-                     " round(count(*) FILTER (WHERE status = 'succeeded')::numeric"
-                     "       / NULLIF(count(*) FILTER (WHERE status IN ('succeeded', 'failed')), 0), 4) AS success_rate,"
-                     " COALESCE(sum(tokens_in), 0) AS tokens_in, COALESCE(sum(tokens_out), 0) AS tokens_out,"
-                     " round(avg(latency_ms)) AS mean_latency_ms"
-                     " FROM generation_log WHERE requested_at >= %(since)s AND requested_at < %(until)s"
-                     " GROUP BY 1, 2 ORDER BY 1, 2", {"since": since, "until": until})
-        columns = ["day", "provider", "requested", "succeeded", "failed", "pending", "success_rate", "tokens_in",
-                   "tokens_out", "mean_latency_ms"]
-        return answer("generation-daily", found, columns, format, since=since, until=until)
+        return send(run(admin_reports.generation_daily, *days(since, until)), format)
 
     @r.get("/v1/admin/reports/tiers", summary="Workspaces per tier and their use of the limits (admin)",
            responses=responses)
     def tiers(_: Admin, format: Format = "json"):
-        found = rows("SELECT * FROM analytics.v1_tier_usage ORDER BY tier", {})
-        columns = ["tier", "workspaces", "posts_waiting", "avg_queue_use", "at_queue_limit", "avg_account_use",
-                   "at_account_limit", "credits_available"]
-        return answer("tiers", found, columns, format)
+        return send(run(admin_reports.tiers), format)
 
     @r.get("/v1/admin/reports/jobs", summary="Publishing work by state (admin)", responses=responses,
            description="Destinations per state now (pending, retry_scheduled, attempting, outcome_unknown, and the "
            "ended ones), with the oldest due time. Dead letters: `GET /v1/admin/dead-letters`.")
     def jobs(_: Admin, format: Format = "json"):
-        found = rows("SELECT * FROM analytics.v1_jobs ORDER BY status", {})
-        return answer("jobs", found, ["status", "destinations", "oldest_due_at", "last_change_at"], format)
+        return send(run(admin_reports.jobs), format)
 
     @r.get("/v1/admin/reports/unknown-outcomes", summary="Destinations whose outcome is unknown (admin)",
            responses=responses, description="Waiting for review: the platform may or may not have the post.")
     def unknown_outcomes(_: Admin, limit: Limit = 100, format: Format = "json"):
-        found = rows("SELECT * FROM analytics.v1_destinations WHERE status = 'outcome_unknown'"
-                     " ORDER BY updated_at LIMIT %(limit)s", {"limit": limit})
-        columns = ["post_id", "destination_id", "workspace_id", "social_account_id", "platform", "attempt",
-                   "due_at", "updated_at", "reason"]
-        return answer("unknown-outcomes", found, columns, format)
+        return send(run(admin_reports.unknown_outcomes, limit), format)
+
+    @r.get("/v1/admin/reports/failed-destinations", summary="Destinations that ended failed or skipped (admin)",
+           responses=responses, description="The last changed first: what the manual retry "
+           "(`POST /v1/admin/workspaces/{ws}/posts/{post}/destinations/{dest}/retry`) can publish again.")
+    def failed_destinations(_: Admin, limit: Limit = 100, format: Format = "json"):
+        return send(run(admin_reports.failed_destinations, limit), format)
 
     @r.get("/v1/admin/reports/errors", summary="The last publishing failures (admin)", responses=responses,
            description="Failed, retried, skipped and unknown outcomes, newest first, with the platform's response "
            "snippet (`detail`) and error kind.")
     def errors(_: Admin, since: Since = None, until: Until = None, limit: Limit = 100, format: Format = "json"):
-        since, until = days(since, until)
-        found = rows("SELECT * FROM analytics.v1_publishing_errors WHERE at >= %(since)s AND at < %(until)s"
-                     " ORDER BY at DESC, position DESC LIMIT %(limit)s",
-                     {"since": datetime.combine(since, datetime.min.time(), timezone.utc),
-                      "until": datetime.combine(until, datetime.min.time(), timezone.utc), "limit": limit})
-        columns = ["at", "workspace_id", "post_id", "social_account_id", "platform", "outcome", "attempt",
-                   "error_kind", "detail"]
-        return answer("errors", found, columns, format, since=since, until=until)
+        return send(run(admin_reports.errors, *days(since, until), limit), format)
+
+    @r.get("/v1/admin/workspaces", summary="Find workspaces by id or name (admin)", responses=responses,
+           description="Workspaces whose id or name contains `q` (any case; every workspace when empty), the exact "
+           "id first, then by name, with their available credits and waiting posts.")
+    def search_workspaces(_: Admin, q: Annotated[str, Query(max_length=200)] = "", limit: Limit = 50,
+                          format: Format = "json"):
+        return send(run(admin_reports.search_workspaces, q, limit), format)
 
     return r
