@@ -70,6 +70,8 @@ REASON_STATUS: dict[str, int] = {
     Reason.rule_run_not_pending: 409,
     Reason.occurrence_already_fired: 409,
     Reason.not_an_occurrence: 422,
+    Reason.notification_delivery_ended: 409,
+    Reason.notification_attempt_fenced: 409,
     Reason.post_not_draft: 409,
     Reason.post_not_awaiting_approval: 409,
     Reason.no_destinations: 422,

@@ -87,7 +87,9 @@ def test_ddl_is_idempotent(database_url, conn):
     db.apply_ddl(database_url, *catalogue.DDL)
     db.apply_ddl(database_url, queue.DDL)
     assert {p.name for p in catalogue.PROJECTIONS} == {"queue", "wallet", "posts", "accounts", "workspaces", "audit",
-                                                       "credit_clock", "notifications", "usage", "tiers", "generations"}
+                                                       "credit_clock", "notifications", "usage", "tiers", "generations",
+                                                       "notification_deliveries", "calendar", "automation_rules",
+                                                       "brand_voices"}
     assert "read_model_positions" in catalogue.TABLES, "the positions table comes with the read models"
     for table in catalogue.TABLES:
         conn.execute(f"SELECT * FROM {table} LIMIT 0")
@@ -564,6 +566,29 @@ def _history() -> list[CloudEvent]:
     s(ev.GenerationSucceeded(generation_id="gen-1", captions={"x": "Rye!"}, hashtags=["rye"], provider="offline",
                              model="template-v1", prompt_sha256="0" * 64, tokens_in=0, tokens_out=0, latency_ms=1),
       "gen-1")
+    s(ev.BrandVoiceSet(version=1, tone="warm", audience="bakers", niche="bread", words_to_use=["crumb"],
+                       words_to_avoid=[], example_posts=[], emoji_policy="none", hashtag_policy="few"))
+    # Notifications (docs/notifications.md): the delivery log.
+    s(ev.NotificationDeliveryQueued(delivery_id="msg_1", channel="webhook", target_id="whep_1", cause="post_failed",
+                                    notice_event_id="n1"), "msg_1")
+    s(ev.NotificationDeliverySent(delivery_id="msg_1", channel="webhook", target_id="whep_1", cause="post_failed",
+                                  attempt=1, status_code=204, notice_event_ids=["n1"]), "msg_1")
+    # Planning (docs/calendar.md): a schedule, its slots, a series.
+    s(ev.PostingScheduleSet(social_account_id="a", timezone="Europe/Berlin", posts_per_week=1,
+                            slots=[ev.WeeklySlotData(weekday="mon", time="09:00")], active=True), "a")
+    s(ev.SlotsPlanned(social_account_id="a", window_start=T0, window_end=T0 + timedelta(days=28), slots=[
+        ev.PlannedSlot(slot_id="slot-1", at=T0 + timedelta(days=6), local="2030-01-14T09:00",
+                       wanted="2030-01-14T09:00")]), "a")
+    s(ev.SeriesDefined(series_id="s1", kind="recurring", rrule="FREQ=WEEKLY", starts_at="2030-01-07T10:00",
+                       timezone="Europe/Berlin", destinations=["a"],
+                       items=[ev.SeriesItemData(item_id="i", text="weekly", media_urls=[])], skip_days=0, active=True),
+      "s1")
+    # Automation rules (docs/generation.md): a rule and its stats.
+    s(ev.AutomationRuleCreated(rule_id="r1", definition=ev.RuleDefinition(
+        name="weekly", schedule_kind="cron", schedule="0 9 * * 1", anchor="2030-01-07T09:00", timezone="Europe/Berlin",
+        topic="rye", tone="", language="en", context="", platforms=["sandbox"], destinations=["a"],
+        destination_platforms={"a": "sandbox"}, approval_mode="auto_schedule", catch_up_window_s=3600),
+        next_run_at=T0 + timedelta(days=7)), "r1")
     return s.events
 
 
