@@ -754,6 +754,9 @@ class DefineSeries(Payload):
             raise ValueError("item ids must be unique")
         if self.kind == "recurring" and len(self.items) != 1:
             raise ValueError("a recurring series has exactly one item")
+        return self
+
+
 class ScheduleKind(StrEnum):
     rrule = "rrule"
     cron = "cron"
