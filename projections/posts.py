@@ -46,6 +46,9 @@ BEGIN
         ALTER TABLE posts ALTER COLUMN publish_at DROP NOT NULL;
     END IF;
 END $$;
+-- The calendar's ideas and drafts with a time (projections/calendar.py), without a scan of the
+-- workspace's posts.
+CREATE INDEX IF NOT EXISTS posts_unscheduled ON posts (workspace_id, publish_at) WHERE stage IS NOT NULL;
 CREATE TABLE IF NOT EXISTS content_policies (
     workspace_id       text    PRIMARY KEY,
     requires_approval  boolean NOT NULL,

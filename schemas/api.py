@@ -223,8 +223,8 @@ class Generation(Response):
     position: int | None = None
 
 
-class BrandVoiceRead(Response):
-    """The workspace's current brand voice (the brand_voices read model)."""
+class BrandVoice(Response):
+    """A brand voice as a version of it was set."""
 
     version: int
     tone: str
@@ -235,19 +235,17 @@ class BrandVoiceRead(Response):
     example_posts: list[str]
     emoji_policy: str
     hashtag_policy: str
+
+
+class BrandVoiceRead(BrandVoice):
+    """The workspace's current brand voice (the brand_voices read model)."""
+
     set_at: datetime
 
 
-class BrandVoiceView(Response):
-    version: int
-    tone: str
-    audience: str
-    niche: str
-    words_to_use: list[str]
-    words_to_avoid: list[str]
-    example_posts: list[str]
-    emoji_policy: str
-    hashtag_policy: str
+class BrandVoiceView(BrandVoice):
+    """The brand voice as the command set it."""
+
     command_id: str
     position: int | None = None
 
