@@ -140,7 +140,7 @@ class Workspace(HeraldAggregate):
             if at > ctx.now:
                 self.check_horizon(ctx.now, at)
         new = [(self.local_day(at), platform) for platform, at in due]
-        old = self._entries(self._slots().get(post_id))
+        old = self.slot_entries(self._slots().get(post_id))
         if sorted(old) == sorted(new):
             return
         for day, platform in sorted(set(new)):
@@ -156,7 +156,7 @@ class Workspace(HeraldAggregate):
         slot = self._slots().get(post_id)
         if post_id not in self.waiting_posts or slot is None:
             return
-        old = self._entries(slot)
+        old = self.slot_entries(slot)
         new = ([(self.local_day(at), platform) for platform, at in due] if due is not None
                else [(slot[0], platform) for platform in platforms])
         if sorted(old) != sorted(new):
@@ -170,7 +170,7 @@ class Workspace(HeraldAggregate):
                                   platform_days=days if mixed else None)
 
     @staticmethod
-    def _entries(slot: list | None) -> list[tuple[str, str]]:
+    def slot_entries(slot: list | None) -> list[tuple[str, str]]:
         """A slot's (local day, platform) pairs: ``[day, platforms]`` or ``[day, platforms, days]``."""
         if slot is None:
             return []
@@ -291,7 +291,7 @@ class Workspace(HeraldAggregate):
                 self.waiting_posts.discard(event.post_id)
                 slot = self._slots().pop(event.post_id, None)
                 if slot is not None:
-                    entries = self._entries(slot)
+                    entries = self.slot_entries(slot)
                     for i, platform in enumerate(event.freed_platforms):
                         day_of = event.freed_days[i] if event.freed_days is not None else None
                         match = next((e for e in entries if e[1] == platform and day_of in (None, e[0])), None)
@@ -302,7 +302,7 @@ class Workspace(HeraldAggregate):
                             day = self._days()[match[0]]
                             day[platform] = max(0, day.get(platform, 0) - 1)
             case ev.PostSlotChanged():
-                for old_day, platform in self._entries(self._slots().get(event.post_id)):
+                for old_day, platform in self.slot_entries(self._slots().get(event.post_id)):
                     if old_day in self._days():
                         day = self._days()[old_day]
                         day[platform] = max(0, day.get(platform, 0) - 1)
