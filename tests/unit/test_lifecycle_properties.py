@@ -57,6 +57,7 @@ account_st = st.sampled_from(ACCOUNTS)
 accounts_st = st.lists(account_st, unique=True, max_size=3)
 
 
+# Workspace names: unique per run (the PostgreSQL store outlives it), the same sequence each walk.
 RUN = uuid.uuid4().hex[:6]
 WS_COUNTER = itertools.count()
 
