@@ -93,7 +93,7 @@ UPDATE queue_destinations
 _APPLIED = (ev.WorkspaceOpened, ev.PostScheduled, ev.AttemptStarted, ev.DestinationPublished, ev.RetryScheduled,
             ev.DestinationThrottled, ev.DestinationFailed, ev.DestinationSkipped, ev.OutcomeUnknown, ev.PostCancelled,
             ev.PostRevised, ev.DestinationsOnHold)
-# A revised destination waits again from the new time with its new text; one added after the post was
+# A revised destination waits again from its own time (or the post's) with its new text; one added after the post was
 # scheduled comes after those scheduled with it. Its attempt count goes on (never reset). A revision
 # redelivered after the destination moved on (started, or revised again) changes nothing.
 _REVISED = """
@@ -172,7 +172,7 @@ def apply(conn: Connection, event: CloudEvent, data: EventData) -> None:
             with conn.cursor() as cur:
                 cur.executemany(_REVISED, [
                     (data.post_id, d.destination_id, event.workspaceid, d.social_account_id, d.platform, d.handle,
-                     data.publish_at, at, d.text, ADDED_ORDINAL + i)
+                     d.due_at or data.publish_at, at, d.text, ADDED_ORDINAL + i)
                     for i, d in enumerate(data.destinations)])
 
 

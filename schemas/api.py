@@ -139,12 +139,18 @@ class ReschedulePostRequest(BaseModel):
 
     publish_at: cmd.Timestamp
     reason: str = Field("rescheduled", min_length=1, max_length=200)
+    destination_ids: list[cmd.Id] | None = Field(None, min_length=1, max_length=20,
+                                                 description="move only these destinations (each still pending); "
+                                                 "omitted: every destination")
 
 
 class PublishNowRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     reason: str = Field("publish_now", min_length=1, max_length=200)
+    destination_ids: list[cmd.Id] | None = Field(None, min_length=1, max_length=20,
+                                                 description="publish only these destinations now (each still "
+                                                 "pending); omitted: every destination")
 
 
 # Responses -----------------------------------------------------------------------------
@@ -268,6 +274,8 @@ class PostChanged(Response):
     publish_at: datetime | None = None
     destinations: list[str] | None = Field(None, description="an edit: the destinations revised or added")
     removed: list[str] | None = Field(None, description="an edit: the destinations removed (cancelled)")
+    due_at: dict[str, datetime] | None = Field(None, description="an edit: each revised or added destination's own "
+                                               "due time")
     released_holds: list[str] | None = Field(None, description="an edit: holds released because their destination "
                                              "moved in time (each got a new one)")
     command_id: str

@@ -329,18 +329,25 @@ class EditPost(PostEdit):
 
 
 class ReschedulePost(Payload):
-    """Moves every destination of a scheduled post (none may have started) to ``publish_at``."""
+    """Moves every destination of a scheduled post (none may have started) to ``publish_at``, or
+    only ``destination_ids`` (each still pending; the others keep their times)."""
 
     post_id: Id
     publish_at: Timestamp
     reason: str = Field("rescheduled", min_length=1, max_length=200)
+    destination_ids: list[Id] | None = Field(None, min_length=1, max_length=20,
+                                             description="only these destinations (each still pending); omitted: "
+                                             "every destination")
 
 
 class PublishPostNow(Payload):
-    """A scheduled post (none of its destinations started) is due now."""
+    """A scheduled post (none of its destinations started) is due now, or only ``destination_ids``."""
 
     post_id: Id
     reason: str = Field("publish_now", min_length=1, max_length=200)
+    destination_ids: list[Id] | None = Field(None, min_length=1, max_length=20,
+                                             description="only these destinations (each still pending); omitted: "
+                                             "every destination")
 
 
 class StartPublishAttempt(Payload):

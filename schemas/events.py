@@ -64,6 +64,8 @@ class PostLeftQueue(EventData):
     post_id: str
     freed_platforms: list[str] = Field(default_factory=list,
                                        description="cancelled destinations: their daily slots are free again")
+    freed_days: list[str] | None = Field(None, description="the local day of each freed platform's slot; null: "
+                                         "the post's slot day (events from before per-destination times)")
 
 
 class LimitBreach(BaseModel):
@@ -125,6 +127,8 @@ class PostSlotChanged(EventData):
     post_id: str
     due_day: str
     platforms: list[str]
+    platform_days: list[str] | None = Field(None, description="the local day of each platform's slot when the "
+                                            "post's destinations are due on different days; null: all on due_day")
 
 
 @event_type("herald.workspace.generation_counted.v1")
@@ -547,6 +551,8 @@ class Destination(BaseModel):
     hold_id: str
     text_overridden: bool = Field(False, description="the text is the destination's own, not the post's")
     media_urls: list[str] | None = Field(None, description="the destination's own media; null: the post's")
+    due_at: datetime | None = Field(None, description="when this destination is due, if not at the post's "
+                                    "publish_at (it was rescheduled or published now on its own)")
 
 
 @event_type("herald.post.scheduled.v1")
@@ -619,7 +625,7 @@ class PostRejected(EventData):
 class PostRevised(EventData):
     """A scheduled post changed before the destinations concerned started: content edited,
     rescheduled, published now, or destinations added. ``destinations`` are those revised or added,
-    each in full and waiting from ``publish_at``; a destination given a new hold (moved in time, or
+    each in full and waiting from its own ``due_at`` (or ``publish_at`` when it has none); a destination given a new hold (moved in time, or
     added) had its old one released (``released_holds``) in the same decision. Destinations
     removed are cancelled by a PostCancelled beside it."""
 

@@ -53,6 +53,7 @@ class DestinationState:
     media_urls: list[str] | None = None  # the destination's own media; None: the post's
     revised: bool = False  # its time was set by a revision: a start long before it was asked for the old time
     slot_freed: bool = False  # cancelled on its own: its daily slot was freed then, not when the post settles
+    slot_at: datetime | None = None  # the time its daily slot was counted for (retries move due_at, not this)
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,11 @@ class Post(Drafting, Editing, HeraldAggregate):
 
     def media_of(self, dest: DestinationState) -> list[str]:
         return list(dest.media_urls) if dest.media_urls is not None else list(self.media_urls)
+
+    def slot_due(self) -> list[tuple[str, datetime]]:
+        """(platform, the time its daily slot counts for) of each destination whose slot is not freed."""
+        return [(d.platform, d.slot_at or self.publish_at or d.due_at) for d in self.destinations.values()
+                if not d.slot_freed]
 
     @property
     def settled(self) -> bool:
@@ -307,6 +313,7 @@ class Post(Drafting, Editing, HeraldAggregate):
                         d.social_account_id, d.platform, d.handle, d.text, d.hold_id, event.publish_at,
                         text_overridden=d.text_overridden,
                         media_urls=list(d.media_urls) if d.media_urls is not None else None,
+                        slot_at=event.publish_at,
                     )
                     for d in event.destinations
                 }

@@ -46,10 +46,13 @@ def reschedule_post(app: HeraldApplication, ctx: Context, p: cmd.ReschedulePost)
     post = app.post(ctx, p.post_id)
     if post.stage is not None:
         post.require_stage("idea", "draft")
+        if p.destination_ids is not None:
+            raise Rejected(Reason.post_not_draft, f"post {p.post_id} is {post.status}: a draft has one time for "
+                           "all its destinations; schedule it first to move some of them")
         edit = cmd.EditPost(post_id=p.post_id, publish_at=p.publish_at, reason=p.reason)
         return _edit_draft(app, ctx, post, edit)
     return _revise(app, ctx, post, cmd.EditPost(post_id=p.post_id, publish_at=p.publish_at, reason=p.reason),
-                   change="reschedule")
+                   change="reschedule", only=p.destination_ids)
 
 
 @handles(cmd.PublishPostNow)
@@ -59,7 +62,7 @@ def publish_post_now(app: HeraldApplication, ctx: Context, p: cmd.PublishPostNow
         raise Rejected(Reason.post_not_editable, f"post {p.post_id} is {post.status}; submit it first (with no "
                        "publish_at, or now, it is scheduled for now)")
     return _revise(app, ctx, post, cmd.EditPost(post_id=p.post_id, publish_at=ctx.now, reason=p.reason),
-                   change="publish_now")
+                   change="publish_now", only=p.destination_ids)
 
 
 def _edit_draft(app: HeraldApplication, ctx: Context, post: Post, p: cmd.EditPost) -> Outcome:
@@ -98,9 +101,19 @@ def _draft_of(drafts: dict[str, ev.DraftDestination], destination_id: str) -> ev
     return drafts[destination_id]
 
 
-def _revise(app: HeraldApplication, ctx: Context, post: Post, p: cmd.EditPost, change: str) -> Outcome:
-    whole = p.text is not None or p.media_urls is not None or p.publish_at is not None
+def _revise(app: HeraldApplication, ctx: Context, post: Post, p: cmd.EditPost, change: str,
+            only: list[str] | None = None) -> Outcome:
+    """``only``: a move in time (``p.publish_at``) of these destinations alone; the others keep theirs."""
     live = post.live_destinations()
+    if only is not None:
+        strangers = [d for d in only if d not in live]
+        if strangers:
+            raise Rejected(Reason.unknown_destination, f"post {post.post_id} has no destination "
+                           f"{', '.join(sorted(strangers))} still on it")
+        if set(only) == set(live):  # every destination: a move of the post
+            only = None
+    moving = set(only) if only is not None else set(live) if p.publish_at is not None else set()
+    whole = p.text is not None or p.media_urls is not None or (p.publish_at is not None and only is None)
     if whole and not live:
         raise Rejected(Reason.post_not_editable, f"post {post.post_id} is {post.status}: nothing left to change")
     adding = set(p.add_destinations)
@@ -110,7 +123,8 @@ def _revise(app: HeraldApplication, ctx: Context, post: Post, p: cmd.EditPost, c
                 destination_id in on_hold and destination_id in p.remove_destinations):
             raise Rejected(Reason.unknown_destination, f"post {post.post_id} has no destination {destination_id} "
                            "still on it")
-    concerned = set(live) if whole else {*p.remove_destinations, *p.destination_text, *p.destination_media} - adding
+    concerned = set(live) if whole else ({*p.remove_destinations, *p.destination_text, *p.destination_media}
+                                         | moving) - adding
     concerned -= on_hold  # removing one on hold is cancelling it: nothing of it was started or is held
     post.require_unstarted(sorted(concerned))
     if post.settled:  # it has left the queue: nothing of it waits any more
@@ -121,10 +135,11 @@ def _revise(app: HeraldApplication, ctx: Context, post: Post, p: cmd.EditPost, c
 
     text = p.text if p.text is not None else post.text
     media_urls = [str(u) for u in p.media_urls] if p.media_urls is not None else list(post.media_urls)
-    publish_at = p.publish_at or post.publish_at
+    publish_at = p.publish_at if p.publish_at is not None and only is None else post.publish_at
     assert publish_at is not None, "a scheduled post has its time"
-    moved = p.publish_at is not None and p.publish_at != post.publish_at
-    if p.publish_at is not None or p.add_destinations:
+    if p.publish_at is not None:
+        check_due(app, ctx, p.publish_at)
+    if p.add_destinations:
         check_due(app, ctx, publish_at)
 
     workspace = app.workspace(ctx)
@@ -155,16 +170,21 @@ def _revise(app: HeraldApplication, ctx: Context, post: Post, p: cmd.EditPost, c
         is_new = (d.destination_id not in post.destinations
                   or post.destinations[d.destination_id].status in ("cancelled", "on_hold"))
         hold_id = post.destinations[d.destination_id].hold_id if not is_new else ""
+        # Each destination keeps its own time unless this moves it (an added one comes at the post's time).
+        due = publish_at if is_new else post.destinations[d.destination_id].due_at
+        if not is_new and d.destination_id in moving and p.publish_at is not None:
+            due = p.publish_at
+        moved = not is_new and due != post.destinations[d.destination_id].due_at
         if is_new or moved:
             if hold_id and hold_id in wallet.holds and not is_new:
                 wallet.release(ctx, hold_id, f"post_{change}")
                 released.append(hold_id)
             hold_id = hold_id_for(post.post_id, d.destination_id, retry=ctx.command_id)
-            wallet.place_hold(ctx, hold_id, post.post_id, d.destination_id, due_at=publish_at)
+            wallet.place_hold(ctx, hold_id, post.post_id, d.destination_id, due_at=due)
         destinations.append(ev.Destination(
             destination_id=d.destination_id, social_account_id=d.social_account_id, platform=d.platform,
             handle=d.handle, text=d.text if d.text is not None else text, text_overridden=d.text is not None,
-            media_urls=d.media_urls, hold_id=hold_id))
+            media_urls=d.media_urls, hold_id=hold_id, due_at=due))
 
     if not removed and not destinations:
         raise Rejected(Reason.invalid_payload, "the edit changes nothing")
@@ -174,11 +194,10 @@ def _revise(app: HeraldApplication, ctx: Context, post: Post, p: cmd.EditPost, c
     if destinations:
         post.revise(ctx, change, text, media_urls, publish_at, destinations, released, p.reason)
     changed: list[HeraldAggregate] = [post, wallet, *settle_holds(app, ctx, post, before)]
-    platforms = [d.platform for d in post.destinations.values() if not d.slot_freed]
-    workspace.move_post_slot(ctx, post.post_id, publish_at, platforms)
+    # The daily slots follow each destination to its own local day (limits checked for what a day gains).
+    workspace.move_post_slots(ctx, post.post_id, post.slot_due())
     changed += [workspace, *_dequeue_if_settled(app, ctx, post)]
     return unique(changed), {"post_id": post.post_id, "status": post.status, "publish_at": publish_at.isoformat(),
                               "destinations": [d.destination_id for d in destinations],
+                              "due_at": {d.destination_id: (d.due_at or publish_at).isoformat() for d in destinations},
                               "removed": sorted(removed), "released_holds": released}
-
-

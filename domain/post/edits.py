@@ -85,10 +85,11 @@ class Editing:
         self.text, self.media_urls, self.publish_at = event.text, list(event.media_urls), event.publish_at
         for d in event.destinations:
             old: DestinationState | None = self.destinations.get(d.destination_id)
-            fresh = DestinationState(d.social_account_id, d.platform, d.handle, d.text, d.hold_id, event.publish_at,
+            due = d.due_at or event.publish_at
+            fresh = DestinationState(d.social_account_id, d.platform, d.handle, d.text, d.hold_id, due,
                                      text_overridden=d.text_overridden,
                                      media_urls=list(d.media_urls) if d.media_urls is not None else None,
-                                     revised=True)
+                                     revised=True, slot_at=due)
             if old is not None:  # attempt numbers go on, so a re-added destination never repeats an attempt key
                 fresh.attempt = old.attempt
                 fresh.failures = old.failures if old.status != "cancelled" else 0

@@ -161,7 +161,8 @@ def cancel_destinations(app: HeraldApplication, ctx: Context, post: Post, destin
     before = len(post.pending_events)
     post.cancel_destinations(ctx, destination_ids, reason)
     workspace = app.workspace(ctx)
-    workspace.shrink_post_slot(ctx, post.post_id, [d.platform for d in post.destinations.values() if not d.slot_freed])
+    due = post.slot_due()
+    workspace.shrink_post_slot(ctx, post.post_id, [platform for platform, _ in due], due)
     return unique([post, workspace, *settle_holds(app, ctx, post, before), *_dequeue_if_settled(app, ctx, post)])
 
 
@@ -172,7 +173,8 @@ def hold_destinations(app: HeraldApplication, ctx: Context, post: Post, destinat
     before = len(post.pending_events)
     post.put_on_hold(ctx, destination_ids, reason)
     workspace = app.workspace(ctx)
-    workspace.shrink_post_slot(ctx, post.post_id, [d.platform for d in post.destinations.values() if not d.slot_freed])
+    due = post.slot_due()
+    workspace.shrink_post_slot(ctx, post.post_id, [platform for platform, _ in due], due)
     return unique([post, workspace, *settle_holds(app, ctx, post, before)])
 
 
@@ -297,5 +299,7 @@ def _dequeue_if_settled(app: HeraldApplication, ctx: Context, post: Post) -> lis
     # once enough were skipped, the rest of that day's posts are under the limit again and publish).
     cancelled = [d.platform for d in post.destinations.values() if not d.slot_freed
                  and (d.status == "cancelled" or (d.status == "skipped" and d.reason == DAILY_LIMIT_SKIP))]
-    workspace.dequeue_post(ctx, post.post_id, cancelled)
+    freed_at = [d.slot_at or post.publish_at for d in post.destinations.values() if not d.slot_freed
+                and (d.status == "cancelled" or (d.status == "skipped" and d.reason == DAILY_LIMIT_SKIP))]
+    workspace.dequeue_post(ctx, post.post_id, cancelled, freed_at if all(freed_at) else None)
     return [workspace]

@@ -27,7 +27,7 @@ class Workspace(HeraldAggregate):
     tier_version = 0
     tier_limits: dict[str, int] | None = None
     pending_tier: dict | None = None  # {"tier": name, "effective_at": datetime}
-    post_slots: dict[str, list] | None = None  # waiting post id → [local day, [platforms]]
+    post_slots: dict[str, list] | None = None  # waiting post id → [local day, [platforms], [day of each]?]
     daily_posts: dict[str, dict[str, int]] | None = None  # local day → platform → destinations
     generations: dict[str, int] | None = None  # local day → generations
     automation_rules = 0
@@ -127,27 +127,55 @@ class Workspace(HeraldAggregate):
         self.record(ctx, ev.PublishingPolicySet(missed_window_s=missed_window_s))
 
     def move_post_slot(self, ctx: Context, post_id: str, publish_at: datetime, platforms: list[str]) -> None:
-        """A waiting post's daily slot becomes ``platforms`` on ``publish_at``'s local day: the
-        horizon and, for each platform it adds to a day, the daily limit are checked."""
+        """A waiting post's daily slot becomes ``platforms`` on ``publish_at``'s local day."""
+        self.move_post_slots(ctx, post_id, [(platform, publish_at) for platform in platforms])
+
+    def move_post_slots(self, ctx: Context, post_id: str, due: list[tuple[str, datetime]]) -> None:
+        """A waiting post's daily slots become one per (platform, due time) on that time's local day
+        (its destinations may be due on different days): the horizon and, for each platform it adds
+        to a day, the daily limit are checked."""
         if post_id not in self.waiting_posts:
             return
-        self.check_horizon(ctx.now, publish_at)
-        day = self.local_day(publish_at)
-        old_day, old_platforms = (self._slots().get(post_id) or [None, []])
-        if old_day == day and sorted(old_platforms) == sorted(platforms):
+        for _, at in due:
+            if at > ctx.now:
+                self.check_horizon(ctx.now, at)
+        new = [(self.local_day(at), platform) for platform, at in due]
+        old = self.slot_entries(self._slots().get(post_id))
+        if sorted(old) == sorted(new):
             return
-        for platform in sorted(set(platforms)):
-            ours = old_platforms.count(platform) if old_day == day else 0
-            adding = platforms.count(platform) - ours
+        for day, platform in sorted(set(new)):
+            adding = new.count((day, platform)) - old.count((day, platform))
             if adding > 0:
                 self.check_daily_posts(day, platform, adding)
-        self.record(ctx, ev.PostSlotChanged(post_id=post_id, due_day=day, platforms=list(platforms)))
+        self.record(ctx, self._slot_changed(post_id, new, old))
 
-    def shrink_post_slot(self, ctx: Context, post_id: str, platforms: list[str]) -> None:
-        """A waiting post lost destinations: its slot keeps its day and only ``platforms``."""
+    def shrink_post_slot(self, ctx: Context, post_id: str, platforms: list[str],
+                         due: list[tuple[str, datetime]] | None = None) -> None:
+        """A waiting post lost destinations: its slot keeps only ``platforms`` (``due``: each with
+        the time its slot was counted for; without it, on the slot's day)."""
         slot = self._slots().get(post_id)
-        if post_id in self.waiting_posts and slot is not None and sorted(slot[1]) != sorted(platforms):
-            self.record(ctx, ev.PostSlotChanged(post_id=post_id, due_day=slot[0], platforms=list(platforms)))
+        if post_id not in self.waiting_posts or slot is None:
+            return
+        old = self.slot_entries(slot)
+        new = ([(self.local_day(at), platform) for platform, at in due] if due is not None
+               else [(slot[0], platform) for platform in platforms])
+        if sorted(old) != sorted(new):
+            self.record(ctx, self._slot_changed(post_id, new, old))
+
+    def _slot_changed(self, post_id: str, new: list[tuple[str, str]], old: list[tuple[str, str]]) -> ev.PostSlotChanged:
+        days = [day for day, _ in new]
+        due_day = min(days) if days else min((d for d, _ in old), default="")
+        mixed = any(day != due_day for day in days)
+        return ev.PostSlotChanged(post_id=post_id, due_day=due_day, platforms=[p for _, p in new],
+                                  platform_days=days if mixed else None)
+
+    @staticmethod
+    def slot_entries(slot: list | None) -> list[tuple[str, str]]:
+        """A slot's (local day, platform) pairs: ``[day, platforms]`` or ``[day, platforms, days]``."""
+        if slot is None:
+            return []
+        days = slot[2] if len(slot) > 2 and slot[2] is not None else [slot[0]] * len(slot[1])
+        return list(zip(days, slot[1], strict=True))
 
     def set_content_policy(self, ctx: Context, requires_approval: bool, disconnect_waiting: str = "cancel") -> None:
         self.record(ctx, ev.ContentPolicySet(requires_approval=requires_approval,
@@ -158,9 +186,12 @@ class Workspace(HeraldAggregate):
         since they were scheduled: a downgrade, an override)."""
         return self.daily_posts_on(day, platform) > self.limit("daily_posts_per_platform")
 
-    def dequeue_post(self, ctx: Context, post_id: str, freed_platforms: list[str] | tuple[str, ...] = ()) -> None:
+    def dequeue_post(self, ctx: Context, post_id: str, freed_platforms: list[str] | tuple[str, ...] = (),
+                     freed_at: list[datetime] | None = None) -> None:
+        """``freed_at``: when each freed platform's slot was counted for (its local day is freed)."""
         if post_id in self.waiting_posts:
-            self.record(ctx, ev.PostLeftQueue(post_id=post_id, freed_platforms=list(freed_platforms)))
+            days = [self.local_day(at) for at in freed_at] if freed_at is not None else None
+            self.record(ctx, ev.PostLeftQueue(post_id=post_id, freed_platforms=list(freed_platforms), freed_days=days))
 
     def generations_on(self, day: str) -> int:
         return (self.generations or {}).get(day, 0)
@@ -259,19 +290,27 @@ class Workspace(HeraldAggregate):
             case ev.PostLeftQueue():
                 self.waiting_posts.discard(event.post_id)
                 slot = self._slots().pop(event.post_id, None)
-                if slot is not None and slot[0] in self._days():
-                    day = self._days()[slot[0]]
-                    for platform in event.freed_platforms:
-                        day[platform] = max(0, day.get(platform, 0) - 1)
+                if slot is not None:
+                    entries = self.slot_entries(slot)
+                    for i, platform in enumerate(event.freed_platforms):
+                        day_of = event.freed_days[i] if event.freed_days is not None else None
+                        match = next((e for e in entries if e[1] == platform and day_of in (None, e[0])), None)
+                        if match is None:
+                            continue
+                        entries.remove(match)
+                        if match[0] in self._days():
+                            day = self._days()[match[0]]
+                            day[platform] = max(0, day.get(platform, 0) - 1)
             case ev.PostSlotChanged():
-                old = self._slots().get(event.post_id)
-                if old is not None and old[0] in self._days():
-                    day = self._days()[old[0]]
-                    for platform in old[1]:
+                for old_day, platform in self.slot_entries(self._slots().get(event.post_id)):
+                    if old_day in self._days():
+                        day = self._days()[old_day]
                         day[platform] = max(0, day.get(platform, 0) - 1)
-                self._slots()[event.post_id] = [event.due_day, list(event.platforms)]
-                day = self._days().setdefault(event.due_day, {})
-                for platform in event.platforms:
+                days = event.platform_days if event.platform_days is not None else [event.due_day] * len(event.platforms)
+                self._slots()[event.post_id] = ([event.due_day, list(event.platforms)] if event.platform_days is None
+                                                else [event.due_day, list(event.platforms), list(days)])
+                for new_day, platform in zip(days, event.platforms, strict=True):
+                    day = self._days().setdefault(new_day, {})
                     day[platform] = day.get(platform, 0) + 1
             case ev.TierChanged():
                 self.tier, self.tier_version = event.to_tier, event.version

@@ -93,24 +93,28 @@ def router(shared: Shared) -> APIRouter:
     @r.post(
         "/v1/workspaces/{workspace_id}/posts/{post_id}/reschedule", response_model=api.PostChanged,
         summary="Move a post to another time", responses=openapi_responses(401, 402, 403, 404, 409, 422, 503),
-        description="Every destination moves (none may have started: 409 `destination_started`); each gets a new "
-        "hold in place of its old one; the daily limit is checked for the new day (409 "
-        "`daily_post_limit_reached`). On an idea or draft it only sets the time.",
+        description="Every destination moves, or only `destination_ids` (the others keep their own times); those "
+        "moved must not have started (409 `destination_started`); each gets a new hold in place of its old one; the "
+        "daily limit is checked for the new day of each (409 `daily_post_limit_reached`). On an idea or draft it "
+        "only sets the time (`destination_ids` is refused there: 409 `post_not_draft`).",
     )
     def reschedule_post(workspace_id: WorkspaceId, post_id: ResourceId, body: api.ReschedulePostRequest,
                         caller: Caller, response: Response, idempotency_key: IdempotencyKey = None):
-        payload = cmd.ReschedulePost(post_id=post_id, publish_at=body.publish_at, reason=body.reason)
+        payload = cmd.ReschedulePost(post_id=post_id, publish_at=body.publish_at, reason=body.reason,
+                                     destination_ids=body.destination_ids)
         return step(caller, workspace_id, auth.WORKSPACE_WRITE, payload, idempotency_key, response)
 
     @r.post(
         "/v1/workspaces/{workspace_id}/posts/{post_id}/publish-now", response_model=api.PostChanged,
         summary="Publish a scheduled post now", responses=openapi_responses(401, 403, 404, 409, 422, 503),
-        description="A reschedule to now. 409 `destination_started`; 409 `post_not_editable` for an idea or draft "
-        "(submit it without `publish_at` instead).",
+        description="A reschedule to now, of every destination or only `destination_ids`. 409 "
+        "`destination_started`; 409 `post_not_editable` for an idea or draft (submit it without `publish_at` "
+        "instead).",
     )
     def publish_now(workspace_id: WorkspaceId, post_id: ResourceId, caller: Caller, response: Response,
                     body: api.PublishNowRequest | None = None, idempotency_key: IdempotencyKey = None):
-        payload = cmd.PublishPostNow(post_id=post_id, reason=(body or api.PublishNowRequest()).reason)
+        body = body or api.PublishNowRequest()
+        payload = cmd.PublishPostNow(post_id=post_id, reason=body.reason, destination_ids=body.destination_ids)
         return step(caller, workspace_id, auth.WORKSPACE_WRITE, payload, idempotency_key, response)
 
     @r.put(

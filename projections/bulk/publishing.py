@@ -105,13 +105,13 @@ def queue(conn: Connection, events: list[Raw]) -> None:
                 key = (d["post_id"], x["destination_id"])
                 row = {"post_id": d["post_id"], "destination_id": x["destination_id"], "workspace_id": e.workspace_id,
                        "social_account_id": x["social_account_id"], "platform": x["platform"], "handle": x["handle"],
-                       "due_at": d["publish_at"], "status": "pending", "attempt": 0, "platform_post_id": None,
-                       "url": None, "reason": "", "updated_at": at, "text": x["text"],
+                       "due_at": x.get("due_at") or d["publish_at"], "status": "pending", "attempt": 0,
+                       "platform_post_id": None, "url": None, "reason": "", "updated_at": at, "text": x["text"],
                        "ordinal": ADDED_ORDINAL + i, "throttled_until": None}
                 if not dests.insert(row):
                     old = dests.get(key)
                     if old["status"] in ("pending", "cancelled", "on_hold") and old["updated_at"] <= at:
-                        old.update(due_at=d["publish_at"], status="pending", reason="", throttled_until=None,
+                        old.update(due_at=row["due_at"], status="pending", reason="", throttled_until=None,
                                    text=x["text"], updated_at=at)
                         dests.changed(key)
     workspaces.store(conn)

@@ -222,3 +222,42 @@ def test_disconnect_with_hold_keeps_the_destinations_on_hold(gw, ws):
     assert [p["post_id"] for p in listed["posts"]] == ["p1"]
     assert_problem(gw.http.post(f"/v1/workspaces/a/social-accounts/{two}/disconnect", headers=editor,
                                 json={"waiting": "later"}), 422, "validation_error")
+
+
+def test_reschedule_and_publish_now_of_one_destination(gw, ws):
+    key, editor, one, two = ws
+    gw.http.post("/v1/workspaces/a/drafts", headers=editor, json={"post_id": "p1", "text": "Hi",
+                                                                   "destinations": [one, two], "publish_at": soon()})
+    gw.http.post("/v1/workspaces/a/posts/p1/submit", headers=editor)
+
+    later = soon(5)
+    moved = gw.http.post("/v1/workspaces/a/posts/p1/reschedule", headers=editor,
+                         json={"publish_at": later, "destination_ids": [two]})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["destinations"] == [two] and len(moved.json()["released_holds"]) == 1
+    assert datetime.fromisoformat(moved.json()["due_at"][two]) == datetime.fromisoformat(later)
+    assert held(gw, key) == 2
+    post = gw.get("/v1/workspaces/a/posts/p1", headers=editor).json()
+    due = {d["destination_id"]: datetime.fromisoformat(d["due_at"]) for d in post["destinations"]}
+    assert due[two] == datetime.fromisoformat(later) and due[one] < datetime.now(UTC) + timedelta(hours=2)
+    assert_problem(gw.http.post("/v1/workspaces/a/posts/p1/reschedule", headers=editor,
+                                json={"publish_at": later, "destination_ids": []}), 422, "validation_error")
+
+    now = gw.http.post("/v1/workspaces/a/posts/p1/publish-now", headers=editor, json={"destination_ids": [one]})
+    assert now.status_code == 200 and now.json()["destinations"] == [one], now.text
+    post = gw.get("/v1/workspaces/a/posts/p1", headers=editor).json()
+    due = {d["destination_id"]: datetime.fromisoformat(d["due_at"]) for d in post["destinations"]}
+    assert due[one] <= datetime.now(UTC) and due[two] == datetime.fromisoformat(later)
+    assert held(gw, key) == 2
+
+    # one has started: it can no longer be moved, two still can
+    gw.http.post("/v1/commands", headers=ADMIN, json={
+        "command_id": "start-one", "type": "start_publish_attempt.v1", "workspace_id": "a", "issued_by": "test",
+        "issued_at": datetime.now(UTC).isoformat(), "payload": {"post_id": "p1", "destination_id": one, "attempt": 1}})
+    gw.app.handle(gw.submitted[-1])
+    assert_problem(gw.http.post("/v1/workspaces/a/posts/p1/publish-now", headers=editor,
+                                json={"destination_ids": [one]}), 409, "destination_started")
+    assert_problem(gw.http.post("/v1/workspaces/a/posts/p1/reschedule", headers=editor,
+                                json={"publish_at": soon(7), "destination_ids": [one]}), 409, "destination_started")
+    again = gw.http.post("/v1/workspaces/a/posts/p1/publish-now", headers=editor, json={"destination_ids": [two]})
+    assert again.status_code == 200, again.text

@@ -217,6 +217,8 @@ def run_workload(app, ws: str, workload, *, tier: str = "pro", timezone: str = "
                 decide(cmd.RejectPost(post_id=f"{ws}-d{post}", comment="not yet"))
             case "edit":  # a scheduled post moved and reworded, and a draft reworded
                 decide(cmd.EditPost(post_id=post_id, text=f"edited {post}", publish_at=now() + timedelta(hours=3)))
+                # and one destination of it moved on its own (each destination has its own due time)
+                decide(cmd.ReschedulePost(post_id=post_id, publish_at=now() + timedelta(hours=5), destination_ids=[dest]))
                 decide(cmd.EditPost(post_id=f"{ws}-d{post}", text=f"draft {post}, edited",
                                     publish_at=now() + timedelta(hours=4)))
             case "plan":  # planning: 0 schedule + top-off, 1 fill a slot, 2 pause, 3 an evergreen series

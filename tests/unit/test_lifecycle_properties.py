@@ -57,6 +57,11 @@ account_st = st.sampled_from(ACCOUNTS)
 accounts_st = st.lists(account_st, unique=True, max_size=3)
 
 
+# Workspace names: unique per run (the PostgreSQL store outlives it), the same sequence each walk.
+RUN = uuid.uuid4().hex[:6]
+WS_COUNTER = itertools.count()
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = T0
@@ -70,7 +75,7 @@ class LifecycleMachine(RuleBasedStateMachine):
     @initialize(approval=st.booleans())
     def open_workspace(self, approval: bool) -> None:
         self.clock.now = T0
-        self.ws = f"ws-life-{uuid.uuid4().hex[:8]}"
+        self.ws = f"ws-life-{RUN}-{next(WS_COUNTER):05d}"
         self.ids = itertools.count(1)
         self.first_position = (self.app.recorder.max_notification_id() or 0) + 1
         overrides = {"queue_size": 100, "daily_posts_per_platform": 100, "accounts_per_platform": 5}
@@ -297,6 +302,25 @@ class LifecycleMachine(RuleBasedStateMachine):
     def advance(self, hours: float) -> None:
         self.clock.now += timedelta(hours=hours)
 
+    @precondition(lambda self: bool(self.made))
+    @rule(data=st.data(), due_in_h=st.sampled_from([1, 3, 48]))
+    def reschedule_destination(self, data: st.DataObject, due_in_h: int) -> None:
+        """One destination moved on its own (refused once it started: the others keep their times)."""
+        post = self.focus(data, "scheduled", "publishing")
+        account = self.pick_account(data, post, "pending")
+        if self.step(post, cmd.ReschedulePost(post_id=self.post_id(post), destination_ids=[self.acc(account)],
+                                              publish_at=self.clock.now + timedelta(hours=due_in_h))).accepted:
+            self.transitions["moved alone", "reschedule"] += 1
+
+    @precondition(lambda self: bool(self.made))
+    @rule(data=st.data())
+    def publish_destination_now(self, data: st.DataObject) -> None:
+        post = self.focus(data, "scheduled", "publishing")
+        account = self.pick_account(data, post, "pending")
+        if self.step(post, cmd.PublishPostNow(post_id=self.post_id(post),
+                                              destination_ids=[self.acc(account)])).accepted:
+            self.transitions["moved alone", "publish_now"] += 1
+
     # Invariants -----------------------------------------------------------------------------
 
     @invariant()
@@ -345,6 +369,22 @@ class LifecycleMachine(RuleBasedStateMachine):
                 expected.add(found.post_id)
         assert workspace.waiting_posts == expected
 
+    @invariant()
+    def each_waiting_post_counts_its_destinations_on_their_own_days(self) -> None:
+        """The workspace's daily slot of a waiting post is one (local day, platform) per destination
+        whose slot is not freed, on the day that destination was scheduled for (they may differ)."""
+        if not hasattr(self, "ws"):
+            return
+        workspace = self.app.find(Workspace, self.ws)
+        for post_id in workspace.waiting_posts:
+            slot = (workspace.post_slots or {}).get(post_id)
+            found = self.app.find(Post, post_id)
+            if slot is None or found is None:
+                continue
+            counted = sorted(workspace.slot_entries(slot))
+            wanted = sorted((workspace.local_day(at), platform) for platform, at in found.slot_due())
+            assert counted == wanted, f"{post_id}: counted {counted}, its destinations {wanted}"
+
 
 def test_the_lifecycle_keeps_its_invariants(make_app, request) -> None:  # noqa: ANN001 - the fixtures
     clock = Clock()
@@ -363,7 +403,8 @@ def test_the_lifecycle_keeps_its_invariants(make_app, request) -> None:  # noqa:
         wanted = {(None, "idea"), (None, "draft"), ("idea", "draft"), ("draft", "needs_approval"),
                   ("draft", "scheduled"), ("needs_approval", "draft"), ("needs_approval", "scheduled"),
                   ("scheduled", "publishing"), ("scheduled", "cancelled"), ("draft", "cancelled"),
-                  ("publishing", "scheduled"), ("scheduled", "on_hold")}
+                  ("publishing", "scheduled"), ("scheduled", "on_hold"),
+                  ("moved alone", "reschedule"), ("moved alone", "publish_now")}  # some destinations moved
         assert wanted <= walked, f"never walked: {wanted - walked}"
 
 
