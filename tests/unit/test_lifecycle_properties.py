@@ -386,26 +386,39 @@ class LifecycleMachine(RuleBasedStateMachine):
             assert counted == wanted, f"{post_id}: counted {counted}, its destinations {wanted}"
 
 
+# Every transition of the diagram, walked by the rules (else the invariants are checked on too little).
+WANTED = {(None, "idea"), (None, "draft"), ("idea", "draft"), ("draft", "needs_approval"),
+          ("draft", "scheduled"), ("needs_approval", "draft"), ("needs_approval", "scheduled"),
+          ("scheduled", "publishing"), ("scheduled", "cancelled"), ("draft", "cancelled"),
+          ("publishing", "scheduled"), ("scheduled", "on_hold"),
+          ("moved alone", "reschedule"), ("moved alone", "publish_now")}  # some destinations moved
+
+
 def test_the_lifecycle_keeps_its_invariants(make_app, request) -> None:  # noqa: ANN001 - the fixtures
     clock = Clock()
     LifecycleMachine.clock = clock
     LifecycleMachine.app = make_app(lambda: clock.now)
     LifecycleMachine.transitions = Counter()
     memory = request.node.callspec.params["make_app"] == "memory"
-    run_state_machine_as_test(LifecycleMachine, settings=settings(
-        # the in-memory store is fast: many walks there, fewer on PostgreSQL (the same domain, its store)
-        max_examples=300 if memory else 60, stateful_step_count=50, deadline=None,
-        suppress_health_check=[HealthCheck.too_slow],
-        derandomize=True,  # the same walk each run: the coverage check below cannot flake
-    ))
+
+    def walk(derandomize: bool) -> None:
+        run_state_machine_as_test(LifecycleMachine, settings=settings(
+            # the in-memory store is fast: many walks there, fewer on PostgreSQL (the same domain, its store)
+            max_examples=300 if memory else 60, stateful_step_count=50, deadline=None,
+            suppress_health_check=[HealthCheck.too_slow], derandomize=derandomize, database=None,
+        ))
+
+    walk(derandomize=True)
     if memory:
+        # The walk is not the same in every process (string hashing is randomised per process, and
+        # the domain iterates sets), so a rare transition may be missed by one walk: more walks, on
+        # other seeds, until each was seen — every walk checks all the invariants again.
+        for _ in range(5):
+            if WANTED <= set(LifecycleMachine.transitions):
+                break
+            walk(derandomize=False)
         walked = set(LifecycleMachine.transitions)
-        wanted = {(None, "idea"), (None, "draft"), ("idea", "draft"), ("draft", "needs_approval"),
-                  ("draft", "scheduled"), ("needs_approval", "draft"), ("needs_approval", "scheduled"),
-                  ("scheduled", "publishing"), ("scheduled", "cancelled"), ("draft", "cancelled"),
-                  ("publishing", "scheduled"), ("scheduled", "on_hold"),
-                  ("moved alone", "reschedule"), ("moved alone", "publish_now")}  # some destinations moved
-        assert wanted <= walked, f"never walked: {wanted - walked}"
+        assert WANTED <= walked, f"never walked in six walks: {WANTED - walked}"
 
 
 from tests.unit.stores import make_app  # noqa: E402,F401 - the fixture
